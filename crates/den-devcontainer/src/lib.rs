@@ -1,0 +1,251 @@
+//! devcontainer.json as the Dev Container specification means it.
+//!
+//! Parse JSONC with positions ([`jsonc`]), find the file ([`find_config`]),
+//! check it against the typed model ([`DevContainer`]), substitute variables
+//! ([`substitute`]) and merge image metadata ([`merge`]). Reading files is the
+//! only I/O here; nothing knows about docker.
+
+pub mod discover;
+pub mod error;
+pub mod jsonc;
+pub mod lifecycle;
+pub mod merge;
+pub mod model;
+pub mod mount;
+pub mod substitute;
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+pub use discover::find_config;
+pub use error::{ConfigError, Pos};
+pub use jsonc::Document;
+pub use lifecycle::{LifecycleCommand, Step};
+pub use merge::{merge, parse_metadata_label, MergedConfig, MetadataEntry};
+pub use model::DevContainer;
+pub use mount::Mount;
+
+/// A configuration file, parsed and checked, before substitution.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub path: PathBuf,
+    pub document: Document,
+    pub config: DevContainer,
+}
+
+/// Reads, parses and checks one devcontainer.json.
+pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    load_str(&text, path)
+}
+
+/// Parses and checks configuration text; `path` names it in errors.
+pub fn load_str(text: &str, path: &Path) -> Result<Loaded, ConfigError> {
+    let document = jsonc::parse(text, path)?;
+    let config = typecheck(&document, path)?;
+    Ok(Loaded {
+        path: path.to_path_buf(),
+        document,
+        config,
+    })
+}
+
+/// Checks the document against the typed model; a mismatch names the
+/// property and where it is in the file.
+fn typecheck(doc: &Document, path: &Path) -> Result<DevContainer, ConfigError> {
+    if !doc.value.is_object() {
+        return Err(ConfigError::Invalid {
+            path: path.to_path_buf(),
+            pos: doc.position(""),
+            property: "(root)".into(),
+            message: format!("expected a JSON object, found {}", model::kind(&doc.value)),
+        });
+    }
+    serde_path_to_error::deserialize::<_, DevContainer>(&doc.value).map_err(|e| {
+        let mut pointer = String::new();
+        for seg in e.path().iter() {
+            match seg {
+                serde_path_to_error::Segment::Seq { index } => {
+                    pointer.push_str(&format!("/{index}"))
+                }
+                serde_path_to_error::Segment::Map { key } => {
+                    pointer.push('/');
+                    pointer.push_str(&jsonc::pointer_token(key));
+                }
+                _ => {}
+            }
+        }
+        ConfigError::Invalid {
+            path: path.to_path_buf(),
+            pos: doc.position(&pointer),
+            property: e.path().to_string(),
+            message: e.inner().to_string(),
+        }
+    })
+}
+
+/// A configuration with everything substituted that is known before a
+/// container exists. `${containerEnv:…}` stays for the agent.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub config_file: PathBuf,
+    pub local_folder: PathBuf,
+    /// The whole document after substitution, unknown properties included.
+    pub raw: Value,
+    pub config: DevContainer,
+    /// Where the project is inside the container.
+    pub workspace_folder: String,
+    /// The mount that puts the project there (`None` for compose, which
+    /// mounts it itself).
+    pub workspace_mount: Option<String>,
+    pub devcontainer_id: String,
+}
+
+impl Resolved {
+    pub fn is_compose(&self) -> bool {
+        self.config.docker_compose_file.is_some()
+    }
+
+    /// The folder of the configuration file, which `build.dockerfile`,
+    /// `build.context` and `dockerComposeFile` are relative to.
+    pub fn config_dir(&self) -> &Path {
+        self.config_file.parent().unwrap_or(Path::new("."))
+    }
+}
+
+/// Substitutes the host-side variables in a loaded configuration.
+pub fn resolve(
+    loaded: &Loaded,
+    local_folder: &Path,
+    local_env: &dyn Fn(&str) -> Option<String>,
+) -> Resolved {
+    let local = local_folder.to_string_lossy().into_owned();
+    let config_file = loaded.path.to_string_lossy().into_owned();
+    let id = substitute::devcontainer_id(&local, &config_file);
+    let first = substitute::Context {
+        local_env,
+        local_workspace_folder: Some(&local),
+        container_workspace_folder: None,
+        devcontainer_id: Some(&id),
+        container_env: None,
+    };
+    // The workspace folder may itself use local variables; once known it is
+    // what `${containerWorkspaceFolder}` means everywhere else.
+    let workspace_folder = match &loaded.config.workspace_folder {
+        Some(f) if !f.is_empty() => substitute::substitute_str(f, &first),
+        _ if loaded.config.docker_compose_file.is_some() => "/".to_string(),
+        _ => format!("/workspaces/{}", substitute::basename(&local)),
+    };
+    let ctx = substitute::Context {
+        container_workspace_folder: Some(&workspace_folder),
+        ..first
+    };
+    let mut raw = loaded.document.value.clone();
+    substitute::substitute_value(&mut raw, &ctx);
+    // Substitution only rewrites strings inside strings, so the shape that
+    // passed the check still passes.
+    let config: DevContainer =
+        serde_json::from_value(raw.clone()).unwrap_or_else(|_| loaded.config.clone());
+    let workspace_mount = match &config.workspace_mount {
+        Some(m) => Some(m.clone()),
+        None if config.docker_compose_file.is_some() => None,
+        None => Some(format!(
+            "type=bind,source={local},target={workspace_folder},consistency=cached"
+        )),
+    };
+    Resolved {
+        config_file: loaded.path.clone(),
+        local_folder: local_folder.to_path_buf(),
+        raw,
+        config,
+        workspace_folder,
+        workspace_mount,
+        devcontainer_id: id,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn load_text(t: &str) -> Result<Loaded, ConfigError> {
+        load_str(t, Path::new("/p/.devcontainer/devcontainer.json"))
+    }
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn wrong_type_names_the_property_and_its_place() {
+        let e = load_text("{\n  \"image\": \"x\",\n  \"forwardPorts\": \"x\"\n}").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "/p/.devcontainer/devcontainer.json:3:19: property `forwardPorts`: invalid type: string \"x\", expected a sequence"
+        );
+    }
+
+    #[test]
+    fn nested_wrong_type_is_located() {
+        let e = load_text("{\n \"build\": {\n  \"args\": {\n   \"A\": 1\n  }\n }\n}").unwrap_err();
+        let (_, pos) = e.location().unwrap();
+        assert_eq!(pos, Pos { line: 4, column: 9 });
+        assert!(e.to_string().contains("property `build.args.A`"), "{e}");
+        let e = load_text("{\"forwardPorts\": [1, \"bad port\"]}").unwrap_err();
+        assert!(e.to_string().contains("property `forwardPorts[1]`"), "{e}");
+        assert!(e.to_string().contains(":1:22:"), "{e}");
+    }
+
+    #[test]
+    fn root_must_be_an_object() {
+        let e = load_text("[1]").unwrap_err().to_string();
+        assert!(e.contains("expected a JSON object, found an array"), "{e}");
+    }
+
+    #[test]
+    fn resolve_defaults_and_substitutes_everywhere() {
+        let l = load_text(
+            r#"{"image": "img", "remoteEnv": {"W": "${containerWorkspaceFolder}", "P": "${containerEnv:PATH}"},
+               "mounts": ["source=${localWorkspaceFolder}/cache,target=/c,type=bind"], "x-tool": "${localWorkspaceFolderBasename}"}"#,
+        )
+        .unwrap();
+        let r = resolve(&l, Path::new("/src/api"), &no_env);
+        assert_eq!(r.workspace_folder, "/workspaces/api");
+        assert_eq!(
+            r.workspace_mount.as_deref(),
+            Some("type=bind,source=/src/api,target=/workspaces/api,consistency=cached")
+        );
+        assert_eq!(
+            r.raw["remoteEnv"],
+            json!({"W": "/workspaces/api", "P": "${containerEnv:PATH}"})
+        );
+        assert_eq!(r.raw["x-tool"], json!("api"));
+        assert_eq!(
+            r.config.mounts.unwrap()[0].to_docker_arg(),
+            "source=/src/api/cache,target=/c,type=bind"
+        );
+    }
+
+    #[test]
+    fn workspace_folder_can_use_local_variables() {
+        let l = load_text(r#"{"image": "i", "workspaceFolder": "/w/${localWorkspaceFolderBasename}", "name": "${containerWorkspaceFolderBasename}"}"#).unwrap();
+        let r = resolve(&l, Path::new("/src/web"), &no_env);
+        assert_eq!(r.workspace_folder, "/w/web");
+        assert_eq!(r.raw["name"], json!("web"));
+    }
+
+    #[test]
+    fn compose_defaults() {
+        let l =
+            load_text(r#"{"dockerComposeFile": ["a.yml", "b.yml"], "service": "app"}"#).unwrap();
+        let r = resolve(&l, Path::new("/src/c"), &no_env);
+        assert!(r.is_compose());
+        assert_eq!(r.workspace_folder, "/");
+        assert_eq!(r.workspace_mount, None);
+    }
+}

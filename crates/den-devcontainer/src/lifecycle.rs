@@ -1,0 +1,207 @@
+//! Lifecycle commands (`onCreateCommand` and friends) in the spec's three
+//! forms: a string (run by `/bin/sh -c`), an array (run directly, no shell),
+//! and an object of named commands that run in parallel.
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::model::kind;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "Value", into = "Value")]
+pub enum LifecycleCommand {
+    /// Run with `/bin/sh -c`.
+    Shell(String),
+    /// Run as it is, without a shell: program and arguments.
+    Exec(Vec<String>),
+    /// Named commands, each a string or an array, run in parallel.
+    Parallel(IndexMap<String, Step>),
+}
+
+/// One command that runs: in a shell or directly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    Shell(String),
+    Exec(Vec<String>),
+}
+
+impl Step {
+    /// The argv to run: `["/bin/sh", "-c", s]` for the shell form.
+    pub fn argv(&self) -> Vec<String> {
+        match self {
+            Step::Shell(s) => vec!["/bin/sh".into(), "-c".into(), s.clone()],
+            Step::Exec(v) => v.clone(),
+        }
+    }
+
+    /// Nothing to run: an empty string or array.
+    pub fn is_empty(&self) -> bool {
+        match self {
+            Step::Shell(s) => s.trim().is_empty(),
+            Step::Exec(v) => v.is_empty(),
+        }
+    }
+
+    fn from_value(v: Value) -> Result<Self, String> {
+        match v {
+            Value::String(s) => Ok(Step::Shell(s)),
+            Value::Array(items) => items
+                .into_iter()
+                .enumerate()
+                .map(|(i, x)| match x {
+                    Value::String(s) => Ok(s),
+                    other => Err(format!(
+                        "argument {i}: expected a string, found {}",
+                        kind(&other)
+                    )),
+                })
+                .collect::<Result<_, _>>()
+                .map(Step::Exec),
+            other => Err(format!(
+                "expected a string or an array of strings, found {}",
+                kind(&other)
+            )),
+        }
+    }
+}
+
+impl From<Step> for Value {
+    fn from(s: Step) -> Value {
+        match s {
+            Step::Shell(s) => Value::String(s),
+            Step::Exec(v) => Value::from(v),
+        }
+    }
+}
+
+impl LifecycleCommand {
+    /// The commands to run, with their names for the parallel form. They all
+    /// start together; the hook is done when every one is.
+    pub fn steps(&self) -> Vec<(Option<&str>, Step)> {
+        match self {
+            LifecycleCommand::Shell(s) => vec![(None, Step::Shell(s.clone()))],
+            LifecycleCommand::Exec(v) => vec![(None, Step::Exec(v.clone()))],
+            LifecycleCommand::Parallel(m) => m
+                .iter()
+                .filter(|(_, s)| !s.is_empty())
+                .map(|(k, s)| (Some(k.as_str()), s.clone()))
+                .collect(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.steps().iter().all(|(_, s)| s.is_empty())
+    }
+}
+
+impl TryFrom<Value> for LifecycleCommand {
+    type Error = String;
+    fn try_from(v: Value) -> Result<Self, String> {
+        match v {
+            Value::Object(map) => {
+                let mut out = IndexMap::new();
+                for (name, cmd) in map {
+                    // Inside the object form, null means "no command" (a
+                    // later config may use it to switch one off).
+                    if cmd.is_null() {
+                        continue;
+                    }
+                    let step =
+                        Step::from_value(cmd).map_err(|e| format!("command `{name}`: {e}"))?;
+                    out.insert(name, step);
+                }
+                Ok(LifecycleCommand::Parallel(out))
+            }
+            Value::String(_) | Value::Array(_) => Step::from_value(v).map(|s| match s {
+                Step::Shell(s) => LifecycleCommand::Shell(s),
+                Step::Exec(a) => LifecycleCommand::Exec(a),
+            }),
+            other => Err(format!(
+                "expected a string, an array of strings, or an object of named commands; found {}",
+                kind(&other)
+            )),
+        }
+    }
+}
+
+impl From<LifecycleCommand> for Value {
+    fn from(c: LifecycleCommand) -> Value {
+        match c {
+            LifecycleCommand::Shell(s) => Value::String(s),
+            LifecycleCommand::Exec(v) => Value::from(v),
+            LifecycleCommand::Parallel(m) => {
+                Value::Object(m.into_iter().map(|(k, s)| (k, Value::from(s))).collect())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(v: Value) -> Result<LifecycleCommand, String> {
+        LifecycleCommand::try_from(v)
+    }
+
+    #[test]
+    fn string_form_runs_in_sh() {
+        let c = parse(json!("echo hi && true")).unwrap();
+        assert_eq!(
+            c.steps(),
+            vec![(None, Step::Shell("echo hi && true".into()))]
+        );
+        assert_eq!(
+            c.steps()[0].1.argv(),
+            vec!["/bin/sh", "-c", "echo hi && true"]
+        );
+    }
+
+    #[test]
+    fn array_form_runs_without_shell() {
+        let c = parse(json!(["echo", "a b", "$HOME"])).unwrap();
+        assert_eq!(c.steps()[0].1.argv(), vec!["echo", "a b", "$HOME"]);
+    }
+
+    #[test]
+    fn object_form_is_parallel_and_ordered() {
+        let c = parse(
+            json!({"server": "npm start", "db": ["pg_ctl", "start"], "off": null, "empty": ""}),
+        )
+        .unwrap();
+        let steps = c.steps();
+        assert_eq!(steps.len(), 2);
+        assert_eq!(steps[0], (Some("server"), Step::Shell("npm start".into())));
+        assert_eq!(
+            steps[1],
+            (
+                Some("db"),
+                Step::Exec(vec!["pg_ctl".into(), "start".into()])
+            )
+        );
+        // round trip keeps the form
+        assert_eq!(
+            Value::from(c),
+            json!({"server": "npm start", "db": ["pg_ctl", "start"], "empty": ""})
+        );
+    }
+
+    #[test]
+    fn empty_commands() {
+        assert!(parse(json!("")).unwrap().is_empty());
+        assert!(parse(json!([])).unwrap().is_empty());
+        assert!(parse(json!({})).unwrap().is_empty());
+        assert!(!parse(json!("x")).unwrap().is_empty());
+    }
+
+    #[test]
+    fn wrong_shapes() {
+        assert!(parse(json!(3)).unwrap_err().contains("found a number"));
+        assert!(parse(json!(["ok", 1])).unwrap_err().contains("argument 1"));
+        assert!(parse(json!({"a": {"b": 1}}))
+            .unwrap_err()
+            .contains("command `a`"));
+    }
+}

@@ -1,0 +1,101 @@
+use std::path::{Path, PathBuf};
+
+use crate::{create_private_dir, Result, StateError};
+
+/// The root of den's state, and the names of the things in it.
+///
+/// ```text
+/// $DEN_HOME/
+///   config.json                       current context, defaults
+///   known_hosts                       pinned agent host keys
+///   contexts/<ctx>/providers/<name>/  provider.yaml, options.json
+///   contexts/<ctx>/workspaces/<id>/   workspace.json, lock, keys
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Home {
+    root: PathBuf,
+}
+
+impl Home {
+    /// `DEN_HOME` when set and not empty, else the platform's data folder.
+    pub fn from_env() -> Result<Self> {
+        match std::env::var_os("DEN_HOME") {
+            Some(v) if !v.is_empty() => Ok(Self::at(PathBuf::from(v))),
+            _ => directories::ProjectDirs::from("dev", "den", "den")
+                .map(|d| Self::at(d.data_dir().to_path_buf()))
+                .ok_or(StateError::NoHome),
+        }
+    }
+
+    pub fn at(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Creates the root folder (0700) if it does not exist yet.
+    pub fn ensure(&self) -> Result<()> {
+        create_private_dir(&self.root)
+    }
+
+    pub fn config_file(&self) -> PathBuf {
+        self.root.join("config.json")
+    }
+
+    pub fn known_hosts(&self) -> PathBuf {
+        self.root.join("known_hosts")
+    }
+
+    pub fn context_dir(&self, context: &str) -> PathBuf {
+        self.root.join("contexts").join(context)
+    }
+
+    pub fn providers_dir(&self, context: &str) -> PathBuf {
+        self.context_dir(context).join("providers")
+    }
+
+    pub fn provider_dir(&self, context: &str, provider: &str) -> PathBuf {
+        self.providers_dir(context).join(provider)
+    }
+
+    pub fn workspaces_dir(&self, context: &str) -> PathBuf {
+        self.context_dir(context).join("workspaces")
+    }
+
+    pub fn workspace_dir(&self, context: &str, id: &str) -> PathBuf {
+        self.workspaces_dir(context).join(id)
+    }
+
+    /// The lock file of one workspace. It sits beside, not inside, the
+    /// workspace folder so that deleting the folder cannot race the lock.
+    pub fn workspace_lock(&self, context: &str, id: &str) -> PathBuf {
+        self.context_dir(context)
+            .join("locks")
+            .join(format!("{id}.lock"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_is_under_the_root() {
+        let h = Home::at("/x");
+        assert_eq!(
+            h.workspace_dir("default", "api"),
+            PathBuf::from("/x/contexts/default/workspaces/api")
+        );
+        assert_eq!(
+            h.provider_dir("default", "docker"),
+            PathBuf::from("/x/contexts/default/providers/docker")
+        );
+        assert_eq!(
+            h.workspace_lock("c", "api"),
+            PathBuf::from("/x/contexts/c/locks/api.lock")
+        );
+        assert_eq!(h.known_hosts(), PathBuf::from("/x/known_hosts"));
+    }
+}

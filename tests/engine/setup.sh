@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Make sure a real container engine and the local test images are present.
+#
+# Idempotent and quiet when everything is already there (well under 3 s).
+# Installs missing Debian packages, starts dockerd in the background when no
+# engine answers, and builds the local images the end-to-end tests use.
+# Nothing is ever pulled from a registry: the images are made from Debian
+# packages with debootstrap and busybox-static.
+set -euo pipefail
+
+STATE_DIR=${DEN_ENGINE_STATE:-/var/tmp/den-engine}
+DEBIAN_MIRROR=${DEN_DEBIAN_MIRROR:-}
+mkdir -p "$STATE_DIR"
+
+log() { printf 'engine: %s\n' "$*" >&2; }
+
+# --- 1. packages --------------------------------------------------------------
+need=()
+command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
+[ -x /bin/busybox ] || need+=(busybox-static)
+command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
+[ -x /usr/sbin/sshd ] || need+=(openssh-server)
+command -v ssh >/dev/null 2>&1 || need+=(openssh-client)
+command -v ssh-agent >/dev/null 2>&1 || need+=(openssh-client)
+command -v git >/dev/null 2>&1 || need+=(git)
+command -v file >/dev/null 2>&1 || need+=(file)
+if [ -x /bin/busybox ] && ! /bin/busybox --list 2>/dev/null | grep -qx sh; then need+=(busybox-static); fi
+if [ ${#need[@]} -gt 0 ]; then
+  log "installing ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >"$STATE_DIR/apt.log" 2>&1
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >>"$STATE_DIR/apt.log" 2>&1 \
+    || { tail -n 20 "$STATE_DIR/apt.log" >&2; exit 1; }
+fi
+# busybox (the dynamic one) and busybox-static conflict; the static binary is
+# what the no-libc image needs.
+if ! file -L /bin/busybox | grep -q 'statically linked'; then
+  log "installing busybox-static"
+  apt-get install -y -qq busybox-static >>"$STATE_DIR/apt.log" 2>&1
+fi
+
+# --- 2. the engine -------------------------------------------------------------
+# Prefer the client that matches the daemon we start (Debian's), but any
+# client on PATH that reaches an engine is fine.
+DOCKER=${DOCKER:-docker}
+engine_up() { timeout 10 "$DOCKER" info >/dev/null 2>&1; }
+if ! engine_up; then
+  log "starting dockerd (log: $STATE_DIR/dockerd.log)"
+  # containerd is started by dockerd itself when no system one runs.
+  nohup dockerd --host=unix:///var/run/docker.sock >"$STATE_DIR/dockerd.log" 2>&1 &
+  echo $! >"$STATE_DIR/dockerd.pid"
+  for _ in $(seq 1 120); do
+    engine_up && break
+    if ! kill -0 "$(cat "$STATE_DIR/dockerd.pid")" 2>/dev/null; then
+      log "dockerd exited:"; tail -n 20 "$STATE_DIR/dockerd.log" >&2; exit 1
+    fi
+    sleep 0.5
+  done
+  engine_up || { log "dockerd did not answer within 60 s"; tail -n 20 "$STATE_DIR/dockerd.log" >&2; exit 1; }
+fi
+
+# --- 3. local test images --------------------------------------------------------
+have_image() { "$DOCKER" image inspect "$1" >/dev/null 2>&1; }
+
+if ! have_image den-test/busybox; then
+  log "building den-test/busybox"
+  dir=$(mktemp -d)
+  mkdir -p "$dir/bin" "$dir/etc" "$dir/tmp" "$dir/root" "$dir/usr/local/bin" "$dir/usr/bin" "$dir/usr/sbin" "$dir/sbin"
+  chmod 1777 "$dir/tmp"
+  cp /bin/busybox "$dir/bin/busybox"
+  # one hard link per applet, so `sh`, `cat`, `id` … exist and nothing else does
+  for applet in $("$dir/bin/busybox" --list-full); do
+    [ -e "$dir/$applet" ] || ln "$dir/bin/busybox" "$dir/$applet" 2>/dev/null || true
+  done
+  printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$dir/etc/passwd"
+  printf 'root:x:0:\nnogroup:x:65534:\n' >"$dir/etc/group"
+  tar -C "$dir" -c . | "$DOCKER" import -c 'CMD ["/bin/sh"]' - den-test/busybox >/dev/null
+  rm -rf "$dir"
+fi
+
+if ! have_image den-test/debian:bookworm; then
+  log "building den-test/debian:bookworm (debootstrap, about a minute)"
+  dir=$(mktemp -d)
+  mirror=$DEBIAN_MIRROR
+  if [ -z "$mirror" ]; then
+    # the mirror apt already uses on this machine
+    mirror=$(grep -rhoE '^(deb|URIs:)[^#]*https?://[^ ]+' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null \
+      | grep -oE 'https?://[^ ]+' | grep -E '/debian/?$' | head -n 1 || true)
+    mirror=${mirror:-http://deb.debian.org/debian}
+  fi
+  debootstrap --variant=minbase --include=bash,git,procps,ca-certificates,sudo \
+    bookworm "$dir" "$mirror" >"$STATE_DIR/debootstrap.log" 2>&1 \
+    || { tail -n 20 "$STATE_DIR/debootstrap.log" >&2; rm -rf "$dir"; exit 1; }
+  rm -rf "$dir/var/cache/apt/archives/"*.deb "$dir/var/lib/apt/lists/"*
+  tar -C "$dir" -c . | "$DOCKER" import -c 'CMD ["/bin/bash"]' - den-test/debian:bookworm >/dev/null
+  rm -rf "$dir"
+fi
