@@ -168,7 +168,7 @@ mod crash_tests {
         }
         holder.kill().unwrap();
         holder.wait().unwrap();
-                let got = Lock::acquire(&p, |_| {}).unwrap();
+        let got = Lock::acquire(&p, |_| {}).unwrap();
         assert_eq!(got.path(), p);
     }
 }

@@ -1,0 +1,109 @@
+//! What every end-to-end test shares: a sandbox with its own DEN_HOME and ssh
+//! config, a command builder for the built binary, and engine helpers.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn den_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_den"))
+}
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// An isolated place to run den: private DEN_HOME, private ssh config,
+/// removed when dropped.
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    pub fn new() -> Self {
+        Sandbox {
+            dir: tempfile::Builder::new()
+                .prefix("den-e2e-")
+                .tempdir()
+                .unwrap(),
+        }
+    }
+
+    pub fn home(&self) -> PathBuf {
+        self.dir.path().join("den-home")
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `den ARGS` with this sandbox's DEN_HOME and ssh config.
+    pub fn den(&self) -> Command {
+        let mut c = Command::new(den_bin());
+        c.env("DEN_HOME", self.home())
+            .env("DEN_SSH_CONFIG", self.dir.path().join("ssh_config"))
+            .env_remove("DEN_LOG");
+        c
+    }
+
+    /// Writes `files` (relative path → content) under `name` and returns it.
+    pub fn project(&self, name: &str, files: &[(&str, &str)]) -> PathBuf {
+        let root = self.dir.path().join(name);
+        for (rel, content) in files {
+            let p = root.join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, content).unwrap();
+        }
+        std::fs::create_dir_all(&root).unwrap();
+        root
+    }
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+pub fn run(cmd: &mut Command) -> Run {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd.output().expect("running den");
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
+
+/// `docker ARGS`, panicking with its stderr when it fails.
+pub fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker runs");
+    assert!(
+        out.status.success(),
+        "docker {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The engine must be there: tests/engine/setup.sh starts it. A test that
+/// needs it fails loudly rather than skipping silently.
+pub fn require_engine() {
+    let ok = Command::new("docker")
+        .args(["info", "--format", "{{.ServerVersion}}"])
+        .output();
+    match ok {
+        Ok(o) if o.status.success() => {}
+        _ => panic!("no Docker engine answers: run tests/engine/setup.sh (tests/run.sh does)"),
+    }
+}

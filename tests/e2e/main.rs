@@ -1,0 +1,8 @@
+//! End-to-end tests: they run the built `den` binary, against the real
+//! Docker engine where they need one (`tests/engine/setup.sh` makes sure it
+//! is there; `tests/run.sh` calls it before `cargo test`).
+
+mod common;
+mod conformance;
+mod read_config;
+mod static_binary;
