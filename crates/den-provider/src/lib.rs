@@ -1,0 +1,34 @@
+//! Provider manifests and their options.
+
+mod manifest;
+mod options;
+
+pub use manifest::{
+    builtin, builtin_names, AgentConfig, AgentDocker, Binary, Manifest, OptionEnum, OptionGroup,
+    ProviderOption, StrArray, StrBool,
+};
+pub use options::{expand_options, resolve_options, OptionSource, ResolvedOption};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    #[error("{origin}: not a valid provider manifest: {message}")]
+    Manifest { origin: String, message: String },
+    #[error("provider option {name} is required but has no value; set it with --provider-option {name}=VALUE or `den provider set-options {provider} -o {name}=VALUE`")]
+    RequiredMissing { provider: String, name: String },
+    #[error("provider option {name}={value:?} is not valid: {message}")]
+    Invalid {
+        name: String,
+        value: String,
+        message: String,
+    },
+    #[error("provider option {name}: its command failed: {source}")]
+    Command {
+        name: String,
+        #[source]
+        source: den_process::ProcessError,
+    },
+    #[error("provider option {0} depends on itself (through its default or command)")]
+    Cycle(String),
+    #[error("provider {provider} has no option {name}")]
+    Unknown { provider: String, name: String },
+}

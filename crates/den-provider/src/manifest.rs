@@ -1,0 +1,405 @@
+//! The `provider.yaml` model, compatible with DevPod's schema.
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::ProviderError;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Manifest {
+    pub name: String,
+    #[serde(deserialize_with = "scalar")]
+    pub version: String,
+    pub description: String,
+    pub icon: String,
+    pub icon_dark: String,
+    pub home: String,
+    pub source: Option<serde_norway::Value>,
+    pub option_groups: Vec<OptionGroup>,
+    pub options: IndexMap<String, ProviderOption>,
+    pub agent: AgentConfig,
+    pub exec: IndexMap<String, StrArray>,
+    pub binaries: IndexMap<String, Vec<Binary>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct OptionGroup {
+    pub name: String,
+    pub options: Vec<String>,
+    pub default_visible: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ProviderOption {
+    pub description: String,
+    pub display_name: String,
+    #[serde(deserialize_with = "scalar")]
+    pub default: String,
+    #[serde(deserialize_with = "str_bool")]
+    pub required: bool,
+    #[serde(deserialize_with = "str_bool")]
+    pub password: bool,
+    #[serde(deserialize_with = "str_bool")]
+    pub mutable: bool,
+    #[serde(deserialize_with = "str_bool")]
+    pub hidden: bool,
+    #[serde(deserialize_with = "str_bool")]
+    pub local: bool,
+    /// Shared by every workspace of the provider, not set per workspace.
+    #[serde(deserialize_with = "str_bool")]
+    pub global: bool,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub command: String,
+    pub sub_options_command: String,
+    pub cache: String,
+    pub validation_pattern: String,
+    pub validation_message: String,
+    pub suggestions: Vec<String>,
+    #[serde(rename = "enum")]
+    pub enum_values: Vec<OptionEnum>,
+}
+
+/// An allowed value: `- a` or `- {value: a, displayName: A}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OptionEnum {
+    pub value: String,
+    #[serde(skip_serializing_if = "String::is_empty", rename = "displayName")]
+    pub display_name: String,
+}
+
+impl<'de> Deserialize<'de> for OptionEnum {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Full {
+            #[serde(deserialize_with = "scalar")]
+            value: String,
+            #[serde(default)]
+            display_name: String,
+        }
+        let v = serde_norway::Value::deserialize(d)?;
+        if let Some(s) = scalar_text(&v) {
+            return Ok(OptionEnum {
+                value: s,
+                display_name: String::new(),
+            });
+        }
+        let f: Full = serde_norway::from_value(v).map_err(serde::de::Error::custom)?;
+        Ok(OptionEnum {
+            value: f.value,
+            display_name: f.display_name,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct AgentConfig {
+    pub path: String,
+    pub data_path: String,
+    pub driver: String,
+    pub local: StrBool,
+    pub inactivity_timeout: String,
+    pub container_inactivity_timeout: String,
+    pub inject_git_credentials: StrBool,
+    pub inject_docker_credentials: StrBool,
+    pub docker: AgentDocker,
+    pub binaries: IndexMap<String, Vec<Binary>>,
+    pub kubernetes: Option<serde_norway::Value>,
+    pub custom: Option<serde_norway::Value>,
+    pub dockerless: Option<serde_norway::Value>,
+    pub timeout: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct AgentDocker {
+    pub path: String,
+    pub install: StrBool,
+    pub builder: String,
+    pub env: IndexMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Binary {
+    pub os: String,
+    pub arch: String,
+    pub path: String,
+    pub checksum: String,
+    pub archive_path: String,
+    pub name: String,
+}
+
+/// A boolean that manifests may write as `true` or `"true"` (or as an option
+/// reference like `"${INJECT}"`, resolved later).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct StrBool(#[serde(deserialize_with = "scalar")] pub String);
+
+impl StrBool {
+    /// The value after option expansion; empty means `default`.
+    pub fn is_true_or(&self, default: bool) -> bool {
+        match self.0.trim().to_ascii_lowercase().as_str() {
+            "" => default,
+            "true" | "yes" | "1" => true,
+            _ => false,
+        }
+    }
+}
+
+/// A command that manifests may write as one string or as a list of lines.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct StrArray(pub Vec<String>);
+
+impl StrArray {
+    /// The script to give `sh -c`: the lines joined by newlines.
+    pub fn script(&self) -> String {
+        self.0.join("\n")
+    }
+}
+
+impl<'de> Deserialize<'de> for StrArray {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = serde_norway::Value::deserialize(d)?;
+        if let Some(s) = scalar_text(&v) {
+            return Ok(StrArray(vec![s]));
+        }
+        match v {
+            serde_norway::Value::Sequence(items) => items
+                .iter()
+                .map(|i| {
+                    scalar_text(i)
+                        .ok_or_else(|| serde::de::Error::custom("expected a list of strings"))
+                })
+                .collect::<Result<_, _>>()
+                .map(StrArray),
+            serde_norway::Value::Null => Ok(StrArray::default()),
+            _ => Err(serde::de::Error::custom(
+                "expected a string or a list of strings",
+            )),
+        }
+    }
+}
+
+fn scalar_text(v: &serde_norway::Value) -> Option<String> {
+    match v {
+        serde_norway::Value::String(s) => Some(s.clone()),
+        serde_norway::Value::Bool(b) => Some(b.to_string()),
+        serde_norway::Value::Number(n) => Some(n.to_string()),
+        serde_norway::Value::Null => Some(String::new()),
+        _ => None,
+    }
+}
+
+/// A string field that YAML may give as a number or boolean (as Go's yaml
+/// decoding into a string field accepts).
+fn scalar<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let v = serde_norway::Value::deserialize(d)?;
+    scalar_text(&v).ok_or_else(|| serde::de::Error::custom("expected a string, number or boolean"))
+}
+
+fn str_bool<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    Ok(StrBool(scalar(d)?).is_true_or(false))
+}
+
+impl Manifest {
+    /// Parses a manifest; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Manifest, ProviderError> {
+        let m: Manifest = serde_norway::from_str(text).map_err(|e| ProviderError::Manifest {
+            origin: origin.to_string(),
+            message: e.to_string(),
+        })?;
+        if m.name.trim().is_empty() {
+            return Err(ProviderError::Manifest {
+                origin: origin.into(),
+                message: "`name` is missing".into(),
+            });
+        }
+        if !m
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(ProviderError::Manifest {
+                origin: origin.into(),
+                message: format!("name `{}` may only hold letters, digits, - and _", m.name),
+            });
+        }
+        for (name, o) in &m.options {
+            if !o.validation_pattern.is_empty() {
+                regex::Regex::new(&o.validation_pattern).map_err(|e| ProviderError::Manifest {
+                    origin: origin.into(),
+                    message: format!("option {name}: validationPattern: {e}"),
+                })?;
+            }
+        }
+        Ok(m)
+    }
+
+    /// An `exec` command by name (`command`, `create`, `status` …).
+    pub fn exec(&self, name: &str) -> Option<&StrArray> {
+        self.exec
+            .get(name)
+            .filter(|c| !c.0.iter().all(|l| l.trim().is_empty()))
+    }
+
+    /// A machine provider makes machines (it has `exec.create`).
+    pub fn is_machine_provider(&self) -> bool {
+        self.exec("create").is_some()
+    }
+}
+
+const BUILTIN: &[(&str, &str)] = &[(
+    "docker",
+    include_str!("../../../providers/docker/provider.yaml"),
+)];
+
+pub fn builtin_names() -> impl Iterator<Item = &'static str> {
+    BUILTIN.iter().map(|(n, _)| *n)
+}
+
+/// A built-in provider's manifest text.
+pub fn builtin(name: &str) -> Option<&'static str> {
+    BUILTIN.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_docker_loads() {
+        let m = Manifest::parse(builtin("docker").unwrap(), "docker").unwrap();
+        assert_eq!(m.name, "docker");
+        assert_eq!(m.options["DOCKER_PATH"].default, "docker");
+        assert!(m.options.contains_key("DOCKER_HOST"));
+        assert!(m.options.contains_key("INACTIVITY_TIMEOUT"));
+        assert!(m.agent.local.is_true_or(false));
+        assert_eq!(m.agent.docker.path, "${DOCKER_PATH}");
+        assert!(!m.is_machine_provider());
+        assert!(m.exec("command").unwrap().script().contains("${COMMAND}"));
+    }
+
+    /// A manifest in DevPod's style with every schema field, unchanged.
+    #[test]
+    fn devpod_style_manifest_with_every_field() {
+        let text = r#"
+name: my-cloud
+version: v0.0.1
+description: a test
+icon: https://x/icon.svg
+iconDark: https://x/icon-dark.svg
+home: https://x
+source:
+  github: org/repo
+optionGroups:
+  - name: Machine
+    defaultVisible: true
+    options: [REGION, SIZE]
+options:
+  REGION:
+    description: where
+    required: true
+    default: eu-1
+    enum: [eu-1, {value: us-1, displayName: US}]
+    global: true
+    mutable: false
+  SIZE:
+    default: 4
+    validationPattern: ^[0-9]+$
+    validationMessage: a number
+    suggestions: ["2", "4"]
+    type: number
+  TOKEN:
+    password: true
+    command: echo secret
+    hidden: "true"
+    local: true
+    cache: 5m
+    subOptionsCommand: echo
+    displayName: Token
+agent:
+  path: /var/lib/toolbox/devpod
+  dataPath: /var/lib/devpod
+  driver: docker
+  local: "false"
+  inactivityTimeout: 10m
+  containerInactivityTimeout: 1h
+  injectGitCredentials: true
+  injectDockerCredentials: "${INJECT}"
+  timeout: 5m
+  docker:
+    path: docker
+    install: false
+    builder: buildkit
+    env:
+      DOCKER_HOST: unix:///x
+  kubernetes:
+    namespace: x
+  custom:
+    findDevContainer: echo
+  binaries:
+    CLOUD_CLI:
+      - os: linux
+        arch: amd64
+        path: https://x/cli
+        checksum: abc
+        archivePath: bin/cli
+        name: cli
+binaries:
+  CLOUD_CLI:
+    - os: linux
+      arch: amd64
+      path: ./cli
+exec:
+  init: ${CLOUD_CLI} version
+  command: ${CLOUD_CLI} ssh "${MACHINE_ID}" -- "${COMMAND}"
+  create:
+    - ${CLOUD_CLI} create "${MACHINE_ID}"
+    - echo done
+  delete: ${CLOUD_CLI} delete "${MACHINE_ID}"
+  start: ${CLOUD_CLI} start "${MACHINE_ID}"
+  stop: ${CLOUD_CLI} stop "${MACHINE_ID}"
+  status: ${CLOUD_CLI} status "${MACHINE_ID}"
+somethingFromTheFuture: 1
+"#;
+        let m = Manifest::parse(text, "test").unwrap();
+        assert!(m.is_machine_provider());
+        assert_eq!(m.options["SIZE"].default, "4");
+        assert!(m.options["REGION"].required);
+        assert!(m.options["TOKEN"].hidden);
+        assert_eq!(m.options["REGION"].enum_values[1].value, "us-1");
+        assert_eq!(m.options["REGION"].enum_values[1].display_name, "US");
+        assert_eq!(
+            m.exec("create").unwrap().script(),
+            "${CLOUD_CLI} create \"${MACHINE_ID}\"\necho done"
+        );
+        assert!(!m.agent.local.is_true_or(true));
+        assert!(m.agent.inject_git_credentials.is_true_or(false));
+        assert_eq!(m.agent.binaries["CLOUD_CLI"][0].archive_path, "bin/cli");
+        assert_eq!(m.binaries["CLOUD_CLI"][0].path, "./cli");
+        assert_eq!(m.option_groups[0].options, vec!["REGION", "SIZE"]);
+    }
+
+    #[test]
+    fn bad_manifests() {
+        assert!(Manifest::parse("name: [", "x")
+            .unwrap_err()
+            .to_string()
+            .starts_with("x: not a valid provider manifest"));
+        assert!(Manifest::parse("version: 1", "x")
+            .unwrap_err()
+            .to_string()
+            .contains("`name` is missing"));
+        assert!(Manifest::parse("name: a b", "x").is_err());
+        let e = Manifest::parse("name: a\noptions:\n  X:\n    validationPattern: '('\n", "x")
+            .unwrap_err();
+        assert!(e.to_string().contains("option X: validationPattern"), "{e}");
+    }
+}
