@@ -1,0 +1,9 @@
+//! The agent: what den does inside the workspace.
+
+pub mod hooks;
+pub mod passwd;
+pub mod protocol;
+pub mod setup;
+
+/// Where the agent keeps its files inside the container.
+pub const DATA_DIR: &str = "/var/lib/den";

@@ -1,0 +1,80 @@
+//! What travels between den on the client and the agent in the workspace.
+//!
+//! The request goes in the environment variable [`REQUEST_ENV`] of the one
+//! `exec` that injects and sets up; the agent streams hook output as lines
+//! and ends with one line `DEN-RESULT <json>`.
+
+use den_devcontainer::model::UserEnvProbe;
+use den_devcontainer::LifecycleCommand;
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+
+pub const REQUEST_ENV: &str = "DEN_SETUP_REQUEST";
+pub const RESULT_PREFIX: &str = "DEN-RESULT ";
+pub const PHASE_PREFIX: &str = "DEN-PHASE ";
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct SetupRequest {
+    pub workspace_id: String,
+    pub workspace_folder: String,
+    /// `name`, `uid`, `name:group` or `uid:gid`.
+    pub remote_user: String,
+    #[serde(rename = "updateRemoteUserUID")]
+    pub update_remote_user_uid: bool,
+    /// The owner of the project folder on the host (for the UID update).
+    pub host_uid: u32,
+    pub host_gid: u32,
+    pub remote_env: IndexMap<String, Option<String>>,
+    pub user_env_probe: Option<UserEnvProbe>,
+    pub hooks: Hooks,
+    /// When the container last started: `postStartCommand` runs once per value.
+    pub started_at: String,
+    /// Where the agent binary is, for the workspace record.
+    pub agent_path: String,
+}
+
+/// The merged lifecycle commands, each hook a list (image metadata first).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Hooks {
+    pub on_create_command: Vec<LifecycleCommand>,
+    pub update_content_command: Vec<LifecycleCommand>,
+    pub post_create_command: Vec<LifecycleCommand>,
+    pub post_start_command: Vec<LifecycleCommand>,
+    pub post_attach_command: Vec<LifecycleCommand>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct SetupResult {
+    pub ok: bool,
+    pub error: Option<String>,
+    /// The hook that failed, and its exit code.
+    pub hook: Option<String>,
+    pub exit_code: Option<i32>,
+    pub user: Option<RemoteUser>,
+    /// The hooks that ran this time.
+    pub ran: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct RemoteUser {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub home: String,
+    pub shell: String,
+}
+
+/// What the agent remembers in the container for later sessions (ssh).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct WorkspaceInfo {
+    pub workspace_id: String,
+    pub workspace_folder: String,
+    pub user: RemoteUser,
+    /// The environment sessions get (probe result + remoteEnv).
+    pub env: IndexMap<String, String>,
+}

@@ -1,0 +1,416 @@
+//! `den agent setup`: make the container ready for the remote user and run
+//! the lifecycle hooks that are due. Runs as root, once per `den up`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use den_devcontainer::model::UserEnvProbe;
+use den_devcontainer::substitute::{substitute_value, Context};
+use indexmap::IndexMap;
+
+use crate::hooks::{self, HookFailure, RunAs, Sink};
+use crate::passwd::{self, GroupFile, PasswdFile};
+use crate::protocol::{
+    Hooks, RemoteUser, SetupRequest, SetupResult, WorkspaceInfo, PHASE_PREFIX, REQUEST_ENV,
+};
+
+/// Where the agent's files live: /var/lib/den, or /tmp/den when that
+/// cannot be made (a read-only image).
+pub fn data_dir() -> PathBuf {
+    let preferred = Path::new(crate::DATA_DIR);
+    if std::fs::create_dir_all(preferred.join("markers")).is_ok() {
+        return preferred.to_path_buf();
+    }
+    let fallback = PathBuf::from("/tmp/den");
+    let _ = std::fs::create_dir_all(fallback.join("markers"));
+    fallback
+}
+
+/// Writes to the client (stdout) and the agent log at once.
+struct Tee {
+    out: Box<dyn Write + Send>,
+    log: Option<std::fs::File>,
+}
+
+impl Write for Tee {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        if let Some(l) = &mut self.log {
+            let _ = l.write_all(b);
+        }
+        self.out.write_all(b)?;
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// Runs the setup; output lines go to `out`. Never panics on bad input:
+/// every problem ends up in the result.
+pub fn run(req: SetupRequest, out: Box<dyn Write + Send>) -> SetupResult {
+    let data = data_dir();
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(data.join("agent.log"))
+        .ok();
+    let sink: Sink = Arc::new(Mutex::new(Tee { out, log }));
+    match setup(&req, &data, &sink) {
+        Ok(r) => r,
+        Err(failure) => failure,
+    }
+}
+
+fn fail(error: String) -> SetupResult {
+    SetupResult {
+        ok: false,
+        error: Some(error),
+        ..Default::default()
+    }
+}
+
+fn setup(req: &SetupRequest, data: &Path, sink: &Sink) -> Result<SetupResult, SetupResult> {
+    phase(sink, "setup");
+    let passwd_path = Path::new("/etc/passwd");
+    let group_path = Path::new("/etc/group");
+    let mut pw =
+        PasswdFile::read(passwd_path).map_err(|e| fail(format!("reading /etc/passwd: {e}")))?;
+    let mut gr =
+        GroupFile::read(group_path).map_err(|e| fail(format!("reading /etc/group: {e}")))?;
+    let spec = if req.remote_user.is_empty() {
+        "root"
+    } else {
+        req.remote_user.as_str()
+    };
+    let mut user = passwd::resolve_user(&pw, spec).ok_or_else(|| {
+        fail(format!(
+            "remoteUser `{spec}` does not exist in the container's /etc/passwd"
+        ))
+    })?;
+
+    if req.update_remote_user_uid && req.host_uid != 0 && user.uid != 0 && user.uid != req.host_uid
+    {
+        match update_uid(&mut pw, &mut gr, &user.name, req.host_uid, req.host_gid) {
+            Ok(()) => {
+                hooks::line(
+                    sink,
+                    "setup",
+                    &format!(
+                        "updated {}'s UID:GID to {}:{}",
+                        user.name, req.host_uid, req.host_gid
+                    ),
+                );
+                let (old_uid, old_gid) = (user.uid, user.gid);
+                user.uid = req.host_uid;
+                user.gid = req.host_gid;
+                chown_tree(Path::new(&user.home), old_uid, old_gid, user.uid, user.gid);
+            }
+            Err(why) => hooks::line(
+                sink,
+                "setup",
+                &format!("not updating {}'s UID: {why}", user.name),
+            ),
+        }
+    }
+
+    // The container's own environment (what docker exec gives us), for
+    // ${containerEnv:…} and as the base of every session.
+    let container_env: IndexMap<String, String> =
+        std::env::vars().filter(|(k, _)| k != REQUEST_ENV).collect();
+    let lookup = |name: &str| container_env.get(name).cloned();
+    let no_local = |_: &str| None;
+    let ctx = Context {
+        local_env: &no_local,
+        local_workspace_folder: None,
+        container_workspace_folder: None,
+        devcontainer_id: None,
+        container_env: Some(&lookup),
+    };
+    let mut remote_env = serde_json::to_value(&req.remote_env).unwrap_or_default();
+    substitute_value(&mut remote_env, &ctx);
+    let remote_env: IndexMap<String, Option<String>> =
+        serde_json::from_value(remote_env).unwrap_or_default();
+    let mut hooks_value = serde_json::to_value(&req.hooks).unwrap_or_default();
+    substitute_value(&mut hooks_value, &ctx);
+    let hooks: Hooks = serde_json::from_value(hooks_value).unwrap_or_default();
+
+    let mut env = container_env.clone();
+    env.insert("HOME".into(), user.home.clone());
+    env.insert("USER".into(), user.name.clone());
+    env.insert("LOGNAME".into(), user.name.clone());
+    env.insert("SHELL".into(), user.shell.clone());
+    let who = RunAs {
+        uid: user.uid,
+        gid: user.gid,
+        groups: std::iter::once(user.gid)
+            .chain(gr.supplementary(&user.name))
+            .collect(),
+        cwd: req.workspace_folder.clone(),
+        env: env.clone(),
+    };
+    let probe = req
+        .user_env_probe
+        .unwrap_or(UserEnvProbe::LoginInteractiveShell);
+    let probed = probe_env(data, req, &user, probe, &who);
+    for (k, v) in probed {
+        env.insert(k, v);
+    }
+    for (k, v) in &remote_env {
+        match v {
+            Some(v) => {
+                env.insert(k.clone(), v.clone());
+            }
+            None => {
+                env.shift_remove(k);
+            }
+        }
+    }
+    let remote_user = RemoteUser {
+        name: user.name.clone(),
+        uid: user.uid,
+        gid: user.gid,
+        home: user.home.clone(),
+        shell: user.shell.clone(),
+    };
+    let info = WorkspaceInfo {
+        workspace_id: req.workspace_id.clone(),
+        workspace_folder: req.workspace_folder.clone(),
+        user: remote_user.clone(),
+        env: env.clone(),
+    };
+    let _ = write_file(
+        &data.join("workspace.json"),
+        &serde_json::to_vec_pretty(&info).unwrap_or_default(),
+    );
+
+    let who = RunAs { env, ..who };
+    let mut result = SetupResult {
+        ok: true,
+        user: Some(remote_user),
+        ..Default::default()
+    };
+    let markers = data.join("markers");
+    let started = if req.started_at.is_empty() {
+        "unknown"
+    } else {
+        req.started_at.as_str()
+    };
+    let plan: [(&str, &Vec<_>, Option<&str>); 5] = [
+        ("onCreateCommand", &hooks.on_create_command, Some("done")),
+        (
+            "updateContentCommand",
+            &hooks.update_content_command,
+            Some("done"),
+        ),
+        (
+            "postCreateCommand",
+            &hooks.post_create_command,
+            Some("done"),
+        ),
+        ("postStartCommand", &hooks.post_start_command, Some(started)),
+        ("postAttachCommand", &hooks.post_attach_command, None),
+    ];
+    let mut announced = false;
+    for (name, commands, marker_value) in plan {
+        let marker = markers.join(name);
+        if let Some(v) = marker_value {
+            if std::fs::read_to_string(&marker).is_ok_and(|m| m == v) {
+                continue;
+            }
+        }
+        if !commands.iter().all(|c| c.is_empty()) {
+            if !announced {
+                phase(sink, "hooks");
+                announced = true;
+            }
+            if let Err(HookFailure {
+                name: failed,
+                code,
+                message,
+            }) = hooks::run_hook(name, commands, &who, sink)
+            {
+                result.ok = false;
+                result.hook = Some(failed);
+                result.exit_code = Some(code);
+                result.error = Some(message);
+                return Ok(result);
+            }
+            result.ran.push(name.to_string());
+        }
+        if let Some(v) = marker_value {
+            let _ = write_file(&marker, v.as_bytes());
+        }
+    }
+    Ok(result)
+}
+
+fn phase(sink: &Sink, name: &str) {
+    if let Ok(mut w) = sink.lock() {
+        let _ = writeln!(w, "{PHASE_PREFIX}{name}");
+    }
+}
+
+fn update_uid(
+    pw: &mut PasswdFile,
+    gr: &mut GroupFile,
+    name: &str,
+    uid: u32,
+    gid: u32,
+) -> Result<(), String> {
+    if let Some(other) = pw.by_uid(uid).filter(|u| u.name != name) {
+        return Err(format!("UID {uid} already belongs to {}", other.name));
+    }
+    let old_gid = pw.by_name(name).map(|u| u.gid).unwrap_or(gid);
+    pw.set_ids(name, uid, gid);
+    // The user's primary group follows, unless a group with that gid exists
+    // already (then the user simply joins it).
+    if gr.by_gid(gid).is_none() && old_gid != gid {
+        gr.set_gid(old_gid, gid);
+        passwd::replace_file(Path::new("/etc/group"), &gr.text())
+            .map_err(|e| format!("writing /etc/group: {e}"))?;
+    }
+    passwd::replace_file(Path::new("/etc/passwd"), &pw.text())
+        .map_err(|e| format!("writing /etc/passwd: {e}"))
+}
+
+/// Gives the files of the old owner in `dir` to the new one (bounded walk,
+/// symlinks not followed).
+fn chown_tree(dir: &Path, old_uid: u32, old_gid: u32, uid: u32, gid: u32) {
+    if dir == Path::new("/") || !dir.is_dir() {
+        return;
+    }
+    let mut stack = vec![dir.to_path_buf()];
+    let mut budget = 200_000usize;
+    while let Some(p) = stack.pop() {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(meta) = std::fs::symlink_metadata(&p) else {
+            continue;
+        };
+        if meta.uid() == old_uid {
+            let g = if meta.gid() == old_gid {
+                gid
+            } else {
+                meta.gid()
+            };
+            let _ = std::os::unix::fs::lchown(&p, Some(uid), Some(g));
+        }
+        if meta.is_dir() {
+            for e in std::fs::read_dir(&p).into_iter().flatten().flatten() {
+                budget = budget.saturating_sub(1);
+                if budget == 0 {
+                    return;
+                }
+                stack.push(e.path());
+            }
+        }
+    }
+}
+
+/// The user's environment as their shell sets it up (`userEnvProbe`),
+/// cached per container start, user and probe kind.
+fn probe_env(
+    data: &Path,
+    req: &SetupRequest,
+    user: &passwd::User,
+    probe: UserEnvProbe,
+    who: &RunAs,
+) -> IndexMap<String, String> {
+    let flags = match probe {
+        UserEnvProbe::None => return IndexMap::new(),
+        UserEnvProbe::LoginShell => "-lc",
+        UserEnvProbe::InteractiveShell => "-ic",
+        UserEnvProbe::LoginInteractiveShell => "-lic",
+    };
+    let key = format!("{}|{}|{}|{flags}", req.started_at, user.name, user.uid);
+    let cache = data.join("probed-env.json");
+    if let Ok(text) = std::fs::read_to_string(&cache) {
+        if let Ok((k, env)) = serde_json::from_str::<(String, IndexMap<String, String>)>(&text) {
+            if k == key {
+                return env;
+            }
+        }
+    }
+    let shell = if Path::new(&user.shell).is_file() {
+        user.shell.clone()
+    } else {
+        "/bin/sh".to_string()
+    };
+    let script = "printf '\\nDEN_ENV_BEGIN\\n'; cat /proc/self/environ; printf '\\nDEN_ENV_END\\n'";
+    let argv = vec![shell, flags.to_string(), script.to_string()];
+    let env = run_probe(&argv, who).unwrap_or_default();
+    let _ = write_file(
+        &cache,
+        &serde_json::to_vec(&(key, &env)).unwrap_or_default(),
+    );
+    env
+}
+
+fn run_probe(argv: &[String], who: &RunAs) -> Option<IndexMap<String, String>> {
+    use std::process::Stdio;
+    let mut c = hooks::command_as(argv, who);
+    c.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = c.spawn().ok()?;
+    let mut stdout = child.stdout.take()?;
+    let reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut stdout, &mut buf);
+        buf
+    });
+    // A profile that hangs must not hang `up`: give it 10 s.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+        }
+    }
+    let out = reader.join().ok()?;
+    parse_probe(&out)
+}
+
+/// The NUL-separated environment between the probe's markers.
+fn parse_probe(out: &[u8]) -> Option<IndexMap<String, String>> {
+    let text = String::from_utf8_lossy(out);
+    let start = text.find("\nDEN_ENV_BEGIN\n")? + "\nDEN_ENV_BEGIN\n".len();
+    let end = text[start..].find("\nDEN_ENV_END\n")? + start;
+    let mut env = IndexMap::new();
+    for entry in text[start..end].split('\0') {
+        if let Some((k, v)) = entry.split_once('=') {
+            // Shell bookkeeping that must not leak into sessions.
+            if !matches!(k, "_" | "SHLVL" | "PWD" | "OLDPWD") && !k.is_empty() {
+                env.insert(k.to_string(), v.to_string());
+            }
+        }
+    }
+    Some(env)
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_output_is_parsed_between_markers() {
+        let out = b"motd junk\n\nDEN_ENV_BEGIN\nPATH=/usr/bin:/x\0HOME=/home/u\0_=/usr/bin/cat\0EMPTY=\0\nDEN_ENV_END\nbye";
+        let env = parse_probe(out).unwrap();
+        assert_eq!(env["PATH"], "/usr/bin:/x");
+        assert_eq!(env["EMPTY"], "");
+        assert!(!env.contains_key("_"));
+        assert!(parse_probe(b"no markers").is_none());
+    }
+}
