@@ -71,14 +71,25 @@ pub fn parse(text: &str, path: &Path) -> Result<Document, ConfigError> {
     };
     // The parser forgives a missing comma between two members; JSONC as VS
     // Code reads it does not, so neither do we.
-    let commas: Vec<usize> = parsed
-        .tokens
+    let lines = LineIndex::new(text);
+    let tokens = parsed.tokens.as_deref().unwrap_or_default();
+    // Nor does it accept single-quoted strings (JSON5), which this parser
+    // would.
+    if let Some(t) = tokens.iter().find(|t| {
+        matches!(t.token, jsonc_parser::tokens::Token::String(_))
+            && text.as_bytes().get(t.range.start) == Some(&b'\'')
+    }) {
+        return Err(ConfigError::Syntax {
+            path: path.to_path_buf(),
+            pos: lines.pos(t.range.start),
+            message: "strings must be in double quotes".into(),
+        });
+    }
+    let commas: Vec<usize> = tokens
         .iter()
-        .flatten()
         .filter(|t| matches!(t.token, jsonc_parser::tokens::Token::Comma))
         .map(|t| t.range.start)
         .collect();
-    let lines = LineIndex::new(text);
     let mut positions = HashMap::new();
     let cx = Convert {
         lines: &lines,
@@ -269,6 +280,18 @@ mod tests {
         assert!(e.to_string().starts_with("dc.json:1:"), "{e}");
         let e = p("  // only a comment\n").unwrap_err();
         assert!(e.to_string().contains("empty"), "{e}");
+    }
+
+    #[test]
+    fn single_quotes_are_errors() {
+        let e = p("{\n  \"image\": 'x'\n}").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "dc.json:2:12: strings must be in double quotes"
+        );
+        assert!(p("{'image': \"x\"}").is_err());
+        // an apostrophe inside a string is fine
+        assert!(p("{\"a\": \"it's\"}").is_ok());
     }
 
     #[test]

@@ -4,12 +4,13 @@
 
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
+
 use serde_json::Value;
 
 use crate::model::kind;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(try_from = "Value", into = "Value")]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(into = "Value")]
 pub enum LifecycleCommand {
     /// Run with `/bin/sh -c`.
     Shell(String),
@@ -40,28 +41,6 @@ impl Step {
         match self {
             Step::Shell(s) => s.trim().is_empty(),
             Step::Exec(v) => v.is_empty(),
-        }
-    }
-
-    fn from_value(v: Value) -> Result<Self, String> {
-        match v {
-            Value::String(s) => Ok(Step::Shell(s)),
-            Value::Array(items) => items
-                .into_iter()
-                .enumerate()
-                .map(|(i, x)| match x {
-                    Value::String(s) => Ok(s),
-                    other => Err(format!(
-                        "argument {i}: expected a string, found {}",
-                        kind(&other)
-                    )),
-                })
-                .collect::<Result<_, _>>()
-                .map(Step::Exec),
-            other => Err(format!(
-                "expected a string or an array of strings, found {}",
-                kind(&other)
-            )),
         }
     }
 }
@@ -95,33 +74,81 @@ impl LifecycleCommand {
     }
 }
 
-impl TryFrom<Value> for LifecycleCommand {
-    type Error = String;
-    fn try_from(v: Value) -> Result<Self, String> {
-        match v {
-            Value::Object(map) => {
+// A visitor, so an error in one named command keeps its path
+// (`postStartCommand.server`) and position.
+impl<'de> Deserialize<'de> for LifecycleCommand {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = LifecycleCommand;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string, an array of strings, or an object of named commands")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Self::Value, E> {
+                Ok(LifecycleCommand::Shell(s.to_string()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut v = Vec::new();
+                while let Some(s) = seq.next_element::<String>()? {
+                    v.push(s);
+                }
+                Ok(LifecycleCommand::Exec(v))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
                 let mut out = IndexMap::new();
-                for (name, cmd) in map {
-                    // Inside the object form, null means "no command" (a
-                    // later config may use it to switch one off).
-                    if cmd.is_null() {
-                        continue;
+                while let Some(name) = map.next_key::<String>()? {
+                    // null means "no command" (a later config may switch one off)
+                    if let Some(StepDe(step)) = map.next_value::<Option<StepDe>>()? {
+                        out.insert(name, step);
                     }
-                    let step =
-                        Step::from_value(cmd).map_err(|e| format!("command `{name}`: {e}"))?;
-                    out.insert(name, step);
                 }
                 Ok(LifecycleCommand::Parallel(out))
             }
-            Value::String(_) | Value::Array(_) => Step::from_value(v).map(|s| match s {
-                Step::Shell(s) => LifecycleCommand::Shell(s),
-                Step::Exec(a) => LifecycleCommand::Exec(a),
-            }),
-            other => Err(format!(
-                "expected a string, an array of strings, or an object of named commands; found {}",
-                kind(&other)
-            )),
         }
+        d.deserialize_any(V)
+    }
+}
+
+/// One named command of the object form: a string or an array of strings.
+struct StepDe(Step);
+
+impl<'de> Deserialize<'de> for StepDe {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = StepDe;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a command: a string or an array of strings")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<StepDe, E> {
+                Ok(StepDe(Step::Shell(s.to_string())))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<StepDe, A::Error> {
+                let mut v = Vec::new();
+                while let Some(s) = seq.next_element::<String>()? {
+                    v.push(s);
+                }
+                Ok(StepDe(Step::Exec(v)))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl TryFrom<Value> for LifecycleCommand {
+    type Error = String;
+    fn try_from(v: Value) -> Result<Self, String> {
+        let k = kind(&v);
+        LifecycleCommand::deserialize(v).map_err(|e| format!("{e} (found {k})"))
     }
 }
 
@@ -199,9 +226,11 @@ mod tests {
     #[test]
     fn wrong_shapes() {
         assert!(parse(json!(3)).unwrap_err().contains("found a number"));
-        assert!(parse(json!(["ok", 1])).unwrap_err().contains("argument 1"));
+        assert!(parse(json!(["ok", 1]))
+            .unwrap_err()
+            .contains("expected a string"));
         assert!(parse(json!({"a": {"b": 1}}))
             .unwrap_err()
-            .contains("command `a`"));
+            .contains("a command: a string or an array"));
     }
 }

@@ -291,7 +291,7 @@ pub struct HostRequirements {
 }
 
 /// `hostRequirements.gpu`: `true`, `false`, `"optional"`, or `{cores, memory}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum GpuRequirement {
     Required(bool),
@@ -308,6 +308,46 @@ pub enum GpuRequirement {
 #[serde(rename_all = "lowercase")]
 pub enum GpuOptional {
     Optional,
+}
+
+impl<'de> Deserialize<'de> for GpuRequirement {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Detailed {
+            #[serde(default)]
+            cores: Option<u32>,
+            #[serde(default)]
+            memory: Option<String>,
+        }
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = GpuRequirement;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("true, false, \"optional\" or {\"cores\", \"memory\"}")
+            }
+            fn visit_bool<E: serde::de::Error>(self, b: bool) -> Result<Self::Value, E> {
+                Ok(GpuRequirement::Required(b))
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Self::Value, E> {
+                match s {
+                    "optional" => Ok(GpuRequirement::Optional(GpuOptional::Optional)),
+                    _ => Err(E::invalid_value(serde::de::Unexpected::Str(s), &self)),
+                }
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let d = Detailed::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(GpuRequirement::Detailed {
+                    cores: d.cores,
+                    memory: d.memory,
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// Parses a size of `hostRequirements` (`"512mb"`, `"4gb"`, `"1tb"`, bare

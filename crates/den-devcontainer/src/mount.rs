@@ -5,8 +5,8 @@ use serde_json::{Map, Value};
 
 use crate::model::kind;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "Value", into = "Value")]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(into = "Value")]
 pub enum Mount {
     /// The docker `--mount` syntax: `type=bind,source=/a,target=/b,readonly`.
     Text(String),
@@ -76,24 +76,33 @@ pub fn mount_field(s: &str, keys: &[&str]) -> Option<String> {
     })
 }
 
+// A visitor rather than `try_from = "Value"`, so that an error inside the
+// object form keeps its path (`mounts[1].type`) and position.
+impl<'de> Deserialize<'de> for Mount {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Mount;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a mount string (type=…,source=…,target=…) or an object {\"type\", \"source\", \"target\"}")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Mount, E> {
+                Mount::parse_text(s).map_err(E::custom)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Mount, A::Error> {
+                MountObject::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(Mount::Object)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 impl TryFrom<Value> for Mount {
     type Error = String;
     fn try_from(v: Value) -> Result<Self, String> {
-        match v {
-            Value::String(s) => Mount::parse_text(&s),
-            Value::Object(map) => {
-                let o: MountObject = serde_json::from_value(Value::Object(map)).map_err(|e| {
-                    format!(
-                        "expected {{\"type\": \"bind\"|\"volume\", \"source\", \"target\"}}: {e}"
-                    )
-                })?;
-                Ok(Mount::Object(o))
-            }
-            other => Err(format!(
-                "expected a mount string or object, found {}",
-                kind(&other)
-            )),
-        }
+        let k = kind(&v);
+        Mount::deserialize(v).map_err(|e| format!("{e} (found {k})"))
     }
 }
 
