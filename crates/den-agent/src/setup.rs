@@ -37,7 +37,10 @@ struct Tee {
 impl Write for Tee {
     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
         if let Some(l) = &mut self.log {
-            let _ = l.write_all(b);
+            // Phase markers are for the client's progress display only.
+            if !b.starts_with(PHASE_PREFIX.as_bytes()) {
+                let _ = l.write_all(b);
+            }
         }
         self.out.write_all(b)?;
         Ok(b.len())
@@ -153,7 +156,7 @@ fn setup(req: &SetupRequest, data: &Path, sink: &Sink) -> Result<SetupResult, Se
     let probe = req
         .user_env_probe
         .unwrap_or(UserEnvProbe::LoginInteractiveShell);
-    let probed = probe_env(data, req, &user, probe, &who);
+    let probed = probe_env(data, &user, probe, &who);
     for (k, v) in probed {
         env.insert(k, v);
     }
@@ -192,8 +195,9 @@ fn setup(req: &SetupRequest, data: &Path, sink: &Sink) -> Result<SetupResult, Se
         ..Default::default()
     };
     let markers = data.join("markers");
+    let started_now = container_start_id();
     let started = if req.started_at.is_empty() {
-        "unknown"
+        started_now.as_str()
     } else {
         req.started_at.as_str()
     };
@@ -244,6 +248,23 @@ fn setup(req: &SetupRequest, data: &Path, sink: &Sink) -> Result<SetupResult, Se
         }
     }
     Ok(result)
+}
+
+/// Identifies the current start of the container: the boot and the start
+/// time of its PID 1, which a restart changes. No client round trip needed.
+pub fn container_start_id() -> String {
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
+    let stat = std::fs::read_to_string("/proc/1/stat").unwrap_or_default();
+    // Field 22 (starttime) counted after the parenthesised command name,
+    // which may itself hold spaces.
+    let start = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .unwrap_or("")
+        .split_whitespace()
+        .nth(19)
+        .unwrap_or("");
+    format!("{}-{start}", boot.trim())
 }
 
 fn phase(sink: &Sink, name: &str) {
@@ -312,7 +333,6 @@ fn chown_tree(dir: &Path, old_uid: u32, old_gid: u32, uid: u32, gid: u32) {
 /// cached per container start, user and probe kind.
 fn probe_env(
     data: &Path,
-    req: &SetupRequest,
     user: &passwd::User,
     probe: UserEnvProbe,
     who: &RunAs,
@@ -323,7 +343,12 @@ fn probe_env(
         UserEnvProbe::InteractiveShell => "-ic",
         UserEnvProbe::LoginInteractiveShell => "-lic",
     };
-    let key = format!("{}|{}|{}|{flags}", req.started_at, user.name, user.uid);
+    let key = format!(
+        "{}|{}|{}|{flags}",
+        container_start_id(),
+        user.name,
+        user.uid
+    );
     let cache = data.join("probed-env.json");
     if let Ok(text) = std::fs::read_to_string(&cache) {
         if let Ok((k, env)) = serde_json::from_str::<(String, IndexMap<String, String>)>(&text) {
@@ -403,6 +428,13 @@ fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn start_id_is_stable_within_a_start() {
+        let a = container_start_id();
+        assert_eq!(a, container_start_id());
+        assert!(a.len() > 10, "{a}");
+    }
 
     #[test]
     fn probe_output_is_parsed_between_markers() {

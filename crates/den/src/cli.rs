@@ -21,8 +21,173 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Create (or start) a workspace from a folder and set it up.
+    Up(UpArgs),
+    /// Stop a workspace's container.
+    Stop(IdArgs),
+    /// Delete a workspace: its container, the image den built, and den's record.
+    Delete(DeleteArgs),
+    /// Show whether a workspace is Running, Stopped, NotFound or Busy.
+    Status(StatusArgs),
+    /// List the workspaces of the current context.
+    #[command(alias = "ls")]
+    List(ListArgs),
+    /// Print the agent's log (setup and lifecycle hook output) of a workspace.
+    Logs(IdArgs),
+    /// Build (or fetch) a workspace's image without starting it.
+    Build(BuildArgs),
+    /// Manage providers: the plugins that say where workspaces run.
+    #[command(subcommand)]
+    Provider(ProviderCommand),
     /// Print a project's devcontainer configuration with its variables resolved.
     ReadConfig(ReadConfigArgs),
+    /// Runs inside the workspace (started by den itself).
+    #[command(subcommand, hide = true)]
+    Agent(AgentCommand),
+    /// Helpers for provider manifests (`"${DEVPOD}" helper sh -c …`).
+    #[command(subcommand, hide = true)]
+    Helper(HelperCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// The project folder.
+    #[arg(default_value = ".")]
+    pub source: PathBuf,
+    /// The workspace id (default: the folder's name, lowercased, other
+    /// characters than a-z, 0-9 and - replaced by -).
+    #[arg(long)]
+    pub id: Option<String>,
+    /// The devcontainer.json to use, relative to SOURCE.
+    #[arg(long, value_name = "PATH")]
+    pub devcontainer_path: Option<PathBuf>,
+    /// Make a new container (rebuilding its image), keeping the workspace.
+    #[arg(long)]
+    pub recreate: bool,
+    /// Like --recreate, and also forget everything den made for the workspace.
+    #[arg(long)]
+    pub reset: bool,
+    /// The IDE to open afterwards.
+    #[arg(long, value_enum, default_value_t = Ide::None)]
+    pub ide: Ide,
+    /// The provider to use (default: the context's default provider).
+    #[arg(long)]
+    pub provider: Option<String>,
+    /// A provider option for this workspace, KEY=VALUE (repeatable).
+    #[arg(long = "provider-option", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub provider_options: Vec<(String, String)>,
+    /// The image for a folder without a devcontainer configuration.
+    #[arg(long, value_name = "IMAGE")]
+    pub fallback_image: Option<String>,
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Ide {
+    None,
+}
+
+#[derive(Debug, Args)]
+pub struct IdArgs {
+    /// The workspace id.
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// The workspace id.
+    pub id: String,
+    /// Remove den's record even when the container cannot be removed.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The workspace id.
+    pub id: String,
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// The project folder.
+    #[arg(default_value = ".")]
+    pub source: PathBuf,
+    #[arg(long)]
+    pub id: Option<String>,
+    #[arg(long, value_name = "PATH")]
+    pub devcontainer_path: Option<PathBuf>,
+    #[arg(long)]
+    pub provider: Option<String>,
+    #[arg(long = "provider-option", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub provider_options: Vec<(String, String)>,
+    #[arg(long, value_name = "IMAGE")]
+    pub fallback_image: Option<String>,
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProviderCommand {
+    /// List the providers (built-in and added).
+    #[command(alias = "ls")]
+    List(ListArgs),
+    /// Make a provider the default of the current context.
+    Use { name: String },
+    /// Show a provider's options with their values and where they come from.
+    Options {
+        /// The provider (default: the context's default).
+        name: Option<String>,
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Save option values for a provider.
+    SetOptions {
+        name: String,
+        /// KEY=VALUE (repeatable).
+        #[arg(short = 'o', long = "option", value_name = "KEY=VALUE", value_parser = parse_key_value, required = true)]
+        options: Vec<(String, String)>,
+    },
+    /// Add a provider from a provider.yaml file.
+    Add {
+        path: PathBuf,
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Delete an added provider.
+    #[command(alias = "rm")]
+    Delete { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentCommand {
+    /// Set the container up (request in the environment).
+    Setup,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HelperCommand {
+    /// Run a shell command: `den helper sh -c CMD`.
+    Sh {
+        #[arg(short = 'c')]
+        command: String,
+    },
+}
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("expected KEY=VALUE, got `{s}`")),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]

@@ -1,0 +1,95 @@
+//! Workspaces: bringing them up, and everything after.
+
+mod config;
+mod id;
+mod inject;
+mod manage;
+pub mod providers;
+mod record;
+mod up;
+
+pub use config::DenConfig;
+pub use id::workspace_id_for;
+pub use inject::agent_setup_main;
+pub use manage::{delete, list, logs, status, stop, Status, WorkspaceSummary};
+pub use record::WorkspaceRecord;
+pub use up::{build, up, BuildOptions, UpOptions, UpResult};
+
+use den_state::Home;
+
+/// Where den's state is and which context is in use.
+#[derive(Debug, Clone)]
+pub struct Den {
+    pub home: Home,
+    pub context: String,
+}
+
+impl Den {
+    /// From the environment: `DEN_HOME`, and the context in config.json
+    /// (`default` when none is chosen).
+    pub fn from_env() -> Result<Self, WorkspaceError> {
+        let home = Home::from_env()?;
+        let context = DenConfig::load(&home)?
+            .context
+            .unwrap_or_else(|| "default".into());
+        Ok(Den { home, context })
+    }
+}
+
+/// How the orchestration tells the user what it is doing.
+pub trait Reporter {
+    /// A new phase starts (resolve, build, create, inject, setup, hooks).
+    fn phase(&mut self, name: &str, detail: &str);
+    /// A line of output (hook output, notes).
+    fn line(&mut self, text: &str);
+}
+
+/// A reporter that says nothing (for tests and `--output json` callers
+/// that report elsewhere).
+pub struct Quiet;
+
+impl Reporter for Quiet {
+    fn phase(&mut self, _: &str, _: &str) {}
+    fn line(&mut self, _: &str) {}
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkspaceError {
+    #[error(transparent)]
+    State(#[from] den_state::StateError),
+    #[error(transparent)]
+    Config(#[from] den_devcontainer::ConfigError),
+    #[error(transparent)]
+    Provider(#[from] den_provider::ProviderError),
+    #[error(transparent)]
+    Driver(#[from] den_driver::DriverError),
+    #[error(transparent)]
+    Process(#[from] den_process::ProcessError),
+    #[error("workspace `{0}` does not exist (see `den list`)")]
+    NotFound(String),
+    #[error("provider `{0}` is not installed (see `den provider list`)")]
+    UnknownProvider(String),
+    #[error("{hook} failed with exit code {code}")]
+    HookFailed { hook: String, code: i32 },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("in the workspace: {0}")]
+    Agent(String),
+    #[error("{action}: {source}")]
+    Io {
+        action: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl WorkspaceError {
+    pub(crate) fn io(action: impl Into<String>) -> impl FnOnce(std::io::Error) -> Self {
+        let action = action.into();
+        move |source| WorkspaceError::Io { action, source }
+    }
+}
+
+pub type Result<T, E = WorkspaceError> = std::result::Result<T, E>;

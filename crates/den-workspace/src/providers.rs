@@ -1,0 +1,212 @@
+//! The providers of a context: the built-in ones embedded in the binary and
+//! the ones the user added, their saved options, and the default.
+
+use std::path::{Path, PathBuf};
+
+use den_provider::{Manifest, ResolvedOption};
+use indexmap::IndexMap;
+
+use crate::{Den, DenConfig, Result, WorkspaceError};
+
+/// The provider a new context uses.
+pub const DEFAULT_PROVIDER: &str = "docker";
+
+#[derive(Debug, Clone)]
+pub struct ProviderEntry {
+    pub name: String,
+    pub manifest: Manifest,
+    pub builtin: bool,
+    /// Where it came from: `built-in` or the file it was added from.
+    pub source: String,
+}
+
+fn added_manifest(den: &Den, name: &str) -> PathBuf {
+    den.home
+        .provider_dir(&den.context, name)
+        .join("provider.yaml")
+}
+
+fn options_file(den: &Den, name: &str) -> PathBuf {
+    den.home
+        .provider_dir(&den.context, name)
+        .join("options.json")
+}
+
+/// Built-in providers, then added ones (an added provider of the same name
+/// as a built-in replaces it).
+pub fn list(den: &Den) -> Result<Vec<ProviderEntry>> {
+    let mut out: Vec<ProviderEntry> = Vec::new();
+    for name in den_provider::builtin_names() {
+        out.push(get(den, name)?);
+    }
+    let dir = den.home.providers_dir(&den.context);
+    if let Ok(entries) = std::fs::read_dir(&dir) {
+        let mut names: Vec<String> = entries
+            .flatten()
+            .filter(|e| e.path().join("provider.yaml").is_file())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        for name in names {
+            let entry = get(den, &name)?;
+            out.retain(|e| e.name != name);
+            out.push(entry);
+        }
+    }
+    Ok(out)
+}
+
+pub fn get(den: &Den, name: &str) -> Result<ProviderEntry> {
+    let file = added_manifest(den, name);
+    if file.is_file() {
+        let text = std::fs::read_to_string(&file)
+            .map_err(WorkspaceError::io(format!("reading {}", file.display())))?;
+        let manifest = Manifest::parse(&text, &file.display().to_string())?;
+        return Ok(ProviderEntry {
+            name: name.into(),
+            manifest,
+            builtin: false,
+            source: file.display().to_string(),
+        });
+    }
+    let text =
+        den_provider::builtin(name).ok_or_else(|| WorkspaceError::UnknownProvider(name.into()))?;
+    let manifest = Manifest::parse(text, name)?;
+    Ok(ProviderEntry {
+        name: name.into(),
+        manifest,
+        builtin: true,
+        source: "built-in".into(),
+    })
+}
+
+/// Adds (or replaces) a provider from a provider.yaml file.
+pub fn add(den: &Den, path: &Path) -> Result<ProviderEntry> {
+    let text = std::fs::read_to_string(path)
+        .map_err(WorkspaceError::io(format!("reading {}", path.display())))?;
+    let manifest = Manifest::parse(&text, &path.display().to_string())?;
+    let file = added_manifest(den, &manifest.name);
+    den_state::atomic_write(&file, text.as_bytes())?;
+    Ok(ProviderEntry {
+        name: manifest.name.clone(),
+        manifest,
+        builtin: false,
+        source: file.display().to_string(),
+    })
+}
+
+/// Removes an added provider and its saved options. Refused while a
+/// workspace uses it.
+pub fn delete(den: &Den, name: &str) -> Result<()> {
+    let entry = get(den, name)?;
+    if entry.builtin {
+        return Err(WorkspaceError::Invalid(format!(
+            "`{name}` is built in and cannot be deleted"
+        )));
+    }
+    let users: Vec<String> = crate::WorkspaceRecord::all(den)?
+        .into_iter()
+        .filter(|w| w.provider == name)
+        .map(|w| w.id)
+        .collect();
+    if !users.is_empty() {
+        return Err(WorkspaceError::Invalid(format!(
+            "provider `{name}` is used by workspace(s) {}; delete them first",
+            users.join(", ")
+        )));
+    }
+    crate::record::remove_dir(&den.home.provider_dir(&den.context, name))?;
+    let mut cfg = DenConfig::load(&den.home)?;
+    if cfg
+        .default_provider
+        .get(&den.context)
+        .is_some_and(|p| p == name)
+    {
+        cfg.default_provider.shift_remove(&den.context);
+        cfg.save(&den.home)?;
+    }
+    Ok(())
+}
+
+pub fn default_provider(den: &Den) -> Result<String> {
+    Ok(DenConfig::load(&den.home)?
+        .default_provider
+        .get(&den.context)
+        .cloned()
+        .unwrap_or_else(|| DEFAULT_PROVIDER.into()))
+}
+
+/// Makes `name` the default provider of the context.
+pub fn use_provider(den: &Den, name: &str) -> Result<()> {
+    get(den, name)?;
+    let mut cfg = DenConfig::load(&den.home)?;
+    cfg.default_provider
+        .insert(den.context.clone(), name.into());
+    cfg.save(&den.home)
+}
+
+pub fn saved_options(den: &Den, name: &str) -> Result<IndexMap<String, String>> {
+    Ok(den_state::read_json(&options_file(den, name))?.unwrap_or_default())
+}
+
+/// Saves option values for a provider after checking that they resolve
+/// (known names, valid values).
+pub fn set_options(
+    den: &Den,
+    name: &str,
+    values: &[(String, String)],
+) -> Result<IndexMap<String, ResolvedOption>> {
+    let entry = get(den, name)?;
+    let mut saved = saved_options(den, name)?;
+    for (k, v) in values {
+        saved.insert(k.clone(), v.clone());
+    }
+    let resolved = den_provider::resolve_options(&entry.manifest, &saved, &base_env(None))?;
+    den_state::write_json(&options_file(den, name), &saved)?;
+    Ok(resolved)
+}
+
+/// Resolves a provider's options for one workspace: its own values first,
+/// then the provider's saved values, then commands and defaults.
+pub fn resolve(
+    den: &Den,
+    entry: &ProviderEntry,
+    workspace: &IndexMap<String, String>,
+    workspace_id: Option<&str>,
+) -> Result<IndexMap<String, ResolvedOption>> {
+    let mut values = saved_options(den, &entry.name)?;
+    for (k, v) in workspace {
+        values.insert(k.clone(), v.clone());
+    }
+    Ok(den_provider::resolve_options(
+        &entry.manifest,
+        &values,
+        &base_env(workspace_id),
+    )?)
+}
+
+/// What provider commands see besides the options (DevPod's names).
+pub fn base_env(workspace_id: Option<&str>) -> Vec<(String, String)> {
+    let exe = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "den".into());
+    let mut env = vec![
+        ("DEVPOD".to_string(), exe.clone()),
+        ("DEN".to_string(), exe),
+        ("DEVPOD_OS".to_string(), std::env::consts::OS.to_string()),
+        ("DEVPOD_ARCH".to_string(), go_arch().to_string()),
+    ];
+    if let Some(id) = workspace_id {
+        env.push(("WORKSPACE_ID".into(), id.into()));
+        env.push(("MACHINE_ID".into(), id.into()));
+    }
+    env
+}
+
+fn go_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}

@@ -1,0 +1,91 @@
+//! The workspace record: what den remembers of one workspace.
+
+use std::path::{Path, PathBuf};
+
+use den_devcontainer::model::ForwardPort;
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+
+use crate::{Den, Result};
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct WorkspaceRecord {
+    pub id: String,
+    pub context: String,
+    pub provider: String,
+    /// Options set for this workspace with --provider-option.
+    pub provider_options: IndexMap<String, String>,
+    pub local_folder: PathBuf,
+    /// As given with --devcontainer-path (relative to the folder).
+    pub devcontainer_path: Option<PathBuf>,
+    /// The config file used; `None` when the folder has none (fallback image).
+    pub config_file: Option<PathBuf>,
+    pub container_name: String,
+    pub container_id: String,
+    pub image: String,
+    pub remote_user: String,
+    pub workspace_folder: String,
+    pub forward_ports: Vec<ForwardPort>,
+    pub agent_path: String,
+    pub created_at: u64,
+    pub last_used_at: u64,
+}
+
+impl WorkspaceRecord {
+    pub fn path(den: &Den, id: &str) -> PathBuf {
+        den.home
+            .workspace_dir(&den.context, id)
+            .join("workspace.json")
+    }
+
+    pub fn load(den: &Den, id: &str) -> Result<Option<Self>> {
+        Ok(den_state::read_json(&Self::path(den, id))?)
+    }
+
+    pub fn save(&self, den: &Den) -> Result<()> {
+        Ok(den_state::write_json(&Self::path(den, &self.id), self)?)
+    }
+
+    /// Every workspace of the context, by id.
+    pub fn all(den: &Den) -> Result<Vec<Self>> {
+        let dir = den.home.workspaces_dir(&den.context);
+        let mut out = Vec::new();
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => {
+                return Err(crate::WorkspaceError::io(format!(
+                    "reading {}",
+                    dir.display()
+                ))(e))
+            }
+        };
+        for e in entries.flatten() {
+            let id = e.file_name().to_string_lossy().into_owned();
+            if let Some(r) = Self::load(den, &id)? {
+                out.push(r);
+            }
+        }
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+}
+
+pub(crate) fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+pub(crate) fn remove_dir(path: &Path) -> Result<()> {
+    match std::fs::remove_dir_all(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(crate::WorkspaceError::io(format!(
+            "removing {}",
+            path.display()
+        ))(e)),
+    }
+}

@@ -1,0 +1,23 @@
+//! The hidden commands: `den agent …` (inside the workspace) and
+//! `den helper …` (for provider manifests).
+
+use crate::cli::{AgentCommand, HelperCommand};
+
+pub fn run(cmd: AgentCommand) -> anyhow::Result<i32> {
+    match cmd {
+        AgentCommand::Setup => Ok(den_workspace::agent_setup_main()),
+    }
+}
+
+pub fn helper(cmd: HelperCommand) -> anyhow::Result<i32> {
+    match cmd {
+        HelperCommand::Sh { command } => {
+            use std::os::unix::process::CommandExt;
+            let err = std::process::Command::new("/bin/sh")
+                .arg("-c")
+                .arg(&command)
+                .exec();
+            Err(anyhow::anyhow!("running /bin/sh: {err}"))
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! `den provider list|use|options|set-options|add|delete`.
+
+use den_workspace::providers;
+use serde_json::json;
+
+use crate::cli::{Output, ProviderCommand};
+use crate::commands::print_json;
+use crate::exit;
+
+pub fn run(cmd: ProviderCommand) -> anyhow::Result<i32> {
+    let den = den_workspace::Den::from_env()?;
+    match cmd {
+        ProviderCommand::List(args) => {
+            let default = providers::default_provider(&den)?;
+            let all = providers::list(&den)?;
+            match args.output {
+                Output::Json => print_json(
+                    &all.iter()
+                        .map(|p| {
+                            json!({
+                                "name": p.name,
+                                "version": p.manifest.version,
+                                "description": p.manifest.description,
+                                "default": p.name == default,
+                                "builtin": p.builtin,
+                                "source": p.source,
+                            })
+                        })
+                        .collect::<Vec<_>>(),
+                )?,
+                Output::Text => {
+                    println!(
+                        "{:<14} {:<10} {:<8} DESCRIPTION",
+                        "NAME", "VERSION", "DEFAULT"
+                    );
+                    for p in &all {
+                        let d = if p.name == default { "yes" } else { "" };
+                        println!(
+                            "{:<14} {:<10} {:<8} {}",
+                            p.name, p.manifest.version, d, p.manifest.description
+                        );
+                    }
+                }
+            }
+        }
+        ProviderCommand::Use { name } => {
+            providers::use_provider(&den, &name)?;
+            eprintln!(
+                "default provider of context `{}` is now `{name}`",
+                den.context
+            );
+        }
+        ProviderCommand::Options { name, output } => {
+            let name = match name {
+                Some(n) => n,
+                None => providers::default_provider(&den)?,
+            };
+            let entry = providers::get(&den, &name)?;
+            let resolved = providers::resolve(&den, &entry, &Default::default(), None)?;
+            match output {
+                Output::Json => {
+                    let map: serde_json::Map<String, serde_json::Value> = resolved
+                        .iter()
+                        .map(|(k, v)| {
+                            let o = &entry.manifest.options[k];
+                            let value = if o.password && !v.value.is_empty() { "********".into() } else { v.value.clone() };
+                            (
+                                k.clone(),
+                                json!({"value": value, "source": v.source, "description": o.description,
+                                       "required": o.required, "global": o.global}),
+                            )
+                        })
+                        .collect();
+                    print_json(&map)?
+                }
+                Output::Text => {
+                    let w = resolved.keys().map(|k| k.len()).max().unwrap_or(4).max(4);
+                    println!(
+                        "{:<w$}  {:<24}  {:<8}  DESCRIPTION",
+                        "NAME", "VALUE", "SOURCE"
+                    );
+                    for (k, v) in &resolved {
+                        let o = &entry.manifest.options[k];
+                        let value = if o.password && !v.value.is_empty() {
+                            "********".to_string()
+                        } else {
+                            v.value.clone()
+                        };
+                        let source = serde_json::to_value(v.source)?
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_string();
+                        println!("{k:<w$}  {value:<24}  {source:<8}  {}", o.description);
+                    }
+                }
+            }
+        }
+        ProviderCommand::SetOptions { name, options } => {
+            providers::set_options(&den, &name, &options)?;
+        }
+        ProviderCommand::Add { path, output } => {
+            let p = providers::add(&den, &path)?;
+            match output {
+                Output::Json => print_json(&json!({"name": p.name, "source": p.source}))?,
+                Output::Text => eprintln!("added provider `{}`", p.name),
+            }
+        }
+        ProviderCommand::Delete { name } => {
+            providers::delete(&den, &name)?;
+        }
+    }
+    Ok(exit::OK)
+}

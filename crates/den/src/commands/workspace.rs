@@ -1,0 +1,126 @@
+//! `den up/stop/delete/status/list/logs/build`.
+
+use serde_json::json;
+
+use crate::cli::{BuildArgs, DeleteArgs, IdArgs, ListArgs, Output, StatusArgs, UpArgs};
+use crate::commands::print_json;
+use crate::exit;
+use crate::progress::Progress;
+
+fn den() -> anyhow::Result<den_workspace::Den> {
+    Ok(den_workspace::Den::from_env()?)
+}
+
+pub fn up(args: UpArgs) -> anyhow::Result<i32> {
+    let den = den()?;
+    let opts = den_workspace::UpOptions {
+        source: args.source,
+        id: args.id,
+        devcontainer_path: args.devcontainer_path,
+        recreate: args.recreate,
+        reset: args.reset,
+        provider: args.provider,
+        provider_options: args.provider_options,
+        fallback_image: args.fallback_image,
+    };
+    let mut progress = Progress::new();
+    let result = den_workspace::up(&den, &opts, &mut progress);
+    progress.finish();
+    let r = result?;
+    let rec = &r.record;
+    match args.output {
+        Output::Json => print_json(&json!({
+            "id": rec.id,
+            "status": "Running",
+            "provider": rec.provider,
+            "container": rec.container_name,
+            "image": rec.image,
+            "localFolder": rec.local_folder,
+            "workspaceFolder": rec.workspace_folder,
+            "remoteUser": rec.remote_user,
+            "created": r.created,
+            "started": r.started,
+            "agentUploaded": r.uploaded_agent,
+            "hooksRan": r.hooks_ran,
+        }))?,
+        Output::Text => {
+            eprintln!(
+                "workspace `{}` is up: {} as {} in {}",
+                rec.id, rec.container_name, rec.remote_user, rec.workspace_folder
+            );
+        }
+    }
+    Ok(exit::OK)
+}
+
+pub fn stop(args: IdArgs) -> anyhow::Result<i32> {
+    den_workspace::stop(&den()?, &args.id, &mut Progress::new())?;
+    Ok(exit::OK)
+}
+
+pub fn delete(args: DeleteArgs) -> anyhow::Result<i32> {
+    den_workspace::delete(&den()?, &args.id, args.force, &mut Progress::new())?;
+    Ok(exit::OK)
+}
+
+pub fn status(args: StatusArgs) -> anyhow::Result<i32> {
+    let s = den_workspace::status(&den()?, &args.id)?;
+    match args.output {
+        Output::Json => print_json(&json!({ "id": args.id, "status": s }))?,
+        Output::Text => println!("{s}"),
+    }
+    Ok(exit::OK)
+}
+
+pub fn list(args: ListArgs) -> anyhow::Result<i32> {
+    let all = den_workspace::list(&den()?)?;
+    match args.output {
+        Output::Json => print_json(&all)?,
+        Output::Text => {
+            if all.is_empty() {
+                eprintln!("no workspaces yet: `den up FOLDER` makes one");
+            } else {
+                let w = all.iter().map(|s| s.id.len()).max().unwrap_or(2).max(2);
+                println!("{:<w$}  {:<8}  {:<10}  FOLDER", "ID", "STATUS", "PROVIDER");
+                for s in &all {
+                    println!(
+                        "{:<w$}  {:<8}  {:<10}  {}",
+                        s.id,
+                        s.status.to_string(),
+                        s.provider,
+                        s.local_folder
+                    );
+                }
+            }
+        }
+    }
+    Ok(exit::OK)
+}
+
+pub fn logs(args: IdArgs) -> anyhow::Result<i32> {
+    use std::io::Write;
+    let text = den_workspace::logs(&den()?, &args.id)?;
+    std::io::stdout().write_all(text.as_bytes())?;
+    Ok(exit::OK)
+}
+
+pub fn build(args: BuildArgs) -> anyhow::Result<i32> {
+    let den = den()?;
+    let opts = den_workspace::BuildOptions {
+        source: args.source,
+        id: args.id,
+        devcontainer_path: args.devcontainer_path,
+        provider: args.provider,
+        provider_options: args.provider_options,
+        fallback_image: args.fallback_image,
+    };
+    let mut progress = Progress::new();
+    let result = den_workspace::build(&den, &opts, &mut progress);
+    progress.finish();
+    let image = result?;
+    match args.output {
+        Output::Json => print_json(&json!({ "image": image }))?,
+        Output::Text => println!("{image}"),
+    }
+    Ok(exit::OK)
+}
