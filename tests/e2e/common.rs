@@ -11,10 +11,7 @@ pub fn den_bin() -> PathBuf {
 }
 
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
 }
 
 /// An isolated place to run den: private DEN_HOME, private ssh config,
@@ -25,12 +22,7 @@ pub struct Sandbox {
 
 impl Sandbox {
     pub fn new() -> Self {
-        Sandbox {
-            dir: tempfile::Builder::new()
-                .prefix("den-e2e-")
-                .tempdir()
-                .unwrap(),
-        }
+        Sandbox { dir: tempfile::Builder::new().prefix("den-e2e-").tempdir().unwrap() }
     }
 
     pub fn home(&self) -> PathBuf {
@@ -44,9 +36,7 @@ impl Sandbox {
     /// `den ARGS` with this sandbox's DEN_HOME and ssh config.
     pub fn den(&self) -> Command {
         let mut c = Command::new(den_bin());
-        c.env("DEN_HOME", self.home())
-            .env("DEN_SSH_CONFIG", self.dir.path().join("ssh_config"))
-            .env_remove("DEN_LOG");
+        c.env("DEN_HOME", self.home()).env("DEN_SSH_CONFIG", self.dir.path().join("ssh_config")).env_remove("DEN_LOG");
         c
     }
 
@@ -70,11 +60,7 @@ pub struct Run {
 }
 
 pub fn run(cmd: &mut Command) -> Run {
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = cmd.output().expect("running den");
+    let Output { status, stdout, stderr } = cmd.output().expect("running den");
     Run {
         code: status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&stdout).into_owned(),
@@ -84,26 +70,54 @@ pub fn run(cmd: &mut Command) -> Run {
 
 /// `docker ARGS`, panicking with its stderr when it fails.
 pub fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker")
-        .args(args)
-        .output()
-        .expect("docker runs");
-    assert!(
-        out.status.success(),
-        "docker {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Command::new("docker").args(args).output().expect("docker runs");
+    assert!(out.status.success(), "docker {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// The engine must be there: tests/engine/setup.sh starts it. A test that
 /// needs it fails loudly rather than skipping silently.
 pub fn require_engine() {
-    let ok = Command::new("docker")
-        .args(["info", "--format", "{{.ServerVersion}}"])
-        .output();
+    let ok = Command::new("docker").args(["info", "--format", "{{.ServerVersion}}"]).output();
     match ok {
         Ok(o) if o.status.success() => {}
         _ => panic!("no Docker engine answers: run tests/engine/setup.sh (tests/run.sh does)"),
     }
+}
+
+/// A workspace id unique to this test run, so parallel tests never collide.
+pub fn unique_id(name: &str) -> String {
+    format!("t{}-{name}", std::process::id())
+}
+
+/// Deletes the workspace when dropped, even if the test failed.
+pub struct Cleanup<'a> {
+    pub sandbox: &'a Sandbox,
+    pub id: String,
+}
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        let _ = self.sandbox.den().args(["delete", "--force", &self.id]).output();
+        let _ = Command::new("docker").args(["rm", "-f", &format!("den-{}", self.id)]).output();
+    }
+}
+
+impl Sandbox {
+    /// `den up FOLDER --id ID --output json`, asserting success; returns the
+    /// parsed result.
+    pub fn up(&self, folder: &Path, id: &str, extra: &[&str]) -> serde_json::Value {
+        let r = run(self.den().args(["up", "--output", "json", "--id", id]).args(extra).arg(folder));
+        assert_eq!(r.code, 0, "den up failed:\nstdout: {}\nstderr: {}", r.stdout, r.stderr);
+        serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("up output is not JSON ({e}): {}", r.stdout))
+    }
+
+    pub fn cleanup(&self, id: &str) -> Cleanup<'_> {
+        Cleanup { sandbox: self, id: id.to_string() }
+    }
+}
+
+/// `docker exec CONTAINER sh -c SCRIPT`, its stdout.
+pub fn exec(container: &str, script: &str) -> String {
+    docker(&["exec", container, "sh", "-c", script])
 }

@@ -19,19 +19,13 @@ fn replace_strings(v: &mut Value, from: &str, to: &str) {
 }
 
 fn run_case(case: &Path) -> Result<(), String> {
-    let project = case
-        .join("project")
-        .canonicalize()
-        .map_err(|e| format!("no project/ folder: {e}"))?;
+    let project = case.join("project").canonicalize().map_err(|e| format!("no project/ folder: {e}"))?;
     let folder = project.to_string_lossy().into_owned();
     let mut cmd = Command::new(den_bin());
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    cmd.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
     if let Ok(env) = std::fs::read_to_string(case.join("env")) {
         for line in env.lines().filter(|l| !l.trim().is_empty()) {
-            let (k, v) = line
-                .split_once('=')
-                .ok_or(format!("bad env line: {line}"))?;
+            let (k, v) = line.split_once('=').ok_or(format!("bad env line: {line}"))?;
             cmd.env(k, v);
         }
     }
@@ -46,10 +40,7 @@ fn run_case(case: &Path) -> Result<(), String> {
 
     if let Ok(want) = std::fs::read_to_string(case.join("expected-error.txt")) {
         if out.status.code() != Some(1) {
-            return Err(format!(
-                "expected exit 1, got {:?}; stdout: {stdout}",
-                out.status.code()
-            ));
+            return Err(format!("expected exit 1, got {:?}; stdout: {stdout}", out.status.code()));
         }
         if !stdout.trim().is_empty() {
             return Err(format!("an error must print nothing on stdout: {stdout}"));
@@ -57,27 +48,17 @@ fn run_case(case: &Path) -> Result<(), String> {
         return if stderr.contains(want.trim()) {
             Ok(())
         } else {
-            Err(format!(
-                "stderr does not contain\n  {}\nit is\n  {}",
-                want.trim(),
-                stderr.trim()
-            ))
+            Err(format!("stderr does not contain\n  {}\nit is\n  {}", want.trim(), stderr.trim()))
         };
     }
 
-    let want_text = std::fs::read_to_string(case.join("expected.json"))
-        .map_err(|e| format!("expected.json: {e}"))?;
-    let want: Value =
-        serde_json::from_str(&want_text).map_err(|e| format!("expected.json: {e}"))?;
+    let want_text = std::fs::read_to_string(case.join("expected.json")).map_err(|e| format!("expected.json: {e}"))?;
+    let want: Value = serde_json::from_str(&want_text).map_err(|e| format!("expected.json: {e}"))?;
     if !out.status.success() {
         return Err(format!("den failed: {stderr}"));
     }
-    let mut got: Value =
-        serde_json::from_str(&stdout).map_err(|e| format!("stdout is not JSON ({e}): {stdout}"))?;
-    let id = got["devcontainerId"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let mut got: Value = serde_json::from_str(&stdout).map_err(|e| format!("stdout is not JSON ({e}): {stdout}"))?;
+    let id = got["devcontainerId"].as_str().unwrap_or_default().to_string();
     if !id.is_empty() {
         replace_strings(&mut got, &id, "<id>");
     }
@@ -103,25 +84,11 @@ fn conformance_corpus() {
         .filter(|p| p.join("project").is_dir())
         .collect();
     cases.sort();
-    assert!(
-        cases.len() >= 40,
-        "the corpus has {} cases; it must have at least 40",
-        cases.len()
-    );
+    assert!(cases.len() >= 40, "the corpus has {} cases; it must have at least 40", cases.len());
     let failures: Vec<String> = cases
         .iter()
-        .filter_map(|c| {
-            run_case(c)
-                .err()
-                .map(|e| format!("{}: {e}", c.file_name().unwrap().to_string_lossy()))
-        })
+        .filter_map(|c| run_case(c).err().map(|e| format!("{}: {e}", c.file_name().unwrap().to_string_lossy())))
         .collect();
-    assert!(
-        failures.is_empty(),
-        "{} of {} cases failed:\n\n{}",
-        failures.len(),
-        cases.len(),
-        failures.join("\n\n")
-    );
+    assert!(failures.is_empty(), "{} of {} cases failed:\n\n{}", failures.len(), cases.len(), failures.join("\n\n"));
     eprintln!("conformance: {} cases passed", cases.len());
 }

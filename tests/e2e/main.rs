@@ -6,3 +6,4 @@ mod common;
 mod conformance;
 mod read_config;
 mod static_binary;
+mod up;

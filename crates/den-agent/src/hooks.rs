@@ -32,12 +32,7 @@ pub struct HookFailure {
 
 /// Runs one hook: each of its commands in order (image metadata first); a
 /// parallel object's commands together. Stops at the first failure.
-pub fn run_hook(
-    hook: &str,
-    commands: &[LifecycleCommand],
-    who: &RunAs,
-    sink: &Sink,
-) -> Result<(), HookFailure> {
+pub fn run_hook(hook: &str, commands: &[LifecycleCommand], who: &RunAs, sink: &Sink) -> Result<(), HookFailure> {
     for cmd in commands {
         let steps = cmd.steps();
         if steps.is_empty() {
@@ -58,11 +53,7 @@ pub fn run_hook(
         let mut first_failure = None;
         for h in handles {
             let r = h.join().unwrap_or_else(|_| {
-                Err(HookFailure {
-                    name: hook.into(),
-                    code: 1,
-                    message: "the runner panicked".into(),
-                })
+                Err(HookFailure { name: hook.into(), code: 1, message: "the runner panicked".into() })
             });
             if let Err(f) = r {
                 first_failure.get_or_insert(f);
@@ -79,37 +70,25 @@ fn run_step(label: &str, step: &Step, who: &RunAs, sink: &Sink) -> Result<(), Ho
     let argv = step.argv();
     line(sink, label, &format!("running: {}", describe(step)));
     let mut c = command_as(&argv, who);
-    c.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    c.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = c.spawn().map_err(|e| HookFailure {
         name: label.into(),
         code: 127,
-        message: format!("cannot start `{}`: {e}", argv[0]),
+        message: format!("{label}: cannot start `{}`: {e}", argv[0]),
     })?;
     let out = child.stdout.take().expect("piped");
     let err = child.stderr.take().expect("piped");
     let t1 = pump(out, label.to_string(), sink.clone());
     let t2 = pump(err, label.to_string(), sink.clone());
-    let status = child.wait().map_err(|e| HookFailure {
-        name: label.into(),
-        code: 1,
-        message: e.to_string(),
-    })?;
+    let status = child.wait().map_err(|e| HookFailure { name: label.into(), code: 1, message: e.to_string() })?;
     let _ = t1.join();
     let _ = t2.join();
     if status.success() {
         Ok(())
     } else {
         use std::os::unix::process::ExitStatusExt;
-        let code = status
-            .code()
-            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
-        Err(HookFailure {
-            name: label.into(),
-            code,
-            message: format!("{label} failed with exit code {code}"),
-        })
+        let code = status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+        Err(HookFailure { name: label.into(), code, message: format!("{label} failed with exit code {code}") })
     }
 }
 
@@ -125,26 +104,26 @@ fn describe(step: &Step) -> String {
 pub fn command_as(argv: &[String], who: &RunAs) -> Command {
     let mut c = Command::new(&argv[0]);
     c.args(&argv[1..]).env_clear().envs(&who.env);
-    let cwd = if std::path::Path::new(&who.cwd).is_dir() {
-        who.cwd.as_str()
-    } else {
-        "/"
-    };
+    let cwd = if std::path::Path::new(&who.cwd).is_dir() { who.cwd.as_str() } else { "/" };
     c.current_dir(cwd);
     let me = unsafe { libc::getuid() };
     if me == 0 && (who.uid != 0 || who.gid != 0) {
-        let groups: Vec<libc::gid_t> = who.groups.clone();
-        // SAFETY: setgroups is async-signal-safe; it runs in the child
-        // between fork and exec, before uid/gid are dropped by std.
+        let (uid, gid, groups): (libc::uid_t, libc::gid_t, Vec<libc::gid_t>) = (who.uid, who.gid, who.groups.clone());
+        // SAFETY: only async-signal-safe calls, in the child between fork
+        // and exec. std's own uid()/gid() would drop the uid before our
+        // closures run, and setgroups needs root, so all three happen here,
+        // in the order that works: groups, gid, uid.
         unsafe {
             c.pre_exec(move || {
-                if libc::setgroups(groups.len(), groups.as_ptr()) != 0 {
+                if libc::setgroups(groups.len(), groups.as_ptr()) != 0
+                    || libc::setgid(gid) != 0
+                    || libc::setuid(uid) != 0
+                {
                     return Err(std::io::Error::last_os_error());
                 }
                 Ok(())
             });
         }
-        c.gid(who.gid).uid(who.uid);
     }
     c
 }
@@ -185,9 +164,7 @@ mod tests {
             gid: unsafe { libc::getgid() },
             groups: vec![],
             cwd: "/".into(),
-            env: [("PATH".to_string(), std::env::var("PATH").unwrap())]
-                .into_iter()
-                .collect(),
+            env: [("PATH".to_string(), std::env::var("PATH").unwrap())].into_iter().collect(),
         }
     }
 
@@ -215,11 +192,7 @@ mod tests {
         let (sink, buf) = capture();
         run_hook(
             "postCreateCommand",
-            &[
-                cmd(json!("echo one; echo two >&2")),
-                cmd(json!(["echo", "a b"])),
-                cmd(json!({"x": "echo par"})),
-            ],
+            &[cmd(json!("echo one; echo two >&2")), cmd(json!(["echo", "a b"])), cmd(json!({"x": "echo par"}))],
             &me(),
             &sink,
         )
@@ -247,32 +220,15 @@ mod tests {
     #[test]
     fn failure_stops_with_name_and_code() {
         let (sink, buf) = capture();
-        let e = run_hook(
-            "onCreateCommand",
-            &[cmd(json!("exit 7")), cmd(json!("echo never"))],
-            &me(),
-            &sink,
-        )
-        .unwrap_err();
+        let e =
+            run_hook("onCreateCommand", &[cmd(json!("exit 7")), cmd(json!("echo never"))], &me(), &sink).unwrap_err();
         assert_eq!((e.name.as_str(), e.code), ("onCreateCommand", 7));
-        assert!(!String::from_utf8(buf.lock().unwrap().clone())
-            .unwrap()
-            .contains("never"));
-        let e = run_hook(
-            "postCreateCommand",
-            &[cmd(json!({"ok": "true", "bad": ["sh", "-c", "exit 3"]}))],
-            &me(),
-            &sink,
-        )
-        .unwrap_err();
+        assert!(!String::from_utf8(buf.lock().unwrap().clone()).unwrap().contains("never"));
+        let e =
+            run_hook("postCreateCommand", &[cmd(json!({"ok": "true", "bad": ["sh", "-c", "exit 3"]}))], &me(), &sink)
+                .unwrap_err();
         assert_eq!((e.name.as_str(), e.code), ("postCreateCommand:bad", 3));
-        let e = run_hook(
-            "postCreateCommand",
-            &[cmd(json!(["/nonexistent/prog"]))],
-            &me(),
-            &sink,
-        )
-        .unwrap_err();
+        let e = run_hook("postCreateCommand", &[cmd(json!(["/nonexistent/prog"]))], &me(), &sink).unwrap_err();
         assert_eq!(e.code, 127);
     }
 

@@ -39,9 +39,7 @@ impl PasswdFile {
     }
 
     pub fn parse(text: &str) -> Self {
-        PasswdFile {
-            lines: text.lines().map(str::to_string).collect(),
-        }
+        PasswdFile { lines: text.lines().map(str::to_string).collect() }
     }
 
     pub fn users(&self) -> impl Iterator<Item = User> + '_ {
@@ -95,9 +93,7 @@ fn parse_user(line: &str) -> Option<User> {
 impl GroupFile {
     pub fn read(path: &Path) -> std::io::Result<Self> {
         match std::fs::read_to_string(path) {
-            Ok(t) => Ok(GroupFile {
-                lines: t.lines().map(str::to_string).collect(),
-            }),
+            Ok(t) => Ok(GroupFile { lines: t.lines().map(str::to_string).collect() }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
             Err(e) => Err(e),
         }
@@ -112,11 +108,7 @@ impl GroupFile {
             Some(Group {
                 name: f[0].to_string(),
                 gid: f[2].parse().ok()?,
-                members: f[3]
-                    .split(',')
-                    .filter(|m| !m.is_empty())
-                    .map(str::to_string)
-                    .collect(),
+                members: f[3].split(',').filter(|m| !m.is_empty()).map(str::to_string).collect(),
             })
         })
     }
@@ -127,10 +119,7 @@ impl GroupFile {
 
     /// The supplementary groups of `user` (groups that list it as member).
     pub fn supplementary(&self, user: &str) -> Vec<u32> {
-        self.groups()
-            .filter(|g| g.members.iter().any(|m| m == user))
-            .map(|g| g.gid)
-            .collect()
+        self.groups().filter(|g| g.members.iter().any(|m| m == user)).map(|g| g.gid).collect()
     }
 
     /// Changes the gid of the group that has `old`; `false` if none has.
@@ -181,9 +170,7 @@ pub fn resolve_user(passwd: &PasswdFile, spec: &str) -> Option<User> {
 /// keeping its mode.
 pub fn replace_file(path: &Path, text: &str) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(path)
-        .map(|m| m.permissions().mode())
-        .unwrap_or(0o644);
+    let mode = std::fs::metadata(path).map(|m| m.permissions().mode()).unwrap_or(0o644);
     let tmp = path.with_extension(format!("den-tmp.{}", std::process::id()));
     std::fs::write(&tmp, text)?;
     std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))?;
@@ -196,7 +183,8 @@ pub fn replace_file(path: &Path, text: &str) -> std::io::Result<()> {
 mod tests {
     use super::*;
 
-    const PASSWD: &str = "root:x:0:0:root:/root:/bin/bash\n# comment\nvscode:x:1000:1000::/home/vscode:/bin/zsh\nbroken line\n";
+    const PASSWD: &str =
+        "root:x:0:0:root:/root:/bin/bash\n# comment\nvscode:x:1000:1000::/home/vscode:/bin/zsh\nbroken line\n";
     const GROUP: &str = "root:x:0:\nvscode:x:1000:\ndocker:x:998:vscode,other\n";
 
     #[test]
@@ -204,10 +192,7 @@ mod tests {
         let p = PasswdFile::parse(PASSWD);
         assert_eq!(p.users().count(), 2);
         let u = p.by_name("vscode").unwrap();
-        assert_eq!(
-            (u.uid, u.gid, u.home.as_str(), u.shell.as_str()),
-            (1000, 1000, "/home/vscode", "/bin/zsh")
-        );
+        assert_eq!((u.uid, u.gid, u.home.as_str(), u.shell.as_str()), (1000, 1000, "/home/vscode", "/bin/zsh"));
         assert_eq!(p.by_uid(0).unwrap().name, "root");
     }
 
@@ -225,18 +210,13 @@ mod tests {
     fn rewrites_only_the_changed_fields() {
         let mut p = PasswdFile::parse(PASSWD);
         assert!(p.set_ids("vscode", 1234, 1235));
-        assert_eq!(
-            p.text(),
-            PASSWD.replace("vscode:x:1000:1000:", "vscode:x:1234:1235:")
-        );
+        assert_eq!(p.text(), PASSWD.replace("vscode:x:1000:1000:", "vscode:x:1234:1235:"));
         assert!(!p.set_ids("ghost", 1, 1));
     }
 
     #[test]
     fn groups() {
-        let mut g = GroupFile {
-            lines: GROUP.lines().map(str::to_string).collect(),
-        };
+        let mut g = GroupFile { lines: GROUP.lines().map(str::to_string).collect() };
         assert_eq!(g.supplementary("vscode"), vec![998]);
         assert!(g.set_gid(1000, 1235));
         assert_eq!(g.by_gid(1235).unwrap().name, "vscode");

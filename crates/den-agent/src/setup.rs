@@ -12,9 +12,7 @@ use indexmap::IndexMap;
 
 use crate::hooks::{self, HookFailure, RunAs, Sink};
 use crate::passwd::{self, GroupFile, PasswdFile};
-use crate::protocol::{
-    Hooks, RemoteUser, SetupRequest, SetupResult, WorkspaceInfo, PHASE_PREFIX, REQUEST_ENV,
-};
+use crate::protocol::{Hooks, RemoteUser, SetupRequest, SetupResult, WorkspaceInfo, PHASE_PREFIX, REQUEST_ENV};
 
 /// Where the agent's files live: /var/lib/den, or /tmp/den when that
 /// cannot be made (a read-only image).
@@ -54,74 +52,45 @@ impl Write for Tee {
 /// every problem ends up in the result.
 pub fn run(req: SetupRequest, out: Box<dyn Write + Send>) -> SetupResult {
     let data = data_dir();
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(data.join("agent.log"))
-        .ok();
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(data.join("agent.log")).ok();
     let sink: Sink = Arc::new(Mutex::new(Tee { out, log }));
-    match setup(&req, &data, &sink) {
-        Ok(r) => r,
-        Err(failure) => failure,
-    }
+    setup(&req, &data, &sink).unwrap_or_else(fail)
 }
 
 fn fail(error: String) -> SetupResult {
-    SetupResult {
-        ok: false,
-        error: Some(error),
-        ..Default::default()
-    }
+    SetupResult { ok: false, error: Some(error), ..Default::default() }
 }
 
-fn setup(req: &SetupRequest, data: &Path, sink: &Sink) -> Result<SetupResult, SetupResult> {
+fn setup(req: &SetupRequest, data: &Path, sink: &Sink) -> Result<SetupResult, String> {
     phase(sink, "setup");
     let passwd_path = Path::new("/etc/passwd");
     let group_path = Path::new("/etc/group");
-    let mut pw =
-        PasswdFile::read(passwd_path).map_err(|e| fail(format!("reading /etc/passwd: {e}")))?;
-    let mut gr =
-        GroupFile::read(group_path).map_err(|e| fail(format!("reading /etc/group: {e}")))?;
-    let spec = if req.remote_user.is_empty() {
-        "root"
-    } else {
-        req.remote_user.as_str()
-    };
-    let mut user = passwd::resolve_user(&pw, spec).ok_or_else(|| {
-        fail(format!(
-            "remoteUser `{spec}` does not exist in the container's /etc/passwd"
-        ))
-    })?;
+    let mut pw = PasswdFile::read(passwd_path).map_err(|e| format!("reading /etc/passwd: {e}"))?;
+    let mut gr = GroupFile::read(group_path).map_err(|e| format!("reading /etc/group: {e}"))?;
+    let spec = if req.remote_user.is_empty() { "root" } else { req.remote_user.as_str() };
+    let mut user = passwd::resolve_user(&pw, spec)
+        .ok_or_else(|| format!("remoteUser `{spec}` does not exist in the container's /etc/passwd"))?;
 
-    if req.update_remote_user_uid && req.host_uid != 0 && user.uid != 0 && user.uid != req.host_uid
-    {
+    if req.update_remote_user_uid && req.host_uid != 0 && user.uid != 0 && user.uid != req.host_uid {
         match update_uid(&mut pw, &mut gr, &user.name, req.host_uid, req.host_gid) {
             Ok(()) => {
                 hooks::line(
                     sink,
                     "setup",
-                    &format!(
-                        "updated {}'s UID:GID to {}:{}",
-                        user.name, req.host_uid, req.host_gid
-                    ),
+                    &format!("updated {}'s UID:GID to {}:{}", user.name, req.host_uid, req.host_gid),
                 );
                 let (old_uid, old_gid) = (user.uid, user.gid);
                 user.uid = req.host_uid;
                 user.gid = req.host_gid;
                 chown_tree(Path::new(&user.home), old_uid, old_gid, user.uid, user.gid);
             }
-            Err(why) => hooks::line(
-                sink,
-                "setup",
-                &format!("not updating {}'s UID: {why}", user.name),
-            ),
+            Err(why) => hooks::line(sink, "setup", &format!("not updating {}'s UID: {why}", user.name)),
         }
     }
 
     // The container's own environment (what docker exec gives us), for
     // ${containerEnv:…} and as the base of every session.
-    let container_env: IndexMap<String, String> =
-        std::env::vars().filter(|(k, _)| k != REQUEST_ENV).collect();
+    let container_env: IndexMap<String, String> = std::env::vars().filter(|(k, _)| k != REQUEST_ENV).collect();
     let lookup = |name: &str| container_env.get(name).cloned();
     let no_local = |_: &str| None;
     let ctx = Context {
@@ -133,8 +102,7 @@ fn setup(req: &SetupRequest, data: &Path, sink: &Sink) -> Result<SetupResult, Se
     };
     let mut remote_env = serde_json::to_value(&req.remote_env).unwrap_or_default();
     substitute_value(&mut remote_env, &ctx);
-    let remote_env: IndexMap<String, Option<String>> =
-        serde_json::from_value(remote_env).unwrap_or_default();
+    let remote_env: IndexMap<String, Option<String>> = serde_json::from_value(remote_env).unwrap_or_default();
     let mut hooks_value = serde_json::to_value(&req.hooks).unwrap_or_default();
     substitute_value(&mut hooks_value, &ctx);
     let hooks: Hooks = serde_json::from_value(hooks_value).unwrap_or_default();
@@ -147,15 +115,11 @@ fn setup(req: &SetupRequest, data: &Path, sink: &Sink) -> Result<SetupResult, Se
     let who = RunAs {
         uid: user.uid,
         gid: user.gid,
-        groups: std::iter::once(user.gid)
-            .chain(gr.supplementary(&user.name))
-            .collect(),
+        groups: std::iter::once(user.gid).chain(gr.supplementary(&user.name)).collect(),
         cwd: req.workspace_folder.clone(),
         env: env.clone(),
     };
-    let probe = req
-        .user_env_probe
-        .unwrap_or(UserEnvProbe::LoginInteractiveShell);
+    let probe = req.user_env_probe.unwrap_or(UserEnvProbe::LoginInteractiveShell);
     let probed = probe_env(data, &user, probe, &who);
     for (k, v) in probed {
         env.insert(k, v);
@@ -183,36 +147,17 @@ fn setup(req: &SetupRequest, data: &Path, sink: &Sink) -> Result<SetupResult, Se
         user: remote_user.clone(),
         env: env.clone(),
     };
-    let _ = write_file(
-        &data.join("workspace.json"),
-        &serde_json::to_vec_pretty(&info).unwrap_or_default(),
-    );
+    let _ = write_file(&data.join("workspace.json"), &serde_json::to_vec_pretty(&info).unwrap_or_default());
 
     let who = RunAs { env, ..who };
-    let mut result = SetupResult {
-        ok: true,
-        user: Some(remote_user),
-        ..Default::default()
-    };
+    let mut result = SetupResult { ok: true, user: Some(remote_user), ..Default::default() };
     let markers = data.join("markers");
     let started_now = container_start_id();
-    let started = if req.started_at.is_empty() {
-        started_now.as_str()
-    } else {
-        req.started_at.as_str()
-    };
+    let started = if req.started_at.is_empty() { started_now.as_str() } else { req.started_at.as_str() };
     let plan: [(&str, &Vec<_>, Option<&str>); 5] = [
         ("onCreateCommand", &hooks.on_create_command, Some("done")),
-        (
-            "updateContentCommand",
-            &hooks.update_content_command,
-            Some("done"),
-        ),
-        (
-            "postCreateCommand",
-            &hooks.post_create_command,
-            Some("done"),
-        ),
+        ("updateContentCommand", &hooks.update_content_command, Some("done")),
+        ("postCreateCommand", &hooks.post_create_command, Some("done")),
         ("postStartCommand", &hooks.post_start_command, Some(started)),
         ("postAttachCommand", &hooks.post_attach_command, None),
     ];
@@ -229,12 +174,7 @@ fn setup(req: &SetupRequest, data: &Path, sink: &Sink) -> Result<SetupResult, Se
                 phase(sink, "hooks");
                 announced = true;
             }
-            if let Err(HookFailure {
-                name: failed,
-                code,
-                message,
-            }) = hooks::run_hook(name, commands, &who, sink)
-            {
+            if let Err(HookFailure { name: failed, code, message }) = hooks::run_hook(name, commands, &who, sink) {
                 result.ok = false;
                 result.hook = Some(failed);
                 result.exit_code = Some(code);
@@ -257,13 +197,7 @@ pub fn container_start_id() -> String {
     let stat = std::fs::read_to_string("/proc/1/stat").unwrap_or_default();
     // Field 22 (starttime) counted after the parenthesised command name,
     // which may itself hold spaces.
-    let start = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest)
-        .unwrap_or("")
-        .split_whitespace()
-        .nth(19)
-        .unwrap_or("");
+    let start = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("").split_whitespace().nth(19).unwrap_or("");
     format!("{}-{start}", boot.trim())
 }
 
@@ -273,13 +207,7 @@ fn phase(sink: &Sink, name: &str) {
     }
 }
 
-fn update_uid(
-    pw: &mut PasswdFile,
-    gr: &mut GroupFile,
-    name: &str,
-    uid: u32,
-    gid: u32,
-) -> Result<(), String> {
+fn update_uid(pw: &mut PasswdFile, gr: &mut GroupFile, name: &str, uid: u32, gid: u32) -> Result<(), String> {
     if let Some(other) = pw.by_uid(uid).filter(|u| u.name != name) {
         return Err(format!("UID {uid} already belongs to {}", other.name));
     }
@@ -289,11 +217,9 @@ fn update_uid(
     // already (then the user simply joins it).
     if gr.by_gid(gid).is_none() && old_gid != gid {
         gr.set_gid(old_gid, gid);
-        passwd::replace_file(Path::new("/etc/group"), &gr.text())
-            .map_err(|e| format!("writing /etc/group: {e}"))?;
+        passwd::replace_file(Path::new("/etc/group"), &gr.text()).map_err(|e| format!("writing /etc/group: {e}"))?;
     }
-    passwd::replace_file(Path::new("/etc/passwd"), &pw.text())
-        .map_err(|e| format!("writing /etc/passwd: {e}"))
+    passwd::replace_file(Path::new("/etc/passwd"), &pw.text()).map_err(|e| format!("writing /etc/passwd: {e}"))
 }
 
 /// Gives the files of the old owner in `dir` to the new one (bounded walk,
@@ -310,11 +236,7 @@ fn chown_tree(dir: &Path, old_uid: u32, old_gid: u32, uid: u32, gid: u32) {
             continue;
         };
         if meta.uid() == old_uid {
-            let g = if meta.gid() == old_gid {
-                gid
-            } else {
-                meta.gid()
-            };
+            let g = if meta.gid() == old_gid { gid } else { meta.gid() };
             let _ = std::os::unix::fs::lchown(&p, Some(uid), Some(g));
         }
         if meta.is_dir() {
@@ -331,24 +253,14 @@ fn chown_tree(dir: &Path, old_uid: u32, old_gid: u32, uid: u32, gid: u32) {
 
 /// The user's environment as their shell sets it up (`userEnvProbe`),
 /// cached per container start, user and probe kind.
-fn probe_env(
-    data: &Path,
-    user: &passwd::User,
-    probe: UserEnvProbe,
-    who: &RunAs,
-) -> IndexMap<String, String> {
+fn probe_env(data: &Path, user: &passwd::User, probe: UserEnvProbe, who: &RunAs) -> IndexMap<String, String> {
     let flags = match probe {
         UserEnvProbe::None => return IndexMap::new(),
         UserEnvProbe::LoginShell => "-lc",
         UserEnvProbe::InteractiveShell => "-ic",
         UserEnvProbe::LoginInteractiveShell => "-lic",
     };
-    let key = format!(
-        "{}|{}|{}|{flags}",
-        container_start_id(),
-        user.name,
-        user.uid
-    );
+    let key = format!("{}|{}|{}|{flags}", container_start_id(), user.name, user.uid);
     let cache = data.join("probed-env.json");
     if let Ok(text) = std::fs::read_to_string(&cache) {
         if let Ok((k, env)) = serde_json::from_str::<(String, IndexMap<String, String>)>(&text) {
@@ -357,27 +269,18 @@ fn probe_env(
             }
         }
     }
-    let shell = if Path::new(&user.shell).is_file() {
-        user.shell.clone()
-    } else {
-        "/bin/sh".to_string()
-    };
+    let shell = if Path::new(&user.shell).is_file() { user.shell.clone() } else { "/bin/sh".to_string() };
     let script = "printf '\\nDEN_ENV_BEGIN\\n'; cat /proc/self/environ; printf '\\nDEN_ENV_END\\n'";
     let argv = vec![shell, flags.to_string(), script.to_string()];
     let env = run_probe(&argv, who).unwrap_or_default();
-    let _ = write_file(
-        &cache,
-        &serde_json::to_vec(&(key, &env)).unwrap_or_default(),
-    );
+    let _ = write_file(&cache, &serde_json::to_vec(&(key, &env)).unwrap_or_default());
     env
 }
 
 fn run_probe(argv: &[String], who: &RunAs) -> Option<IndexMap<String, String>> {
     use std::process::Stdio;
     let mut c = hooks::command_as(argv, who);
-    c.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+    c.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null());
     let mut child = c.spawn().ok()?;
     let mut stdout = child.stdout.take()?;
     let reader = std::thread::spawn(move || {
@@ -438,7 +341,8 @@ mod tests {
 
     #[test]
     fn probe_output_is_parsed_between_markers() {
-        let out = b"motd junk\n\nDEN_ENV_BEGIN\nPATH=/usr/bin:/x\0HOME=/home/u\0_=/usr/bin/cat\0EMPTY=\0\nDEN_ENV_END\nbye";
+        let out =
+            b"motd junk\n\nDEN_ENV_BEGIN\nPATH=/usr/bin:/x\0HOME=/home/u\0_=/usr/bin/cat\0EMPTY=\0\nDEN_ENV_END\nbye";
         let env = parse_probe(out).unwrap();
         assert_eq!(env["PATH"], "/usr/bin:/x");
         assert_eq!(env["EMPTY"], "");

@@ -16,10 +16,7 @@ pub fn find_config(folder: &Path, explicit: Option<&Path>) -> Result<PathBuf, Co
         } else {
             Err(ConfigError::Io {
                 path,
-                source: std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    "no such devcontainer configuration file",
-                ),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such devcontainer configuration file"),
             })
         };
     }
@@ -39,16 +36,11 @@ pub fn find_config(folder: &Path, explicit: Option<&Path>) -> Result<PathBuf, Co
         .collect();
     nested.sort();
     match nested.len() {
-        0 => Err(ConfigError::NotFound {
-            folder: folder.to_path_buf(),
-        }),
+        0 => Err(ConfigError::NotFound { folder: folder.to_path_buf() }),
         1 => Ok(nested.remove(0)),
         _ => Err(ConfigError::Ambiguous {
             folder: folder.to_path_buf(),
-            candidates: nested
-                .iter()
-                .map(|p| p.strip_prefix(folder).unwrap_or(p).to_path_buf())
-                .collect(),
+            candidates: nested.iter().map(|p| p.strip_prefix(folder).unwrap_or(p).to_path_buf()).collect(),
         }),
     }
 }
@@ -68,22 +60,13 @@ mod tests {
     fn order_of_discovery() {
         let t = tempfile::tempdir().unwrap();
         let r = t.path();
-        assert!(matches!(
-            find_config(r, None),
-            Err(ConfigError::NotFound { .. })
-        ));
+        assert!(matches!(find_config(r, None), Err(ConfigError::NotFound { .. })));
         touch(r, ".devcontainer/python/devcontainer.json");
-        assert_eq!(
-            find_config(r, None).unwrap(),
-            r.join(".devcontainer/python/devcontainer.json")
-        );
+        assert_eq!(find_config(r, None).unwrap(), r.join(".devcontainer/python/devcontainer.json"));
         touch(r, ".devcontainer.json");
         assert_eq!(find_config(r, None).unwrap(), r.join(".devcontainer.json"));
         touch(r, ".devcontainer/devcontainer.json");
-        assert_eq!(
-            find_config(r, None).unwrap(),
-            r.join(".devcontainer/devcontainer.json")
-        );
+        assert_eq!(find_config(r, None).unwrap(), r.join(".devcontainer/devcontainer.json"));
     }
 
     #[test]
@@ -105,9 +88,7 @@ mod tests {
         touch(t.path(), ".devcontainer/devcontainer.json");
         let p = find_config(t.path(), Some(Path::new("cfg/dev.json"))).unwrap();
         assert_eq!(p, t.path().join("cfg/dev.json"));
-        let e = find_config(t.path(), Some(Path::new("nope.json")))
-            .unwrap_err()
-            .to_string();
+        let e = find_config(t.path(), Some(Path::new("nope.json"))).unwrap_err().to_string();
         assert!(e.contains("nope.json"), "{e}");
     }
 }

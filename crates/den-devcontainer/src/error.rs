@@ -25,19 +25,10 @@ pub enum ConfigError {
     },
     /// Not JSONC at all.
     #[error("{}:{pos}: {message}", path.display())]
-    Syntax {
-        path: PathBuf,
-        pos: Pos,
-        message: String,
-    },
+    Syntax { path: PathBuf, pos: Pos, message: String },
     /// Well-formed JSONC, but a property has the wrong shape.
     #[error("{}:{pos}: property `{property}`: {message}", path.display())]
-    Invalid {
-        path: PathBuf,
-        pos: Pos,
-        property: String,
-        message: String,
-    },
+    Invalid { path: PathBuf, pos: Pos, property: String, message: String },
     #[error(
         "no devcontainer configuration in {}: looked for .devcontainer/devcontainer.json, .devcontainer.json and .devcontainer/<folder>/devcontainer.json",
         folder.display()
@@ -48,19 +39,14 @@ pub enum ConfigError {
         folder.display(),
         candidates.iter().map(|c| format!("  {}", c.display())).collect::<Vec<_>>().join("\n")
     )]
-    Ambiguous {
-        folder: PathBuf,
-        candidates: Vec<PathBuf>,
-    },
+    Ambiguous { folder: PathBuf, candidates: Vec<PathBuf> },
 }
 
 impl ConfigError {
     /// Where in which file the problem is, when it has a place.
     pub fn location(&self) -> Option<(&std::path::Path, Pos)> {
         match self {
-            ConfigError::Syntax { path, pos, .. } | ConfigError::Invalid { path, pos, .. } => {
-                Some((path, *pos))
-            }
+            ConfigError::Syntax { path, pos, .. } | ConfigError::Invalid { path, pos, .. } => Some((path, *pos)),
             _ => None,
         }
     }

@@ -49,19 +49,12 @@ pub fn parse(text: &str, path: &Path) -> Result<Document, ConfigError> {
         allow_loose_object_property_names: false,
     };
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let collect = jsonc_parser::CollectOptions {
-        tokens: true,
-        ..Default::default()
-    };
-    let parsed =
-        jsonc_parser::parse_to_ast(text, &collect, &options).map_err(|e| ConfigError::Syntax {
-            path: path.to_path_buf(),
-            pos: Pos {
-                line: e.line_display(),
-                column: e.column_display(),
-            },
-            message: lowercase_first(&e.kind().to_string()),
-        })?;
+    let collect = jsonc_parser::CollectOptions { tokens: true, ..Default::default() };
+    let parsed = jsonc_parser::parse_to_ast(text, &collect, &options).map_err(|e| ConfigError::Syntax {
+        path: path.to_path_buf(),
+        pos: Pos { line: e.line_display(), column: e.column_display() },
+        message: lowercase_first(&e.kind().to_string()),
+    })?;
     let Some(root) = parsed.value else {
         return Err(ConfigError::Syntax {
             path: path.to_path_buf(),
@@ -76,8 +69,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Document, ConfigError> {
     // Nor does it accept single-quoted strings (JSON5), which this parser
     // would.
     if let Some(t) = tokens.iter().find(|t| {
-        matches!(t.token, jsonc_parser::tokens::Token::String(_))
-            && text.as_bytes().get(t.range.start) == Some(&b'\'')
+        matches!(t.token, jsonc_parser::tokens::Token::String(_)) && text.as_bytes().get(t.range.start) == Some(&b'\'')
     }) {
         return Err(ConfigError::Syntax {
             path: path.to_path_buf(),
@@ -91,11 +83,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Document, ConfigError> {
         .map(|t| t.range.start)
         .collect();
     let mut positions = HashMap::new();
-    let cx = Convert {
-        lines: &lines,
-        commas: &commas,
-        path,
-    };
+    let cx = Convert { lines: &lines, commas: &commas, path };
     let value = cx.value(root, String::new(), &mut positions)?;
     Ok(Document { value, positions })
 }
@@ -194,14 +182,8 @@ impl<'a> LineIndex<'a> {
 
     fn pos(&self, offset: usize) -> Pos {
         let line = self.starts.partition_point(|&s| s <= offset) - 1;
-        let column = self.text[self.starts[line]..offset.min(self.text.len())]
-            .chars()
-            .count()
-            + 1;
-        Pos {
-            line: line + 1,
-            column,
-        }
+        let column = self.text[self.starts[line]..offset.min(self.text.len())].chars().count() + 1;
+        Pos { line: line + 1, column }
     }
 }
 
@@ -224,8 +206,7 @@ mod tests {
 
     #[test]
     fn comments_and_trailing_commas() {
-        let d = p("// top\n{\n  /* block */ \"a\": [1, 2,], // end\n  \"b\": {\"c\": true,},\n}\n")
-            .unwrap();
+        let d = p("// top\n{\n  /* block */ \"a\": [1, 2,], // end\n  \"b\": {\"c\": true,},\n}\n").unwrap();
         assert_eq!(d.value, json!({"a": [1, 2], "b": {"c": true}}));
     }
 
@@ -234,13 +215,7 @@ mod tests {
         let d = p("{\n  \"a\": [1,\n    \"x\"],\n  \"b/c\": {\"d\": null}\n}").unwrap();
         assert_eq!(d.position("/a"), Pos { line: 2, column: 8 });
         assert_eq!(d.position("/a/1"), Pos { line: 3, column: 5 });
-        assert_eq!(
-            d.position("/b~1c/d"),
-            Pos {
-                line: 4,
-                column: 16
-            }
-        );
+        assert_eq!(d.position("/b~1c/d"), Pos { line: 4, column: 16 });
         // unknown pointer falls back to the nearest parent
         assert_eq!(d.position("/a/1/zz"), Pos { line: 3, column: 5 });
         assert_eq!(d.position("/nope"), Pos { line: 1, column: 1 });
@@ -249,13 +224,7 @@ mod tests {
     #[test]
     fn columns_count_characters() {
         let d = p("{\"é\": \"ü\", \"k\": 1}").unwrap();
-        assert_eq!(
-            d.position("/k"),
-            Pos {
-                line: 1,
-                column: 17
-            }
-        );
+        assert_eq!(d.position("/k"), Pos { line: 1, column: 17 });
     }
 
     #[test]
@@ -263,15 +232,9 @@ mod tests {
         let e = p("{\n  \"a\": 1\n  \"b\": 2\n}").unwrap_err();
         let (_, pos) = e.location().unwrap();
         assert_eq!(pos.line, 3, "{e}");
-        assert_eq!(
-            e.to_string(),
-            "dc.json:3:3: expected a comma before this value"
-        );
+        assert_eq!(e.to_string(), "dc.json:3:3: expected a comma before this value");
         let e = p("[1 2]").unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "dc.json:1:4: expected a comma before this value"
-        );
+        assert_eq!(e.to_string(), "dc.json:1:4: expected a comma before this value");
     }
 
     #[test]
@@ -285,10 +248,7 @@ mod tests {
     #[test]
     fn single_quotes_are_errors() {
         let e = p("{\n  \"image\": 'x'\n}").unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "dc.json:2:12: strings must be in double quotes"
-        );
+        assert_eq!(e.to_string(), "dc.json:2:12: strings must be in double quotes");
         assert!(p("{'image': \"x\"}").is_err());
         // an apostrophe inside a string is fine
         assert!(p("{\"a\": \"it's\"}").is_ok());

@@ -36,10 +36,7 @@ pub struct Loaded {
 
 /// Reads, parses and checks one devcontainer.json.
 pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: path.to_path_buf(), source })?;
     load_str(&text, path)
 }
 
@@ -47,11 +44,7 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
 pub fn load_str(text: &str, path: &Path) -> Result<Loaded, ConfigError> {
     let document = jsonc::parse(text, path)?;
     let config = typecheck(&document, path)?;
-    Ok(Loaded {
-        path: path.to_path_buf(),
-        document,
-        config,
-    })
+    Ok(Loaded { path: path.to_path_buf(), document, config })
 }
 
 /// Checks the document against the typed model; a mismatch names the
@@ -69,9 +62,7 @@ fn typecheck(doc: &Document, path: &Path) -> Result<DevContainer, ConfigError> {
         let mut pointer = String::new();
         for seg in e.path().iter() {
             match seg {
-                serde_path_to_error::Segment::Seq { index } => {
-                    pointer.push_str(&format!("/{index}"))
-                }
+                serde_path_to_error::Segment::Seq { index } => pointer.push_str(&format!("/{index}")),
                 serde_path_to_error::Segment::Map { key } => {
                     pointer.push('/');
                     pointer.push_str(&jsonc::pointer_token(key));
@@ -118,11 +109,7 @@ impl Resolved {
 }
 
 /// Substitutes the host-side variables in a loaded configuration.
-pub fn resolve(
-    loaded: &Loaded,
-    local_folder: &Path,
-    local_env: &dyn Fn(&str) -> Option<String>,
-) -> Resolved {
+pub fn resolve(loaded: &Loaded, local_folder: &Path, local_env: &dyn Fn(&str) -> Option<String>) -> Resolved {
     let local = local_folder.to_string_lossy().into_owned();
     let config_file = loaded.path.to_string_lossy().into_owned();
     let id = substitute::devcontainer_id(&local, &config_file);
@@ -140,22 +127,16 @@ pub fn resolve(
         _ if loaded.config.docker_compose_file.is_some() => "/".to_string(),
         _ => format!("/workspaces/{}", substitute::basename(&local)),
     };
-    let ctx = substitute::Context {
-        container_workspace_folder: Some(&workspace_folder),
-        ..first
-    };
+    let ctx = substitute::Context { container_workspace_folder: Some(&workspace_folder), ..first };
     let mut raw = loaded.document.value.clone();
     substitute::substitute_value(&mut raw, &ctx);
     // Substitution only rewrites strings inside strings, so the shape that
     // passed the check still passes.
-    let config: DevContainer =
-        serde_json::from_value(raw.clone()).unwrap_or_else(|_| loaded.config.clone());
+    let config: DevContainer = serde_json::from_value(raw.clone()).unwrap_or_else(|_| loaded.config.clone());
     let workspace_mount = match &config.workspace_mount {
         Some(m) => Some(m.clone()),
         None if config.docker_compose_file.is_some() => None,
-        None => Some(format!(
-            "type=bind,source={local},target={workspace_folder},consistency=cached"
-        )),
+        None => Some(format!("type=bind,source={local},target={workspace_folder},consistency=cached")),
     };
     Resolved {
         config_file: loaded.path.clone(),
@@ -220,15 +201,9 @@ mod tests {
             r.workspace_mount.as_deref(),
             Some("type=bind,source=/src/api,target=/workspaces/api,consistency=cached")
         );
-        assert_eq!(
-            r.raw["remoteEnv"],
-            json!({"W": "/workspaces/api", "P": "${containerEnv:PATH}"})
-        );
+        assert_eq!(r.raw["remoteEnv"], json!({"W": "/workspaces/api", "P": "${containerEnv:PATH}"}));
         assert_eq!(r.raw["x-tool"], json!("api"));
-        assert_eq!(
-            r.config.mounts.unwrap()[0].to_docker_arg(),
-            "source=/src/api/cache,target=/c,type=bind"
-        );
+        assert_eq!(r.config.mounts.unwrap()[0].to_docker_arg(), "source=/src/api/cache,target=/c,type=bind");
     }
 
     #[test]
@@ -241,8 +216,7 @@ mod tests {
 
     #[test]
     fn compose_defaults() {
-        let l =
-            load_text(r#"{"dockerComposeFile": ["a.yml", "b.yml"], "service": "app"}"#).unwrap();
+        let l = load_text(r#"{"dockerComposeFile": ["a.yml", "b.yml"], "service": "app"}"#).unwrap();
         let r = resolve(&l, Path::new("/src/c"), &no_env);
         assert!(r.is_compose());
         assert_eq!(r.workspace_folder, "/");

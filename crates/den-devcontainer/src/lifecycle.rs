@@ -61,11 +61,9 @@ impl LifecycleCommand {
         match self {
             LifecycleCommand::Shell(s) => vec![(None, Step::Shell(s.clone()))],
             LifecycleCommand::Exec(v) => vec![(None, Step::Exec(v.clone()))],
-            LifecycleCommand::Parallel(m) => m
-                .iter()
-                .filter(|(_, s)| !s.is_empty())
-                .map(|(k, s)| (Some(k.as_str()), s.clone()))
-                .collect(),
+            LifecycleCommand::Parallel(m) => {
+                m.iter().filter(|(_, s)| !s.is_empty()).map(|(k, s)| (Some(k.as_str()), s.clone())).collect()
+            }
         }
     }
 
@@ -87,20 +85,14 @@ impl<'de> Deserialize<'de> for LifecycleCommand {
             fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Self::Value, E> {
                 Ok(LifecycleCommand::Shell(s.to_string()))
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut seq: A,
-            ) -> Result<Self::Value, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
                 let mut v = Vec::new();
                 while let Some(s) = seq.next_element::<String>()? {
                     v.push(s);
                 }
                 Ok(LifecycleCommand::Exec(v))
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> Result<Self::Value, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut out = IndexMap::new();
                 while let Some(name) = map.next_key::<String>()? {
                     // null means "no command" (a later config may switch one off)
@@ -129,10 +121,7 @@ impl<'de> Deserialize<'de> for StepDe {
             fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<StepDe, E> {
                 Ok(StepDe(Step::Shell(s.to_string())))
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut seq: A,
-            ) -> Result<StepDe, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<StepDe, A::Error> {
                 let mut v = Vec::new();
                 while let Some(s) = seq.next_element::<String>()? {
                     v.push(s);
@@ -157,9 +146,7 @@ impl From<LifecycleCommand> for Value {
         match c {
             LifecycleCommand::Shell(s) => Value::String(s),
             LifecycleCommand::Exec(v) => Value::from(v),
-            LifecycleCommand::Parallel(m) => {
-                Value::Object(m.into_iter().map(|(k, s)| (k, Value::from(s))).collect())
-            }
+            LifecycleCommand::Parallel(m) => Value::Object(m.into_iter().map(|(k, s)| (k, Value::from(s))).collect()),
         }
     }
 }
@@ -176,14 +163,8 @@ mod tests {
     #[test]
     fn string_form_runs_in_sh() {
         let c = parse(json!("echo hi && true")).unwrap();
-        assert_eq!(
-            c.steps(),
-            vec![(None, Step::Shell("echo hi && true".into()))]
-        );
-        assert_eq!(
-            c.steps()[0].1.argv(),
-            vec!["/bin/sh", "-c", "echo hi && true"]
-        );
+        assert_eq!(c.steps(), vec![(None, Step::Shell("echo hi && true".into()))]);
+        assert_eq!(c.steps()[0].1.argv(), vec!["/bin/sh", "-c", "echo hi && true"]);
     }
 
     #[test]
@@ -194,25 +175,13 @@ mod tests {
 
     #[test]
     fn object_form_is_parallel_and_ordered() {
-        let c = parse(
-            json!({"server": "npm start", "db": ["pg_ctl", "start"], "off": null, "empty": ""}),
-        )
-        .unwrap();
+        let c = parse(json!({"server": "npm start", "db": ["pg_ctl", "start"], "off": null, "empty": ""})).unwrap();
         let steps = c.steps();
         assert_eq!(steps.len(), 2);
         assert_eq!(steps[0], (Some("server"), Step::Shell("npm start".into())));
-        assert_eq!(
-            steps[1],
-            (
-                Some("db"),
-                Step::Exec(vec!["pg_ctl".into(), "start".into()])
-            )
-        );
+        assert_eq!(steps[1], (Some("db"), Step::Exec(vec!["pg_ctl".into(), "start".into()])));
         // round trip keeps the form
-        assert_eq!(
-            Value::from(c),
-            json!({"server": "npm start", "db": ["pg_ctl", "start"], "empty": ""})
-        );
+        assert_eq!(Value::from(c), json!({"server": "npm start", "db": ["pg_ctl", "start"], "empty": ""}));
     }
 
     #[test]
@@ -226,11 +195,7 @@ mod tests {
     #[test]
     fn wrong_shapes() {
         assert!(parse(json!(3)).unwrap_err().contains("found a number"));
-        assert!(parse(json!(["ok", 1]))
-            .unwrap_err()
-            .contains("expected a string"));
-        assert!(parse(json!({"a": {"b": 1}}))
-            .unwrap_err()
-            .contains("a command: a string or an array"));
+        assert!(parse(json!(["ok", 1])).unwrap_err().contains("expected a string"));
+        assert!(parse(json!({"a": {"b": 1}})).unwrap_err().contains("a command: a string or an array"));
     }
 }

@@ -18,8 +18,8 @@ use serde_json::Value;
 
 use crate::lifecycle::LifecycleCommand;
 use crate::model::{
-    parse_size, DevContainer, ForwardPort, GpuRequirement, HostRequirements, PortAttributes,
-    ShutdownAction, UserEnvProbe, WaitFor,
+    parse_size, DevContainer, ForwardPort, GpuRequirement, HostRequirements, PortAttributes, ShutdownAction,
+    UserEnvProbe, WaitFor,
 };
 use crate::mount::Mount;
 
@@ -37,8 +37,7 @@ pub struct MetadataEntry {
 
 /// Parses the label's text: an array of entries, or (older images) one object.
 pub fn parse_metadata_label(text: &str) -> Result<Vec<MetadataEntry>, String> {
-    let v: Value = serde_json::from_str(text)
-        .map_err(|e| format!("devcontainer.metadata label is not JSON: {e}"))?;
+    let v: Value = serde_json::from_str(text).map_err(|e| format!("devcontainer.metadata label is not JSON: {e}"))?;
     let items = match v {
         Value::Array(items) => items,
         obj @ Value::Object(_) => vec![obj],
@@ -48,9 +47,7 @@ pub fn parse_metadata_label(text: &str) -> Result<Vec<MetadataEntry>, String> {
     items
         .into_iter()
         .enumerate()
-        .map(|(i, x)| {
-            serde_json::from_value(x).map_err(|e| format!("devcontainer.metadata entry {i}: {e}"))
-        })
+        .map(|(i, x)| serde_json::from_value(x).map_err(|e| format!("devcontainer.metadata entry {i}: {e}")))
         .collect()
 }
 
@@ -88,10 +85,7 @@ pub struct MergedConfig {
     pub forward_ports: Vec<ForwardPort>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shutdown_action: Option<ShutdownAction>,
-    #[serde(
-        rename = "updateRemoteUserUID",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "updateRemoteUserUID", skip_serializing_if = "Option::is_none")]
     pub update_remote_user_uid: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub host_requirements: Option<HostRequirements>,
@@ -100,33 +94,21 @@ pub struct MergedConfig {
 /// Merges image metadata (oldest first) with the local config (last).
 pub fn merge(metadata: &[MetadataEntry], local: &DevContainer) -> MergedConfig {
     let mut m = MergedConfig::default();
-    let local_entry = MetadataEntry {
-        config: local.clone(),
-        ..Default::default()
-    };
+    let local_entry = MetadataEntry { config: local.clone(), ..Default::default() };
     let mut mounts: Vec<Mount> = Vec::new();
     for entry in metadata.iter().chain(std::iter::once(&local_entry)) {
         let c = &entry.config;
         m.init |= c.init.unwrap_or(false);
         m.privileged |= c.privileged.unwrap_or(false);
         union(&mut m.cap_add, c.cap_add.iter().flatten().cloned());
-        union(
-            &mut m.security_opt,
-            c.security_opt.iter().flatten().cloned(),
-        );
-        union(
-            &mut m.forward_ports,
-            c.forward_ports.iter().flatten().cloned(),
-        );
+        union(&mut m.security_opt, c.security_opt.iter().flatten().cloned());
+        union(&mut m.forward_ports, c.forward_ports.iter().flatten().cloned());
         if let Some(e) = &entry.entrypoint {
             m.entrypoints.push(e.clone());
         }
         mounts.extend(c.mounts.iter().flatten().cloned());
         for (tool, settings) in c.customizations.iter().flatten() {
-            m.customizations
-                .entry(tool.clone())
-                .or_default()
-                .push(settings.clone());
+            m.customizations.entry(tool.clone()).or_default().push(settings.clone());
         }
         for (list, cmd) in [
             (&mut m.on_create_commands, &c.on_create_command),
@@ -146,28 +128,10 @@ pub fn merge(metadata: &[MetadataEntry], local: &DevContainer) -> MergedConfig {
         last(&mut m.override_command, c.override_command);
         last(&mut m.shutdown_action, c.shutdown_action);
         last(&mut m.update_remote_user_uid, c.update_remote_user_uid);
-        last(
-            &mut m.other_ports_attributes,
-            c.other_ports_attributes.clone(),
-        );
-        m.remote_env.extend(
-            c.remote_env
-                .iter()
-                .flatten()
-                .map(|(k, v)| (k.clone(), v.clone())),
-        );
-        m.container_env.extend(
-            c.container_env
-                .iter()
-                .flatten()
-                .map(|(k, v)| (k.clone(), v.clone())),
-        );
-        m.ports_attributes.extend(
-            c.ports_attributes
-                .iter()
-                .flatten()
-                .map(|(k, v)| (k.clone(), v.clone())),
-        );
+        last(&mut m.other_ports_attributes, c.other_ports_attributes.clone());
+        m.remote_env.extend(c.remote_env.iter().flatten().map(|(k, v)| (k.clone(), v.clone())));
+        m.container_env.extend(c.container_env.iter().flatten().map(|(k, v)| (k.clone(), v.clone())));
+        m.ports_attributes.extend(c.ports_attributes.iter().flatten().map(|(k, v)| (k.clone(), v.clone())));
         if let Some(h) = &c.host_requirements {
             m.host_requirements = Some(max_requirements(m.host_requirements.take(), h));
         }
@@ -200,11 +164,7 @@ fn last<T>(slot: &mut Option<T>, value: Option<T>) {
 fn max_requirements(a: Option<HostRequirements>, b: &HostRequirements) -> HostRequirements {
     let Some(a) = a else { return b.clone() };
     let max_size = |x: Option<String>, y: &Option<String>| match (x, y) {
-        (Some(x), Some(y)) => Some(if parse_size(y) > parse_size(&x) {
-            y.clone()
-        } else {
-            x
-        }),
+        (Some(x), Some(y)) => Some(if parse_size(y) > parse_size(&x) { y.clone() } else { x }),
         (x, y) => x.or_else(|| y.clone()),
     };
     let gpu_rank = |g: &Option<GpuRequirement>| match g {
@@ -217,11 +177,7 @@ fn max_requirements(a: Option<HostRequirements>, b: &HostRequirements) -> HostRe
         cpus: a.cpus.max(b.cpus),
         memory: max_size(a.memory, &b.memory),
         storage: max_size(a.storage, &b.storage),
-        gpu: if gpu_rank(&b.gpu) > gpu_rank(&a.gpu) {
-            b.gpu.clone()
-        } else {
-            a.gpu
-        },
+        gpu: if gpu_rank(&b.gpu) > gpu_rank(&a.gpu) { b.gpu.clone() } else { a.gpu },
     }
 }
 
@@ -240,17 +196,8 @@ mod tests {
 
     #[test]
     fn label_forms() {
-        assert_eq!(
-            meta(json!([{"remoteUser": "a"}, {"id": "f", "init": true}])).len(),
-            2
-        );
-        assert_eq!(
-            meta(json!({"remoteUser": "a"}))[0]
-                .config
-                .remote_user
-                .as_deref(),
-            Some("a")
-        );
+        assert_eq!(meta(json!([{"remoteUser": "a"}, {"id": "f", "init": true}])).len(), 2);
+        assert_eq!(meta(json!({"remoteUser": "a"}))[0].config.remote_user.as_deref(), Some("a"));
         assert!(parse_metadata_label("nope").is_err());
         assert!(parse_metadata_label("[1]").is_err());
         assert!(parse_metadata_label("null").unwrap().is_empty());
@@ -258,10 +205,7 @@ mod tests {
 
     #[test]
     fn booleans_are_true_if_any() {
-        let m = merge(
-            &meta(json!([{"init": true}, {"privileged": false}])),
-            &cfg(json!({"init": false})),
-        );
+        let m = merge(&meta(json!([{"init": true}, {"privileged": false}])), &cfg(json!({"init": false})));
         assert!(m.init);
         assert!(!m.privileged);
     }
@@ -269,9 +213,7 @@ mod tests {
     #[test]
     fn lists_are_unions() {
         let m = merge(
-            &meta(
-                json!([{"capAdd": ["SYS_PTRACE"], "securityOpt": ["seccomp=unconfined"], "forwardPorts": [3000]}]),
-            ),
+            &meta(json!([{"capAdd": ["SYS_PTRACE"], "securityOpt": ["seccomp=unconfined"], "forwardPorts": [3000]}])),
             &cfg(json!({"capAdd": ["SYS_PTRACE", "NET_ADMIN"], "forwardPorts": [3000, "db:5432"]})),
         );
         assert_eq!(m.cap_add, vec!["SYS_PTRACE", "NET_ADMIN"]);
@@ -282,20 +224,12 @@ mod tests {
     #[test]
     fn lifecycle_commands_are_collected_in_order() {
         let m = merge(
-            &meta(
-                json!([{"postCreateCommand": "from-image"}, {"id": "feat", "postCreateCommand": ["feat", "x"]}]),
-            ),
+            &meta(json!([{"postCreateCommand": "from-image"}, {"id": "feat", "postCreateCommand": ["feat", "x"]}])),
             &cfg(json!({"postCreateCommand": {"a": "local"}, "postStartCommand": "start"})),
         );
         assert_eq!(m.post_create_commands.len(), 3);
-        assert_eq!(
-            m.post_create_commands[0],
-            LifecycleCommand::Shell("from-image".into())
-        );
-        assert!(matches!(
-            m.post_create_commands[2],
-            LifecycleCommand::Parallel(_)
-        ));
+        assert_eq!(m.post_create_commands[0], LifecycleCommand::Shell("from-image".into()));
+        assert!(matches!(m.post_create_commands[2], LifecycleCommand::Parallel(_)));
         assert_eq!(m.post_start_commands.len(), 1);
         assert!(m.on_create_commands.is_empty());
     }
@@ -303,9 +237,7 @@ mod tests {
     #[test]
     fn maps_merge_per_key_last_wins() {
         let m = merge(
-            &meta(
-                json!([{"containerEnv": {"A": "1", "B": "1"}, "remoteEnv": {"X": "img", "Y": "img"}}]),
-            ),
+            &meta(json!([{"containerEnv": {"A": "1", "B": "1"}, "remoteEnv": {"X": "img", "Y": "img"}}])),
             &cfg(json!({"containerEnv": {"B": "2"}, "remoteEnv": {"Y": null}})),
         );
         assert_eq!(m.container_env["A"], "1");
@@ -317,9 +249,7 @@ mod tests {
     #[test]
     fn scalars_last_one_set_wins() {
         let m = merge(
-            &meta(
-                json!([{"remoteUser": "vscode", "containerUser": "root", "overrideCommand": false}]),
-            ),
+            &meta(json!([{"remoteUser": "vscode", "containerUser": "root", "overrideCommand": false}])),
             &cfg(json!({"remoteUser": "me"})),
         );
         assert_eq!(m.remote_user.as_deref(), Some("me"));
@@ -330,17 +260,12 @@ mod tests {
     #[test]
     fn mounts_later_target_wins() {
         let m = merge(
-            &meta(
-                json!([{"mounts": ["type=volume,src=a,dst=/cache", "type=volume,src=b,dst=/other"]}]),
-            ),
+            &meta(json!([{"mounts": ["type=volume,src=a,dst=/cache", "type=volume,src=b,dst=/other"]}])),
             &cfg(json!({"mounts": [{"type": "bind", "source": "/host", "target": "/cache"}]})),
         );
         let targets: Vec<_> = m.mounts.iter().map(|x| x.target()).collect();
         assert_eq!(targets, vec!["/other", "/cache"]);
-        assert_eq!(
-            m.mounts[1].to_docker_arg(),
-            "type=bind,src=/host,dst=/cache"
-        );
+        assert_eq!(m.mounts[1].to_docker_arg(), "type=bind,src=/host,dst=/cache");
     }
 
     #[test]

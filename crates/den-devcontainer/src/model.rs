@@ -115,17 +115,11 @@ impl TryFrom<Value> for StringOrList {
                 .enumerate()
                 .map(|(i, x)| match x {
                     Value::String(s) => Ok(s),
-                    other => Err(format!(
-                        "item {i}: expected a string, found {}",
-                        kind(&other)
-                    )),
+                    other => Err(format!("item {i}: expected a string, found {}", kind(&other))),
                 })
                 .collect::<Result<_, _>>()
                 .map(StringOrList::Many),
-            other => Err(format!(
-                "expected a string or an array of strings, found {}",
-                kind(&other)
-            )),
+            other => Err(format!("expected a string or an array of strings, found {}", kind(&other))),
         }
     }
 }
@@ -189,23 +183,13 @@ impl TryFrom<Value> for ForwardPort {
             Value::String(s) => {
                 let bad = || format!("`{s}` is not a port: expected a number or \"host:port\"");
                 let (host, port) = s.rsplit_once(':').ok_or_else(bad)?;
-                if host.is_empty()
-                    || !host
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
-                {
+                if host.is_empty() || !host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.') {
                     return Err(bad());
                 }
                 let port = port.parse::<u16>().map_err(|_| bad())?;
-                Ok(ForwardPort::HostPort {
-                    host: host.to_string(),
-                    port,
-                })
+                Ok(ForwardPort::HostPort { host: host.to_string(), port })
             }
-            other => Err(format!(
-                "expected a port number or \"host:port\", found {}",
-                kind(&other)
-            )),
+            other => Err(format!("expected a port number or \"host:port\", found {}", kind(&other))),
         }
     }
 }
@@ -230,17 +214,10 @@ impl TryFrom<Value> for AppPort {
         let one = |x: Value| match x {
             Value::Number(n) if n.as_u64().is_some_and(|p| p <= 65535) => Ok(n.to_string()),
             Value::String(s) => Ok(s),
-            other => Err(format!(
-                "expected a port number or a string, found {}",
-                kind(&other)
-            )),
+            other => Err(format!("expected a port number or a string, found {}", kind(&other))),
         };
         match v {
-            Value::Array(items) => items
-                .into_iter()
-                .map(one)
-                .collect::<Result<_, _>>()
-                .map(AppPort),
+            Value::Array(items) => items.into_iter().map(one).collect::<Result<_, _>>().map(AppPort),
             x => one(x).map(|s| AppPort(vec![s])),
         }
     }
@@ -335,15 +312,9 @@ impl<'de> Deserialize<'de> for GpuRequirement {
                     _ => Err(E::invalid_value(serde::de::Unexpected::Str(s), &self)),
                 }
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                map: A,
-            ) -> Result<Self::Value, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
                 let d = Detailed::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
-                Ok(GpuRequirement::Detailed {
-                    cores: d.cores,
-                    memory: d.memory,
-                })
+                Ok(GpuRequirement::Detailed { cores: d.cores, memory: d.memory })
             }
         }
         d.deserialize_any(V)
@@ -396,13 +367,7 @@ mod tests {
         let c = dc(json!({"forwardPorts": [3000, "db:5432"]})).unwrap();
         assert_eq!(
             c.forward_ports.unwrap(),
-            vec![
-                ForwardPort::Port(3000),
-                ForwardPort::HostPort {
-                    host: "db".into(),
-                    port: 5432
-                }
-            ]
+            vec![ForwardPort::Port(3000), ForwardPort::HostPort { host: "db".into(), port: 5432 }]
         );
         assert!(dc(json!({"forwardPorts": [70000]})).is_err());
         assert!(dc(json!({"forwardPorts": ["nope"]})).is_err());
@@ -411,26 +376,14 @@ mod tests {
 
     #[test]
     fn app_port_forms() {
-        assert_eq!(
-            dc(json!({"appPort": 3000})).unwrap().app_port.unwrap().0,
-            vec!["3000"]
-        );
-        assert_eq!(
-            dc(json!({"appPort": [3000, "8080:80"]}))
-                .unwrap()
-                .app_port
-                .unwrap()
-                .0,
-            vec!["3000", "8080:80"]
-        );
+        assert_eq!(dc(json!({"appPort": 3000})).unwrap().app_port.unwrap().0, vec!["3000"]);
+        assert_eq!(dc(json!({"appPort": [3000, "8080:80"]})).unwrap().app_port.unwrap().0, vec!["3000", "8080:80"]);
     }
 
     #[test]
     fn build_and_cache_from() {
-        let c = dc(
-            json!({"build": {"dockerfile": "Dockerfile", "context": "..", "args": {"A": "1"},
-            "target": "dev", "cacheFrom": "img:cache", "options": ["--network=host"]}}),
-        )
+        let c = dc(json!({"build": {"dockerfile": "Dockerfile", "context": "..", "args": {"A": "1"},
+            "target": "dev", "cacheFrom": "img:cache", "options": ["--network=host"]}}))
         .unwrap();
         let b = c.build.unwrap();
         assert_eq!(b.cache_from.unwrap().to_vec(), vec!["img:cache"]);
@@ -440,17 +393,13 @@ mod tests {
 
     #[test]
     fn enums_and_unknown_values() {
-        let c = dc(
-            json!({"shutdownAction": "stopCompose", "userEnvProbe": "loginInteractiveShell",
-            "waitFor": "postCreateCommand"}),
-        )
+        let c = dc(json!({"shutdownAction": "stopCompose", "userEnvProbe": "loginInteractiveShell",
+            "waitFor": "postCreateCommand"}))
         .unwrap();
         assert_eq!(c.shutdown_action, Some(ShutdownAction::StopCompose));
         assert_eq!(c.user_env_probe, Some(UserEnvProbe::LoginInteractiveShell));
         assert_eq!(c.wait_for, Some(WaitFor::PostCreateCommand));
-        let e = dc(json!({"shutdownAction": "halt"}))
-            .unwrap_err()
-            .to_string();
+        let e = dc(json!({"shutdownAction": "halt"})).unwrap_err().to_string();
         assert!(e.contains("unknown variant `halt`"), "{e}");
     }
 
@@ -470,10 +419,7 @@ mod tests {
         assert_eq!(h.gpu, Some(GpuRequirement::Optional(GpuOptional::Optional)));
         assert_eq!(parse_size(h.memory.as_deref().unwrap()), Some(4 << 30));
         let c = dc(json!({"hostRequirements": {"gpu": {"cores": 2, "memory": "8gb"}}})).unwrap();
-        assert!(matches!(
-            c.host_requirements.unwrap().gpu,
-            Some(GpuRequirement::Detailed { cores: Some(2), .. })
-        ));
+        assert!(matches!(c.host_requirements.unwrap().gpu, Some(GpuRequirement::Detailed { cores: Some(2), .. })));
         assert_eq!(parse_size("512MB"), Some(512 << 20));
         assert_eq!(parse_size("12"), Some(12));
         assert_eq!(parse_size("1pb"), None);

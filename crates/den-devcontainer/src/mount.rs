@@ -33,9 +33,7 @@ impl Mount {
     /// Parses the docker `--mount` string form, checking it names a target.
     pub fn parse_text(s: &str) -> Result<Mount, String> {
         if mount_field(s, &["target", "dst", "destination"]).is_none() {
-            return Err(format!(
-                "mount `{s}` has no target (expected e.g. type=bind,source=/a,target=/b)"
-            ));
+            return Err(format!("mount `{s}` has no target (expected e.g. type=bind,source=/a,target=/b)"));
         }
         Ok(Mount::Text(s.to_string()))
     }
@@ -90,8 +88,7 @@ impl<'de> Deserialize<'de> for Mount {
                 Mount::parse_text(s).map_err(E::custom)
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Mount, A::Error> {
-                MountObject::deserialize(serde::de::value::MapAccessDeserializer::new(map))
-                    .map(Mount::Object)
+                MountObject::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Mount::Object)
             }
         }
         d.deserialize_any(V)
@@ -112,10 +109,7 @@ impl From<Mount> for Value {
             Mount::Text(s) => Value::String(s),
             Mount::Object(o) => {
                 let mut map = Map::new();
-                map.insert(
-                    "type".into(),
-                    serde_json::to_value(o.kind).unwrap_or(Value::Null),
-                );
+                map.insert("type".into(), serde_json::to_value(o.kind).unwrap_or(Value::Null));
                 if let Some(s) = o.source {
                     map.insert("source".into(), Value::String(s));
                 }
@@ -135,37 +129,23 @@ mod tests {
     fn string_form() {
         let m = Mount::try_from(json!("source=/a,target=/b,type=bind,consistency=cached")).unwrap();
         assert_eq!(m.target(), "/b");
-        assert_eq!(
-            m.to_docker_arg(),
-            "source=/a,target=/b,type=bind,consistency=cached"
-        );
-        assert_eq!(
-            Mount::try_from(json!("type=volume,src=v,dst=/data"))
-                .unwrap()
-                .target(),
-            "/data"
-        );
+        assert_eq!(m.to_docker_arg(), "source=/a,target=/b,type=bind,consistency=cached");
+        assert_eq!(Mount::try_from(json!("type=volume,src=v,dst=/data")).unwrap().target(), "/data");
     }
 
     #[test]
     fn object_form() {
-        let m = Mount::try_from(json!({"type": "volume", "source": "cache", "target": "/cache"}))
-            .unwrap();
+        let m = Mount::try_from(json!({"type": "volume", "source": "cache", "target": "/cache"})).unwrap();
         assert_eq!(m.target(), "/cache");
         assert_eq!(m.to_docker_arg(), "type=volume,src=cache,dst=/cache");
         let anon = Mount::try_from(json!({"type": "volume", "target": "/t"})).unwrap();
         assert_eq!(anon.to_docker_arg(), "type=volume,dst=/t");
-        assert_eq!(
-            Value::from(m),
-            json!({"type": "volume", "source": "cache", "target": "/cache"})
-        );
+        assert_eq!(Value::from(m), json!({"type": "volume", "source": "cache", "target": "/cache"}));
     }
 
     #[test]
     fn bad_mounts() {
-        assert!(Mount::try_from(json!("source=/a"))
-            .unwrap_err()
-            .contains("no target"));
+        assert!(Mount::try_from(json!("source=/a")).unwrap_err().contains("no target"));
         assert!(Mount::try_from(json!({"type": "tmpfs", "target": "/x"})).is_err());
         assert!(Mount::try_from(json!({"type": "bind"})).is_err());
         assert!(Mount::try_from(json!(5)).is_err());

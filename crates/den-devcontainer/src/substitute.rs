@@ -10,14 +10,17 @@
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+/// Looks up one environment variable.
+pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
 /// What is known at the time of a substitution pass.
 pub struct Context<'a> {
-    pub local_env: &'a dyn Fn(&str) -> Option<String>,
+    pub local_env: EnvLookup<'a>,
     pub local_workspace_folder: Option<&'a str>,
     pub container_workspace_folder: Option<&'a str>,
     pub devcontainer_id: Option<&'a str>,
     /// The container's environment; `None` before the container exists.
-    pub container_env: Option<&'a dyn Fn(&str) -> Option<String>>,
+    pub container_env: Option<EnvLookup<'a>>,
 }
 
 impl Context<'_> {
@@ -38,12 +41,8 @@ impl Context<'_> {
             }
             ("localWorkspaceFolder", None) => self.local_workspace_folder.map(str::to_string),
             ("localWorkspaceFolderBasename", None) => self.local_workspace_folder.map(basename),
-            ("containerWorkspaceFolder", None) => {
-                self.container_workspace_folder.map(str::to_string)
-            }
-            ("containerWorkspaceFolderBasename", None) => {
-                self.container_workspace_folder.map(basename)
-            }
+            ("containerWorkspaceFolder", None) => self.container_workspace_folder.map(str::to_string),
+            ("containerWorkspaceFolderBasename", None) => self.container_workspace_folder.map(basename),
             ("devcontainerId", None) => self.devcontainer_id.map(str::to_string),
             _ => None,
         }
@@ -88,11 +87,7 @@ pub fn substitute_str(s: &str, ctx: &Context<'_>) -> String {
 /// Substitutes in every string value of a JSON tree (object keys stay).
 pub fn substitute_value(v: &mut Value, ctx: &Context<'_>) {
     match v {
-        Value::String(s) => {
-            if s.contains("${") {
-                *s = substitute_str(s, ctx);
-            }
-        }
+        Value::String(s) if s.contains("${") => *s = substitute_str(s, ctx),
         Value::Array(items) => items.iter_mut().for_each(|x| substitute_value(x, ctx)),
         Value::Object(map) => map.values_mut().for_each(|x| substitute_value(x, ctx)),
         _ => {}
@@ -173,41 +168,20 @@ mod tests {
     #[test]
     fn workspace_variables() {
         let c = ctx();
-        assert_eq!(
-            substitute_str("${localWorkspaceFolder}", &c),
-            "/src/My Project"
-        );
-        assert_eq!(
-            substitute_str("${localWorkspaceFolderBasename}", &c),
-            "My Project"
-        );
-        assert_eq!(
-            substitute_str("${containerWorkspaceFolder}/a", &c),
-            "/workspaces/My Project/a"
-        );
-        assert_eq!(
-            substitute_str("${containerWorkspaceFolderBasename}", &c),
-            "My Project"
-        );
+        assert_eq!(substitute_str("${localWorkspaceFolder}", &c), "/src/My Project");
+        assert_eq!(substitute_str("${localWorkspaceFolderBasename}", &c), "My Project");
+        assert_eq!(substitute_str("${containerWorkspaceFolder}/a", &c), "/workspaces/My Project/a");
+        assert_eq!(substitute_str("${containerWorkspaceFolderBasename}", &c), "My Project");
         assert_eq!(substitute_str("vol-${devcontainerId}", &c), "vol-abc");
     }
 
     #[test]
     fn container_env_waits_for_the_container() {
         let c = ctx();
-        assert_eq!(
-            substitute_str("${containerEnv:PATH}:/x", &c),
-            "${containerEnv:PATH}:/x"
-        );
+        assert_eq!(substitute_str("${containerEnv:PATH}:/x", &c), "${containerEnv:PATH}:/x");
         let cenv = |n: &str| (n == "PATH").then(|| "/usr/bin".to_string());
-        let inside = Context {
-            container_env: Some(&cenv),
-            ..ctx()
-        };
-        assert_eq!(
-            substitute_str("${containerEnv:PATH}:/x", &inside),
-            "/usr/bin:/x"
-        );
+        let inside = Context { container_env: Some(&cenv), ..ctx() };
+        assert_eq!(substitute_str("${containerEnv:PATH}:/x", &inside), "/usr/bin:/x");
         assert_eq!(substitute_str("${containerEnv:NO:dflt}", &inside), "dflt");
     }
 
@@ -217,10 +191,7 @@ mod tests {
         assert_eq!(substitute_str("${whatever}", &c), "${whatever}");
         assert_eq!(substitute_str("${localEnv}", &c), "${localEnv}");
         assert_eq!(substitute_str("$HOME ${ unclosed", &c), "$HOME ${ unclosed");
-        assert_eq!(
-            substitute_str("a${localEnv:HOME}b${x}c", &c),
-            "a/home/meb${x}c"
-        );
+        assert_eq!(substitute_str("a${localEnv:HOME}b${x}c", &c), "a/home/meb${x}c");
     }
 
     #[test]
@@ -232,20 +203,14 @@ mod tests {
             devcontainer_id: None,
             container_env: None,
         };
-        assert_eq!(
-            substitute_str("${containerWorkspaceFolder}", &none),
-            "${containerWorkspaceFolder}"
-        );
+        assert_eq!(substitute_str("${containerWorkspaceFolder}", &none), "${containerWorkspaceFolder}");
     }
 
     #[test]
     fn values_are_walked_keys_are_not() {
         let mut v = json!({"${localEnv:HOME}": ["${localEnv:HOME}", 1, {"k": "${localWorkspaceFolderBasename}"}]});
         substitute_value(&mut v, &ctx());
-        assert_eq!(
-            v,
-            json!({"${localEnv:HOME}": ["/home/me", 1, {"k": "My Project"}]})
-        );
+        assert_eq!(v, json!({"${localEnv:HOME}": ["/home/me", 1, {"k": "My Project"}]}));
     }
 
     #[test]
@@ -258,18 +223,10 @@ mod tests {
     #[test]
     fn devcontainer_id_is_stable_and_52_base32_digits() {
         let a = devcontainer_id("/src/a", "/src/a/.devcontainer/devcontainer.json");
-        assert_eq!(
-            a,
-            devcontainer_id("/src/a", "/src/a/.devcontainer/devcontainer.json")
-        );
-        assert_ne!(
-            a,
-            devcontainer_id("/src/b", "/src/b/.devcontainer/devcontainer.json")
-        );
+        assert_eq!(a, devcontainer_id("/src/a", "/src/a/.devcontainer/devcontainer.json"));
+        assert_ne!(a, devcontainer_id("/src/b", "/src/b/.devcontainer/devcontainer.json"));
         assert_eq!(a.len(), 52);
-        assert!(a
-            .chars()
-            .all(|c| c.is_ascii_digit() || ('a'..='v').contains(&c)));
+        assert!(a.chars().all(|c| c.is_ascii_digit() || ('a'..='v').contains(&c)));
     }
 
     #[test]

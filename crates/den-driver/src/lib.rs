@@ -18,11 +18,7 @@ pub enum DriverError {
     #[error("image {image} is not present locally and could not be pulled:\n{detail}")]
     ImageMissing { image: String, detail: String },
     #[error("building image {image} failed:\n{tail}\n(the full build log is in {log})")]
-    BuildFailed {
-        image: String,
-        tail: String,
-        log: String,
-    },
+    BuildFailed { image: String, tail: String, log: String },
     #[error(transparent)]
     Command(#[from] ProcessError),
     #[error("unexpected output from `{command}`: {message}")]
@@ -151,10 +147,7 @@ pub fn keep_alive_script(entrypoints: &[String]) -> String {
 
 impl Docker {
     pub fn new(path: impl Into<String>, env: Vec<(String, String)>) -> Self {
-        Docker {
-            path: path.into(),
-            env: env.into_iter().filter(|(_, v)| !v.is_empty()).collect(),
-        }
+        Docker { path: path.into(), env: env.into_iter().filter(|(_, v)| !v.is_empty()).collect() }
     }
 
     /// A command for the CLI with den's environment.
@@ -201,11 +194,7 @@ impl Docker {
 
     /// Checks the engine answers.
     pub fn ping(&self) -> Result<(), DriverError> {
-        self.run_cmd(
-            self.cmd()
-                .args(["version", "--format", "{{.Server.Version}}"]),
-        )
-        .map(|_| ())
+        self.run_cmd(self.cmd().args(["version", "--format", "{{.Server.Version}}"])).map(|_| ())
     }
 
     /// `docker inspect` of one container by name or id; `None` if absent.
@@ -213,11 +202,8 @@ impl Docker {
         let c = self.cmd().args(["inspect", "--type", "container", name]);
         match c.output() {
             Ok(o) => {
-                let mut list: Vec<Container> =
-                    serde_json::from_str(&o.stdout).map_err(|e| DriverError::Parse {
-                        command: c.display(),
-                        message: e.to_string(),
-                    })?;
+                let mut list: Vec<Container> = serde_json::from_str(&o.stdout)
+                    .map_err(|e| DriverError::Parse { command: c.display(), message: e.to_string() })?;
                 Ok(list.pop())
             }
             Err(e) if is_no_such(&e) => Ok(None),
@@ -235,11 +221,7 @@ impl Docker {
             "--format",
             &format!("{{{{.Label \"{WORKSPACE_LABEL}\"}}}}\t{{{{.ID}}}}"),
         ]))?;
-        Ok(out
-            .lines()
-            .filter_map(|l| l.split_once('\t'))
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect())
+        Ok(out.lines().filter_map(|l| l.split_once('\t')).map(|(a, b)| (a.to_string(), b.to_string())).collect())
     }
 
     /// `docker image inspect`; `None` if the image is not present locally.
@@ -247,11 +229,8 @@ impl Docker {
         let c = self.cmd().args(["image", "inspect", image]);
         match c.output() {
             Ok(o) => {
-                let mut list: Vec<Image> =
-                    serde_json::from_str(&o.stdout).map_err(|e| DriverError::Parse {
-                        command: c.display(),
-                        message: e.to_string(),
-                    })?;
+                let mut list: Vec<Image> = serde_json::from_str(&o.stdout)
+                    .map_err(|e| DriverError::Parse { command: c.display(), message: e.to_string() })?;
                 Ok(list.pop())
             }
             Err(e) if is_no_such(&e) => Ok(None),
@@ -268,30 +247,22 @@ impl Docker {
             Ok(_) => {}
             Err(e) => {
                 return Err(match self.classify(e) {
-                    DriverError::Command(e) => DriverError::ImageMissing {
-                        image: image.into(),
-                        detail: e.stderr().trim().to_string(),
-                    },
+                    DriverError::Command(e) => {
+                        DriverError::ImageMissing { image: image.into(), detail: e.stderr().trim().to_string() }
+                    }
                     other => other,
                 })
             }
         }
-        self.inspect_image(image)?
-            .ok_or_else(|| DriverError::ImageMissing {
-                image: image.into(),
-                detail: "the pull succeeded but the image is not there".into(),
-            })
+        self.inspect_image(image)?.ok_or_else(|| DriverError::ImageMissing {
+            image: image.into(),
+            detail: "the pull succeeded but the image is not there".into(),
+        })
     }
 
     /// `docker build`, output to `spec.log`; a failure carries its last lines.
     pub fn build(&self, spec: &BuildSpec) -> Result<(), DriverError> {
-        let mut c = self
-            .cmd()
-            .arg("build")
-            .arg("-f")
-            .arg(&spec.dockerfile)
-            .arg("-t")
-            .arg(&spec.tag);
+        let mut c = self.cmd().arg("build").arg("-f").arg(&spec.dockerfile).arg("-t").arg(&spec.tag);
         for (k, v) in &spec.args {
             c = c.arg("--build-arg").arg(format!("{k}={v}"));
         }
@@ -318,11 +289,7 @@ impl Docker {
                 DriverError::Command(_) => {
                     let lines: Vec<&str> = log.trim_end().lines().collect();
                     let tail = lines[lines.len().saturating_sub(15)..].join("\n");
-                    Err(DriverError::BuildFailed {
-                        image: spec.tag.clone(),
-                        tail,
-                        log: spec.log.display().to_string(),
-                    })
+                    Err(DriverError::BuildFailed { image: spec.tag.clone(), tail, log: spec.log.display().to_string() })
                 }
                 other => Err(other),
             },
@@ -375,13 +342,11 @@ impl Docker {
     }
 
     pub fn start(&self, container: &str) -> Result<(), DriverError> {
-        self.run_cmd(self.cmd().args(["start", container]))
-            .map(|_| ())
+        self.run_cmd(self.cmd().args(["start", container])).map(|_| ())
     }
 
     pub fn stop(&self, container: &str) -> Result<(), DriverError> {
-        self.run_cmd(self.cmd().args(["stop", "-t", "5", container]))
-            .map(|_| ())
+        self.run_cmd(self.cmd().args(["stop", "-t", "5", container])).map(|_| ())
     }
 
     /// Removes a container and its anonymous volumes; absent is fine.
@@ -394,13 +359,7 @@ impl Docker {
     }
 
     /// `docker exec` as a command to run: `-i` keeps stdin open (the tunnel).
-    pub fn exec(
-        &self,
-        container: &str,
-        user: Option<&str>,
-        env: &[(String, String)],
-        argv: &[String],
-    ) -> Cmd {
+    pub fn exec(&self, container: &str, user: Option<&str>, env: &[(String, String)], argv: &[String]) -> Cmd {
         let mut c = self.cmd().args(["exec", "-i"]);
         if let Some(u) = user {
             c = c.arg("-u").arg(u);
@@ -444,21 +403,14 @@ mod tests {
             d.run_command(&spec).display(),
             "docker run -d --name den-api --label den.workspace=api --mount type=bind,source=/a,target=/b -e 'A=1 2' --init --cap-add SYS_PTRACE --entrypoint /bin/sh --network=host img -c sleep -"
         );
-        let plain = RunSpec {
-            name: "n".into(),
-            image: "i".into(),
-            ..Default::default()
-        };
+        let plain = RunSpec { name: "n".into(), image: "i".into(), ..Default::default() };
         assert_eq!(d.run_command(&plain).display(), "docker run -d --name n i");
     }
 
     #[test]
     fn keep_alive_runs_entrypoints_then_sleeps() {
         let s = keep_alive_script(&["/usr/local/share/docker-init.sh".into()]);
-        assert!(
-            s.contains("trap \"exit 0\" 15\n/usr/local/share/docker-init.sh\nexec \"$@\""),
-            "{s}"
-        );
+        assert!(s.contains("trap \"exit 0\" 15\n/usr/local/share/docker-init.sh\nexec \"$@\""), "{s}");
         assert!(s.ends_with("while sleep 1 & wait $!; do :; done"));
     }
 
@@ -473,17 +425,12 @@ mod tests {
 
     #[test]
     fn engine_unreachable_is_explained() {
-        let d = Docker::new(
-            "sh",
-            vec![("DOCKER_HOST".into(), "unix:///nope.sock".into())],
-        );
+        let d = Docker::new("sh", vec![("DOCKER_HOST".into(), "unix:///nope.sock".into())]);
         let e = d
             .run_cmd(d.cmd().args(["-c", "echo 'Cannot connect to the Docker daemon at unix:///nope.sock. Is the docker daemon running?' >&2; exit 1"]))
             .unwrap_err();
         assert!(
-            e.to_string().starts_with(
-                "Cannot reach the Docker engine at unix:///nope.sock: is dockerd running?"
-            ),
+            e.to_string().starts_with("Cannot reach the Docker engine at unix:///nope.sock: is dockerd running?"),
             "{e}"
         );
         let missing = Docker::new("/nonexistent/docker", vec![]);

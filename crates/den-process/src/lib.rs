@@ -25,12 +25,7 @@ pub enum ProcessError {
         source: std::io::Error,
     },
     #[error("`{command}` {status}{}", stderr_tail(.stderr))]
-    Failed {
-        command: String,
-        status: String,
-        code: Option<i32>,
-        stderr: String,
-    },
+    Failed { command: String, status: String, code: Option<i32>, stderr: String },
 }
 
 impl ProcessError {
@@ -61,14 +56,7 @@ fn stderr_tail(stderr: &str) -> String {
         return String::new();
     }
     let start = lines.len().saturating_sub(20);
-    format!(
-        ":\n{}",
-        lines[start..]
-            .iter()
-            .map(|l| format!("  {l}"))
-            .collect::<Vec<_>>()
-            .join("\n")
-    )
+    format!(":\n{}", lines[start..].iter().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n"))
 }
 
 /// Output of a command that succeeded.
@@ -80,13 +68,7 @@ pub struct Output {
 
 impl Cmd {
     pub fn new(program: impl AsRef<OsStr>) -> Self {
-        Cmd {
-            program: program.as_ref().into(),
-            args: vec![],
-            env: vec![],
-            env_remove: vec![],
-            dir: None,
-        }
+        Cmd { program: program.as_ref().into(), args: vec![], env: vec![], env_remove: vec![], dir: None }
     }
 
     pub fn arg(mut self, a: impl AsRef<OsStr>) -> Self {
@@ -99,8 +81,7 @@ impl Cmd {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        self.args
-            .extend(args.into_iter().map(|a| a.as_ref().into()));
+        self.args.extend(args.into_iter().map(|a| a.as_ref().into()));
         self
     }
 
@@ -157,13 +138,9 @@ impl Cmd {
     /// Like [`Cmd::output`], writing `stdin` to the command first.
     pub fn output_with_stdin(&self, stdin: Option<&[u8]>) -> Result<Output, ProcessError> {
         let mut c = self.to_command();
-        c.stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        c.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = c.spawn().map_err(|source| self.spawn_error(source))?;
         if let Some(bytes) = stdin {
             let mut pipe = child.stdin.take().expect("piped");
@@ -174,9 +151,7 @@ impl Cmd {
                 let _ = pipe.write_all(&bytes);
             });
         }
-        let out = child
-            .wait_with_output()
-            .map_err(|source| self.spawn_error(source))?;
+        let out = child.wait_with_output().map_err(|source| self.spawn_error(source))?;
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         if out.status.success() {
@@ -188,11 +163,7 @@ impl Cmd {
 
     /// Runs with stdout and stderr going to ours; non-zero is an error.
     pub fn status(&self) -> Result<(), ProcessError> {
-        let status = self
-            .to_command()
-            .stdin(Stdio::null())
-            .status()
-            .map_err(|source| self.spawn_error(source))?;
+        let status = self.to_command().stdin(Stdio::null()).status().map_err(|source| self.spawn_error(source))?;
         if status.success() {
             Ok(())
         } else {
@@ -202,28 +173,15 @@ impl Cmd {
 
     /// Starts with the given stdio, for streaming use.
     pub fn spawn(&self, stdin: Stdio, stdout: Stdio, stderr: Stdio) -> Result<Child, ProcessError> {
-        self.to_command()
-            .stdin(stdin)
-            .stdout(stdout)
-            .stderr(stderr)
-            .spawn()
-            .map_err(|source| self.spawn_error(source))
+        self.to_command().stdin(stdin).stdout(stdout).stderr(stderr).spawn().map_err(|source| self.spawn_error(source))
     }
 
     pub fn spawn_error(&self, source: std::io::Error) -> ProcessError {
-        ProcessError::Spawn {
-            command: self.display(),
-            source,
-        }
+        ProcessError::Spawn { command: self.display(), source }
     }
 
     pub fn failed(&self, status: ExitStatus, stderr: String) -> ProcessError {
-        ProcessError::Failed {
-            command: self.display(),
-            status: describe(status),
-            code: status.code(),
-            stderr,
-        }
+        ProcessError::Failed { command: self.display(), status: describe(status), code: status.code(), stderr }
     }
 }
 
@@ -244,10 +202,7 @@ fn describe(status: ExitStatus) -> String {
 
 /// Quotes one word for a POSIX shell, only when it needs it.
 pub fn shell_quote(s: &str) -> String {
-    if !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c))
-    {
+    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c)) {
         s.to_string()
     } else {
         format!("'{}'", s.replace('\'', r"'\''"))
@@ -269,16 +224,10 @@ mod tests {
 
     #[test]
     fn failure_carries_command_and_stderr() {
-        let e = Cmd::new("sh")
-            .args(["-c", "echo oops >&2; exit 3"])
-            .output()
-            .unwrap_err();
+        let e = Cmd::new("sh").args(["-c", "echo oops >&2; exit 3"]).output().unwrap_err();
         assert_eq!(e.code(), Some(3));
         let text = e.to_string();
-        assert!(
-            text.starts_with("`sh -c 'echo oops >&2; exit 3'` exited with code 3"),
-            "{text}"
-        );
+        assert!(text.starts_with("`sh -c 'echo oops >&2; exit 3'` exited with code 3"), "{text}");
         assert!(text.contains("  oops"), "{text}");
     }
 
@@ -291,11 +240,8 @@ mod tests {
 
     #[test]
     fn stdin_env_and_output() {
-        let out = Cmd::new("sh")
-            .args(["-c", "cat; echo \"$X\""])
-            .env("X", "y")
-            .output_with_stdin(Some(b"in\n"))
-            .unwrap();
+        let out =
+            Cmd::new("sh").args(["-c", "cat; echo \"$X\""]).env("X", "y").output_with_stdin(Some(b"in\n")).unwrap();
         assert_eq!(out.stdout, "in\ny\n");
     }
 }

@@ -4,8 +4,8 @@ mod manifest;
 mod options;
 
 pub use manifest::{
-    builtin, builtin_names, AgentConfig, AgentDocker, Binary, Manifest, OptionEnum, OptionGroup,
-    ProviderOption, StrArray, StrBool,
+    builtin, builtin_names, AgentConfig, AgentDocker, Binary, Manifest, OptionEnum, OptionGroup, ProviderOption,
+    StrArray, StrBool,
 };
 pub use options::{expand_options, resolve_options, OptionSource, ResolvedOption};
 
@@ -16,11 +16,7 @@ pub enum ProviderError {
     #[error("provider option {name} is required but has no value; set it with --provider-option {name}=VALUE or `den provider set-options {provider} -o {name}=VALUE`")]
     RequiredMissing { provider: String, name: String },
     #[error("provider option {name}={value:?} is not valid: {message}")]
-    Invalid {
-        name: String,
-        value: String,
-        message: String,
-    },
+    Invalid { name: String, value: String, message: String },
     #[error("provider option {name}: its command failed: {source}")]
     Command {
         name: String,

@@ -83,16 +83,10 @@ impl<'de> Deserialize<'de> for OptionEnum {
         }
         let v = serde_norway::Value::deserialize(d)?;
         if let Some(s) = scalar_text(&v) {
-            return Ok(OptionEnum {
-                value: s,
-                display_name: String::new(),
-            });
+            return Ok(OptionEnum { value: s, display_name: String::new() });
         }
         let f: Full = serde_norway::from_value(v).map_err(serde::de::Error::custom)?;
-        Ok(OptionEnum {
-            value: f.value,
-            display_name: f.display_name,
-        })
+        Ok(OptionEnum { value: f.value, display_name: f.display_name })
     }
 }
 
@@ -173,16 +167,11 @@ impl<'de> Deserialize<'de> for StrArray {
         match v {
             serde_norway::Value::Sequence(items) => items
                 .iter()
-                .map(|i| {
-                    scalar_text(i)
-                        .ok_or_else(|| serde::de::Error::custom("expected a list of strings"))
-                })
+                .map(|i| scalar_text(i).ok_or_else(|| serde::de::Error::custom("expected a list of strings")))
                 .collect::<Result<_, _>>()
                 .map(StrArray),
             serde_norway::Value::Null => Ok(StrArray::default()),
-            _ => Err(serde::de::Error::custom(
-                "expected a string or a list of strings",
-            )),
+            _ => Err(serde::de::Error::custom("expected a string or a list of strings")),
         }
     }
 }
@@ -211,21 +200,12 @@ fn str_bool<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
 impl Manifest {
     /// Parses a manifest; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Manifest, ProviderError> {
-        let m: Manifest = serde_norway::from_str(text).map_err(|e| ProviderError::Manifest {
-            origin: origin.to_string(),
-            message: e.to_string(),
-        })?;
+        let m: Manifest = serde_norway::from_str(text)
+            .map_err(|e| ProviderError::Manifest { origin: origin.to_string(), message: e.to_string() })?;
         if m.name.trim().is_empty() {
-            return Err(ProviderError::Manifest {
-                origin: origin.into(),
-                message: "`name` is missing".into(),
-            });
+            return Err(ProviderError::Manifest { origin: origin.into(), message: "`name` is missing".into() });
         }
-        if !m
-            .name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
+        if !m.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
             return Err(ProviderError::Manifest {
                 origin: origin.into(),
                 message: format!("name `{}` may only hold letters, digits, - and _", m.name),
@@ -244,9 +224,7 @@ impl Manifest {
 
     /// An `exec` command by name (`command`, `create`, `status` …).
     pub fn exec(&self, name: &str) -> Option<&StrArray> {
-        self.exec
-            .get(name)
-            .filter(|c| !c.0.iter().all(|l| l.trim().is_empty()))
+        self.exec.get(name).filter(|c| !c.0.iter().all(|l| l.trim().is_empty()))
     }
 
     /// A machine provider makes machines (it has `exec.create`).
@@ -255,10 +233,7 @@ impl Manifest {
     }
 }
 
-const BUILTIN: &[(&str, &str)] = &[(
-    "docker",
-    include_str!("../../../providers/docker/provider.yaml"),
-)];
+const BUILTIN: &[(&str, &str)] = &[("docker", include_str!("../../../providers/docker/provider.yaml"))];
 
 pub fn builtin_names() -> impl Iterator<Item = &'static str> {
     BUILTIN.iter().map(|(n, _)| *n)
@@ -376,10 +351,7 @@ somethingFromTheFuture: 1
         assert!(m.options["TOKEN"].hidden);
         assert_eq!(m.options["REGION"].enum_values[1].value, "us-1");
         assert_eq!(m.options["REGION"].enum_values[1].display_name, "US");
-        assert_eq!(
-            m.exec("create").unwrap().script(),
-            "${CLOUD_CLI} create \"${MACHINE_ID}\"\necho done"
-        );
+        assert_eq!(m.exec("create").unwrap().script(), "${CLOUD_CLI} create \"${MACHINE_ID}\"\necho done");
         assert!(!m.agent.local.is_true_or(true));
         assert!(m.agent.inject_git_credentials.is_true_or(false));
         assert_eq!(m.agent.binaries["CLOUD_CLI"][0].archive_path, "bin/cli");
@@ -393,13 +365,9 @@ somethingFromTheFuture: 1
             .unwrap_err()
             .to_string()
             .starts_with("x: not a valid provider manifest"));
-        assert!(Manifest::parse("version: 1", "x")
-            .unwrap_err()
-            .to_string()
-            .contains("`name` is missing"));
+        assert!(Manifest::parse("version: 1", "x").unwrap_err().to_string().contains("`name` is missing"));
         assert!(Manifest::parse("name: a b", "x").is_err());
-        let e = Manifest::parse("name: a\noptions:\n  X:\n    validationPattern: '('\n", "x")
-            .unwrap_err();
+        let e = Manifest::parse("name: a\noptions:\n  X:\n    validationPattern: '('\n", "x").unwrap_err();
         assert!(e.to_string().contains("option X: validationPattern"), "{e}");
     }
 }

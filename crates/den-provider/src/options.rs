@@ -37,10 +37,7 @@ pub fn resolve_options(
 ) -> Result<IndexMap<String, ResolvedOption>, ProviderError> {
     for name in user.keys() {
         if !manifest.options.contains_key(name) {
-            return Err(ProviderError::Unknown {
-                provider: manifest.name.clone(),
-                name: name.clone(),
-            });
+            return Err(ProviderError::Unknown { provider: manifest.name.clone(), name: name.clone() });
         }
     }
     let mut done: IndexMap<String, ResolvedOption> = IndexMap::new();
@@ -73,10 +70,7 @@ fn resolve_one(
     visiting.push(name.to_string());
     let opt = &manifest.options[name];
     let resolved = if let Some(v) = user.get(name) {
-        ResolvedOption {
-            value: v.clone(),
-            source: OptionSource::User,
-        }
+        ResolvedOption { value: v.clone(), source: OptionSource::User }
     } else {
         for dep in references(manifest, &opt.command).chain(references(manifest, &opt.default)) {
             if dep != name {
@@ -91,24 +85,15 @@ fn resolve_one(
             for (k, v) in done.iter() {
                 cmd = cmd.env(k, &v.value);
             }
-            let out = cmd.output().map_err(|source| ProviderError::Command {
-                name: name.to_string(),
-                source,
-            })?;
+            let out = cmd.output().map_err(|source| ProviderError::Command { name: name.to_string(), source })?;
             ResolvedOption {
                 value: out.stdout.trim_end_matches(['\n', '\r']).to_string(),
                 source: OptionSource::Command,
             }
         } else if !opt.default.is_empty() {
-            ResolvedOption {
-                value: expand_values(&opt.default, done),
-                source: OptionSource::Default,
-            }
+            ResolvedOption { value: expand_values(&opt.default, done), source: OptionSource::Default }
         } else {
-            ResolvedOption {
-                value: String::new(),
-                source: OptionSource::Unset,
-            }
+            ResolvedOption { value: String::new(), source: OptionSource::Unset }
         }
     };
     visiting.pop();
@@ -121,28 +106,20 @@ fn validate(manifest: &Manifest, name: &str, value: &str) -> Result<(), Provider
     let opt = &manifest.options[name];
     if value.is_empty() {
         return if opt.required {
-            Err(ProviderError::RequiredMissing {
-                provider: manifest.name.clone(),
-                name: name.to_string(),
-            })
+            Err(ProviderError::RequiredMissing { provider: manifest.name.clone(), name: name.to_string() })
         } else {
             Ok(())
         };
     }
     if !opt.validation_pattern.is_empty() {
-        let re = regex::Regex::new(&opt.validation_pattern)
-            .expect("checked when the manifest was parsed");
+        let re = regex::Regex::new(&opt.validation_pattern).expect("checked when the manifest was parsed");
         if !re.is_match(value) {
             let message = if opt.validation_message.is_empty() {
                 format!("it must match {}", opt.validation_pattern)
             } else {
                 opt.validation_message.clone()
             };
-            return Err(ProviderError::Invalid {
-                name: name.into(),
-                value: value.into(),
-                message,
-            });
+            return Err(ProviderError::Invalid { name: name.into(), value: value.into(), message });
         }
     }
     if !opt.enum_values.is_empty() && !opt.enum_values.iter().any(|e| e.value == value) {
@@ -158,11 +135,7 @@ fn validate(manifest: &Manifest, name: &str, value: &str) -> Result<(), Provider
 
 /// The option names that `text` refers to as `${NAME}` or `$NAME`.
 fn references<'a>(manifest: &'a Manifest, text: &'a str) -> impl Iterator<Item = String> + 'a {
-    manifest
-        .options
-        .keys()
-        .filter(move |k| text.contains(&format!("${{{k}}}")) || contains_bare(text, k))
-        .cloned()
+    manifest.options.keys().filter(move |k| text.contains(&format!("${{{k}}}")) || contains_bare(text, k)).cloned()
 }
 
 fn contains_bare(text: &str, name: &str) -> bool {
@@ -196,39 +169,18 @@ mod tests {
     }
 
     fn user(pairs: &[(&str, &str)]) -> IndexMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
     fn user_value_beats_command_beats_default() {
         let m = manifest("options:\n  A:\n    default: d\n    command: echo from-cmd\n  B:\n    default: d\n  C: {}\n");
         let r = resolve_options(&m, &user(&[]), &[]).unwrap();
-        assert_eq!(
-            r["A"],
-            ResolvedOption {
-                value: "from-cmd".into(),
-                source: OptionSource::Command
-            }
-        );
-        assert_eq!(
-            r["B"],
-            ResolvedOption {
-                value: "d".into(),
-                source: OptionSource::Default
-            }
-        );
+        assert_eq!(r["A"], ResolvedOption { value: "from-cmd".into(), source: OptionSource::Command });
+        assert_eq!(r["B"], ResolvedOption { value: "d".into(), source: OptionSource::Default });
         assert_eq!(r["C"].source, OptionSource::Unset);
         let r = resolve_options(&m, &user(&[("A", "mine")]), &[]).unwrap();
-        assert_eq!(
-            r["A"],
-            ResolvedOption {
-                value: "mine".into(),
-                source: OptionSource::User
-            }
-        );
+        assert_eq!(r["A"], ResolvedOption { value: "mine".into(), source: OptionSource::User });
     }
 
     #[test]
@@ -240,10 +192,7 @@ mod tests {
         assert_eq!(r["FULL"].value, "h:22");
         assert_eq!(r["URL"].value, "http://h");
         // order of the manifest is kept
-        assert_eq!(
-            r.keys().collect::<Vec<_>>(),
-            vec!["FULL", "URL", "HOST", "PORT"]
-        );
+        assert_eq!(r.keys().collect::<Vec<_>>(), vec!["FULL", "URL", "HOST", "PORT"]);
     }
 
     #[test]
@@ -256,9 +205,7 @@ mod tests {
     #[test]
     fn required_missing_names_the_option() {
         let m = manifest("options:\n  HOST:\n    required: true\n");
-        let e = resolve_options(&m, &user(&[]), &[])
-            .unwrap_err()
-            .to_string();
+        let e = resolve_options(&m, &user(&[]), &[]).unwrap_err().to_string();
         assert!(e.contains("provider option HOST is required"), "{e}");
         assert!(e.contains("--provider-option HOST=VALUE"), "{e}");
     }
@@ -268,13 +215,9 @@ mod tests {
         let m = manifest(
             "options:\n  N:\n    validationPattern: ^[0-9]+$\n    validationMessage: a number\n  E:\n    enum: [a, b]\n",
         );
-        let e = resolve_options(&m, &user(&[("N", "x1")]), &[])
-            .unwrap_err()
-            .to_string();
+        let e = resolve_options(&m, &user(&[("N", "x1")]), &[]).unwrap_err().to_string();
         assert_eq!(e, "provider option N=\"x1\" is not valid: a number");
-        let e = resolve_options(&m, &user(&[("E", "c")]), &[])
-            .unwrap_err()
-            .to_string();
+        let e = resolve_options(&m, &user(&[("E", "c")]), &[]).unwrap_err().to_string();
         assert!(e.contains("one of a, b"), "{e}");
         assert!(resolve_options(&m, &user(&[("N", "12"), ("E", "b")]), &[]).is_ok());
     }
@@ -282,18 +225,14 @@ mod tests {
     #[test]
     fn unknown_user_option_is_an_error() {
         let m = manifest("options:\n  A: {}\n");
-        let e = resolve_options(&m, &user(&[("B", "1")]), &[])
-            .unwrap_err()
-            .to_string();
+        let e = resolve_options(&m, &user(&[("B", "1")]), &[]).unwrap_err().to_string();
         assert_eq!(e, "provider t has no option B");
     }
 
     #[test]
     fn failing_command_is_reported() {
         let m = manifest("options:\n  A:\n    command: echo nope >&2; exit 4\n");
-        let e = resolve_options(&m, &user(&[]), &[])
-            .unwrap_err()
-            .to_string();
+        let e = resolve_options(&m, &user(&[]), &[]).unwrap_err().to_string();
         assert!(e.contains("provider option A: its command failed"), "{e}");
         assert!(e.contains("exited with code 4"), "{e}");
     }
@@ -301,10 +240,7 @@ mod tests {
     #[test]
     fn cycles_are_errors() {
         let m = manifest("options:\n  A:\n    default: ${B}\n  B:\n    default: ${A}\n");
-        assert!(matches!(
-            resolve_options(&m, &user(&[]), &[]),
-            Err(ProviderError::Cycle(_))
-        ));
+        assert!(matches!(resolve_options(&m, &user(&[]), &[]), Err(ProviderError::Cycle(_))));
     }
 
     /// A value with quotes, `$(…)`, `;` and newlines reaches a command as
@@ -322,9 +258,6 @@ mod tests {
     fn expand_in_manifest_fields() {
         let m = manifest("options:\n  P:\n    default: podman\n");
         let r = resolve_options(&m, &user(&[]), &[]).unwrap();
-        assert_eq!(
-            expand_options("${P} --x ${UNKNOWN}", &r),
-            "podman --x ${UNKNOWN}"
-        );
+        assert_eq!(expand_options("${P} --x ${UNKNOWN}", &r), "podman --x ${UNKNOWN}");
     }
 }

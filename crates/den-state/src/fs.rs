@@ -10,15 +10,10 @@ use crate::{Result, StateError};
 /// Creates `dir` and its missing parents with mode 0700. A folder that exists
 /// already is tightened to 0700 if it is den's own (the last component).
 pub fn create_private_dir(dir: &Path) -> Result<()> {
-    DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(StateError::io("creating folder", dir))?;
+    DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(StateError::io("creating folder", dir))?;
     let meta = fs::metadata(dir).map_err(StateError::io("reading", dir))?;
     if meta.permissions().mode() & 0o077 != 0 {
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-            .map_err(StateError::io("chmod", dir))?;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(StateError::io("chmod", dir))?;
     }
     Ok(())
 }
@@ -28,10 +23,7 @@ pub fn create_private_dir(dir: &Path) -> Result<()> {
 /// a temp file in the same folder (so the rename stays on one file system),
 /// fsync, rename over the target, fsync the folder. The file is 0600.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     create_private_dir(dir)?;
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
@@ -43,14 +35,11 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
             .mode(0o600)
             .open(&tmp)
             .map_err(StateError::io("creating", &tmp))?;
-        f.write_all(bytes)
-            .map_err(StateError::io("writing", &tmp))?;
+        f.write_all(bytes).map_err(StateError::io("writing", &tmp))?;
         f.sync_all().map_err(StateError::io("syncing", &tmp))?;
         fs::rename(&tmp, path).map_err(StateError::io("renaming into place", path))?;
         // The rename itself is durable only once the folder is synced.
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(StateError::io("syncing", dir))
+        File::open(dir).and_then(|d| d.sync_all()).map_err(StateError::io("syncing", dir))
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
@@ -72,12 +61,7 @@ pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(StateError::io("reading", path)(e)),
     };
-    serde_json::from_slice(&bytes)
-        .map(Some)
-        .map_err(|source| StateError::Corrupt {
-            path: path.to_path_buf(),
-            source,
-        })
+    serde_json::from_slice(&bytes).map(Some).map_err(|source| StateError::Corrupt { path: path.to_path_buf(), source })
 }
 
 #[cfg(test)]
@@ -98,10 +82,7 @@ mod tests {
         assert_eq!(mode(&p), 0o600);
         assert_eq!(mode(&t.path().join("a/b")), 0o700);
         assert_eq!(mode(&t.path().join("a")), 0o700);
-        let names: Vec<_> = fs::read_dir(t.path().join("a/b"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
+        let names: Vec<_> = fs::read_dir(t.path().join("a/b")).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, vec![std::ffi::OsString::from("state.json")]);
     }
 
@@ -140,10 +121,7 @@ mod tests {
         let p = t.path().join("r.json");
         assert_eq!(read_json::<serde_json::Value>(&p).unwrap(), None);
         write_json(&p, &serde_json::json!({"a": 1})).unwrap();
-        assert_eq!(
-            read_json::<serde_json::Value>(&p).unwrap(),
-            Some(serde_json::json!({"a": 1}))
-        );
+        assert_eq!(read_json::<serde_json::Value>(&p).unwrap(), Some(serde_json::json!({"a": 1})));
         fs::write(&p, b"{nope").unwrap();
         let err = read_json::<serde_json::Value>(&p).unwrap_err().to_string();
         assert!(err.contains("r.json is not valid"), "{err}");

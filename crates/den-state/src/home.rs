@@ -71,9 +71,7 @@ impl Home {
     /// The lock file of one workspace. It sits beside, not inside, the
     /// workspace folder so that deleting the folder cannot race the lock.
     pub fn workspace_lock(&self, context: &str, id: &str) -> PathBuf {
-        self.context_dir(context)
-            .join("locks")
-            .join(format!("{id}.lock"))
+        self.context_dir(context).join("locks").join(format!("{id}.lock"))
     }
 }
 
@@ -84,18 +82,9 @@ mod tests {
     #[test]
     fn layout_is_under_the_root() {
         let h = Home::at("/x");
-        assert_eq!(
-            h.workspace_dir("default", "api"),
-            PathBuf::from("/x/contexts/default/workspaces/api")
-        );
-        assert_eq!(
-            h.provider_dir("default", "docker"),
-            PathBuf::from("/x/contexts/default/providers/docker")
-        );
-        assert_eq!(
-            h.workspace_lock("c", "api"),
-            PathBuf::from("/x/contexts/c/locks/api.lock")
-        );
+        assert_eq!(h.workspace_dir("default", "api"), PathBuf::from("/x/contexts/default/workspaces/api"));
+        assert_eq!(h.provider_dir("default", "docker"), PathBuf::from("/x/contexts/default/providers/docker"));
+        assert_eq!(h.workspace_lock("c", "api"), PathBuf::from("/x/contexts/c/locks/api.lock"));
         assert_eq!(h.known_hosts(), PathBuf::from("/x/known_hosts"));
     }
 }

@@ -35,16 +35,9 @@ pub enum StateError {
 }
 
 impl StateError {
-    pub(crate) fn io(
-        action: &'static str,
-        path: impl Into<PathBuf>,
-    ) -> impl FnOnce(std::io::Error) -> Self {
+    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.into();
-        move |source| StateError::Io {
-            action,
-            path,
-            source,
-        }
+        move |source| StateError::Io { action, path, source }
     }
 }
 

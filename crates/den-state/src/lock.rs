@@ -42,9 +42,7 @@ impl Lock {
             Err(TryLockError::WouldBlock) => {
                 let mut s = String::new();
                 let _ = file.read_to_string(&mut s);
-                on_wait(LockWait {
-                    holder: s.trim().parse().ok(),
-                });
+                on_wait(LockWait { holder: s.trim().parse().ok() });
                 file.lock().map_err(StateError::io("locking", path))?;
             }
             Err(TryLockError::Error(e)) => return Err(StateError::io("locking", path)(e)),
@@ -54,10 +52,7 @@ impl Lock {
         let _ = file.rewind();
         let _ = write!(file, "{}", std::process::id());
         let _ = file.flush();
-        Ok(Lock {
-            file,
-            path: path.to_path_buf(),
-        })
+        Ok(Lock { file, path: path.to_path_buf() })
     }
 
     /// Takes the lock only if it is free right now.
@@ -74,10 +69,7 @@ impl Lock {
             .open(path)
             .map_err(StateError::io("opening lock", path))?;
         match file.try_lock() {
-            Ok(()) => Ok(Some(Lock {
-                file,
-                path: path.to_path_buf(),
-            })),
+            Ok(()) => Ok(Some(Lock { file, path: path.to_path_buf() })),
             Err(TryLockError::WouldBlock) => Ok(None),
             Err(TryLockError::Error(e)) => Err(StateError::io("locking", path)(e)),
         }
@@ -116,18 +108,11 @@ mod tests {
             done.send(()).unwrap();
             drop(l);
         });
-        let wait = heard
-            .recv_timeout(Duration::from_secs(10))
-            .expect("waiter is told");
+        let wait = heard.recv_timeout(Duration::from_secs(10)).expect("waiter is told");
         assert_eq!(wait.holder, Some(std::process::id()));
-        assert!(
-            finished.recv_timeout(Duration::from_millis(200)).is_err(),
-            "waiter must block"
-        );
+        assert!(finished.recv_timeout(Duration::from_millis(200)).is_err(), "waiter must block");
         drop(first);
-        finished
-            .recv_timeout(Duration::from_secs(10))
-            .expect("waiter gets the lock");
+        finished.recv_timeout(Duration::from_secs(10)).expect("waiter gets the lock");
         waiter.join().unwrap();
     }
 }
@@ -150,20 +135,12 @@ mod crash_tests {
         let p = t.path().join("ws.lock");
         std::fs::write(&p, b"").unwrap();
         // -o: the child `sleep` does not inherit the locked fd; flock(1) holds it.
-        let mut holder = Command::new("flock")
-            .arg("-o")
-            .arg(&p)
-            .args(["sleep", "30"])
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut holder =
+            Command::new("flock").arg("-o").arg(&p).args(["sleep", "30"]).stdout(Stdio::null()).spawn().unwrap();
         // Wait (bounded) until the holder has it.
         let start = Instant::now();
         while Lock::try_acquire(&p).unwrap().is_some() {
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "holder never took the lock"
-            );
+            assert!(start.elapsed() < Duration::from_secs(10), "holder never took the lock");
             std::thread::sleep(Duration::from_millis(20));
         }
         holder.kill().unwrap();

@@ -32,8 +32,6 @@ impl DenConfig {
     }
 
     pub fn fallback_image(&self) -> &str {
-        self.fallback_image
-            .as_deref()
-            .unwrap_or(DEFAULT_FALLBACK_IMAGE)
+        self.fallback_image.as_deref().unwrap_or(DEFAULT_FALLBACK_IMAGE)
     }
 }

@@ -3,23 +3,14 @@ use std::path::Path;
 /// The workspace id for a folder: its basename, lowercased, with every
 /// character other than `[a-z0-9-]` replaced by `-`.
 pub fn workspace_id_for(folder: &Path) -> String {
-    let base = folder
-        .file_name()
-        .map(|b| b.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let base = folder.file_name().map(|b| b.to_string_lossy().into_owned()).unwrap_or_default();
     normalize(&base)
 }
 
 pub(crate) fn normalize(s: &str) -> String {
     s.to_lowercase()
         .chars()
-        .map(|c| {
-            if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' {
-                c
-            } else {
-                '-'
-            }
-        })
+        .map(|c| if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' { c } else { '-' })
         .collect()
 }
 
@@ -28,14 +19,8 @@ pub(crate) fn validate(id: &str) -> Result<(), String> {
     if id.is_empty() || id.len() > 48 {
         return Err(format!("workspace id `{id}` must have 1 to 48 characters"));
     }
-    if !id
-        .chars()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        || id.starts_with('-')
-    {
-        return Err(format!(
-            "workspace id `{id}` may only hold a-z, 0-9 and - (and not start with -)"
-        ));
+    if !id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') || id.starts_with('-') {
+        return Err(format!("workspace id `{id}` may only hold a-z, 0-9 and - (and not start with -)"));
     }
     Ok(())
 }

@@ -51,13 +51,7 @@ pub fn agent_fingerprint() -> Result<(String, u64)> {
     use std::os::unix::fs::MetadataExt;
     let exe = std::path::Path::new("/proc/self/exe");
     let meta = std::fs::metadata(exe).map_err(WorkspaceError::io("reading /proc/self/exe"))?;
-    let text = format!(
-        "{}|{}|{}|{}",
-        env!("CARGO_PKG_VERSION"),
-        meta.size(),
-        meta.mtime(),
-        meta.mtime_nsec()
-    );
+    let text = format!("{}|{}|{}|{}", env!("CARGO_PKG_VERSION"), meta.size(), meta.mtime(), meta.mtime_nsec());
     let hash = sha2::Sha256::digest(text.as_bytes());
     let hex: String = hash.iter().take(12).map(|b| format!("{b:02x}")).collect();
     Ok((hex, meta.size()))
@@ -83,21 +77,9 @@ pub fn inject_and_setup(
 ) -> Result<AgentRun> {
     let (want, size) = agent_fingerprint()?;
     let request = serde_json::to_string(req).expect("request serialises");
-    let mut argv = vec![
-        "/bin/sh".to_string(),
-        "-c".into(),
-        SCRIPT.into(),
-        "den-inject".into(),
-        want,
-        size.to_string(),
-    ];
+    let mut argv = vec!["/bin/sh".to_string(), "-c".into(), SCRIPT.into(), "den-inject".into(), want, size.to_string()];
     argv.extend(candidates.iter().cloned());
-    let cmd = docker.exec(
-        container,
-        Some("0"),
-        &[(REQUEST_ENV.to_string(), request)],
-        &argv,
-    );
+    let cmd = docker.exec(container, Some("0"), &[(REQUEST_ENV.to_string(), request)], &argv);
     let mut child = cmd.spawn(Stdio::piped(), Stdio::piped(), Stdio::piped())?;
     let mut stdin = child.stdin.take().expect("piped");
     let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
@@ -123,25 +105,20 @@ pub fn inject_and_setup(
         (p.to_string(), false)
     } else if let Some(p) = first.strip_prefix("DEN-NEED ") {
         reporter.phase("inject", &format!("copying the agent to {p}"));
-        let mut exe = std::fs::File::open("/proc/self/exe")
-            .map_err(WorkspaceError::io("reading /proc/self/exe"))?;
+        let mut exe = std::fs::File::open("/proc/self/exe").map_err(WorkspaceError::io("reading /proc/self/exe"))?;
         let copied = std::io::copy(&mut exe, &mut stdin);
         drop(stdin);
         if let Err(e) = copied {
             let _ = child.wait();
             let stderr = err_thread.join().unwrap_or_default();
-            return Err(WorkspaceError::Agent(format!(
-                "copying the agent into the container failed: {e}\n{stderr}"
-            )));
+            return Err(WorkspaceError::Agent(format!("copying the agent into the container failed: {e}\n{stderr}")));
         }
         (p.to_string(), true)
     } else {
         drop(stdin);
         let status = child.wait().map_err(|e| cmd.spawn_error(e))?;
         let stderr = err_thread.join().unwrap_or_default();
-        return Err(WorkspaceError::Process(
-            cmd.failed(status, format!("{first}\n{stderr}")),
-        ));
+        return Err(WorkspaceError::Process(cmd.failed(status, format!("{first}\n{stderr}"))));
     };
 
     let out_thread = std::thread::spawn(move || {
@@ -168,18 +145,10 @@ pub fn inject_and_setup(
     let stderr = err_thread.join().unwrap_or_default();
     let status = child.wait().map_err(|e| cmd.spawn_error(e))?;
     match result {
-        Some(result) => Ok(AgentRun {
-            result,
-            agent_path,
-            uploaded,
-        }),
+        Some(result) => Ok(AgentRun { result, agent_path, uploaded }),
         None => Err(WorkspaceError::Agent(format!(
             "the agent at {agent_path} ended without a result ({status}){}",
-            if stderr.trim().is_empty() {
-                String::new()
-            } else {
-                format!(":\n{}", stderr.trim_end())
-            }
+            if stderr.trim().is_empty() { String::new() } else { format!(":\n{}", stderr.trim_end()) }
         ))),
     }
 }
@@ -199,11 +168,7 @@ pub fn agent_setup_main() -> i32 {
     };
     let result = den_agent::setup::run(req, Box::new(std::io::stdout()));
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(
-        out,
-        "{RESULT_PREFIX}{}",
-        serde_json::to_string(&result).unwrap_or_default()
-    );
+    let _ = writeln!(out, "{RESULT_PREFIX}{}", serde_json::to_string(&result).unwrap_or_default());
     let _ = out.flush();
     0
 }

@@ -29,9 +29,7 @@ impl Den {
     /// (`default` when none is chosen).
     pub fn from_env() -> Result<Self, WorkspaceError> {
         let home = Home::from_env()?;
-        let context = DenConfig::load(&home)?
-            .context
-            .unwrap_or_else(|| "default".into());
+        let context = DenConfig::load(&home)?.context.unwrap_or_else(|| "default".into());
         Ok(Den { home, context })
     }
 }

@@ -47,15 +47,10 @@ fn docker_for_record(den: &Den, r: &WorkspaceRecord) -> Result<Docker> {
 }
 
 fn lock(den: &Den, id: &str, reporter: &mut dyn Reporter) -> Result<den_state::Lock> {
-    Ok(den_state::Lock::acquire(
-        &den.home.workspace_lock(&den.context, id),
-        |w| {
-            let who = w.holder.map(|p| format!(" (pid {p})")).unwrap_or_default();
-            reporter.line(&format!(
-                "waiting for another den working on workspace `{id}`{who} to finish…"
-            ));
-        },
-    )?)
+    Ok(den_state::Lock::acquire(&den.home.workspace_lock(&den.context, id), |w| {
+        let who = w.holder.map(|p| format!(" (pid {p})")).unwrap_or_default();
+        reporter.line(&format!("waiting for another den working on workspace `{id}`{who} to finish…"));
+    })?)
 }
 
 fn require(den: &Den, id: &str) -> Result<WorkspaceRecord> {
@@ -93,10 +88,7 @@ pub fn stop(den: &Den, id: &str, reporter: &mut dyn Reporter) -> Result<()> {
 pub fn delete(den: &Den, id: &str, force: bool, reporter: &mut dyn Reporter) -> Result<()> {
     let record = WorkspaceRecord::load(den, id)?;
     let _l = lock(den, id, reporter)?;
-    let name = record
-        .as_ref()
-        .map(|r| r.container_name.clone())
-        .unwrap_or_else(|| container_name(den, id));
+    let name = record.as_ref().map(|r| r.container_name.clone()).unwrap_or_else(|| container_name(den, id));
     let docker = match &record {
         Some(r) => docker_for_record(den, r),
         None => {
@@ -125,9 +117,7 @@ pub fn delete(den: &Den, id: &str, force: bool, reporter: &mut dyn Reporter) -> 
         Ok(()) => {}
         Err(e @ WorkspaceError::NotFound(_)) => return Err(e),
         Err(e) if !force => return Err(e),
-        Err(e) => reporter.line(&format!(
-            "warning: {e}; removing den's record anyway (--force)"
-        )),
+        Err(e) => reporter.line(&format!("warning: {e}; removing den's record anyway (--force)")),
     }
     remove_dir(&den.home.workspace_dir(&den.context, id))?;
     let _ = std::fs::remove_file(den.home.workspace_lock(&den.context, id));
@@ -175,35 +165,19 @@ fn running_map(d: &Docker) -> Result<HashMap<String, bool>> {
         "--format",
         "{{.Names}}\t{{.State}}",
     ]))?;
-    Ok(out
-        .lines()
-        .filter_map(|l| l.split_once('\t'))
-        .map(|(n, s)| (n.to_string(), s == "running"))
-        .collect())
+    Ok(out.lines().filter_map(|l| l.split_once('\t')).map(|(n, s)| (n.to_string(), s == "running")).collect())
 }
 
 /// The agent's log (setup and hook output) from inside the container.
 pub fn logs(den: &Den, id: &str) -> Result<String> {
     let r = require(den, id)?;
     let docker = docker_for_record(den, &r)?;
-    let c = docker
-        .inspect_container(&r.container_name)?
-        .ok_or_else(|| WorkspaceError::NotFound(id.into()))?;
-    let paths = [
-        format!("{}/agent.log", den_agent::DATA_DIR),
-        "/tmp/den/agent.log".to_string(),
-    ];
+    let c = docker.inspect_container(&r.container_name)?.ok_or_else(|| WorkspaceError::NotFound(id.into()))?;
+    let paths = [format!("{}/agent.log", den_agent::DATA_DIR), "/tmp/den/agent.log".to_string()];
     if c.state.running {
-        let script = format!(
-            "cat {} 2>/dev/null || cat {} 2>/dev/null || true",
-            paths[0], paths[1]
-        );
-        let out = docker.run_cmd(docker.exec(
-            &r.container_name,
-            Some("0"),
-            &[],
-            &["/bin/sh".into(), "-c".into(), script],
-        ))?;
+        let script = format!("cat {} 2>/dev/null || cat {} 2>/dev/null || true", paths[0], paths[1]);
+        let out =
+            docker.run_cmd(docker.exec(&r.container_name, Some("0"), &[], &["/bin/sh".into(), "-c".into(), script]))?;
         return Ok(out);
     }
     // A stopped container cannot exec; copy the file out instead.
@@ -212,15 +186,7 @@ pub fn logs(den: &Den, id: &str) -> Result<String> {
     let mut text = String::new();
     for p in &paths {
         let dest = tmp.join("agent.log");
-        if docker
-            .run_cmd(
-                docker
-                    .cmd()
-                    .args(["cp", &format!("{}:{p}", r.container_name)])
-                    .arg(&dest),
-            )
-            .is_ok()
-        {
+        if docker.run_cmd(docker.cmd().args(["cp", &format!("{}:{p}", r.container_name)]).arg(&dest)).is_ok() {
             text = std::fs::read_to_string(&dest).unwrap_or_default();
             break;
         }

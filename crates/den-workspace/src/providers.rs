@@ -21,15 +21,11 @@ pub struct ProviderEntry {
 }
 
 fn added_manifest(den: &Den, name: &str) -> PathBuf {
-    den.home
-        .provider_dir(&den.context, name)
-        .join("provider.yaml")
+    den.home.provider_dir(&den.context, name).join("provider.yaml")
 }
 
 fn options_file(den: &Den, name: &str) -> PathBuf {
-    den.home
-        .provider_dir(&den.context, name)
-        .join("options.json")
+    den.home.provider_dir(&den.context, name).join("options.json")
 }
 
 /// Built-in providers, then added ones (an added provider of the same name
@@ -59,40 +55,22 @@ pub fn list(den: &Den) -> Result<Vec<ProviderEntry>> {
 pub fn get(den: &Den, name: &str) -> Result<ProviderEntry> {
     let file = added_manifest(den, name);
     if file.is_file() {
-        let text = std::fs::read_to_string(&file)
-            .map_err(WorkspaceError::io(format!("reading {}", file.display())))?;
+        let text = std::fs::read_to_string(&file).map_err(WorkspaceError::io(format!("reading {}", file.display())))?;
         let manifest = Manifest::parse(&text, &file.display().to_string())?;
-        return Ok(ProviderEntry {
-            name: name.into(),
-            manifest,
-            builtin: false,
-            source: file.display().to_string(),
-        });
+        return Ok(ProviderEntry { name: name.into(), manifest, builtin: false, source: file.display().to_string() });
     }
-    let text =
-        den_provider::builtin(name).ok_or_else(|| WorkspaceError::UnknownProvider(name.into()))?;
+    let text = den_provider::builtin(name).ok_or_else(|| WorkspaceError::UnknownProvider(name.into()))?;
     let manifest = Manifest::parse(text, name)?;
-    Ok(ProviderEntry {
-        name: name.into(),
-        manifest,
-        builtin: true,
-        source: "built-in".into(),
-    })
+    Ok(ProviderEntry { name: name.into(), manifest, builtin: true, source: "built-in".into() })
 }
 
 /// Adds (or replaces) a provider from a provider.yaml file.
 pub fn add(den: &Den, path: &Path) -> Result<ProviderEntry> {
-    let text = std::fs::read_to_string(path)
-        .map_err(WorkspaceError::io(format!("reading {}", path.display())))?;
+    let text = std::fs::read_to_string(path).map_err(WorkspaceError::io(format!("reading {}", path.display())))?;
     let manifest = Manifest::parse(&text, &path.display().to_string())?;
     let file = added_manifest(den, &manifest.name);
     den_state::atomic_write(&file, text.as_bytes())?;
-    Ok(ProviderEntry {
-        name: manifest.name.clone(),
-        manifest,
-        builtin: false,
-        source: file.display().to_string(),
-    })
+    Ok(ProviderEntry { name: manifest.name.clone(), manifest, builtin: false, source: file.display().to_string() })
 }
 
 /// Removes an added provider and its saved options. Refused while a
@@ -100,15 +78,10 @@ pub fn add(den: &Den, path: &Path) -> Result<ProviderEntry> {
 pub fn delete(den: &Den, name: &str) -> Result<()> {
     let entry = get(den, name)?;
     if entry.builtin {
-        return Err(WorkspaceError::Invalid(format!(
-            "`{name}` is built in and cannot be deleted"
-        )));
+        return Err(WorkspaceError::Invalid(format!("`{name}` is built in and cannot be deleted")));
     }
-    let users: Vec<String> = crate::WorkspaceRecord::all(den)?
-        .into_iter()
-        .filter(|w| w.provider == name)
-        .map(|w| w.id)
-        .collect();
+    let users: Vec<String> =
+        crate::WorkspaceRecord::all(den)?.into_iter().filter(|w| w.provider == name).map(|w| w.id).collect();
     if !users.is_empty() {
         return Err(WorkspaceError::Invalid(format!(
             "provider `{name}` is used by workspace(s) {}; delete them first",
@@ -117,11 +90,7 @@ pub fn delete(den: &Den, name: &str) -> Result<()> {
     }
     crate::record::remove_dir(&den.home.provider_dir(&den.context, name))?;
     let mut cfg = DenConfig::load(&den.home)?;
-    if cfg
-        .default_provider
-        .get(&den.context)
-        .is_some_and(|p| p == name)
-    {
+    if cfg.default_provider.get(&den.context).is_some_and(|p| p == name) {
         cfg.default_provider.shift_remove(&den.context);
         cfg.save(&den.home)?;
     }
@@ -140,8 +109,7 @@ pub fn default_provider(den: &Den) -> Result<String> {
 pub fn use_provider(den: &Den, name: &str) -> Result<()> {
     get(den, name)?;
     let mut cfg = DenConfig::load(&den.home)?;
-    cfg.default_provider
-        .insert(den.context.clone(), name.into());
+    cfg.default_provider.insert(den.context.clone(), name.into());
     cfg.save(&den.home)
 }
 
@@ -151,11 +119,7 @@ pub fn saved_options(den: &Den, name: &str) -> Result<IndexMap<String, String>> 
 
 /// Saves option values for a provider after checking that they resolve
 /// (known names, valid values).
-pub fn set_options(
-    den: &Den,
-    name: &str,
-    values: &[(String, String)],
-) -> Result<IndexMap<String, ResolvedOption>> {
+pub fn set_options(den: &Den, name: &str, values: &[(String, String)]) -> Result<IndexMap<String, ResolvedOption>> {
     let entry = get(den, name)?;
     let mut saved = saved_options(den, name)?;
     for (k, v) in values {
@@ -178,18 +142,12 @@ pub fn resolve(
     for (k, v) in workspace {
         values.insert(k.clone(), v.clone());
     }
-    Ok(den_provider::resolve_options(
-        &entry.manifest,
-        &values,
-        &base_env(workspace_id),
-    )?)
+    Ok(den_provider::resolve_options(&entry.manifest, &values, &base_env(workspace_id))?)
 }
 
 /// What provider commands see besides the options (DevPod's names).
 pub fn base_env(workspace_id: Option<&str>) -> Vec<(String, String)> {
-    let exe = std::env::current_exe()
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|_| "den".into());
+    let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "den".into());
     let mut env = vec![
         ("DEVPOD".to_string(), exe.clone()),
         ("DEN".to_string(), exe),

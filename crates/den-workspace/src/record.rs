@@ -34,9 +34,7 @@ pub struct WorkspaceRecord {
 
 impl WorkspaceRecord {
     pub fn path(den: &Den, id: &str) -> PathBuf {
-        den.home
-            .workspace_dir(&den.context, id)
-            .join("workspace.json")
+        den.home.workspace_dir(&den.context, id).join("workspace.json")
     }
 
     pub fn load(den: &Den, id: &str) -> Result<Option<Self>> {
@@ -54,12 +52,7 @@ impl WorkspaceRecord {
         let entries = match std::fs::read_dir(&dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-            Err(e) => {
-                return Err(crate::WorkspaceError::io(format!(
-                    "reading {}",
-                    dir.display()
-                ))(e))
-            }
+            Err(e) => return Err(crate::WorkspaceError::io(format!("reading {}", dir.display()))(e)),
         };
         for e in entries.flatten() {
             let id = e.file_name().to_string_lossy().into_owned();
@@ -73,19 +66,13 @@ impl WorkspaceRecord {
 }
 
 pub(crate) fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 pub(crate) fn remove_dir(path: &Path) -> Result<()> {
     match std::fs::remove_dir_all(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(crate::WorkspaceError::io(format!(
-            "removing {}",
-            path.display()
-        ))(e)),
+        Err(e) => Err(crate::WorkspaceError::io(format!("removing {}", path.display()))(e)),
     }
 }

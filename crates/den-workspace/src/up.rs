@@ -63,27 +63,17 @@ pub(crate) fn container_name(den: &Den, id: &str) -> String {
 
 /// The driver for a provider: providers that run containers on the local
 /// (or a DOCKER_HOST) engine through a docker-compatible CLI.
-pub(crate) fn docker_for(
-    entry: &ProviderEntry,
-    opts: &IndexMap<String, ResolvedOption>,
-) -> Result<Docker> {
+pub(crate) fn docker_for(entry: &ProviderEntry, opts: &IndexMap<String, ResolvedOption>) -> Result<Docker> {
     let m = &entry.manifest;
     let driver = den_provider::expand_options(&m.agent.driver, opts);
-    if m.is_machine_provider()
-        || !m.agent.local.is_true_or(false)
-        || !(driver.is_empty() || driver == "docker")
-    {
+    if m.is_machine_provider() || !m.agent.local.is_true_or(false) || !(driver.is_empty() || driver == "docker") {
         return Err(WorkspaceError::Unsupported(format!(
             "provider `{}` runs workspaces on another machine; this den drives local docker-compatible providers only",
             entry.name
         )));
     }
     let path = den_provider::expand_options(&m.agent.docker.path, opts);
-    let path = if path.trim().is_empty() {
-        "docker".to_string()
-    } else {
-        path
-    };
+    let path = if path.trim().is_empty() { "docker".to_string() } else { path };
     let env = m
         .agent
         .docker
@@ -111,11 +101,7 @@ fn agent_candidates(entry: &ProviderEntry, opts: &IndexMap<String, ResolvedOptio
 }
 
 /// The project's configuration, or the fallback image's when it has none.
-fn load_config(
-    folder: &Path,
-    devcontainer_path: Option<&Path>,
-    fallback: &str,
-) -> Result<Resolved> {
+fn load_config(folder: &Path, devcontainer_path: Option<&Path>, fallback: &str) -> Result<Resolved> {
     let env = |name: &str| std::env::var(name).ok();
     match den_devcontainer::find_config(folder, devcontainer_path) {
         Ok(file) => {
@@ -141,50 +127,33 @@ fn check_supported(cfg: &DevContainer, reporter: &mut dyn Reporter) -> Result<()
         ));
     }
     if cfg.image.is_none()
-        && cfg
-            .build
-            .as_ref()
-            .and_then(|b| b.dockerfile.as_ref())
-            .is_none()
+        && cfg.build.as_ref().and_then(|b| b.dockerfile.as_ref()).is_none()
         && cfg.docker_file.is_none()
     {
         return Err(WorkspaceError::Invalid(
-            "the configuration names no container: set \"image\" or \"build\": {\"dockerfile\": …}"
-                .into(),
+            "the configuration names no container: set \"image\" or \"build\": {\"dockerfile\": …}".into(),
         ));
     }
     if let Some(f) = cfg.features.as_ref().filter(|f| !f.is_empty()) {
         let names: Vec<&str> = f.keys().map(String::as_str).collect();
-        reporter.line(&format!(
-            "note: den does not install dev container features yet; skipped: {}",
-            names.join(", ")
-        ));
+        reporter.line(&format!("note: den does not install dev container features yet; skipped: {}", names.join(", ")));
     }
     Ok(())
 }
 
 fn canonical_folder(source: &Path) -> Result<PathBuf> {
-    let folder = std::fs::canonicalize(source)
-        .map_err(WorkspaceError::io(format!("reading {}", source.display())))?;
+    let folder = std::fs::canonicalize(source).map_err(WorkspaceError::io(format!("reading {}", source.display())))?;
     if !folder.is_dir() {
-        return Err(WorkspaceError::Invalid(format!(
-            "{} is not a folder",
-            folder.display()
-        )));
+        return Err(WorkspaceError::Invalid(format!("{} is not a folder", folder.display())));
     }
     Ok(folder)
 }
 
 fn take_lock(den: &Den, id: &str, reporter: &mut dyn Reporter) -> Result<den_state::Lock> {
-    Ok(den_state::Lock::acquire(
-        &den.home.workspace_lock(&den.context, id),
-        |w| {
-            let who = w.holder.map(|p| format!(" (pid {p})")).unwrap_or_default();
-            reporter.line(&format!(
-                "waiting for another den working on workspace `{id}`{who} to finish…"
-            ));
-        },
-    )?)
+    Ok(den_state::Lock::acquire(&den.home.workspace_lock(&den.context, id), |w| {
+        let who = w.holder.map(|p| format!(" (pid {p})")).unwrap_or_default();
+        reporter.line(&format!("waiting for another den working on workspace `{id}`{who} to finish…"));
+    })?)
 }
 
 /// Builds the image of a Dockerfile config, or makes sure the image is
@@ -196,11 +165,7 @@ fn prepare_image(
     reporter: &mut dyn Reporter,
 ) -> Result<(String, den_driver::Image)> {
     let cfg = &resolved.config;
-    let dockerfile = cfg
-        .build
-        .as_ref()
-        .and_then(|b| b.dockerfile.clone())
-        .or_else(|| cfg.docker_file.clone());
+    let dockerfile = cfg.build.as_ref().and_then(|b| b.dockerfile.clone()).or_else(|| cfg.docker_file.clone());
     let Some(dockerfile) = dockerfile else {
         let image = cfg.image.clone().expect("checked");
         reporter.phase("build", &format!("image {image}"));
@@ -209,11 +174,7 @@ fn prepare_image(
     };
     let dir = resolved.config_dir();
     let build = cfg.build.clone().unwrap_or_default();
-    let context = build
-        .context
-        .clone()
-        .or_else(|| cfg.context.clone())
-        .unwrap_or_else(|| ".".into());
+    let context = build.context.clone().or_else(|| cfg.context.clone()).unwrap_or_else(|| ".".into());
     let image = format!("{tag}:latest");
     reporter.phase("build", &format!("building {image} from {dockerfile}"));
     let log = std::env::temp_dir().join(format!("{tag}-build.log"));
@@ -223,11 +184,7 @@ fn prepare_image(
         context: dir.join(&context),
         args: build.args.clone().unwrap_or_default().into_iter().collect(),
         target: build.target.clone(),
-        cache_from: build
-            .cache_from
-            .as_ref()
-            .map(|c| c.to_vec())
-            .unwrap_or_default(),
+        cache_from: build.cache_from.as_ref().map(|c| c.to_vec()).unwrap_or_default(),
         options: build.options.clone().unwrap_or_default(),
         labels: vec![],
         log,
@@ -259,57 +216,30 @@ fn create_container(
     merged: &MergedConfig,
 ) -> Result<()> {
     let cfg = &resolved.config;
-    let mut label_entries: Vec<serde_json::Value> = meta
-        .iter()
-        .map(|m| serde_json::to_value(m).unwrap_or_default())
-        .collect();
+    let mut label_entries: Vec<serde_json::Value> =
+        meta.iter().map(|m| serde_json::to_value(m).unwrap_or_default()).collect();
     label_entries.push(resolved.raw.clone());
     let mut mounts: Vec<String> = resolved.workspace_mount.iter().cloned().collect();
     mounts.extend(merged.mounts.iter().map(|m| m.to_docker_arg()));
     let ports = cfg
         .app_port
         .as_ref()
-        .map(|p| {
-            p.0.iter()
-                .map(|x| {
-                    if x.contains(':') {
-                        x.clone()
-                    } else {
-                        format!("{x}:{x}")
-                    }
-                })
-                .collect()
-        })
+        .map(|p| p.0.iter().map(|x| if x.contains(':') { x.clone() } else { format!("{x}:{x}") }).collect())
         .unwrap_or_default();
-    let keep_alive = merged
-        .override_command
-        .unwrap_or(true)
-        .then(|| den_driver::keep_alive_script(&merged.entrypoints));
+    let keep_alive =
+        merged.override_command.unwrap_or(true).then(|| den_driver::keep_alive_script(&merged.entrypoints));
     let spec = RunSpec {
         name: name.to_string(),
         image: image.to_string(),
         labels: vec![
             (WORKSPACE_LABEL.into(), id.into()),
-            (
-                "devcontainer.local_folder".into(),
-                resolved.local_folder.display().to_string(),
-            ),
-            (
-                "devcontainer.config_file".into(),
-                resolved.config_file.display().to_string(),
-            ),
-            (
-                "devcontainer.metadata".into(),
-                serde_json::Value::Array(label_entries).to_string(),
-            ),
+            ("devcontainer.local_folder".into(), resolved.local_folder.display().to_string()),
+            ("devcontainer.config_file".into(), resolved.config_file.display().to_string()),
+            ("devcontainer.metadata".into(), serde_json::Value::Array(label_entries).to_string()),
             (IMAGE_ENTRIES_LABEL.into(), meta.len().to_string()),
         ],
         mounts,
-        env: merged
-            .container_env
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
+        env: merged.container_env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         init: merged.init,
         privileged: merged.privileged,
         cap_add: merged.cap_add.clone(),
@@ -334,20 +264,12 @@ fn container_metadata(c: &Container) -> Vec<MetadataEntry> {
         .label("devcontainer.metadata")
         .and_then(|t| den_devcontainer::parse_metadata_label(t).ok())
         .unwrap_or_default();
-    let n = c
-        .label(IMAGE_ENTRIES_LABEL)
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(all.len().saturating_sub(1));
+    let n = c.label(IMAGE_ENTRIES_LABEL).and_then(|n| n.parse().ok()).unwrap_or(all.len().saturating_sub(1));
     all.into_iter().take(n).collect()
 }
 
 fn run_initialize_command(resolved: &Resolved, reporter: &mut dyn Reporter) -> Result<()> {
-    let Some(cmd) = resolved
-        .config
-        .initialize_command
-        .as_ref()
-        .filter(|c| !c.is_empty())
-    else {
+    let Some(cmd) = resolved.config.initialize_command.as_ref().filter(|c| !c.is_empty()) else {
         return Ok(());
     };
     reporter.phase("hooks", "initializeCommand (on this machine)");
@@ -355,13 +277,9 @@ fn run_initialize_command(resolved: &Resolved, reporter: &mut dyn Reporter) -> R
         .steps()
         .into_iter()
         .map(|(name, step)| {
-            let label = name
-                .map(|n| format!("initializeCommand:{n}"))
-                .unwrap_or_else(|| "initializeCommand".into());
+            let label = name.map(|n| format!("initializeCommand:{n}")).unwrap_or_else(|| "initializeCommand".into());
             let argv = step.argv();
-            let c = den_process::Cmd::new(&argv[0])
-                .args(&argv[1..])
-                .current_dir(&resolved.local_folder);
+            let c = den_process::Cmd::new(&argv[0]).args(&argv[1..]).current_dir(&resolved.local_folder);
             (label, std::thread::spawn(move || c.output()))
         })
         .collect();
@@ -377,10 +295,7 @@ fn run_initialize_command(resolved: &Resolved, reporter: &mut dyn Reporter) -> R
                 for l in e.stderr().lines() {
                     reporter.line(&format!("[{label}] {l}"));
                 }
-                failure.get_or_insert(WorkspaceError::HookFailed {
-                    hook: label,
-                    code: e.code().unwrap_or(1),
-                });
+                failure.get_or_insert(WorkspaceError::HookFailed { hook: label, code: e.code().unwrap_or(1) });
             }
         }
     }
@@ -441,34 +356,18 @@ fn prepare(
         (None, None) => providers::default_provider(den)?,
     };
     let entry = providers::get(den, &provider_name)?;
-    let mut ws_options = record
-        .as_ref()
-        .map(|r| r.provider_options.clone())
-        .unwrap_or_default();
+    let mut ws_options = record.as_ref().map(|r| r.provider_options.clone()).unwrap_or_default();
     ws_options.extend(provider_options.iter().cloned());
     let opts = providers::resolve(den, &entry, &ws_options, Some(&id))?;
     let docker = docker_for(&entry, &opts)?;
-    let devcontainer_path = devcontainer_path
-        .map(Path::to_path_buf)
-        .or_else(|| record.as_ref().and_then(|r| r.devcontainer_path.clone()));
+    let devcontainer_path =
+        devcontainer_path.map(Path::to_path_buf).or_else(|| record.as_ref().and_then(|r| r.devcontainer_path.clone()));
     let cfg = DenConfig::load(&den.home)?;
     let fallback = fallback_image.unwrap_or(cfg.fallback_image());
     let resolved = load_config(&folder, devcontainer_path.as_deref(), fallback)?;
     check_supported(&resolved.config, reporter)?;
     let agent_paths = agent_candidates(&entry, &opts);
-    Ok((
-        Prepared {
-            folder,
-            id,
-            entry,
-            ws_options,
-            docker,
-            resolved,
-            agent_paths,
-            devcontainer_path,
-        },
-        record,
-    ))
+    Ok((Prepared { folder, id, entry, ws_options, docker, resolved, agent_paths, devcontainer_path }, record))
 }
 
 /// Brings a workspace up: finds or makes its container, injects the agent,
@@ -476,10 +375,7 @@ fn prepare(
 pub fn up(den: &Den, opts: &UpOptions, reporter: &mut dyn Reporter) -> Result<UpResult> {
     reporter.phase("resolve", &opts.source.display().to_string());
     let folder = canonical_folder(&opts.source)?;
-    let id = opts
-        .id
-        .clone()
-        .unwrap_or_else(|| crate::workspace_id_for(&folder));
+    let id = opts.id.clone().unwrap_or_else(|| crate::workspace_id_for(&folder));
     id::validate(&id).map_err(WorkspaceError::Invalid)?;
     let _lock = take_lock(den, &id, reporter)?;
     let (p, record) = prepare(
@@ -522,11 +418,7 @@ pub fn up(den: &Den, opts: &UpOptions, reporter: &mut dyn Reporter) -> Result<Up
                 docker.start(&name)?;
                 started = true;
             }
-            (
-                container_metadata(c),
-                c.config.image.clone(),
-                c.config.user.clone(),
-            )
+            (container_metadata(c), c.config.image.clone(), c.config.user.clone())
         }
         None => {
             let (image, info) = prepare_image(docker, &p.resolved, &name, reporter)?;
@@ -535,10 +427,7 @@ pub fn up(den: &Den, opts: &UpOptions, reporter: &mut dyn Reporter) -> Result<Up
             reporter.phase("create", &format!("container {name} from {image}"));
             create_container(docker, &name, &p.id, &p.resolved, &image, &meta, &merged)?;
             created = true;
-            let user = merged
-                .container_user
-                .clone()
-                .unwrap_or(info.config.user.clone());
+            let user = merged.container_user.clone().unwrap_or(info.config.user.clone());
             (meta, image, user)
         }
     };
@@ -551,19 +440,13 @@ pub fn up(den: &Den, opts: &UpOptions, reporter: &mut dyn Reporter) -> Result<Up
         .unwrap_or_else(|| "root".into());
     let (host_uid, host_gid) = {
         use std::os::unix::fs::MetadataExt;
-        let m = std::fs::metadata(&p.folder).map_err(WorkspaceError::io(format!(
-            "reading {}",
-            p.folder.display()
-        )))?;
+        let m = std::fs::metadata(&p.folder).map_err(WorkspaceError::io(format!("reading {}", p.folder.display())))?;
         (m.uid(), m.gid())
     };
 
     // From here on a container exists: record it first, so that `den
     // delete` can always clean up, even if setup fails below.
-    let mut rec = record.clone().unwrap_or_else(|| WorkspaceRecord {
-        created_at: now(),
-        ..Default::default()
-    });
+    let mut rec = record.clone().unwrap_or_else(|| WorkspaceRecord { created_at: now(), ..Default::default() });
     rec.id = p.id.clone();
     rec.context = den.context.clone();
     rec.provider = p.entry.name.clone();
@@ -601,19 +484,16 @@ pub fn up(den: &Den, opts: &UpOptions, reporter: &mut dyn Reporter) -> Result<Up
         rec.save(den)?;
     }
     let result = run.result;
+    if let Some(msg) = result.error.as_ref().filter(|m| !m.contains("failed with exit code")) {
+        reporter.line(msg);
+    }
     if !result.ok {
         return Err(match (result.hook, result.exit_code) {
             (Some(hook), Some(code)) => WorkspaceError::HookFailed { hook, code },
             _ => WorkspaceError::Agent(result.error.unwrap_or_else(|| "setup failed".into())),
         });
     }
-    Ok(UpResult {
-        record: rec,
-        created,
-        started,
-        uploaded_agent: run.uploaded,
-        hooks_ran: result.ran,
-    })
+    Ok(UpResult { record: rec, created, started, uploaded_agent: run.uploaded, hooks_ran: result.ran })
 }
 
 /// Builds (or fetches) the workspace's image without starting anything.

@@ -5,11 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "den",
-    version,
-    about = "Reproducible dev workspaces on any infrastructure"
-)]
+#[command(name = "den", version, about = "Reproducible dev workspaces on any infrastructure")]
 pub struct Cli {
     /// Show every external command den runs, and more.
     #[arg(long, global = true)]

@@ -17,10 +17,9 @@ pub fn code_for(err: &anyhow::Error) -> i32 {
         if let Some(w) = cause.downcast_ref::<WorkspaceError>() {
             match w {
                 // A failing lifecycle hook: den exits with the hook's code.
-                WorkspaceError::HookFailed { code, .. } if *code > 0 && *code < 256 => {
-                    return *code
-                }
+                WorkspaceError::HookFailed { code, .. } if *code > 0 && *code < 256 => return *code,
                 WorkspaceError::NotFound(_) => return NOT_FOUND,
+                WorkspaceError::Driver(den_driver::DriverError::EngineUnreachable { .. }) => return ENGINE_UNREACHABLE,
                 _ => {}
             }
         }

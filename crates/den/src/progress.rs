@@ -16,17 +16,11 @@ impl Progress {
     pub fn new() -> Self {
         let bar = std::io::stderr().is_terminal().then(|| {
             let b = ProgressBar::new_spinner();
-            b.set_style(
-                ProgressStyle::with_template("{spinner} {msg} {elapsed}").expect("valid template"),
-            );
+            b.set_style(ProgressStyle::with_template("{spinner} {msg} {elapsed}").expect("valid template"));
             b.enable_steady_tick(Duration::from_millis(100));
             b
         });
-        Progress {
-            start: Instant::now(),
-            phase: None,
-            bar,
-        }
+        Progress { start: Instant::now(), phase: None, bar }
     }
 
     fn print(&self, text: &str) {
@@ -67,11 +61,7 @@ impl den_workspace::Reporter for Progress {
             self.close_phase();
             self.phase = Some((name.to_string(), Instant::now()));
         }
-        let text = if detail.is_empty() {
-            name.to_string()
-        } else {
-            format!("{name}: {detail}")
-        };
+        let text = if detail.is_empty() { name.to_string() } else { format!("{name}: {detail}") };
         match &self.bar {
             Some(b) => b.set_message(text),
             None => {

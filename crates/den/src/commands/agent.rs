@@ -13,10 +13,7 @@ pub fn helper(cmd: HelperCommand) -> anyhow::Result<i32> {
     match cmd {
         HelperCommand::Sh { command } => {
             use std::os::unix::process::CommandExt;
-            let err = std::process::Command::new("/bin/sh")
-                .arg("-c")
-                .arg(&command)
-                .exec();
+            let err = std::process::Command::new("/bin/sh").arg("-c").arg(&command).exec();
             Err(anyhow::anyhow!("running /bin/sh: {err}"))
         }
     }

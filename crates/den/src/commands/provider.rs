@@ -29,26 +29,17 @@ pub fn run(cmd: ProviderCommand) -> anyhow::Result<i32> {
                         .collect::<Vec<_>>(),
                 )?,
                 Output::Text => {
-                    println!(
-                        "{:<14} {:<10} {:<8} DESCRIPTION",
-                        "NAME", "VERSION", "DEFAULT"
-                    );
+                    println!("{:<14} {:<10} {:<8} DESCRIPTION", "NAME", "VERSION", "DEFAULT");
                     for p in &all {
                         let d = if p.name == default { "yes" } else { "" };
-                        println!(
-                            "{:<14} {:<10} {:<8} {}",
-                            p.name, p.manifest.version, d, p.manifest.description
-                        );
+                        println!("{:<14} {:<10} {:<8} {}", p.name, p.manifest.version, d, p.manifest.description);
                     }
                 }
             }
         }
         ProviderCommand::Use { name } => {
             providers::use_provider(&den, &name)?;
-            eprintln!(
-                "default provider of context `{}` is now `{name}`",
-                den.context
-            );
+            eprintln!("default provider of context `{}` is now `{name}`", den.context);
         }
         ProviderCommand::Options { name, output } => {
             let name = match name {
@@ -63,7 +54,8 @@ pub fn run(cmd: ProviderCommand) -> anyhow::Result<i32> {
                         .iter()
                         .map(|(k, v)| {
                             let o = &entry.manifest.options[k];
-                            let value = if o.password && !v.value.is_empty() { "********".into() } else { v.value.clone() };
+                            let value =
+                                if o.password && !v.value.is_empty() { "********".into() } else { v.value.clone() };
                             (
                                 k.clone(),
                                 json!({"value": value, "source": v.source, "description": o.description,
@@ -75,21 +67,12 @@ pub fn run(cmd: ProviderCommand) -> anyhow::Result<i32> {
                 }
                 Output::Text => {
                     let w = resolved.keys().map(|k| k.len()).max().unwrap_or(4).max(4);
-                    println!(
-                        "{:<w$}  {:<24}  {:<8}  DESCRIPTION",
-                        "NAME", "VALUE", "SOURCE"
-                    );
+                    println!("{:<w$}  {:<24}  {:<8}  DESCRIPTION", "NAME", "VALUE", "SOURCE");
                     for (k, v) in &resolved {
                         let o = &entry.manifest.options[k];
-                        let value = if o.password && !v.value.is_empty() {
-                            "********".to_string()
-                        } else {
-                            v.value.clone()
-                        };
-                        let source = serde_json::to_value(v.source)?
-                            .as_str()
-                            .unwrap_or_default()
-                            .to_string();
+                        let value =
+                            if o.password && !v.value.is_empty() { "********".to_string() } else { v.value.clone() };
+                        let source = serde_json::to_value(v.source)?.as_str().unwrap_or_default().to_string();
                         println!("{k:<w$}  {value:<24}  {source:<8}  {}", o.description);
                     }
                 }

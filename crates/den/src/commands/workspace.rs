@@ -83,13 +83,7 @@ pub fn list(args: ListArgs) -> anyhow::Result<i32> {
                 let w = all.iter().map(|s| s.id.len()).max().unwrap_or(2).max(2);
                 println!("{:<w$}  {:<8}  {:<10}  FOLDER", "ID", "STATUS", "PROVIDER");
                 for s in &all {
-                    println!(
-                        "{:<w$}  {:<8}  {:<10}  {}",
-                        s.id,
-                        s.status.to_string(),
-                        s.provider,
-                        s.local_folder
-                    );
+                    println!("{:<w$}  {:<8}  {:<10}  {}", s.id, s.status.to_string(), s.provider, s.local_folder);
                 }
             }
         }
