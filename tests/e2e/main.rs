@@ -4,6 +4,7 @@
 
 mod common;
 mod conformance;
+mod provider;
 mod read_config;
 mod static_binary;
 mod up;

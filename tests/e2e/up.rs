@@ -404,3 +404,36 @@ fn a_second_den_waits_and_status_says_busy() {
     assert!(second.stderr.contains("waiting for another den"), "{}", second.stderr);
     assert!(first.wait().unwrap().success());
 }
+
+#[test]
+fn read_only_image_gets_the_agent_in_tmp() {
+    require_engine();
+    let s = Sandbox::new();
+    let id = unique_id("readonly");
+    let _c = s.cleanup(&id);
+    let p = s.project(
+        "ro",
+        &[(
+            ".devcontainer.json",
+            r#"{"image": "den-test/busybox", "runArgs": ["--read-only", "--tmpfs", "/tmp:exec"], "postCreateCommand": "echo ok > /tmp/ok"}"#,
+        )],
+    );
+    s.up(&p, &id, &[]);
+    let c = container(&id);
+    assert_eq!(exec(&c, "ls /tmp/den-agent/den; cat /tmp/ok"), "/tmp/den-agent/den\nok\n");
+    assert_eq!(exec(&c, "test -e /usr/local/bin/den && echo there || echo absent").trim(), "absent");
+}
+
+#[test]
+fn debug_shows_every_command() {
+    require_engine();
+    let s = Sandbox::new();
+    let id = unique_id("debug");
+    let _c = s.cleanup(&id);
+    let p = s.project("dbg", &[(".devcontainer.json", r#"{"image": "den-test/busybox"}"#)]);
+    let r = run(s.den().args(["--debug", "up", "--id", &id]).arg(&p));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains(&format!("run: docker inspect --type container den-{id}")), "{}", r.stderr);
+    assert!(r.stderr.contains("run: docker run -d --name"), "{}", r.stderr);
+    assert!(r.stderr.contains("run: docker exec -i -u 0"), "{}", r.stderr);
+}
