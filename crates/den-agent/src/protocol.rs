@@ -32,6 +32,8 @@ pub struct SetupRequest {
     pub started_at: String,
     /// Where the agent binary is, for the workspace record.
     pub agent_path: String,
+    /// The client's public key (OpenSSH format) that may log in over SSH.
+    pub authorized_key: String,
 }
 
 /// The merged lifecycle commands, each hook a list (image metadata first).
@@ -56,6 +58,8 @@ pub struct SetupResult {
     pub user: Option<RemoteUser>,
     /// The hooks that ran this time.
     pub ran: Vec<String>,
+    /// The workspace's SSH host key (public, OpenSSH format), to pin.
+    pub host_key: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -150,7 +150,8 @@ fn setup(req: &SetupRequest, data: &Path, sink: &Sink) -> Result<SetupResult, St
     let _ = write_file(&data.join("workspace.json"), &serde_json::to_vec_pretty(&info).unwrap_or_default());
 
     let who = RunAs { env, ..who };
-    let mut result = SetupResult { ok: true, user: Some(remote_user), ..Default::default() };
+    let host_key = crate::ssh::prepare_keys(data, &req.authorized_key)?;
+    let mut result = SetupResult { ok: true, user: Some(remote_user), host_key, ..Default::default() };
     let markers = data.join("markers");
     let started_now = container_start_id();
     let started = if req.started_at.is_empty() { started_now.as_str() } else { req.started_at.as_str() };

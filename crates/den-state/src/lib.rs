@@ -7,6 +7,7 @@
 mod fs;
 mod home;
 mod lock;
+pub mod ssh_config;
 
 pub use fs::{atomic_write, create_private_dir, read_json, write_json};
 pub use home::Home;

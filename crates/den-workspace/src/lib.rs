@@ -6,6 +6,7 @@ mod inject;
 mod manage;
 pub mod providers;
 mod record;
+pub mod ssh;
 mod up;
 
 pub use config::DenConfig;

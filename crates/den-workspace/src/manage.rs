@@ -119,6 +119,7 @@ pub fn delete(den: &Den, id: &str, force: bool, reporter: &mut dyn Reporter) -> 
         Err(e) if !force => return Err(e),
         Err(e) => reporter.line(&format!("warning: {e}; removing den's record anyway (--force)")),
     }
+    crate::ssh::unpublish(den, id, record.as_ref().and_then(|r| r.ssh_config.as_deref()))?;
     remove_dir(&den.home.workspace_dir(&den.context, id))?;
     let _ = std::fs::remove_file(den.home.workspace_lock(&den.context, id));
     Ok(())

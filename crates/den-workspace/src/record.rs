@@ -28,6 +28,8 @@ pub struct WorkspaceRecord {
     pub workspace_folder: String,
     pub forward_ports: Vec<ForwardPort>,
     pub agent_path: String,
+    /// The ssh config file that holds this workspace's `Host ID.den` block.
+    pub ssh_config: Option<PathBuf>,
     pub created_at: u64,
     pub last_used_at: u64,
 }

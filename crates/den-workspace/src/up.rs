@@ -29,6 +29,9 @@ pub struct UpOptions {
     pub provider: Option<String>,
     pub provider_options: Vec<(String, String)>,
     pub fallback_image: Option<String>,
+    /// The ssh config file to write the `Host ID.den` block to (`None`:
+    /// write none).
+    pub ssh_config: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -464,6 +467,8 @@ pub fn up(den: &Den, opts: &UpOptions, reporter: &mut dyn Reporter) -> Result<Up
         rec.save(den)?;
     }
 
+    let key = den_ssh::keys::load_or_create(&crate::ssh::client_key_path(den, &p.id))
+        .map_err(|e| WorkspaceError::Agent(format!("making the workspace's SSH key: {e}")))?;
     let req = SetupRequest {
         workspace_id: p.id.clone(),
         workspace_folder: p.resolved.workspace_folder.clone(),
@@ -476,6 +481,7 @@ pub fn up(den: &Den, opts: &UpOptions, reporter: &mut dyn Reporter) -> Result<Up
         hooks: hooks_of(&merged),
         started_at: String::new(),
         agent_path: String::new(),
+        authorized_key: den_ssh::keys::public_openssh(key.public_key()),
     };
     reporter.phase("inject", "");
     let run = inject_and_setup(docker, &name, &p.agent_paths, &req, reporter)?;
@@ -484,6 +490,10 @@ pub fn up(den: &Den, opts: &UpOptions, reporter: &mut dyn Reporter) -> Result<Up
         rec.save(den)?;
     }
     let result = run.result;
+    if !result.host_key.is_empty() {
+        let user = result.user.as_ref().map(|u| u.name.clone()).unwrap_or_else(|| rec.remote_user.clone());
+        crate::ssh::publish(den, &mut rec, &result.host_key, &user, opts.ssh_config.as_deref())?;
+    }
     if let Some(msg) = result.error.as_ref().filter(|m| !m.contains("failed with exit code")) {
         reporter.line(msg);
     }

@@ -11,6 +11,10 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub debug: bool,
 
+    /// Where den keeps its state (default: $DEN_HOME, else the platform's data folder).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub home: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -30,6 +34,8 @@ pub enum Command {
     List(ListArgs),
     /// Print the agent's log (setup and lifecycle hook output) of a workspace.
     Logs(IdArgs),
+    /// Open a shell in a workspace, or run a command there.
+    Ssh(SshArgs),
     /// Build (or fetch) a workspace's image without starting it.
     Build(BuildArgs),
     /// Manage providers: the plugins that say where workspaces run.
@@ -75,8 +81,52 @@ pub struct UpArgs {
     /// The image for a folder without a devcontainer configuration.
     #[arg(long, value_name = "IMAGE")]
     pub fallback_image: Option<String>,
+    /// The ssh config to write the `Host ID.den` entry to (default:
+    /// $DEN_SSH_CONFIG, else ~/.ssh/config).
+    #[arg(long, value_name = "PATH")]
+    pub ssh_config: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t)]
     pub output: Output,
+}
+
+#[derive(Debug, Args)]
+pub struct SshArgs {
+    /// The workspace id.
+    pub id: String,
+    /// The command to run instead of a shell (`den ssh ID -- make test`).
+    #[arg(last = true)]
+    pub command: Vec<String>,
+    /// The command to run, as one string (`--command 'make test'`).
+    #[arg(long = "command", value_name = "CMD", conflicts_with = "command")]
+    pub command_string: Option<String>,
+    /// Log in as this user (default: the workspace's remoteUser).
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Start in this folder (default: the workspace folder).
+    #[arg(long)]
+    pub workdir: Option<String>,
+    /// Forward a local port: [bind:]port:host:hostport (repeatable).
+    #[arg(short = 'L', value_name = "SPEC")]
+    pub local: Vec<den_ssh::client::Forward>,
+    /// Forward a workspace port back here: [bind:]port:host:hostport (repeatable).
+    #[arg(short = 'R', value_name = "SPEC")]
+    pub remote: Vec<den_ssh::client::Forward>,
+    /// Forward the local ssh-agent ($SSH_AUTH_SOCK).
+    #[arg(short = 'A', long = "agent-forwarding")]
+    pub agent_forwarding: bool,
+    /// Do not forward the devcontainer's forwardPorts.
+    #[arg(long)]
+    pub no_forward_ports: bool,
+    /// Ask for a terminal even when running a command.
+    #[arg(short = 't', conflicts_with = "no_tty")]
+    pub tty: bool,
+    /// Never ask for a terminal.
+    #[arg(short = 'T')]
+    pub no_tty: bool,
+    /// Only pipe the SSH connection between stdin/stdout and the workspace
+    /// (for ProxyCommand).
+    #[arg(long)]
+    pub stdio: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -168,6 +218,15 @@ pub enum ProviderCommand {
 pub enum AgentCommand {
     /// Set the container up (request in the environment).
     Setup,
+    /// Serve SSH on stdin/stdout.
+    SshServer {
+        #[arg(long)]
+        stdio: bool,
+        #[arg(long)]
+        workdir: Option<String>,
+    },
+    /// Serve SFTP on stdin/stdout.
+    SftpServer,
 }
 
 #[derive(Debug, Subcommand)]

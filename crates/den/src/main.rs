@@ -12,6 +12,10 @@ use clap::Parser;
 
 fn main() {
     let cli = cli::Cli::parse();
+    if let Some(home) = &cli.home {
+        // Before any thread starts: everything below reads DEN_HOME.
+        std::env::set_var("DEN_HOME", home);
+    }
     init_tracing(cli.debug);
     let code = match commands::run(cli) {
         Ok(code) => code,

@@ -4,6 +4,7 @@
 mod agent;
 mod provider;
 mod read_config;
+mod ssh;
 mod workspace;
 
 use crate::cli::{Cli, Command};
@@ -16,6 +17,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Status(args) => workspace::status(args),
         Command::List(args) => workspace::list(args),
         Command::Logs(args) => workspace::logs(args),
+        Command::Ssh(args) => ssh::run(args),
         Command::Build(args) => workspace::build(args),
         Command::Provider(cmd) => provider::run(cmd),
         Command::ReadConfig(args) => read_config::run(args),

@@ -22,6 +22,7 @@ pub fn up(args: UpArgs) -> anyhow::Result<i32> {
         provider: args.provider,
         provider_options: args.provider_options,
         fallback_image: args.fallback_image,
+        ssh_config: Some(ssh_config_path(args.ssh_config)?),
     };
     let mut progress = Progress::new();
     let result = den_workspace::up(&den, &opts, &mut progress);
@@ -51,6 +52,20 @@ pub fn up(args: UpArgs) -> anyhow::Result<i32> {
         }
     }
     Ok(exit::OK)
+}
+
+/// `--ssh-config`, else $DEN_SSH_CONFIG, else ~/.ssh/config.
+pub fn ssh_config_path(flag: Option<std::path::PathBuf>) -> anyhow::Result<std::path::PathBuf> {
+    if let Some(p) = flag {
+        return Ok(p);
+    }
+    if let Some(p) = std::env::var_os("DEN_SSH_CONFIG").filter(|v| !v.is_empty()) {
+        return Ok(p.into());
+    }
+    let home = std::env::var_os("HOME").filter(|v| !v.is_empty()).ok_or_else(|| {
+        anyhow::anyhow!("cannot find your ssh config: HOME is not set (use --ssh-config or DEN_SSH_CONFIG)")
+    })?;
+    Ok(std::path::PathBuf::from(home).join(".ssh").join("config"))
 }
 
 pub fn stop(args: IdArgs) -> anyhow::Result<i32> {

@@ -1,0 +1,131 @@
+//! `den agent ssh-server --stdio` and `den agent sftp-server`: the SSH end
+//! of the tunnel inside the workspace.
+
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use den_ssh::server::{Account, Settings};
+
+use crate::passwd::{self, GroupFile, PasswdFile};
+use crate::protocol::WorkspaceInfo;
+
+/// The folder of the SSH host key and the authorized client key.
+pub fn ssh_dir(data: &Path) -> PathBuf {
+    data.join("ssh")
+}
+
+/// Makes the workspace's host key on first use (it then stays for the
+/// container's life) and records the client key that may log in. Returns
+/// the host's public key, for the client to pin.
+pub fn prepare_keys(data: &Path, authorized_key: &str) -> Result<String, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = ssh_dir(data);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
+    let host = den_ssh::keys::load_or_create(&dir.join("ssh_host_ed25519_key")).map_err(|e| e.to_string())?;
+    if !authorized_key.trim().is_empty() {
+        den_ssh::keys::parse_public(authorized_key).map_err(|e| format!("the client key is not valid: {e}"))?;
+        std::fs::write(dir.join("authorized_keys"), format!("{}\n", authorized_key.trim()))
+            .map_err(|e| format!("writing authorized_keys: {e}"))?;
+    }
+    Ok(den_ssh::keys::public_openssh(host.public_key()))
+}
+
+fn account(name: &str) -> Option<Account> {
+    let pw = PasswdFile::read(Path::new("/etc/passwd")).ok()?;
+    let gr = GroupFile::read(Path::new("/etc/group")).ok()?;
+    let u = passwd::resolve_user(&pw, name)?;
+    // A numeric spec that has no entry is fine for `docker exec -u`, but an
+    // SSH login names a user that exists.
+    if pw.by_name(&u.name).is_none() && pw.by_uid(u.uid).is_none() {
+        return None;
+    }
+    let groups = std::iter::once(u.gid).chain(gr.supplementary(&u.name)).collect();
+    Some(Account { name: u.name, uid: u.uid, gid: u.gid, groups, home: u.home, shell: u.shell })
+}
+
+/// Serves one SSH connection on stdin/stdout. Runs as root; sessions run as
+/// the user the client logs in as.
+pub fn ssh_server_main(workdir: Option<String>) -> i32 {
+    let data = crate::setup::data_dir();
+    let dir = ssh_dir(&data);
+    let host_key =
+        match std::fs::read_to_string(dir.join("ssh_host_ed25519_key")).map(|t| den_ssh::keys::parse_private(&t)) {
+            Ok(Ok(k)) => k,
+            _ => {
+                eprintln!("den agent: this workspace has no SSH host key yet; run `den up` first");
+                return 1;
+            }
+        };
+    let authorized: Vec<_> = std::fs::read_to_string(dir.join("authorized_keys"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| den_ssh::keys::parse_public(l).ok())
+        .collect();
+    let info: WorkspaceInfo = std::fs::read(data.join("workspace.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    let mut env: Vec<(String, String)> = info.env.into_iter().collect();
+    if env.is_empty() {
+        env = std::env::vars().collect();
+    }
+    let sftp = std::env::current_exe()
+        .map(|p| vec![p.display().to_string(), "agent".into(), "sftp-server".into()])
+        .unwrap_or_default();
+    let settings = Settings {
+        host_key,
+        authorized,
+        accounts: Box::new(account),
+        env,
+        workdir: workdir.unwrap_or(info.workspace_folder),
+        sftp_command: sftp,
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("den agent: {e}");
+            return 1;
+        }
+    };
+    let result = rt.block_on(async move {
+        let stream = stdio_stream()?;
+        den_ssh::server::serve(stream, settings).await.map_err(|e| std::io::Error::other(e.to_string()))
+    });
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("den agent: ssh: {e}");
+            1
+        }
+    }
+}
+
+/// stdin and stdout as one async stream. Pipes (what `docker exec -i`
+/// gives) are read and written without blocking threads; anything else
+/// falls back to tokio's blocking stdio.
+fn stdio_stream() -> std::io::Result<Box<dyn den_ssh::server::Stream>> {
+    use tokio::net::unix::pipe;
+    // SAFETY: fds 0 and 1 are ours for the life of the process.
+    let (r, w) = unsafe { (OwnedFd::from_raw_fd(libc::dup(0)), OwnedFd::from_raw_fd(libc::dup(1))) };
+    match (pipe::Receiver::from_owned_fd(r), pipe::Sender::from_owned_fd(w)) {
+        (Ok(r), Ok(w)) => Ok(Box::new(tokio::io::join(r, w))),
+        _ => Ok(Box::new(tokio::io::join(tokio::io::stdin(), tokio::io::stdout()))),
+    }
+}
+
+/// Serves the `sftp` subsystem on stdin/stdout (run as the session's user).
+pub fn sftp_server_main() -> i32 {
+    let home = std::env::var("HOME").map(PathBuf::from).unwrap_or_else(|_| PathBuf::from("/"));
+    let start = std::env::current_dir().unwrap_or(home);
+    match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => {
+            rt.block_on(den_ssh::sftp::serve_stdio(start));
+            0
+        }
+        Err(e) => {
+            eprintln!("den agent: {e}");
+            1
+        }
+    }
+}

@@ -1,0 +1,366 @@
+//! den's own SSH client: a session (shell or command) over any stream, with
+//! the local terminal in raw mode, port forwards and agent forwarding.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use russh::client::{self, ChannelOpenHandle, Msg, Session};
+use russh::keys::{PrivateKey, PrivateKeyWithHashAlg, PublicKey};
+use russh::{Channel, ChannelMsg};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+
+use crate::SshError;
+
+/// `[bind:]port:host:hostport`, as for `ssh -L` and `ssh -R`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forward {
+    pub bind: String,
+    pub port: u16,
+    pub host: String,
+    pub host_port: u16,
+}
+
+impl std::str::FromStr for Forward {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("`{s}` is not [bind_address:]port:host:hostport");
+        let parts: Vec<&str> = s.split(':').collect();
+        let (bind, rest) = match parts.len() {
+            3 => ("localhost", &parts[..]),
+            4 => (parts[0], &parts[1..]),
+            _ => return Err(bad()),
+        };
+        let port = rest[0].parse().map_err(|_| bad())?;
+        let host_port = rest[2].parse().map_err(|_| bad())?;
+        if rest[1].is_empty() {
+            return Err(bad());
+        }
+        Ok(Forward { bind: bind.to_string(), port, host: rest[1].to_string(), host_port })
+    }
+}
+
+pub struct Options {
+    pub user: String,
+    /// `None`: an interactive shell.
+    pub command: Option<String>,
+    /// Ask for a pseudo-terminal (and put the local one in raw mode).
+    pub tty: bool,
+    pub env: Vec<(String, String)>,
+    pub local_forwards: Vec<Forward>,
+    pub remote_forwards: Vec<Forward>,
+    /// Forward this ssh-agent socket (`-A`).
+    pub agent_socket: Option<PathBuf>,
+    /// Tells the user something (a busy port …) without stopping.
+    pub note: Arc<dyn Fn(&str) + Send + Sync>,
+}
+
+struct Client {
+    host_key: PublicKey,
+    mismatch: Arc<std::sync::Mutex<Option<String>>>,
+    remote_forwards: Vec<Forward>,
+    agent_socket: Option<PathBuf>,
+}
+
+impl client::Handler for Client {
+    type Error = SshError;
+
+    async fn check_server_key(&mut self, key: &russh::keys::PublicKeyOrCertificate) -> Result<bool, Self::Error> {
+        let offered = match key {
+            russh::keys::PublicKeyOrCertificate::PublicKey { key, .. } => key.clone(),
+            _ => return Ok(false),
+        };
+        if offered.key_data() == self.host_key.key_data() {
+            Ok(true)
+        } else {
+            *self.mismatch.lock().unwrap() = Some(crate::keys::public_openssh(&offered));
+            Ok(false)
+        }
+    }
+
+    async fn server_channel_open_forwarded_tcpip(
+        &mut self,
+        channel: Channel<Msg>,
+        _connected_address: &str,
+        connected_port: u32,
+        _originator_address: &str,
+        _originator_port: u32,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let Some(f) = self.remote_forwards.iter().find(|f| f.port as u32 == connected_port || f.port == 0).cloned()
+        else {
+            reply.reject(russh::ChannelOpenFailure::AdministrativelyProhibited).await;
+            return Ok(());
+        };
+        match tokio::net::TcpStream::connect((f.host.as_str(), f.host_port)).await {
+            Ok(tcp) => {
+                let _ = tcp.set_nodelay(true);
+                reply.accept().await;
+                tokio::spawn(crate::pipe::pipe(channel, tcp));
+            }
+            Err(_) => reply.reject(russh::ChannelOpenFailure::ConnectFailed).await,
+        }
+        Ok(())
+    }
+
+    async fn server_channel_open_agent_forward(
+        &mut self,
+        channel: Channel<Msg>,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let Some(path) = self.agent_socket.clone() else {
+            reply.reject(russh::ChannelOpenFailure::AdministrativelyProhibited).await;
+            return Ok(());
+        };
+        match tokio::net::UnixStream::connect(&path).await {
+            Ok(sock) => {
+                reply.accept().await;
+                tokio::spawn(crate::pipe::pipe(channel, sock));
+            }
+            Err(_) => reply.reject(russh::ChannelOpenFailure::ConnectFailed).await,
+        }
+        Ok(())
+    }
+}
+
+/// The local terminal in raw mode until dropped.
+pub struct RawTerminal {
+    saved: libc::termios,
+}
+
+impl RawTerminal {
+    /// Raw mode on stdin, when stdin is a terminal.
+    pub fn enable() -> Option<RawTerminal> {
+        // SAFETY: termios calls on fd 0 with a zeroed struct to fill.
+        unsafe {
+            if libc::isatty(0) != 1 {
+                return None;
+            }
+            let mut t: libc::termios = std::mem::zeroed();
+            if libc::tcgetattr(0, &mut t) != 0 {
+                return None;
+            }
+            let saved = t;
+            libc::cfmakeraw(&mut t);
+            if libc::tcsetattr(0, libc::TCSANOW, &t) != 0 {
+                return None;
+            }
+            Some(RawTerminal { saved })
+        }
+    }
+}
+
+impl Drop for RawTerminal {
+    fn drop(&mut self) {
+        // SAFETY: restores what tcgetattr gave us.
+        unsafe {
+            libc::tcsetattr(0, libc::TCSANOW, &self.saved);
+        }
+    }
+}
+
+/// The size of the local terminal (cols, rows), or 80x24.
+pub fn terminal_size() -> (u32, u32) {
+    // SAFETY: TIOCGWINSZ fills a winsize.
+    unsafe {
+        let mut ws: libc::winsize = std::mem::zeroed();
+        for fd in [1, 0, 2] {
+            if libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws) == 0 && ws.ws_col > 0 {
+                return (ws.ws_col as u32, ws.ws_row as u32);
+            }
+        }
+    }
+    (80, 24)
+}
+
+/// Runs one session over `stream`; returns the remote exit code (128+n for
+/// a signal, like a shell).
+pub async fn run<S>(stream: S, key: PrivateKey, host_key: PublicKey, opts: Options) -> Result<i32, SshError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let config = client::Config {
+        window_size: 8 * 1024 * 1024,
+        channel_buffer_size: 256,
+        inactivity_timeout: None,
+        nodelay: true,
+        ..Default::default()
+    };
+    let mismatch = Arc::new(std::sync::Mutex::new(None));
+    let handler = Client {
+        host_key,
+        mismatch: mismatch.clone(),
+        remote_forwards: opts.remote_forwards.clone(),
+        agent_socket: opts.agent_socket.clone(),
+    };
+    let mut handle = match client::connect_stream(Arc::new(config), stream, handler).await {
+        Ok(h) => h,
+        Err(e) => {
+            if let Some(k) = mismatch.lock().unwrap().take() {
+                return Err(SshError::HostKeyMismatch(k));
+            }
+            return Err(e);
+        }
+    };
+    let auth = handle.authenticate_publickey(&opts.user, PrivateKeyWithHashAlg::new(Arc::new(key), None)).await?;
+    if !auth.success() {
+        return Err(SshError::AuthRefused(opts.user.clone()));
+    }
+    let handle = Arc::new(handle);
+
+    for f in &opts.local_forwards {
+        let listener = match tokio::net::TcpListener::bind((bind_addr(&f.bind), f.port)).await {
+            Ok(l) => l,
+            Err(e) => {
+                (opts.note)(&format!("cannot forward local port {}: {e}", f.port));
+                continue;
+            }
+        };
+        let (handle, f) = (handle.clone(), f.clone());
+        tokio::spawn(async move {
+            while let Ok((tcp, peer)) = listener.accept().await {
+                let (handle, f) = (handle.clone(), f.clone());
+                tokio::spawn(async move {
+                    let ch = handle
+                        .channel_open_direct_tcpip(
+                            f.host.clone(),
+                            f.host_port as u32,
+                            peer.ip().to_string(),
+                            peer.port() as u32,
+                        )
+                        .await;
+                    if let Ok(ch) = ch {
+                        let _ = tcp.set_nodelay(true);
+                        crate::pipe::pipe(ch, tcp).await;
+                    }
+                });
+            }
+        });
+    }
+    for f in &opts.remote_forwards {
+        if let Err(e) = handle.tcpip_forward(f.bind.clone(), f.port as u32).await {
+            (opts.note)(&format!("the workspace refused to forward its port {}: {e}", f.port));
+        }
+    }
+
+    let ch = handle.channel_open_session().await?;
+    if opts.agent_socket.is_some() {
+        ch.agent_forward(false).await?;
+    }
+    for (k, v) in &opts.env {
+        ch.set_env(false, k.clone(), v.clone()).await?;
+    }
+    if opts.tty {
+        let (cols, rows) = terminal_size();
+        let term = std::env::var("TERM").unwrap_or_else(|_| "xterm-256color".into());
+        ch.request_pty(false, &term, cols, rows, 0, 0, &[]).await?;
+    }
+    match &opts.command {
+        Some(c) => ch.exec(true, c.as_bytes().to_vec()).await?,
+        None => ch.request_shell(true).await?,
+    }
+    let (mut rx, tx) = ch.split();
+    let tx = Arc::new(tx);
+
+    // Local stdin → the channel.
+    let stdin_tx = tx.clone();
+    tokio::spawn(async move {
+        let mut stdin = tokio::io::stdin();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match stdin.read(&mut buf).await {
+                Ok(0) | Err(_) => {
+                    let _ = stdin_tx.eof().await;
+                    break;
+                }
+                Ok(n) => {
+                    if stdin_tx.data_bytes(buf[..n].to_vec()).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    if opts.tty {
+        let winch_tx = tx.clone();
+        tokio::spawn(async move {
+            let Ok(mut sig) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change()) else {
+                return;
+            };
+            while sig.recv().await.is_some() {
+                let (c, r) = terminal_size();
+                let _ = winch_tx.window_change(c, r, 0, 0).await;
+            }
+        });
+    }
+
+    let mut code = None;
+    let stdout = std::io::stdout();
+    let stderr = std::io::stderr();
+    while let Some(msg) = rx.wait().await {
+        match msg {
+            ChannelMsg::Data { data } => {
+                let mut o = stdout.lock();
+                if o.write_all(&data).and_then(|_| o.flush()).is_err() {
+                    break;
+                }
+            }
+            ChannelMsg::ExtendedData { data, .. } => {
+                let mut e = stderr.lock();
+                let _ = e.write_all(&data);
+                let _ = e.flush();
+            }
+            ChannelMsg::ExitStatus { exit_status } => code = Some(exit_status as i32),
+            ChannelMsg::ExitSignal { signal_name, .. } => code = Some(128 + signal_code(&signal_name)),
+            ChannelMsg::Close => break,
+            _ => {}
+        }
+    }
+    let _ = handle.disconnect(russh::Disconnect::ByApplication, "", "en").await;
+    Ok(code.unwrap_or(255))
+}
+
+fn bind_addr(b: &str) -> &str {
+    match b {
+        "" | "*" => "0.0.0.0",
+        "localhost" => "127.0.0.1",
+        other => other,
+    }
+}
+
+fn signal_code(s: &russh::Sig) -> i32 {
+    use russh::Sig::*;
+    match s {
+        ABRT => 6,
+        ALRM => 14,
+        FPE => 8,
+        HUP => 1,
+        ILL => 4,
+        INT => 2,
+        KILL => 9,
+        PIPE => 13,
+        QUIT => 3,
+        SEGV => 11,
+        TERM => 15,
+        USR1 => 10,
+        Custom(_) => 15,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forward_specs() {
+        let f: Forward = "8080:localhost:80".parse().unwrap();
+        assert_eq!(f, Forward { bind: "localhost".into(), port: 8080, host: "localhost".into(), host_port: 80 });
+        let f: Forward = "0.0.0.0:9000:db:5432".parse().unwrap();
+        assert_eq!((f.bind.as_str(), f.port, f.host.as_str(), f.host_port), ("0.0.0.0", 9000, "db", 5432));
+        assert!("80".parse::<Forward>().is_err());
+        assert!("x:y:z".parse::<Forward>().is_err());
+        assert!("1:2:3:4:5".parse::<Forward>().is_err());
+    }
+}

@@ -1,0 +1,123 @@
+//! Moving bytes between SSH channels and local files, pipes and sockets.
+//!
+//! russh delivers a channel's incoming data from its one session loop and
+//! waits when the channel's reader is behind; if that reader in turn waits
+//! on a local write that waits on our own outgoing data, everything stops.
+//! So incoming data goes through a queue that a separate task drains, and
+//! the queue only pushes back (by blocking) past a generous byte budget.
+
+use std::sync::Arc;
+
+use russh::{ChannelMsg, ChannelReadHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, Semaphore};
+
+/// How many bytes of incoming data may wait for a slow local writer.
+const QUEUE_BYTES: usize = 32 * 1024 * 1024;
+
+/// What the input side saw besides data.
+pub enum Control {
+    Eof,
+    Close,
+    Other(ChannelMsg),
+}
+
+/// Reads `rx` until the channel closes: data goes to `writer` (through the
+/// queue), everything else to `on_control`. Returns when the channel is
+/// closed or gone.
+pub async fn drain_into<W, F>(mut rx: ChannelReadHalf, writer: Option<W>, mut on_control: F)
+where
+    W: AsyncWrite + Unpin + Send + 'static,
+    F: FnMut(Control),
+{
+    let budget = Arc::new(Semaphore::new(QUEUE_BYTES));
+    let (qtx, mut qrx) = mpsc::unbounded_channel::<Option<Vec<u8>>>();
+    let writer_task = writer.map(|mut w| {
+        let budget = budget.clone();
+        tokio::spawn(async move {
+            let mut broken = false;
+            while let Some(item) = qrx.recv().await {
+                match item {
+                    Some(data) => {
+                        if !broken && (w.write_all(&data).await.is_err() || w.flush().await.is_err()) {
+                            broken = true;
+                        }
+                        budget.add_permits(data.len().min(QUEUE_BYTES));
+                    }
+                    None => {
+                        let _ = w.shutdown().await;
+                        drop(w);
+                        // Keep taking (and dropping) data so the budget never
+                        // blocks the input side.
+                        while let Some(Some(d)) = qrx.recv().await {
+                            budget.add_permits(d.len().min(QUEUE_BYTES));
+                        }
+                        break;
+                    }
+                }
+            }
+        })
+    });
+    loop {
+        match rx.wait().await {
+            Some(ChannelMsg::Data { data }) => {
+                if writer_task.is_some() {
+                    let n = data.len().min(QUEUE_BYTES) as u32;
+                    if let Ok(p) = budget.acquire_many(n).await {
+                        p.forget();
+                    }
+                    let _ = qtx.send(Some(data.to_vec()));
+                }
+            }
+            Some(ChannelMsg::Eof) => {
+                let _ = qtx.send(None);
+                on_control(Control::Eof);
+            }
+            Some(ChannelMsg::Close) | None => {
+                let _ = qtx.send(None);
+                on_control(Control::Close);
+                break;
+            }
+            Some(other) => on_control(Control::Other(other)),
+        }
+    }
+    drop(qtx);
+    if let Some(t) = writer_task {
+        let _ = t.await;
+    }
+}
+
+/// Pipes `io` and `channel` both ways until both directions are closed. EOF
+/// on one side becomes EOF (not close) on the other, so half-closed
+/// connections keep working.
+pub async fn pipe<S, M>(channel: russh::Channel<M>, io: S)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    M: From<(russh::ChannelId, ChannelMsg)> + Send + Sync + 'static,
+{
+    let (rx, tx) = channel.split();
+    let tx = Arc::new(tx);
+    let (mut r, w) = tokio::io::split(io);
+    let out_tx = tx.clone();
+    let outgoing = tokio::spawn(async move {
+        let tx = out_tx;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match r.read(&mut buf).await {
+                Ok(0) | Err(_) => {
+                    let _ = tx.eof().await;
+                    break;
+                }
+                Ok(n) => {
+                    if tx.data_bytes(buf[..n].to_vec()).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    drain_into(rx, Some(w), |_| {}).await;
+    // The other side closed: stop reading here too.
+    outgoing.abort();
+    let _ = tx.close().await;
+}

@@ -1,0 +1,112 @@
+//! What `den ssh` and the ssh-config host need: the workspace's keys, the
+//! pinned host key, the `Host ID.den` block, and the tunnel command.
+
+use std::path::{Path, PathBuf};
+
+use den_driver::Docker;
+use den_process::Cmd;
+
+use crate::record::WorkspaceRecord;
+use crate::{providers, Den, Result, WorkspaceError};
+
+/// The host name of a workspace in ssh configs and known_hosts.
+pub fn host_alias(id: &str) -> String {
+    format!("{id}.den")
+}
+
+pub fn client_key_path(den: &Den, id: &str) -> PathBuf {
+    den.home.workspace_dir(&den.context, id).join("id_ed25519")
+}
+
+fn quote(s: &str) -> String {
+    // ssh_config: double quotes; `%` is ssh's own token character.
+    format!("\"{}\"", s.replace('%', "%%").replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// The `ProxyCommand` for a workspace: this den binary, with the same
+/// DEN_HOME when one was chosen.
+pub fn proxy_command(den: &Den, id: &str) -> String {
+    let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "den".into());
+    let mut cmd = quote(&exe);
+    if std::env::var_os("DEN_HOME").is_some_and(|v| !v.is_empty()) {
+        cmd.push_str(&format!(" --home {}", quote(&den.home.root().display().to_string())));
+    }
+    cmd.push_str(&format!(" ssh --stdio {id}"));
+    cmd
+}
+
+/// Pins the host key and writes the `Host ID.den` block.
+pub(crate) fn publish(
+    den: &Den,
+    rec: &mut WorkspaceRecord,
+    host_key: &str,
+    user: &str,
+    ssh_config: Option<&Path>,
+) -> Result<()> {
+    let alias = host_alias(&rec.id);
+    den_state::ssh_config::pin_host_key(&den.home.known_hosts(), &alias, host_key)?;
+    let Some(config) = ssh_config else { return Ok(()) };
+    let body = format!(
+        "Host {alias}\n  HostName {alias}\n  User {user}\n  ProxyCommand {}\n  IdentityFile {}\n  IdentitiesOnly yes\n  UserKnownHostsFile {}\n  StrictHostKeyChecking yes\n",
+        proxy_command(den, &rec.id),
+        quote(&client_key_path(den, &rec.id).display().to_string()),
+        quote(&den.home.known_hosts().display().to_string()),
+    );
+    den_state::ssh_config::upsert_block(config, &rec.id, &body)?;
+    if rec.ssh_config.as_deref() != Some(config) {
+        if let Some(old) = rec.ssh_config.as_deref() {
+            den_state::ssh_config::remove_block(old, &rec.id)?;
+        }
+        rec.ssh_config = Some(config.to_path_buf());
+        rec.save(den)?;
+    }
+    Ok(())
+}
+
+pub(crate) fn unpublish(den: &Den, id: &str, ssh_config: Option<&Path>) -> Result<()> {
+    den_state::ssh_config::unpin_host_key(&den.home.known_hosts(), &host_alias(id))?;
+    if let Some(c) = ssh_config {
+        den_state::ssh_config::remove_block(c, id)?;
+    }
+    Ok(())
+}
+
+/// Everything a client needs to reach a workspace.
+pub struct Target {
+    pub record: WorkspaceRecord,
+    pub docker: Docker,
+    pub key: den_ssh::PrivateKey,
+    pub host_key: den_ssh::PublicKey,
+}
+
+pub fn target(den: &Den, id: &str) -> Result<Target> {
+    let record = WorkspaceRecord::load(den, id)?.ok_or_else(|| WorkspaceError::NotFound(id.into()))?;
+    let entry = providers::get(den, &record.provider)?;
+    let opts = providers::resolve(den, &entry, &record.provider_options, Some(id))?;
+    let docker = crate::up::docker_for(&entry, &opts)?;
+    let key_path = client_key_path(den, id);
+    let key = std::fs::read_to_string(&key_path)
+        .map_err(WorkspaceError::io(format!("reading {}", key_path.display())))
+        .and_then(|t| den_ssh::keys::parse_private(&t).map_err(|e| WorkspaceError::Agent(e.to_string())))?;
+    let pinned =
+        den_state::ssh_config::pinned_host_key(&den.home.known_hosts(), &host_alias(id))?.ok_or_else(|| {
+            WorkspaceError::Invalid(format!("no host key is pinned for `{id}`; run `den up` for it first"))
+        })?;
+    let host_key = den_ssh::keys::parse_public(&pinned).map_err(|e| WorkspaceError::Agent(e.to_string()))?;
+    Ok(Target { record, docker, key, host_key })
+}
+
+/// The tunnel: the agent's SSH server on the stdio of a `docker exec`.
+pub fn tunnel(t: &Target, workdir: Option<&str>) -> Cmd {
+    let mut argv = vec![t.record.agent_path.clone(), "agent".into(), "ssh-server".into(), "--stdio".into()];
+    if let Some(w) = workdir {
+        argv.push("--workdir".into());
+        argv.push(w.into());
+    }
+    t.docker.exec(&t.record.container_name, Some("0"), &[], &argv)
+}
+
+/// True when the workspace's container runs (one inspect).
+pub fn is_running(t: &Target) -> Result<bool> {
+    Ok(t.docker.inspect_container(&t.record.container_name)?.is_some_and(|c| c.state.running))
+}

@@ -1,0 +1,164 @@
+//! `den ssh`: a shell or a command in a workspace, over SSH through the
+//! tunnel; `--stdio` only pipes the connection (ProxyCommand).
+
+use std::os::unix::process::CommandExt;
+use std::process::Stdio;
+use std::sync::Arc;
+
+use den_devcontainer::model::ForwardPort;
+use den_ssh::client::{Forward, Options, RawTerminal};
+use den_workspace::ssh::Target;
+
+use crate::cli::SshArgs;
+use crate::progress::Progress;
+
+pub fn run(args: SshArgs) -> anyhow::Result<i32> {
+    let den = den_workspace::Den::from_env()?;
+    let target = den_workspace::ssh::target(&den, &args.id)?;
+    if args.stdio {
+        return stdio(&den, target);
+    }
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let first = rt.block_on(session(&target, &args))?;
+    let code = match first {
+        Outcome::Done(code) => code,
+        Outcome::NotRunning => {
+            start(&den, &target)?;
+            match rt.block_on(session(&target, &args))? {
+                Outcome::Done(code) => code,
+                Outcome::NotRunning => anyhow::bail!("workspace `{}` did not start", args.id),
+            }
+        }
+    };
+    // Leave at once: a reader blocked on our stdin must not hold us.
+    std::process::exit(code)
+}
+
+enum Outcome {
+    Done(i32),
+    NotRunning,
+}
+
+/// Brings a stopped workspace up again (its postStartCommand runs).
+fn start(den: &den_workspace::Den, t: &Target) -> anyhow::Result<()> {
+    let opts = den_workspace::UpOptions {
+        source: t.record.local_folder.clone(),
+        id: Some(t.record.id.clone()),
+        ssh_config: t.record.ssh_config.clone(),
+        ..Default::default()
+    };
+    let mut progress = Progress::new();
+    let r = den_workspace::up(den, &opts, &mut progress);
+    progress.finish();
+    r?;
+    Ok(())
+}
+
+fn stdio(den: &den_workspace::Den, target: Target) -> anyhow::Result<i32> {
+    if !den_workspace::ssh::is_running(&target)? {
+        start(den, &target)?;
+    }
+    let err = den_workspace::ssh::tunnel(&target, None).to_command().exec();
+    anyhow::bail!("running the tunnel: {err}")
+}
+
+fn forwards_of(ports: &[ForwardPort]) -> Vec<Forward> {
+    ports
+        .iter()
+        .map(|p| match p {
+            ForwardPort::Port(n) => {
+                Forward { bind: "localhost".into(), port: *n, host: "localhost".into(), host_port: *n }
+            }
+            ForwardPort::HostPort { host, port } => {
+                Forward { bind: "localhost".into(), port: *port, host: host.clone(), host_port: *port }
+            }
+        })
+        .collect()
+}
+
+async fn session(t: &Target, args: &SshArgs) -> anyhow::Result<Outcome> {
+    let command = match (&args.command_string, args.command.is_empty()) {
+        (Some(c), _) => Some(c.clone()),
+        (None, false) => Some(args.command.join(" ")),
+        (None, true) => None,
+    };
+    let stdin_tty = std::io::IsTerminal::is_terminal(&std::io::stdin());
+    let tty = !args.no_tty && (args.tty || (command.is_none() && stdin_tty));
+    let mut local = args.local.clone();
+    if !args.no_forward_ports {
+        for f in forwards_of(&t.record.forward_ports) {
+            if !local.iter().any(|l| l.port == f.port) {
+                local.push(f);
+            }
+        }
+    }
+    let agent_socket = if args.agent_forwarding {
+        match std::env::var_os("SSH_AUTH_SOCK").filter(|v| !v.is_empty()) {
+            Some(s) => Some(std::path::PathBuf::from(s)),
+            None => {
+                eprintln!("den: -A: SSH_AUTH_SOCK is not set, so there is no agent to forward");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let opts = Options {
+        user: args.user.clone().unwrap_or_else(|| t.record.remote_user.clone()),
+        command,
+        tty,
+        env: ["LANG", "LC_ALL", "LC_CTYPE"]
+            .iter()
+            .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
+            .collect(),
+        local_forwards: local,
+        remote_forwards: args.remote.clone(),
+        agent_socket,
+        note: Arc::new(|m: &str| eprintln!("den: {m}")),
+    };
+
+    let tunnel = den_workspace::ssh::tunnel(t, args.workdir.as_deref());
+    let mut child = tokio::process::Command::from(tunnel.to_command())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| tunnel.spawn_error(e))?;
+    let stream = tokio::io::join(child.stdout.take().expect("piped"), child.stdin.take().expect("piped"));
+    let mut tunnel_err = child.stderr.take().expect("piped");
+    // The tunnel's own complaints (docker's) are shown as they come, and
+    // kept to tell "not running" apart.
+    let errs = tokio::spawn(async move {
+        use tokio::io::AsyncReadExt;
+        let mut all = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = tunnel_err.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            all.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&all).into_owned()
+    });
+
+    let raw = if tty && stdin_tty { RawTerminal::enable() } else { None };
+    let result = den_ssh::client::run(stream, t.key.clone(), t.host_key.clone(), opts).await;
+    drop(raw);
+    match result {
+        Ok(code) => Ok(Outcome::Done(code)),
+        Err(e) => {
+            let _ = child.kill().await;
+            let stderr = errs.await.unwrap_or_default();
+            if stderr.contains("is not running") {
+                return Ok(Outcome::NotRunning);
+            }
+            let detail = stderr.trim();
+            if detail.is_empty() {
+                Err(e.into())
+            } else {
+                Err(anyhow::anyhow!("{e}\n  the tunnel said: {detail}"))
+            }
+        }
+    }
+}
