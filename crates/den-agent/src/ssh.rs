@@ -106,6 +106,8 @@ pub fn ssh_server_main(workdir: Option<String>) -> i32 {
 /// falls back to tokio's blocking stdio.
 fn stdio_stream() -> std::io::Result<Box<dyn den_ssh::server::Stream>> {
     use tokio::net::unix::pipe;
+    den_ssh::grow_pipe(0);
+    den_ssh::grow_pipe(1);
     // SAFETY: fds 0 and 1 are ours for the life of the process.
     let (r, w) = unsafe { (OwnedFd::from_raw_fd(libc::dup(0)), OwnedFd::from_raw_fd(libc::dup(1))) };
     match (pipe::Receiver::from_owned_fd(r), pipe::Sender::from_owned_fd(w)) {

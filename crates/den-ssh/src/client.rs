@@ -183,9 +183,12 @@ where
 {
     let config = client::Config {
         window_size: 8 * 1024 * 1024,
+        // den's own agent takes big packets: fewer of them per byte.
+        maximum_packet_size: 128 * 1024,
         channel_buffer_size: 256,
         inactivity_timeout: None,
         nodelay: true,
+        preferred: crate::preferred(),
         ..Default::default()
     };
     let mismatch = Arc::new(std::sync::Mutex::new(None));

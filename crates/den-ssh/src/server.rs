@@ -57,9 +57,10 @@ where
         auth_rejection_time_initial: Some(std::time::Duration::from_millis(0)),
         inactivity_timeout: None,
         window_size: 8 * 1024 * 1024,
-        maximum_packet_size: 32768,
+        maximum_packet_size: 128 * 1024,
         channel_buffer_size: 256,
         nodelay: true,
+        preferred: crate::preferred(),
         ..Default::default()
     };
     let handler = Server { settings: Arc::new(settings), user: None, forwards: Arc::new(Mutex::new(HashMap::new())) };
@@ -374,6 +375,10 @@ impl SessionChannel {
             ),
         };
         let mut errors = child.stderr.take();
+        if let Output::Pipe(Some(o)) = &output {
+            use std::os::fd::AsRawFd;
+            crate::grow_pipe(o.as_raw_fd());
+        }
 
         // Input: the client's data, window changes and signals.
         let resize_fd = match &pty_master {
@@ -407,7 +412,7 @@ impl SessionChannel {
 
         // Output: stdout and stderr to the client, until both end and the
         // program has exited.
-        let mut out_buf = vec![0u8; 64 * 1024];
+        let mut out_buf = vec![0u8; 128 * 1024];
         let mut err_buf = vec![0u8; 16 * 1024];
         let (mut out_open, mut err_open) = (true, errors.is_some());
         let mut status = None;

@@ -47,10 +47,11 @@ pub(crate) fn publish(
     den_state::ssh_config::pin_host_key(&den.home.known_hosts(), &alias, host_key)?;
     let Some(config) = ssh_config else { return Ok(()) };
     let body = format!(
-        "Host {alias}\n  HostName {alias}\n  User {user}\n  ProxyCommand {}\n  IdentityFile {}\n  IdentitiesOnly yes\n  UserKnownHostsFile {}\n  StrictHostKeyChecking yes\n",
+        "Host {alias}\n  HostName {alias}\n  User {user}\n  ProxyCommand {}\n  IdentityFile {}\n  IdentitiesOnly yes\n  UserKnownHostsFile {}\n  StrictHostKeyChecking yes\n  Ciphers {}\n",
         proxy_command(den, &rec.id),
         quote(&client_key_path(den, &rec.id).display().to_string()),
         quote(&den.home.known_hosts().display().to_string()),
+        den_ssh::OPENSSH_CIPHERS,
     );
     den_state::ssh_config::upsert_block(config, &rec.id, &body)?;
     if rec.ssh_config.as_deref() != Some(config) {

@@ -125,7 +125,14 @@ async fn session(t: &Target, args: &SshArgs) -> anyhow::Result<Outcome> {
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| tunnel.spawn_error(e))?;
-    let stream = tokio::io::join(child.stdout.take().expect("piped"), child.stdin.take().expect("piped"));
+    let (out, inp) = (child.stdout.take().expect("piped"), child.stdin.take().expect("piped"));
+    {
+        use std::os::fd::AsRawFd;
+        for fd in [out.as_raw_fd(), inp.as_raw_fd(), 0, 1] {
+            den_ssh::grow_pipe(fd);
+        }
+    }
+    let stream = tokio::io::join(out, inp);
     let mut tunnel_err = child.stderr.take().expect("piped");
     // The tunnel's own complaints (docker's) are shown as they come, and
     // kept to tell "not running" apart.
