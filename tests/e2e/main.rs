@@ -6,5 +6,6 @@ mod common;
 mod conformance;
 mod provider;
 mod read_config;
+mod ssh;
 mod static_binary;
 mod up;

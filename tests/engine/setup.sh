@@ -24,6 +24,9 @@ command -v ssh >/dev/null 2>&1 || need+=(openssh-client)
 command -v ssh-agent >/dev/null 2>&1 || need+=(openssh-client)
 command -v git >/dev/null 2>&1 || need+=(git)
 command -v file >/dev/null 2>&1 || need+=(file)
+command -v tmux >/dev/null 2>&1 || need+=(tmux)
+command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v sftp >/dev/null 2>&1 || need+=(openssh-client)
 if [ -x /bin/busybox ] && ! /bin/busybox --list 2>/dev/null | grep -qx sh; then need+=(busybox-static); fi
 if [ ${#need[@]} -gt 0 ]; then
   log "installing ${need[*]}"
@@ -60,9 +63,14 @@ if ! engine_up; then
 fi
 
 # --- 3. local test images --------------------------------------------------------
-have_image() { "$DOCKER" image inspect "$1" >/dev/null 2>&1; }
+# Each image carries the version of its recipe; a changed recipe rebuilds it.
+DEBIAN_RECIPE=2 # bump when the package list below changes
+BUSYBOX_RECIPE=1
+have_image() { # name recipe
+  [ "$("$DOCKER" image inspect -f '{{index .Config.Labels "den.recipe"}}' "$1" 2>/dev/null)" = "$2" ]
+}
 
-if ! have_image den-test/busybox; then
+if ! have_image den-test/busybox "$BUSYBOX_RECIPE"; then
   log "building den-test/busybox"
   dir=$(mktemp -d)
   mkdir -p "$dir/bin" "$dir/etc" "$dir/tmp" "$dir/root" "$dir/usr/local/bin" "$dir/usr/bin" "$dir/usr/sbin" "$dir/sbin"
@@ -74,11 +82,11 @@ if ! have_image den-test/busybox; then
   done
   printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$dir/etc/passwd"
   printf 'root:x:0:\nnogroup:x:65534:\n' >"$dir/etc/group"
-  tar -C "$dir" -c . | "$DOCKER" import -c 'CMD ["/bin/sh"]' - den-test/busybox >/dev/null
+  tar -C "$dir" -c . | "$DOCKER" import -c 'CMD ["/bin/sh"]' -c "LABEL den.recipe=$BUSYBOX_RECIPE" - den-test/busybox >/dev/null
   rm -rf "$dir"
 fi
 
-if ! have_image den-test/debian:bookworm; then
+if ! have_image den-test/debian:bookworm "$DEBIAN_RECIPE"; then
   log "building den-test/debian:bookworm (debootstrap, about a minute)"
   dir=$(mktemp -d)
   mirror=$DEBIAN_MIRROR
@@ -88,10 +96,10 @@ if ! have_image den-test/debian:bookworm; then
       | grep -oE 'https?://[^ ]+' | grep -E '/debian/?$' | head -n 1 || true)
     mirror=${mirror:-http://deb.debian.org/debian}
   fi
-  debootstrap --variant=minbase --include=bash,git,procps,ca-certificates,sudo \
+  debootstrap --variant=minbase --include=bash,git,procps,ca-certificates,sudo,openssh-client \
     bookworm "$dir" "$mirror" >"$STATE_DIR/debootstrap.log" 2>&1 \
     || { tail -n 20 "$STATE_DIR/debootstrap.log" >&2; rm -rf "$dir"; exit 1; }
   rm -rf "$dir/var/cache/apt/archives/"*.deb "$dir/var/lib/apt/lists/"*
-  tar -C "$dir" -c . | "$DOCKER" import -c 'CMD ["/bin/bash"]' - den-test/debian:bookworm >/dev/null
+  tar -C "$dir" -c . | "$DOCKER" import -c 'CMD ["/bin/bash"]' -c "LABEL den.recipe=$DEBIAN_RECIPE" - den-test/debian:bookworm >/dev/null
   rm -rf "$dir"
 fi

@@ -94,6 +94,9 @@ pub fn ssh_server_main(workdir: Option<String>) -> i32 {
     });
     match result {
         Ok(()) => 0,
+        // The client went away without saying goodbye (a killed `ssh -N`):
+        // nothing to report.
+        Err(e) if e.to_string().contains("early eof") || e.kind() == std::io::ErrorKind::UnexpectedEof => 0,
         Err(e) => {
             eprintln!("den agent: ssh: {e}");
             1

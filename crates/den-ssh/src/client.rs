@@ -198,7 +198,8 @@ where
         remote_forwards: opts.remote_forwards.clone(),
         agent_socket: opts.agent_socket.clone(),
     };
-    let mut handle = match client::connect_stream(Arc::new(config), stream, handler).await {
+    let mut handle = match client::connect_stream(Arc::new(config), crate::transport::unblocked(stream), handler).await
+    {
         Ok(h) => h,
         Err(e) => {
             if let Some(k) = mismatch.lock().unwrap().take() {
@@ -306,7 +307,9 @@ where
         match msg {
             ChannelMsg::Data { data } => {
                 let mut o = stdout.lock();
-                if o.write_all(&data).and_then(|_| o.flush()).is_err() {
+                if let Err(e) = o.write_all(&data).and_then(|_| o.flush()) {
+                    tracing::debug!("writing stdout: {e}");
+                    eprintln!("den: writing stdout: {e}");
                     break;
                 }
             }

@@ -6,6 +6,7 @@ mod pipe;
 mod pty;
 pub mod server;
 pub mod sftp;
+mod transport;
 
 pub use russh::keys::{PrivateKey, PublicKey};
 

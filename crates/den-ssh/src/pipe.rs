@@ -1,10 +1,14 @@
 //! Moving bytes between SSH channels and local files, pipes and sockets.
 //!
 //! russh delivers a channel's incoming data from its one session loop and
-//! waits when the channel's reader is behind; if that reader in turn waits
-//! on a local write that waits on our own outgoing data, everything stops.
-//! So incoming data goes through a queue that a separate task drains, and
-//! the queue only pushes back (by blocking) past a generous byte budget.
+//! waits when the channel's reader is behind; and it re-opens the SSH
+//! window as soon as data arrives, not when it is consumed (russh issues
+//! #387, #392), so the window cannot hold a fast sender back. If the reader
+//! waits on a local write (a program's stdin) that waits on that program's
+//! output, which needs the session loop to leave, everything stops: `ssh ws
+//! cat < big` would hang. So incoming data goes through a queue that a
+//! separate task drains, and the queue pushes back (by blocking) only past
+//! a large byte budget, as a guard against running out of memory.
 
 use std::sync::Arc;
 
@@ -13,7 +17,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, Semaphore};
 
 /// How many bytes of incoming data may wait for a slow local writer.
-const QUEUE_BYTES: usize = 32 * 1024 * 1024;
+const QUEUE_BYTES: usize = 512 * 1024 * 1024;
 
 /// What the input side saw besides data.
 pub enum Control {

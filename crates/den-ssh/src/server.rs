@@ -64,7 +64,7 @@ where
         ..Default::default()
     };
     let handler = Server { settings: Arc::new(settings), user: None, forwards: Arc::new(Mutex::new(HashMap::new())) };
-    let session = russh::server::run_stream(Arc::new(config), stream, handler).await?;
+    let session = russh::server::run_stream(Arc::new(config), crate::transport::unblocked(stream), handler).await?;
     session.await?;
     Ok(())
 }
