@@ -146,7 +146,7 @@ fn command_exit_code_env_and_workdir() {
     let o = w.ssh().arg(w.host()).arg("echo \"$FROM_REMOTE_ENV $(pwd) $(id -un)\"; exit 7").output().unwrap();
     assert_eq!(o.status.code(), Some(7), "{}", err(&o));
     let line = out(&o);
-    assert!(line.starts_with("yes-") && line.trim_end().ends_with(&format!(" /workspaces/cmd root")), "{line}");
+    assert!(line.starts_with("yes-") && line.trim_end().ends_with(" /workspaces/cmd root"), "{line}");
     // den ssh: the same, and its own exit code is the remote one
     let o = w.den_ssh().args(["--", "echo", "$FROM_REMOTE_ENV", "$(pwd)"]).output().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", err(&o));

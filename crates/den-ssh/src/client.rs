@@ -300,23 +300,32 @@ where
         });
     }
 
+    // Output is written by a thread of its own, so that decrypting the next
+    // packets overlaps with writing the last ones.
+    let (out_tx, out_rx) = std::sync::mpsc::sync_channel::<(bool, bytes::Bytes)>(64);
+    let writer = std::thread::spawn(move || {
+        let (mut stdout, mut stderr) = (std::io::stdout().lock(), std::io::stderr().lock());
+        for (is_err, data) in out_rx {
+            let r = if is_err {
+                stderr.write_all(&data).and_then(|_| stderr.flush())
+            } else {
+                stdout.write_all(&data).and_then(|_| stdout.flush())
+            };
+            if r.is_err() && !is_err {
+                return false;
+            }
+        }
+        true
+    });
     let mut code = None;
-    let stdout = std::io::stdout();
-    let stderr = std::io::stderr();
     while let Some(msg) = rx.wait().await {
         match msg {
             ChannelMsg::Data { data } => {
-                let mut o = stdout.lock();
-                if let Err(e) = o.write_all(&data).and_then(|_| o.flush()) {
-                    tracing::debug!("writing stdout: {e}");
-                    eprintln!("den: writing stdout: {e}");
-                    break;
-                }
+                // The writer thread is gone only when stdout is closed.
+                let Ok(()) = out_tx.send((false, data)) else { break };
             }
             ChannelMsg::ExtendedData { data, .. } => {
-                let mut e = stderr.lock();
-                let _ = e.write_all(&data);
-                let _ = e.flush();
+                let _ = out_tx.send((true, data));
             }
             ChannelMsg::ExitStatus { exit_status } => code = Some(exit_status as i32),
             ChannelMsg::ExitSignal { signal_name, .. } => code = Some(128 + signal_code(&signal_name)),
@@ -324,6 +333,8 @@ where
             _ => {}
         }
     }
+    drop(out_tx);
+    let _ = writer.join();
     let _ = handle.disconnect(russh::Disconnect::ByApplication, "", "en").await;
     Ok(code.unwrap_or(255))
 }

@@ -64,15 +64,20 @@ where
         ..Default::default()
     };
     let handler = Server { settings: Arc::new(settings), user: None, forwards: Arc::new(Mutex::new(HashMap::new())) };
-    let session = russh::server::run_stream(Arc::new(config), crate::transport::unblocked(stream), handler).await?;
+    // Writes go straight to the stream here: the peer (den's client, or
+    // OpenSSH) never stops reading while it writes, so a full pipe drains.
+    let session = russh::server::run_stream(Arc::new(config), stream, handler).await?;
     session.await?;
     Ok(())
 }
 
+/// Remote forwards (`ssh -R`) by bind address and port: their accept loops.
+type Forwards = HashMap<(String, u32), tokio::task::JoinHandle<()>>;
+
 struct Server {
     settings: Arc<Settings>,
     user: Option<Account>,
-    forwards: Arc<Mutex<HashMap<(String, u32), tokio::task::JoinHandle<()>>>>,
+    forwards: Arc<Mutex<Forwards>>,
 }
 
 impl russh::server::Handler for Server {

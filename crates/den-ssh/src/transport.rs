@@ -4,111 +4,74 @@
 //! again. Over pipes (the tunnel is `docker exec`'s stdin and stdout) whose
 //! buffers are smaller than the SSH windows, both ends can end up writing
 //! into full pipes at once, each waiting for the other to read: a deadlock
-//! (seen with `den ssh ws -- cat < 100MB | cmp`). As OpenSSH does, outgoing
-//! bytes go to a buffer in memory that a separate task writes out, so the
-//! loop always gets back to reading. The SSH windows bound how much can
-//! wait there.
+//! (seen with `den ssh ws -- cat < 100MB | cmp`). As OpenSSH does, den's
+//! client puts outgoing bytes in a buffer in memory that a separate task
+//! writes out, so its loop always gets back to reading; one end that always
+//! reads is enough to break the cycle, so the agent writes directly (its
+//! output is the bulk direction, where every extra copy shows). The SSH windows bound how much can
+//! wait there. Reads need no such care: they go to the stream directly.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::mpsc;
 
-/// A stream whose writes complete at once (see the module docs).
-pub struct Unblocked {
-    incoming: mpsc::Receiver<std::io::Result<Vec<u8>>>,
-    current: Vec<u8>,
-    offset: usize,
+/// A stream whose writes complete at once (see the module docs). Reads go
+/// straight to the underlying stream.
+pub struct Unblocked<S> {
+    reader: tokio::io::ReadHalf<S>,
     outgoing: mpsc::UnboundedSender<Option<Vec<u8>>>,
-    eof: bool,
 }
 
-/// Wraps a stream: a task reads it ahead, another writes what was queued.
-pub fn unblocked<S>(stream: S) -> Unblocked
+/// Wraps a stream: writes are queued for a task that writes them out.
+pub fn unblocked<S>(stream: S) -> Unblocked<S>
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
-    let (mut r, mut w) = tokio::io::split(stream);
-    let (in_tx, in_rx) = mpsc::channel::<std::io::Result<Vec<u8>>>(64);
-    tokio::spawn(async move {
-        let mut buf = vec![0u8; 256 * 1024];
-        loop {
-            match r.read(&mut buf).await {
-                Ok(0) => break,
-                Ok(n) => {
-                    if in_tx.send(Ok(buf[..n].to_vec())).await.is_err() {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    let _ = in_tx.send(Err(e)).await;
-                    break;
-                }
-            }
-        }
-    });
+    let (r, mut w) = tokio::io::split(stream);
     let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Option<Vec<u8>>>();
     tokio::spawn(async move {
-        while let Some(item) = out_rx.recv().await {
-            match item {
-                Some(mut data) => {
-                    // Coalesce what is already queued into one write.
-                    while data.len() < 256 * 1024 {
-                        match out_rx.try_recv() {
-                            Ok(Some(more)) => data.extend_from_slice(&more),
-                            Ok(None) => {
-                                let _ = w.write_all(&data).await;
-                                let _ = w.shutdown().await;
-                                return;
-                            }
-                            Err(_) => break,
+        // What is queued goes out in as few writes as possible: each write
+        // into the tunnel costs system calls on both ends of the pipe.
+        let mut batch: Vec<u8> = Vec::with_capacity(1 << 20);
+        while let Some(first) = out_rx.recv().await {
+            let mut close = first.is_none();
+            batch.clear();
+            if let Some(d) = first {
+                batch.extend_from_slice(&d);
+                // Let the session loop queue what it has ready.
+                tokio::task::yield_now().await;
+                while batch.len() < (1 << 20) {
+                    match out_rx.try_recv() {
+                        Ok(Some(d)) => batch.extend_from_slice(&d),
+                        Ok(None) => {
+                            close = true;
+                            break;
                         }
+                        Err(_) => break,
                     }
-                    if w.write_all(&data).await.is_err() {
-                        break;
-                    }
-                    let _ = w.flush().await;
                 }
-                None => {
-                    let _ = w.shutdown().await;
-                    break;
-                }
+            }
+            if !batch.is_empty() && w.write_all(&batch).await.is_err() {
+                break;
+            }
+            if close {
+                let _ = w.shutdown().await;
+                break;
             }
         }
     });
-    Unblocked { incoming: in_rx, current: Vec::new(), offset: 0, outgoing: out_tx, eof: false }
+    Unblocked { reader: r, outgoing: out_tx }
 }
 
-impl AsyncRead for Unblocked {
+impl<S: AsyncRead> AsyncRead for Unblocked<S> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
-        loop {
-            if self.offset < self.current.len() {
-                let n = (self.current.len() - self.offset).min(buf.remaining());
-                let start = self.offset;
-                buf.put_slice(&self.current[start..start + n]);
-                self.offset += n;
-                return Poll::Ready(Ok(()));
-            }
-            if self.eof {
-                return Poll::Ready(Ok(()));
-            }
-            match self.incoming.poll_recv(cx) {
-                Poll::Ready(Some(Ok(data))) => {
-                    self.current = data;
-                    self.offset = 0;
-                }
-                Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(e)),
-                Poll::Ready(None) => {
-                    self.eof = true;
-                }
-                Poll::Pending => return Poll::Pending,
-            }
-        }
+        Pin::new(&mut self.reader).poll_read(cx, buf)
     }
 }
 
-impl AsyncWrite for Unblocked {
+impl<S> AsyncWrite for Unblocked<S> {
     fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, data: &[u8]) -> Poll<std::io::Result<usize>> {
         match self.outgoing.send(Some(data.to_vec())) {
             Ok(()) => Poll::Ready(Ok(data.len())),
@@ -129,6 +92,7 @@ impl AsyncWrite for Unblocked {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::AsyncReadExt;
 
     /// Both ends write more than the pipe holds before reading: with plain
     /// pipes this would hang; unblocked it completes.
