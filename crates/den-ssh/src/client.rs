@@ -93,14 +93,7 @@ impl client::Handler for Client {
             reply.reject(russh::ChannelOpenFailure::AdministrativelyProhibited).await;
             return Ok(());
         };
-        match tokio::net::TcpStream::connect((f.host.as_str(), f.host_port)).await {
-            Ok(tcp) => {
-                let _ = tcp.set_nodelay(true);
-                reply.accept().await;
-                tokio::spawn(crate::pipe::pipe(channel, tcp));
-            }
-            Err(_) => reply.reject(russh::ChannelOpenFailure::ConnectFailed).await,
-        }
+        crate::pipe::connect_tcp(channel, reply, &f.host, f.host_port).await;
         Ok(())
     }
 

@@ -10,6 +10,9 @@ mod transport;
 
 pub use russh::keys::{PrivateKey, PublicKey};
 
+/// The handle that accepts or rejects a channel the peer opens.
+pub(crate) type ChannelOpenReply<M> = russh::ChannelOpenHandleInner<M>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum SshError {
     #[error("ssh: {0}")]

@@ -125,3 +125,19 @@ where
     outgoing.abort();
     let _ = tx.close().await;
 }
+
+/// Answers a channel that asks for a TCP connection: connects to
+/// `host:port`, accepts and pipes, or rejects when the connection fails.
+pub async fn connect_tcp<M>(channel: russh::Channel<M>, reply: crate::ChannelOpenReply<M>, host: &str, port: u16)
+where
+    M: From<(russh::ChannelId, ChannelMsg)> + Send + Sync + 'static,
+{
+    match tokio::net::TcpStream::connect((host, port)).await {
+        Ok(tcp) => {
+            let _ = tcp.set_nodelay(true);
+            reply.accept().await;
+            tokio::spawn(pipe(channel, tcp));
+        }
+        Err(_) => reply.reject(russh::ChannelOpenFailure::ConnectFailed).await,
+    }
+}

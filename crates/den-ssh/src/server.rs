@@ -150,14 +150,7 @@ impl russh::server::Handler for Server {
             reply.reject(russh::ChannelOpenFailure::ConnectFailed).await;
             return Ok(());
         };
-        match tokio::net::TcpStream::connect((host, port)).await {
-            Ok(tcp) => {
-                let _ = tcp.set_nodelay(true);
-                reply.accept().await;
-                tokio::spawn(crate::pipe::pipe(channel, tcp));
-            }
-            Err(_) => reply.reject(russh::ChannelOpenFailure::ConnectFailed).await,
-        }
+        crate::pipe::connect_tcp(channel, reply, host, port).await;
         Ok(())
     }
 

@@ -35,6 +35,24 @@ impl Den {
     }
 }
 
+impl Den {
+    /// Takes the workspace's lock, telling the user when another den holds
+    /// it and this one waits.
+    pub(crate) fn lock_workspace(&self, id: &str, reporter: &mut dyn Reporter) -> Result<den_state::Lock> {
+        Ok(den_state::Lock::acquire(&self.home.workspace_lock(&self.context, id), |w| {
+            let who = w.holder.map(|p| format!(" (pid {p})")).unwrap_or_default();
+            reporter.line(&format!("waiting for another den working on workspace `{id}`{who} to finish…"));
+        })?)
+    }
+
+    /// The driver of a recorded workspace, with its provider's options.
+    pub(crate) fn docker_for(&self, r: &WorkspaceRecord) -> Result<den_driver::Docker> {
+        let entry = providers::get(self, &r.provider)?;
+        let opts = providers::resolve(self, &entry, &r.provider_options, Some(&r.id))?;
+        up::docker_for(&entry, &opts)
+    }
+}
+
 /// How the orchestration tells the user what it is doing.
 pub trait Reporter {
     /// A new phase starts (resolve, build, create, inject, setup, hooks).

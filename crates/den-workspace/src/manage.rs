@@ -40,19 +40,6 @@ pub struct WorkspaceSummary {
     pub status: Status,
 }
 
-fn docker_for_record(den: &Den, r: &WorkspaceRecord) -> Result<Docker> {
-    let entry = providers::get(den, &r.provider)?;
-    let opts = providers::resolve(den, &entry, &r.provider_options, Some(&r.id))?;
-    docker_for(&entry, &opts)
-}
-
-fn lock(den: &Den, id: &str, reporter: &mut dyn Reporter) -> Result<den_state::Lock> {
-    Ok(den_state::Lock::acquire(&den.home.workspace_lock(&den.context, id), |w| {
-        let who = w.holder.map(|p| format!(" (pid {p})")).unwrap_or_default();
-        reporter.line(&format!("waiting for another den working on workspace `{id}`{who} to finish…"));
-    })?)
-}
-
 fn require(den: &Den, id: &str) -> Result<WorkspaceRecord> {
     WorkspaceRecord::load(den, id)?.ok_or_else(|| WorkspaceError::NotFound(id.into()))
 }
@@ -65,7 +52,7 @@ pub fn status(den: &Den, id: &str) -> Result<Status> {
     if den_state::Lock::try_acquire(&lock_path)?.is_none() {
         return Ok(Status::Busy);
     }
-    let docker = docker_for_record(den, &r)?;
+    let docker = den.docker_for(&r)?;
     Ok(match docker.inspect_container(&r.container_name)? {
         Some(c) if c.state.running => Status::Running,
         Some(_) => Status::Stopped,
@@ -75,8 +62,8 @@ pub fn status(den: &Den, id: &str) -> Result<Status> {
 
 pub fn stop(den: &Den, id: &str, reporter: &mut dyn Reporter) -> Result<()> {
     let r = require(den, id)?;
-    let _l = lock(den, id, reporter)?;
-    let docker = docker_for_record(den, &r)?;
+    let _l = den.lock_workspace(id, reporter)?;
+    let docker = den.docker_for(&r)?;
     match docker.inspect_container(&r.container_name)? {
         Some(c) if c.state.running => Ok(docker.stop(&r.container_name)?),
         _ => Ok(()),
@@ -87,10 +74,10 @@ pub fn stop(den: &Den, id: &str, reporter: &mut dyn Reporter) -> Result<()> {
 /// With `force`, engine errors do not stop the state from going.
 pub fn delete(den: &Den, id: &str, force: bool, reporter: &mut dyn Reporter) -> Result<()> {
     let record = WorkspaceRecord::load(den, id)?;
-    let _l = lock(den, id, reporter)?;
+    let _l = den.lock_workspace(id, reporter)?;
     let name = record.as_ref().map(|r| r.container_name.clone()).unwrap_or_else(|| container_name(den, id));
     let docker = match &record {
-        Some(r) => docker_for_record(den, r),
+        Some(r) => den.docker_for(r),
         None => {
             let entry = providers::get(den, &providers::default_provider(den)?)?;
             let opts = providers::resolve(den, &entry, &Default::default(), Some(id))?;
@@ -131,7 +118,7 @@ pub fn list(den: &Den) -> Result<Vec<WorkspaceSummary>> {
     let mut by_engine: HashMap<String, HashMap<String, bool>> = HashMap::new();
     let mut out = Vec::new();
     for r in records {
-        let status = match docker_for_record(den, &r) {
+        let status = match den.docker_for(&r) {
             Ok(d) => {
                 let key = format!("{}|{:?}", d.path, d.env);
                 if !by_engine.contains_key(&key) {
@@ -172,7 +159,7 @@ fn running_map(d: &Docker) -> Result<HashMap<String, bool>> {
 /// The agent's log (setup and hook output) from inside the container.
 pub fn logs(den: &Den, id: &str) -> Result<String> {
     let r = require(den, id)?;
-    let docker = docker_for_record(den, &r)?;
+    let docker = den.docker_for(&r)?;
     let c = docker.inspect_container(&r.container_name)?.ok_or_else(|| WorkspaceError::NotFound(id.into()))?;
     let paths = [format!("{}/agent.log", den_agent::DATA_DIR), "/tmp/den/agent.log".to_string()];
     if c.state.running {

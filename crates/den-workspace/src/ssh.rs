@@ -7,7 +7,7 @@ use den_driver::Docker;
 use den_process::Cmd;
 
 use crate::record::WorkspaceRecord;
-use crate::{providers, Den, Result, WorkspaceError};
+use crate::{Den, Result, WorkspaceError};
 
 /// The host name of a workspace in ssh configs and known_hosts.
 pub fn host_alias(id: &str) -> String {
@@ -82,9 +82,7 @@ pub struct Target {
 
 pub fn target(den: &Den, id: &str) -> Result<Target> {
     let record = WorkspaceRecord::load(den, id)?.ok_or_else(|| WorkspaceError::NotFound(id.into()))?;
-    let entry = providers::get(den, &record.provider)?;
-    let opts = providers::resolve(den, &entry, &record.provider_options, Some(id))?;
-    let docker = crate::up::docker_for(&entry, &opts)?;
+    let docker = den.docker_for(&record)?;
     let key_path = client_key_path(den, id);
     let key = std::fs::read_to_string(&key_path)
         .map_err(WorkspaceError::io(format!("reading {}", key_path.display())))

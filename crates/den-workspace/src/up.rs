@@ -152,13 +152,6 @@ fn canonical_folder(source: &Path) -> Result<PathBuf> {
     Ok(folder)
 }
 
-fn take_lock(den: &Den, id: &str, reporter: &mut dyn Reporter) -> Result<den_state::Lock> {
-    Ok(den_state::Lock::acquire(&den.home.workspace_lock(&den.context, id), |w| {
-        let who = w.holder.map(|p| format!(" (pid {p})")).unwrap_or_default();
-        reporter.line(&format!("waiting for another den working on workspace `{id}`{who} to finish…"));
-    })?)
-}
-
 /// Builds the image of a Dockerfile config, or makes sure the image is
 /// there. Returns the image reference and its inspect data.
 fn prepare_image(
@@ -380,7 +373,7 @@ pub fn up(den: &Den, opts: &UpOptions, reporter: &mut dyn Reporter) -> Result<Up
     let folder = canonical_folder(&opts.source)?;
     let id = opts.id.clone().unwrap_or_else(|| crate::workspace_id_for(&folder));
     id::validate(&id).map_err(WorkspaceError::Invalid)?;
-    let _lock = take_lock(den, &id, reporter)?;
+    let _lock = den.lock_workspace(&id, reporter)?;
     let (p, record) = prepare(
         den,
         &folder,
