@@ -527,3 +527,49 @@ fn pty_session_with_den_ssh_is_resized() {
     // and the local terminal is back to normal afterwards (not raw)
     let _ = docker(&["ps"]);
 }
+
+/// After `den ssh` ends, normally or by SIGTERM, the local terminal is no
+/// longer raw.
+#[test]
+fn den_ssh_restores_the_local_terminal() {
+    let s = Sandbox::new();
+    let w = Ws::up(&s, "rawmode", r#"{"image": "den-test/busybox"}"#);
+    let den = crate::common::den_bin();
+    let t = Tmux::start(s.path(), "sh", 100, 30);
+    let den_cmd = format!("DEN_HOME={} {} ssh {}", s.home().display(), den.display(), w.id);
+    let den_running = || {
+        let o = Command::new("pgrep").args(["-f", &format!("ssh {}$", w.id)]).output().unwrap();
+        out(&o).split_whitespace().map(str::to_string).collect::<Vec<_>>()
+    };
+    let wait_gone = || {
+        let start = Instant::now();
+        while !den_running().is_empty() {
+            assert!(start.elapsed() < Duration::from_secs(10), "den ssh did not end");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    t.send(&den_cmd);
+    t.wait_for("/workspaces/rawmode #");
+    t.send("echo inside-$((1+1))");
+    t.wait_for("inside-2");
+    t.send("exit");
+    wait_gone();
+    // The typed line shows `state-%s`; only the output shows the mode.
+    let mode = "printf 'state-%s\\n' $(stty -a | grep -o -- '-*icanon')";
+    t.send(mode);
+    let screen = t.wait_for("state-icanon");
+    assert!(!screen.contains("state--icanon"), "cooked again after exit:\n{screen}");
+
+    t.send("clear");
+    t.send(&den_cmd);
+    t.wait_for("/workspaces/rawmode #");
+    t.send("echo again-$((2+2))");
+    t.wait_for("again-4");
+    for pid in den_running() {
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+    }
+    wait_gone();
+    t.send(mode);
+    let screen = t.wait_for("state-icanon");
+    assert!(!screen.contains("state--icanon"), "cooked again after SIGTERM:\n{screen}");
+}

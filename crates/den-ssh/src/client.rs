@@ -123,8 +123,24 @@ pub struct RawTerminal {
     saved: libc::termios,
 }
 
+/// The terminal settings to put back if den dies in raw mode (a panic in a
+/// release build aborts, so no destructor runs; a signal kills).
+static SAVED_TERMIOS: std::sync::Mutex<Option<libc::termios>> = std::sync::Mutex::new(None);
+
+fn restore_saved() {
+    if let Ok(saved) = SAVED_TERMIOS.lock() {
+        if let Some(t) = saved.as_ref() {
+            // SAFETY: restores what tcgetattr gave us.
+            unsafe {
+                libc::tcsetattr(0, libc::TCSANOW, t);
+            }
+        }
+    }
+}
+
 impl RawTerminal {
-    /// Raw mode on stdin, when stdin is a terminal.
+    /// Raw mode on stdin, when stdin is a terminal. The terminal is restored
+    /// when the guard drops, on a panic, and on SIGTERM, SIGHUP or SIGQUIT.
     pub fn enable() -> Option<RawTerminal> {
         // SAFETY: termios calls on fd 0 with a zeroed struct to fill.
         unsafe {
@@ -140,6 +156,28 @@ impl RawTerminal {
             if libc::tcsetattr(0, libc::TCSANOW, &t) != 0 {
                 return None;
             }
+            *SAVED_TERMIOS.lock().ok()? = Some(saved);
+            let previous = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| {
+                restore_saved();
+                previous(info);
+            }));
+            if tokio::runtime::Handle::try_current().is_ok() {
+                for kind in [
+                    tokio::signal::unix::SignalKind::terminate(),
+                    tokio::signal::unix::SignalKind::hangup(),
+                    tokio::signal::unix::SignalKind::quit(),
+                ] {
+                    if let Ok(mut sig) = tokio::signal::unix::signal(kind) {
+                        tokio::spawn(async move {
+                            if sig.recv().await.is_some() {
+                                restore_saved();
+                                std::process::exit(128 + kind.as_raw_value());
+                            }
+                        });
+                    }
+                }
+            }
             Some(RawTerminal { saved })
         }
     }
@@ -150,6 +188,9 @@ impl Drop for RawTerminal {
         // SAFETY: restores what tcgetattr gave us.
         unsafe {
             libc::tcsetattr(0, libc::TCSANOW, &self.saved);
+        }
+        if let Ok(mut s) = SAVED_TERMIOS.lock() {
+            *s = None;
         }
     }
 }
