@@ -27,6 +27,7 @@ command -v file >/dev/null 2>&1 || need+=(file)
 command -v tmux >/dev/null 2>&1 || need+=(tmux)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v sftp >/dev/null 2>&1 || need+=(openssh-client)
+command -v podman >/dev/null 2>&1 || need+=(podman)
 if [ -x /bin/busybox ] && ! /bin/busybox --list 2>/dev/null | grep -qx sh; then need+=(busybox-static); fi
 if [ ${#need[@]} -gt 0 ]; then
   log "installing ${need[*]}"
@@ -102,4 +103,22 @@ if ! have_image den-test/debian:bookworm "$DEBIAN_RECIPE"; then
   rm -rf "$dir/var/cache/apt/archives/"*.deb "$dir/var/lib/apt/lists/"*
   tar -C "$dir" -c . | "$DOCKER" import -c 'CMD ["/bin/bash"]' -c "LABEL den.recipe=$DEBIAN_RECIPE" - den-test/debian:bookworm >/dev/null
   rm -rf "$dir"
+fi
+
+# --- 4. podman -----------------------------------------------------------------------
+# Debian's podman 4.3 runs rootful here once its default ulimits fit the
+# machine's hard limits. This file is for the tests (they point
+# CONTAINERS_CONF at it); den itself sets nothing.
+conf="$STATE_DIR/containers.conf"
+if [ ! -s "$conf" ]; then
+  printf '[containers]\ndefault_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]\n' >"$conf"
+fi
+if command -v podman >/dev/null 2>&1; then
+  want=$("$DOCKER" image inspect -f '{{.Id}}' den-test/busybox)
+  have=$(CONTAINERS_CONF=$conf podman image inspect -f '{{.Id}}' den-test/busybox 2>/dev/null || true)
+  if [ "sha256:$have" != "$want" ] && [ "$have" != "$want" ]; then
+    log "loading den-test/busybox into podman"
+    "$DOCKER" save den-test/busybox | CONTAINERS_CONF=$conf podman load >/dev/null 2>&1 \
+      || { log "podman could not load den-test/busybox"; exit 1; }
+  fi
 fi

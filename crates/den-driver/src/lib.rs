@@ -211,19 +211,6 @@ impl Docker {
         }
     }
 
-    /// Containers with `den.workspace` labels: (workspace id, container).
-    pub fn list_workspace_containers(&self) -> Result<Vec<(String, String)>, DriverError> {
-        let out = self.run_cmd(self.cmd().args([
-            "ps",
-            "-a",
-            "--filter",
-            &format!("label={WORKSPACE_LABEL}"),
-            "--format",
-            &format!("{{{{.Label \"{WORKSPACE_LABEL}\"}}}}\t{{{{.ID}}}}"),
-        ]))?;
-        Ok(out.lines().filter_map(|l| l.split_once('\t')).map(|(a, b)| (a.to_string(), b.to_string())).collect())
-    }
-
     /// `docker image inspect`; `None` if the image is not present locally.
     pub fn inspect_image(&self, image: &str) -> Result<Option<Image>, DriverError> {
         let c = self.cmd().args(["image", "inspect", image]);
@@ -371,12 +358,10 @@ impl Docker {
     }
 }
 
+/// docker says "No such …"; podman "no such container" / "image not known".
 fn is_no_such(e: &ProcessError) -> bool {
     let s = e.stderr();
-    s.contains("No such container")
-        || s.contains("No such image")
-        || s.contains("No such object")
-        || s.contains("no such")
+    ["No such container", "No such image", "No such object", "no such", "image not known"].iter().any(|m| s.contains(m))
 }
 
 #[cfg(test)]

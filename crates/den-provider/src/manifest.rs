@@ -233,7 +233,10 @@ impl Manifest {
     }
 }
 
-const BUILTIN: &[(&str, &str)] = &[("docker", include_str!("../../../providers/docker/provider.yaml"))];
+const BUILTIN: &[(&str, &str)] = &[
+    ("docker", include_str!("../../../providers/docker/provider.yaml")),
+    ("podman", include_str!("../../../providers/podman/provider.yaml")),
+];
 
 pub fn builtin_names() -> impl Iterator<Item = &'static str> {
     BUILTIN.iter().map(|(n, _)| *n)
@@ -259,6 +262,14 @@ mod tests {
         assert_eq!(m.agent.docker.path, "${DOCKER_PATH}");
         assert!(!m.is_machine_provider());
         assert!(m.exec("command").unwrap().script().contains("${COMMAND}"));
+    }
+
+    #[test]
+    fn builtin_podman_loads() {
+        let m = Manifest::parse(builtin("podman").unwrap(), "podman").unwrap();
+        assert_eq!(m.options["PODMAN_PATH"].default, "podman");
+        assert_eq!(m.agent.docker.path, "${PODMAN_PATH}");
+        assert!(m.agent.local.is_true_or(false));
     }
 
     /// A manifest in DevPod's style with every schema field, unchanged.

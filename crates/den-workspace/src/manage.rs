@@ -153,7 +153,9 @@ fn running_map(d: &Docker) -> Result<HashMap<String, bool>> {
         "--format",
         "{{.Names}}\t{{.State}}",
     ]))?;
-    Ok(out.lines().filter_map(|l| l.split_once('\t')).map(|(n, s)| (n.to_string(), s == "running")).collect())
+    // docker prints `running`, podman `Up 3 minutes`.
+    let running = |s: &str| s == "running" || s.starts_with("Up ");
+    Ok(out.lines().filter_map(|l| l.split_once('\t')).map(|(n, s)| (n.to_string(), running(s))).collect())
 }
 
 /// The agent's log (setup and hook output) from inside the container.
