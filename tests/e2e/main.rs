@@ -4,6 +4,7 @@
 
 mod common;
 mod conformance;
+mod context;
 mod podman;
 mod provider;
 mod read_config;

@@ -1,6 +1,7 @@
 //! Workspaces: bringing them up, and everything after.
 
 mod config;
+pub mod context;
 mod id;
 mod inject;
 mod manage;
@@ -30,7 +31,29 @@ impl Den {
     /// (`default` when none is chosen).
     pub fn from_env() -> Result<Self, WorkspaceError> {
         let home = Home::from_env()?;
-        let context = DenConfig::load(&home)?.context.unwrap_or_else(|| "default".into());
+        let context = match std::env::var("DEN_CONTEXT").ok().filter(|c| !c.is_empty()) {
+            Some(c) => c,
+            None => DenConfig::load(&home)?.context.unwrap_or_else(|| context::DEFAULT_CONTEXT.into()),
+        };
+        let den = Den { home, context };
+        if !context::exists(&den, &den.context) {
+            // `den context use default` is the way out; see from_env_any.
+            return Err(WorkspaceError::Invalid(format!(
+                "there is no context `{}` (see `den context list`)",
+                den.context
+            )));
+        }
+        Ok(den)
+    }
+
+    /// Like [`Den::from_env`], without checking that the context exists
+    /// (for the context commands themselves).
+    pub fn from_env_any() -> Result<Self, WorkspaceError> {
+        let home = Home::from_env()?;
+        let context = match std::env::var("DEN_CONTEXT").ok().filter(|c| !c.is_empty()) {
+            Some(c) => c,
+            None => DenConfig::load(&home)?.context.unwrap_or_else(|| context::DEFAULT_CONTEXT.into()),
+        };
         Ok(Den { home, context })
     }
 }

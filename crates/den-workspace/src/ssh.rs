@@ -31,6 +31,9 @@ pub fn proxy_command(den: &Den, id: &str) -> String {
     if std::env::var_os("DEN_HOME").is_some_and(|v| !v.is_empty()) {
         cmd.push_str(&format!(" --home {}", quote(&den.home.root().display().to_string())));
     }
+    if den.context != crate::context::DEFAULT_CONTEXT {
+        cmd.push_str(&format!(" --context {}", den.context));
+    }
     cmd.push_str(&format!(" ssh --stdio {id}"));
     cmd
 }

@@ -15,6 +15,11 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "PATH")]
     pub home: Option<PathBuf>,
 
+    /// The context to use for this command (default: $DEN_CONTEXT, else the
+    /// one chosen with `den context use`).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub context: Option<String>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -41,6 +46,9 @@ pub enum Command {
     /// Manage providers: the plugins that say where workspaces run.
     #[command(subcommand)]
     Provider(ProviderCommand),
+    /// Manage contexts: separate sets of providers and workspaces.
+    #[command(subcommand)]
+    Context(ContextCommand),
     /// Print a project's devcontainer configuration with its variables resolved.
     ReadConfig(ReadConfigArgs),
     /// Runs inside the workspace (started by den itself).
@@ -212,6 +220,37 @@ pub enum ProviderCommand {
     /// Delete an added provider.
     #[command(alias = "rm")]
     Delete { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContextCommand {
+    /// List the contexts.
+    #[command(alias = "ls")]
+    List(ListArgs),
+    /// Create a context.
+    Create {
+        name: String,
+        /// KEY=VALUE (repeatable).
+        #[arg(short = 'o', long = "option", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+        options: Vec<(String, String)>,
+    },
+    /// Make a context the current one.
+    Use { name: String },
+    /// Delete a context (it must have no workspaces).
+    #[command(alias = "rm")]
+    Delete { name: String },
+    /// Set options of a context (default: the current one); KEY= removes one.
+    SetOptions {
+        name: Option<String>,
+        #[arg(short = 'o', long = "option", value_name = "KEY=VALUE", value_parser = parse_key_value, required = true)]
+        options: Vec<(String, String)>,
+    },
+    /// Show the options of a context.
+    Options {
+        name: Option<String>,
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -16,6 +16,9 @@ fn main() {
         // Before any thread starts: everything below reads DEN_HOME.
         std::env::set_var("DEN_HOME", home);
     }
+    if let Some(context) = &cli.context {
+        std::env::set_var("DEN_CONTEXT", context);
+    }
     init_tracing(cli.debug);
     let code = match commands::run(cli) {
         Ok(code) => code,

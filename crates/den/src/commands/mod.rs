@@ -2,6 +2,7 @@
 //! process exit code.
 
 mod agent;
+mod context;
 mod provider;
 mod read_config;
 mod ssh;
@@ -20,6 +21,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Ssh(args) => ssh::run(args),
         Command::Build(args) => workspace::build(args),
         Command::Provider(cmd) => provider::run(cmd),
+        Command::Context(cmd) => context::run(cmd),
         Command::ReadConfig(args) => read_config::run(args),
         Command::Agent(cmd) => agent::run(cmd),
         Command::Helper(cmd) => agent::helper(cmd),
