@@ -437,3 +437,30 @@ fn debug_shows_every_command() {
     assert!(r.stderr.contains("run: docker run -d --name"), "{}", r.stderr);
     assert!(r.stderr.contains("run: docker exec -i -u 0"), "{}", r.stderr);
 }
+
+#[test]
+fn inactivity_timeout_stops_an_idle_container_but_not_a_busy_one() {
+    require_engine();
+    let s = Sandbox::new();
+    let id = unique_id("idle");
+    let _c = s.cleanup(&id);
+    let p = s.project("idle", &[(".devcontainer.json", r#"{"image": "den-test/busybox"}"#)]);
+    s.up(&p, &id, &["--provider-option", "INACTIVITY_TIMEOUT=3s"]);
+    // A session keeps it alive past the timeout…
+    let o = s.den().args(["ssh", &id, "--", "sleep 5; echo still-here"]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "still-here\n", "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(run(s.den().args(["status", &id])).stdout.trim(), "Running");
+    // …and without one it stops (bounded wait).
+    let start = std::time::Instant::now();
+    loop {
+        let st = run(s.den().args(["status", &id])).stdout.trim().to_string();
+        if st == "Stopped" {
+            break;
+        }
+        assert!(start.elapsed() < std::time::Duration::from_secs(20), "still {st} after 20 s idle");
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    // `den up` brings it back, with the watcher again.
+    let r = s.up(&p, &id, &[]);
+    assert_eq!(r["started"], true);
+}

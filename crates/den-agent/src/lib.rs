@@ -1,6 +1,7 @@
 //! The agent: what den does inside the workspace.
 
 pub mod hooks;
+pub mod inactivity;
 pub mod passwd;
 pub mod protocol;
 pub mod setup;

@@ -34,6 +34,9 @@ pub struct SetupRequest {
     pub agent_path: String,
     /// The client's public key (OpenSSH format) that may log in over SSH.
     pub authorized_key: String,
+    /// Stop the container after this long without a session (`10m`…);
+    /// empty: never.
+    pub inactivity_timeout: String,
 }
 
 /// The merged lifecycle commands, each hook a list (image metadata first).

@@ -151,6 +151,10 @@ fn setup(req: &SetupRequest, data: &Path, sink: &Sink) -> Result<SetupResult, St
 
     let who = RunAs { env, ..who };
     let host_key = crate::ssh::prepare_keys(data, &req.authorized_key)?;
+    crate::inactivity::touch(data);
+    if let Some(timeout) = crate::inactivity::parse_duration(&req.inactivity_timeout)? {
+        crate::inactivity::ensure_watcher(data, timeout)?;
+    }
     let mut result = SetupResult { ok: true, user: Some(remote_user), host_key, ..Default::default() };
     let markers = data.join("markers");
     let started_now = container_start_id();

@@ -88,10 +88,12 @@ pub fn ssh_server_main(workdir: Option<String>) -> i32 {
             return 1;
         }
     };
+    crate::inactivity::touch(&data);
     let result = rt.block_on(async move {
         let stream = stdio_stream()?;
         den_ssh::server::serve(stream, settings).await.map_err(|e| std::io::Error::other(e.to_string()))
     });
+    crate::inactivity::touch(&data);
     match result {
         Ok(()) => 0,
         // The client went away without saying goodbye (a killed `ssh -N`):

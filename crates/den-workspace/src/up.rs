@@ -317,6 +317,8 @@ struct Prepared {
     resolved: Resolved,
     agent_paths: Vec<String>,
     devcontainer_path: Option<PathBuf>,
+    /// The provider's containerInactivityTimeout (e.g. `10m`), expanded.
+    inactivity_timeout: String,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -363,7 +365,28 @@ fn prepare(
     let resolved = load_config(&folder, devcontainer_path.as_deref(), fallback)?;
     check_supported(&resolved.config, reporter)?;
     let agent_paths = agent_candidates(&entry, &opts);
-    Ok((Prepared { folder, id, entry, ws_options, docker, resolved, agent_paths, devcontainer_path }, record))
+    let agent = &entry.manifest.agent;
+    let timeout = if agent.container_inactivity_timeout.is_empty() {
+        &agent.inactivity_timeout
+    } else {
+        &agent.container_inactivity_timeout
+    };
+    let inactivity_timeout = den_provider::expand_options(timeout, &opts);
+    let inactivity_timeout = if inactivity_timeout.contains("${") { String::new() } else { inactivity_timeout };
+    Ok((
+        Prepared {
+            folder,
+            id,
+            entry,
+            ws_options,
+            docker,
+            resolved,
+            agent_paths,
+            devcontainer_path,
+            inactivity_timeout,
+        },
+        record,
+    ))
 }
 
 /// Brings a workspace up: finds or makes its container, injects the agent,
@@ -475,6 +498,7 @@ pub fn up(den: &Den, opts: &UpOptions, reporter: &mut dyn Reporter) -> Result<Up
         started_at: String::new(),
         agent_path: String::new(),
         authorized_key: den_ssh::keys::public_openssh(key.public_key()),
+        inactivity_timeout: p.inactivity_timeout.clone(),
     };
     reporter.phase("inject", "");
     let run = inject_and_setup(docker, &name, &p.agent_paths, &req, reporter)?;

@@ -266,6 +266,11 @@ pub enum AgentCommand {
     },
     /// Serve SFTP on stdin/stdout.
     SftpServer,
+    /// Stop this container after a time without SSH sessions.
+    InactivityWatch {
+        #[arg(long)]
+        timeout_secs: u64,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -8,6 +8,11 @@ pub fn run(cmd: AgentCommand) -> anyhow::Result<i32> {
         AgentCommand::Setup => Ok(den_workspace::agent_setup_main()),
         AgentCommand::SshServer { stdio: _, workdir } => Ok(den_agent::ssh::ssh_server_main(workdir)),
         AgentCommand::SftpServer => Ok(den_agent::ssh::sftp_server_main()),
+        AgentCommand::InactivityWatch { timeout_secs } => {
+            let data = den_agent::setup::data_dir();
+            den_agent::inactivity::watch(&data, std::time::Duration::from_secs(timeout_secs));
+            Ok(crate::exit::OK)
+        }
     }
 }
 
