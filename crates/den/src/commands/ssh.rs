@@ -54,10 +54,44 @@ fn start(den: &den_workspace::Den, t: &Target) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The ProxyCommand: connect the SSH client's stdio to the agent. The
+/// tunnel is tried first without asking the engine whether the container
+/// runs (that inspect would cost every connection); `docker exec` refuses a
+/// stopped container before it reads any input, so the client's bytes are
+/// still unread when den starts the workspace and tries again.
 fn stdio(den: &den_workspace::Den, target: Target) -> anyhow::Result<i32> {
-    if !den_workspace::ssh::is_running(&target)? {
-        start(den, &target)?;
+    use std::io::{BufRead, Write};
+    let tunnel = den_workspace::ssh::tunnel(&target, None);
+    let mut cmd = tunnel.to_command();
+    cmd.stdin(Stdio::inherit()).stdout(Stdio::inherit()).stderr(Stdio::piped());
+    // SAFETY: prctl between fork and exec: the tunnel dies with us, as it
+    // would have if it had replaced us.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
     }
+    let mut child = cmd.spawn().map_err(|e| tunnel.spawn_error(e))?;
+    let stderr = child.stderr.take().expect("piped");
+    let relay = std::thread::spawn(move || {
+        let mut not_running = false;
+        let mut out = std::io::stderr();
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("is not running") {
+                not_running = true;
+            } else {
+                let _ = writeln!(out, "{line}");
+            }
+        }
+        not_running
+    });
+    let status = child.wait()?;
+    let not_running = relay.join().unwrap_or(false);
+    if status.success() || !not_running {
+        return Ok(status.code().unwrap_or(255));
+    }
+    start(den, &target)?;
     let err = den_workspace::ssh::tunnel(&target, None).to_command().exec();
     anyhow::bail!("running the tunnel: {err}")
 }
