@@ -55,7 +55,13 @@ rss_of_agent() { ps -C den -o rss=,args= | awk '/agent ssh-server/ {s+=$1} END {
 sleep 1.5; idle=$(rss_of_agent); wait
 "$DEN" ssh sshbench -- head -c 3000000000 /dev/zero | wc -c >/dev/null &
 sleep 3; busy=$(rss_of_agent); wait
-client=$( { /usr/bin/time -f "%M" "$DEN" ssh sshbench -- true; } 2>&1 | tail -n 1)
+# den's own high-water mark (VmHWM), not its docker exec child's (which
+# /usr/bin/time would count once den waits for it).
+"$DEN" ssh sshbench -- sleep 2 &
+dpid=$!
+sleep 1.5
+client=$(awk '/VmHWM/ {print $2}' "/proc/$dpid/status")
+wait
 
 python3 - "$work" "$BYTES" "$idle" "$busy" "$client" <<'PY'
 import json, sys, statistics, os
