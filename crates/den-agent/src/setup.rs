@@ -333,6 +333,28 @@ fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
+/// The body of `den agent setup`: read the request, run, print the result.
+pub fn main_from_env() -> i32 {
+    use crate::protocol::RESULT_PREFIX;
+    use std::io::Write;
+    let req: SetupRequest = match std::env::var(REQUEST_ENV).map(|t| serde_json::from_str(&t)) {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            eprintln!("den agent: the setup request is not valid: {e}");
+            return 2;
+        }
+        Err(_) => {
+            eprintln!("den agent: {REQUEST_ENV} is not set (this command is run by `den up`)");
+            return 2;
+        }
+    };
+    let result = run(req, Box::new(std::io::stdout()));
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{RESULT_PREFIX}{}", serde_json::to_string(&result).unwrap_or_default());
+    let _ = out.flush();
+    0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,7 @@
 //! it into place before doing the same. So a warm `up` costs one exec and a
 //! cold one the same exec plus the copy.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::sync::mpsc;
 
@@ -151,24 +151,4 @@ pub fn inject_and_setup(
             if stderr.trim().is_empty() { String::new() } else { format!(":\n{}", stderr.trim_end()) }
         ))),
     }
-}
-
-/// The body of `den agent setup`: read the request, run, print the result.
-pub fn agent_setup_main() -> i32 {
-    let req: SetupRequest = match std::env::var(REQUEST_ENV).map(|t| serde_json::from_str(&t)) {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => {
-            eprintln!("den agent: the setup request is not valid: {e}");
-            return 2;
-        }
-        Err(_) => {
-            eprintln!("den agent: {REQUEST_ENV} is not set (this command is run by `den up`)");
-            return 2;
-        }
-    };
-    let result = den_agent::setup::run(req, Box::new(std::io::stdout()));
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{RESULT_PREFIX}{}", serde_json::to_string(&result).unwrap_or_default());
-    let _ = out.flush();
-    0
 }

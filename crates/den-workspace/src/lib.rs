@@ -12,7 +12,6 @@ mod up;
 
 pub use config::DenConfig;
 pub use id::workspace_id_for;
-pub use inject::agent_setup_main;
 pub use manage::{delete, list, logs, status, stop, Status, WorkspaceSummary};
 pub use record::WorkspaceRecord;
 pub use up::{build, up, BuildOptions, UpOptions, UpResult};
