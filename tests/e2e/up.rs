@@ -464,3 +464,24 @@ fn inactivity_timeout_stops_an_idle_container_but_not_a_busy_one() {
     let r = s.up(&p, &id, &[]);
     assert_eq!(r["started"], true);
 }
+
+#[test]
+fn a_container_of_another_den_home_is_not_taken_over() {
+    require_engine();
+    let (a, b) = (Sandbox::new(), Sandbox::new());
+    let id = unique_id("twohomes");
+    let _c = a.cleanup(&id);
+    let pa = a.project("one", &[(".devcontainer.json", r#"{"image": "den-test/busybox"}"#)]);
+    a.up(&pa, &id, &[]);
+    let pb = b.project("two", &[(".devcontainer.json", r#"{"image": "den-test/busybox"}"#)]);
+    let r = run(b.den().args(["up", "--id", &id]).arg(&pb));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("belongs to another den state folder"), "{}", r.stderr);
+    assert!(!b.home().join(format!("contexts/default/workspaces/{id}")).exists());
+    // nor deleted by it
+    let r = run(b.den().args(["delete", &id]));
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    // the first one is untouched
+    let st = run(a.den().args(["status", &id]));
+    assert_eq!(st.stdout.trim(), "Running");
+}

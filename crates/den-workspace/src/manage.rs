@@ -85,7 +85,9 @@ pub fn delete(den: &Den, id: &str, force: bool, reporter: &mut dyn Reporter) -> 
         }
     };
     let engine = docker.and_then(|d| {
-        let c = d.inspect_container(&name)?;
+        // A container of the same name that another DEN_HOME made is not ours.
+        let tag = crate::up::home_tag(den);
+        let c = d.inspect_container(&name)?.filter(|c| c.label("den.home").is_none_or(|h| h == tag));
         if record.is_none() && c.is_none() {
             return Err(WorkspaceError::NotFound(id.into()));
         }

@@ -17,6 +17,16 @@ use crate::{id, Den, DenConfig, Reporter, Result, WorkspaceError};
 /// from the image (the rest is the local config at creation time).
 const IMAGE_ENTRIES_LABEL: &str = "den.metadata.image-entries";
 
+/// The label that says which den state (DEN_HOME) a container belongs to.
+const HOME_LABEL: &str = "den.home";
+
+/// A short, stable name for a DEN_HOME, for the `den.home` label.
+pub(crate) fn home_tag(den: &Den) -> String {
+    use sha2::Digest;
+    let hash = sha2::Sha256::digest(den.home.root().as_os_str().as_encoded_bytes());
+    hash.iter().take(6).map(|b| format!("{b:02x}")).collect()
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct UpOptions {
     pub source: PathBuf,
@@ -204,6 +214,7 @@ fn image_metadata(image: &den_driver::Image) -> Result<Vec<MetadataEntry>> {
 #[allow(clippy::too_many_arguments)]
 fn create_container(
     docker: &Docker,
+    home_tag: &str,
     name: &str,
     id: &str,
     resolved: &Resolved,
@@ -233,6 +244,7 @@ fn create_container(
             ("devcontainer.config_file".into(), resolved.config_file.display().to_string()),
             ("devcontainer.metadata".into(), serde_json::Value::Array(label_entries).to_string()),
             (IMAGE_ENTRIES_LABEL.into(), meta.len().to_string()),
+            (HOME_LABEL.into(), home_tag.to_string()),
         ],
         mounts,
         env: merged.container_env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
@@ -413,6 +425,13 @@ pub fn up(den: &Den, opts: &UpOptions, reporter: &mut dyn Reporter) -> Result<Up
 
     let name = container_name(den, &p.id);
     let mut container = docker.inspect_container(&name)?;
+    if let Some(owner) = container.as_ref().and_then(|c| c.label(HOME_LABEL)) {
+        if owner != home_tag(den) {
+            return Err(WorkspaceError::Invalid(format!(
+                "container {name} belongs to another den state folder (DEN_HOME); choose another id with --id"
+            )));
+        }
+    }
     if opts.reset {
         if container.is_some() {
             reporter.phase("create", "removing the old container (--reset)");
@@ -444,7 +463,7 @@ pub fn up(den: &Den, opts: &UpOptions, reporter: &mut dyn Reporter) -> Result<Up
             let meta = image_metadata(&info)?;
             let merged = den_devcontainer::merge(&meta, &p.resolved.config);
             reporter.phase("create", &format!("container {name} from {image}"));
-            create_container(docker, &name, &p.id, &p.resolved, &image, &meta, &merged)?;
+            create_container(docker, &home_tag(den), &name, &p.id, &p.resolved, &image, &meta, &merged)?;
             created = true;
             let user = merged.container_user.clone().unwrap_or(info.config.user.clone());
             (meta, image, user)
