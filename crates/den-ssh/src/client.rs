@@ -338,7 +338,13 @@ where
     // packets overlaps with writing the last ones.
     let (out_tx, out_rx) = std::sync::mpsc::sync_channel::<(bool, bytes::Bytes)>(64);
     let writer = std::thread::spawn(move || {
-        let (mut stdout, mut stderr) = (std::io::stdout().lock(), std::io::stderr().lock());
+        // fd 1 written directly: std's Stdout is line-buffered and scans
+        // every chunk for newlines, which showed in profiles of bulk output.
+        use std::os::fd::FromRawFd;
+        // SAFETY: fd 1 stays open for the life of the process; ManuallyDrop
+        // keeps this File from closing it.
+        let mut stdout = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(1) });
+        let mut stderr = std::io::stderr().lock();
         for (is_err, data) in out_rx {
             let r = if is_err {
                 stderr.write_all(&data).and_then(|_| stderr.flush())
