@@ -14,7 +14,7 @@ pub use config::DenConfig;
 pub use id::workspace_id_for;
 pub use manage::{delete, list, logs, status, stop, Status, WorkspaceSummary};
 pub use record::WorkspaceRecord;
-pub use up::{build, up, BuildOptions, UpOptions, UpResult};
+pub use up::{build, up, Source, UpOptions, UpResult};
 
 use den_state::Home;
 

@@ -29,16 +29,11 @@ pub(crate) fn home_tag(den: &Den) -> String {
 
 #[derive(Debug, Clone, Default)]
 pub struct UpOptions {
-    pub source: PathBuf,
-    pub id: Option<String>,
-    pub devcontainer_path: Option<PathBuf>,
+    pub workspace: Source,
     /// Make a new container (rebuilding the image), keeping the workspace.
     pub recreate: bool,
     /// Like `recreate`, and forget everything den made for the workspace.
     pub reset: bool,
-    pub provider: Option<String>,
-    pub provider_options: Vec<(String, String)>,
-    pub fallback_image: Option<String>,
     /// The ssh config file to write the `Host ID.den` block to (`None`:
     /// write none).
     pub ssh_config: Option<PathBuf>,
@@ -55,8 +50,9 @@ pub struct UpResult {
     pub hooks_ran: Vec<String>,
 }
 
+/// Which workspace: its folder, and how to read and place it.
 #[derive(Debug, Clone, Default)]
-pub struct BuildOptions {
+pub struct Source {
     pub source: PathBuf,
     pub id: Option<String>,
     pub devcontainer_path: Option<PathBuf>,
@@ -334,24 +330,14 @@ struct Prepared {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn prepare(
-    den: &Den,
-    source: &Path,
-    id: Option<&str>,
-    devcontainer_path: Option<&Path>,
-    provider: Option<&str>,
-    provider_options: &[(String, String)],
-    fallback_image: Option<&str>,
-    existing: impl FnOnce(&str) -> Result<Option<WorkspaceRecord>>,
-    reporter: &mut dyn Reporter,
-) -> Result<(Prepared, Option<WorkspaceRecord>)> {
-    let folder = canonical_folder(source)?;
-    let id = match id {
-        Some(i) => i.to_string(),
+fn prepare(den: &Den, src: &Source, reporter: &mut dyn Reporter) -> Result<(Prepared, Option<WorkspaceRecord>)> {
+    let folder = canonical_folder(&src.source)?;
+    let id = match &src.id {
+        Some(i) => i.clone(),
         None => crate::workspace_id_for(&folder),
     };
     id::validate(&id).map_err(WorkspaceError::Invalid)?;
-    let record = existing(&id)?;
+    let record = WorkspaceRecord::load(den, &id)?;
     if let Some(r) = &record {
         if r.local_folder != folder {
             return Err(WorkspaceError::Invalid(format!(
@@ -360,20 +346,20 @@ fn prepare(
             )));
         }
     }
-    let provider_name = match (provider, &record) {
-        (Some(p), _) => p.to_string(),
+    let provider_name = match (&src.provider, &record) {
+        (Some(p), _) => p.clone(),
         (None, Some(r)) => r.provider.clone(),
         (None, None) => providers::default_provider(den)?,
     };
     let entry = providers::get(den, &provider_name)?;
     let mut ws_options = record.as_ref().map(|r| r.provider_options.clone()).unwrap_or_default();
-    ws_options.extend(provider_options.iter().cloned());
+    ws_options.extend(src.provider_options.iter().cloned());
     let opts = providers::resolve(den, &entry, &ws_options, Some(&id))?;
     let docker = docker_for(&entry, &opts)?;
     let devcontainer_path =
-        devcontainer_path.map(Path::to_path_buf).or_else(|| record.as_ref().and_then(|r| r.devcontainer_path.clone()));
+        src.devcontainer_path.clone().or_else(|| record.as_ref().and_then(|r| r.devcontainer_path.clone()));
     let cfg = DenConfig::load(&den.home)?;
-    let fallback = fallback_image.unwrap_or(cfg.fallback_image());
+    let fallback = src.fallback_image.as_deref().unwrap_or(cfg.fallback_image());
     let resolved = load_config(&folder, devcontainer_path.as_deref(), fallback)?;
     check_supported(&resolved.config, reporter)?;
     let agent_paths = agent_candidates(&entry, &opts);
@@ -404,22 +390,14 @@ fn prepare(
 /// Brings a workspace up: finds or makes its container, injects the agent,
 /// runs setup and the lifecycle hooks that are due, records the workspace.
 pub fn up(den: &Den, opts: &UpOptions, reporter: &mut dyn Reporter) -> Result<UpResult> {
-    reporter.phase("resolve", &opts.source.display().to_string());
-    let folder = canonical_folder(&opts.source)?;
-    let id = opts.id.clone().unwrap_or_else(|| crate::workspace_id_for(&folder));
+    let src = &opts.workspace;
+    reporter.phase("resolve", &src.source.display().to_string());
+    let folder = canonical_folder(&src.source)?;
+    let id = src.id.clone().unwrap_or_else(|| crate::workspace_id_for(&folder));
     id::validate(&id).map_err(WorkspaceError::Invalid)?;
+    // The lock comes first: the record prepare reads is the one it guards.
     let _lock = den.lock_workspace(&id, reporter)?;
-    let (p, record) = prepare(
-        den,
-        &folder,
-        Some(&id),
-        opts.devcontainer_path.as_deref(),
-        opts.provider.as_deref(),
-        &opts.provider_options,
-        opts.fallback_image.as_deref(),
-        |id| WorkspaceRecord::load(den, id),
-        reporter,
-    )?;
+    let (p, record) = prepare(den, &Source { source: folder, id: Some(id), ..src.clone() }, reporter)?;
     let docker = &p.docker;
     run_initialize_command(&p.resolved, reporter)?;
 
@@ -544,19 +522,9 @@ pub fn up(den: &Den, opts: &UpOptions, reporter: &mut dyn Reporter) -> Result<Up
 
 /// Builds (or fetches) the workspace's image without starting anything.
 /// Returns the image reference.
-pub fn build(den: &Den, opts: &BuildOptions, reporter: &mut dyn Reporter) -> Result<String> {
-    reporter.phase("resolve", &opts.source.display().to_string());
-    let (p, _) = prepare(
-        den,
-        &opts.source,
-        opts.id.as_deref(),
-        opts.devcontainer_path.as_deref(),
-        opts.provider.as_deref(),
-        &opts.provider_options,
-        opts.fallback_image.as_deref(),
-        |id| WorkspaceRecord::load(den, id),
-        reporter,
-    )?;
+pub fn build(den: &Den, src: &Source, reporter: &mut dyn Reporter) -> Result<String> {
+    reporter.phase("resolve", &src.source.display().to_string());
+    let (p, _) = prepare(den, src, reporter)?;
     let name = container_name(den, &p.id);
     let (image, _) = prepare_image(&p.docker, &p.resolved, &name, reporter)?;
     Ok(image)

@@ -59,8 +59,9 @@ pub enum Command {
     Helper(HelperCommand),
 }
 
+/// Which workspace, for `up` and `build`.
 #[derive(Debug, Args)]
-pub struct UpArgs {
+pub struct SourceArgs {
     /// The project folder.
     #[arg(default_value = ".")]
     pub source: PathBuf,
@@ -71,15 +72,6 @@ pub struct UpArgs {
     /// The devcontainer.json to use, relative to SOURCE.
     #[arg(long, value_name = "PATH")]
     pub devcontainer_path: Option<PathBuf>,
-    /// Make a new container (rebuilding its image), keeping the workspace.
-    #[arg(long)]
-    pub recreate: bool,
-    /// Like --recreate, and also forget everything den made for the workspace.
-    #[arg(long)]
-    pub reset: bool,
-    /// The IDE to open afterwards.
-    #[arg(long, value_enum, default_value_t = Ide::None)]
-    pub ide: Ide,
     /// The provider to use (default: the context's default provider).
     #[arg(long)]
     pub provider: Option<String>,
@@ -89,6 +81,34 @@ pub struct UpArgs {
     /// The image for a folder without a devcontainer configuration.
     #[arg(long, value_name = "IMAGE")]
     pub fallback_image: Option<String>,
+}
+
+impl From<SourceArgs> for den_workspace::Source {
+    fn from(a: SourceArgs) -> Self {
+        den_workspace::Source {
+            source: a.source,
+            id: a.id,
+            devcontainer_path: a.devcontainer_path,
+            provider: a.provider,
+            provider_options: a.provider_options,
+            fallback_image: a.fallback_image,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub workspace: SourceArgs,
+    /// Make a new container (rebuilding its image), keeping the workspace.
+    #[arg(long)]
+    pub recreate: bool,
+    /// Like --recreate, and also forget everything den made for the workspace.
+    #[arg(long)]
+    pub reset: bool,
+    /// The IDE to open afterwards.
+    #[arg(long, value_enum, default_value_t = Ide::None)]
+    pub ide: Ide,
     /// The ssh config to write the `Host ID.den` entry to (default:
     /// $DEN_SSH_CONFIG, else ~/.ssh/config).
     #[arg(long, value_name = "PATH")]
@@ -173,19 +193,8 @@ pub struct ListArgs {
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
-    /// The project folder.
-    #[arg(default_value = ".")]
-    pub source: PathBuf,
-    #[arg(long)]
-    pub id: Option<String>,
-    #[arg(long, value_name = "PATH")]
-    pub devcontainer_path: Option<PathBuf>,
-    #[arg(long)]
-    pub provider: Option<String>,
-    #[arg(long = "provider-option", value_name = "KEY=VALUE", value_parser = parse_key_value)]
-    pub provider_options: Vec<(String, String)>,
-    #[arg(long, value_name = "IMAGE")]
-    pub fallback_image: Option<String>,
+    #[command(flatten)]
+    pub workspace: SourceArgs,
     #[arg(long, value_enum, default_value_t)]
     pub output: Output,
 }

@@ -42,8 +42,11 @@ enum Outcome {
 /// Brings a stopped workspace up again (its postStartCommand runs).
 fn start(den: &den_workspace::Den, t: &Target) -> anyhow::Result<()> {
     let opts = den_workspace::UpOptions {
-        source: t.record.local_folder.clone(),
-        id: Some(t.record.id.clone()),
+        workspace: den_workspace::Source {
+            source: t.record.local_folder.clone(),
+            id: Some(t.record.id.clone()),
+            ..Default::default()
+        },
         ssh_config: t.record.ssh_config.clone(),
         ..Default::default()
     };

@@ -14,14 +14,9 @@ fn den() -> anyhow::Result<den_workspace::Den> {
 pub fn up(args: UpArgs) -> anyhow::Result<i32> {
     let den = den()?;
     let opts = den_workspace::UpOptions {
-        source: args.source,
-        id: args.id,
-        devcontainer_path: args.devcontainer_path,
+        workspace: args.workspace.into(),
         recreate: args.recreate,
         reset: args.reset,
-        provider: args.provider,
-        provider_options: args.provider_options,
-        fallback_image: args.fallback_image,
         ssh_config: Some(ssh_config_path(args.ssh_config)?),
     };
     let mut progress = Progress::new();
@@ -115,16 +110,8 @@ pub fn logs(args: IdArgs) -> anyhow::Result<i32> {
 
 pub fn build(args: BuildArgs) -> anyhow::Result<i32> {
     let den = den()?;
-    let opts = den_workspace::BuildOptions {
-        source: args.source,
-        id: args.id,
-        devcontainer_path: args.devcontainer_path,
-        provider: args.provider,
-        provider_options: args.provider_options,
-        fallback_image: args.fallback_image,
-    };
     let mut progress = Progress::new();
-    let result = den_workspace::build(&den, &opts, &mut progress);
+    let result = den_workspace::build(&den, &args.workspace.into(), &mut progress);
     progress.finish();
     let image = result?;
     match args.output {
