@@ -8,6 +8,7 @@ mod context;
 mod podman;
 mod provider;
 mod read_config;
+mod remote;
 mod ssh;
 mod static_binary;
 mod up;

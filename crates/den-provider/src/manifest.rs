@@ -19,8 +19,13 @@ pub struct Manifest {
     pub option_groups: Vec<OptionGroup>,
     pub options: IndexMap<String, ProviderOption>,
     pub agent: AgentConfig,
+    #[serde(deserialize_with = "exec_commands")]
     pub exec: IndexMap<String, StrArray>,
     pub binaries: IndexMap<String, Vec<Binary>>,
+    /// DevPod's `exec.proxy` (proxy providers hand whole commands to another
+    /// tool); kept so that such manifests load, refused when used.
+    #[serde(skip)]
+    pub exec_proxy: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -107,6 +112,17 @@ pub struct AgentConfig {
     pub custom: Option<serde_norway::Value>,
     pub dockerless: Option<serde_norway::Value>,
     pub timeout: String,
+    #[serde(rename = "downloadURL")]
+    pub download_url: String,
+    pub exec: AgentExec,
+}
+
+/// Commands the agent runs on the machine.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct AgentExec {
+    /// How the machine turns itself off after `inactivityTimeout`.
+    pub shutdown: StrArray,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -193,6 +209,24 @@ fn scalar<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     scalar_text(&v).ok_or_else(|| serde::de::Error::custom("expected a string, number or boolean"))
 }
 
+/// `exec`: named commands; `proxy` (a map of commands) is set aside.
+fn exec_commands<'de, D: Deserializer<'de>>(d: D) -> Result<IndexMap<String, StrArray>, D::Error> {
+    let raw: IndexMap<String, serde_norway::Value> = Option::deserialize(d)?.unwrap_or_default();
+    let mut out = IndexMap::new();
+    for (name, v) in raw {
+        if name == "proxy" {
+            out.insert(name, StrArray(vec![PROXY_MARKER.to_string()]));
+            continue;
+        }
+        let cmd: StrArray =
+            serde_norway::from_value(v).map_err(|e| serde::de::Error::custom(format!("exec.{name}: {e}")))?;
+        out.insert(name, cmd);
+    }
+    Ok(out)
+}
+
+const PROXY_MARKER: &str = "\0proxy";
+
 fn str_bool<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     Ok(StrBool(scalar(d)?).is_true_or(false))
 }
@@ -200,8 +234,11 @@ fn str_bool<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
 impl Manifest {
     /// Parses a manifest; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Manifest, ProviderError> {
-        let m: Manifest = serde_norway::from_str(text)
+        let mut m: Manifest = serde_norway::from_str(text)
             .map_err(|e| ProviderError::Manifest { origin: origin.to_string(), message: e.to_string() })?;
+        if m.exec.shift_remove("proxy").is_some() {
+            m.exec_proxy = true;
+        }
         if m.name.trim().is_empty() {
             return Err(ProviderError::Manifest { origin: origin.into(), message: "`name` is missing".into() });
         }
@@ -236,6 +273,7 @@ impl Manifest {
 const BUILTIN: &[(&str, &str)] = &[
     ("docker", include_str!("../../../providers/docker/provider.yaml")),
     ("podman", include_str!("../../../providers/podman/provider.yaml")),
+    ("ssh", include_str!("../../../providers/ssh/provider.yaml")),
 ];
 
 pub fn builtin_names() -> impl Iterator<Item = &'static str> {
@@ -270,6 +308,16 @@ mod tests {
         assert_eq!(m.options["PODMAN_PATH"].default, "podman");
         assert_eq!(m.agent.docker.path, "${PODMAN_PATH}");
         assert!(m.agent.local.is_true_or(false));
+    }
+
+    #[test]
+    fn builtin_ssh_loads() {
+        let m = Manifest::parse(builtin("ssh").unwrap(), "ssh").unwrap();
+        assert!(m.options["HOST"].required);
+        assert!(!m.agent.local.is_true_or(false), "its workspaces are on another host");
+        assert!(!m.is_machine_provider());
+        assert_eq!(m.agent.path, "${AGENT_PATH}");
+        assert!(m.exec("command").unwrap().script().contains("\"${COMMAND}\""));
     }
 
     /// A manifest in DevPod's style with every schema field, unchanged.
@@ -320,6 +368,10 @@ agent:
   injectGitCredentials: true
   injectDockerCredentials: "${INJECT}"
   timeout: 5m
+  downloadURL: https://x/agent
+  exec:
+    shutdown: |-
+      ${CLOUD_CLI} stop self
   docker:
     path: docker
     install: false
@@ -353,6 +405,9 @@ exec:
   start: ${CLOUD_CLI} start "${MACHINE_ID}"
   stop: ${CLOUD_CLI} stop "${MACHINE_ID}"
   status: ${CLOUD_CLI} status "${MACHINE_ID}"
+  proxy:
+    up: ${CLOUD_CLI} up
+    ssh: ${CLOUD_CLI} ssh
 somethingFromTheFuture: 1
 "#;
         let m = Manifest::parse(text, "test").unwrap();
@@ -368,6 +423,9 @@ somethingFromTheFuture: 1
         assert_eq!(m.agent.binaries["CLOUD_CLI"][0].archive_path, "bin/cli");
         assert_eq!(m.binaries["CLOUD_CLI"][0].path, "./cli");
         assert_eq!(m.option_groups[0].options, vec!["REGION", "SIZE"]);
+        assert_eq!(m.agent.exec.shutdown.script(), "${CLOUD_CLI} stop self");
+        assert_eq!(m.agent.download_url, "https://x/agent");
+        assert!(m.exec_proxy && m.exec("proxy").is_none());
     }
 
     #[test]

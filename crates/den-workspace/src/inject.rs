@@ -8,7 +8,7 @@
 //! it into place before doing the same. So a warm `up` costs one exec and a
 //! cold one the same exec plus the copy.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::process::Stdio;
 use std::sync::mpsc;
 
@@ -21,28 +21,54 @@ use crate::{Reporter, Result, WorkspaceError};
 /// /tmp when that one is read-only.
 pub const DEFAULT_AGENT_PATHS: [&str; 2] = ["/usr/local/bin/den", "/tmp/den-agent/den"];
 
-const SCRIPT: &str = r#"want=$1; size=$2; shift 2
+const SCRIPT: &str = r#"want=$1; size=$2; sub=$3; shift 3
 for p in "$@"; do
+  case $p in "~/"*) p=$HOME/${p#??};; esac
   if [ -x "$p" ] && [ -f "$p.id" ]; then
     read -r got < "$p.id"
-    if [ "$got" = "$want" ]; then echo "DEN-HAVE $p"; exec "$p" agent setup; fi
+    if [ "$got" = "$want" ]; then echo "DEN-HAVE $p"; exec "$p" agent "$sub"; fi
   fi
 done
 for p in "$@"; do
+  case $p in "~/"*) p=$HOME/${p#??};; esac
   mkdir -p "${p%/*}" 2>/dev/null
   t="$p.tmp.$$"
   if touch "$t" 2>/dev/null; then
     echo "DEN-NEED $p"
-    cat > "$t"
+    head -c "$size" > "$t"
     n=$(wc -c < "$t")
     if [ "$n" -ne "$size" ]; then rm -f "$t"; echo "den agent: received $n of $size bytes" >&2; exit 97; fi
     chmod 755 "$t" && mv -f "$t" "$p" && echo "$want" > "$p.id" || { rm -f "$t"; echo "den agent: cannot install at $p" >&2; exit 97; }
-    exec "$p" agent setup
+    exec "$p" agent "$sub"
   fi
 done
 echo "den agent: no writable place for the agent among: $*" >&2
 exit 97
 "#;
+
+/// The words that inject the agent at the first usable candidate and run
+/// `den agent SUB` there: `sh -c SCRIPT den-inject WANT SIZE SUB PATHS…`.
+pub fn inject_argv(candidates: &[String], sub: &str) -> Result<Vec<String>> {
+    let (want, size) = agent_fingerprint()?;
+    let mut argv = vec![
+        "/bin/sh".to_string(),
+        "-c".into(),
+        SCRIPT.into(),
+        "den-inject".into(),
+        want,
+        size.to_string(),
+        sub.into(),
+    ];
+    argv.extend(candidates.iter().cloned());
+    Ok(argv)
+}
+
+/// The same as one line of shell text (for a provider's `COMMAND`).
+pub fn inject_command(candidates: &[String], sub: &str) -> Result<String> {
+    let mut argv = inject_argv(candidates, sub)?;
+    argv[0] = "sh".into();
+    Ok(argv.iter().map(|a| den_process::shell_quote(a)).collect::<Vec<_>>().join(" "))
+}
 
 /// Identifies this den binary cheaply (no hashing of megabytes on every
 /// `up`): version, size and modification time of the executable.
@@ -57,8 +83,8 @@ pub fn agent_fingerprint() -> Result<(String, u64)> {
     Ok((hex, meta.size()))
 }
 
-pub struct AgentRun {
-    pub result: SetupResult,
+pub struct AgentRun<T> {
+    pub result: T,
     pub agent_path: String,
     pub uploaded: bool,
 }
@@ -68,18 +94,39 @@ enum Msg {
     Err(String),
 }
 
+/// What den sends the agent after the binary: a request line, and content
+/// when the agent asks for it (`DEN-SEND-CONTENT`; `DEN-NO-CONTENT` when it
+/// does not need any).
+pub struct Feed {
+    pub request: String,
+    pub content: Box<dyn FnOnce(&mut dyn Write) -> std::io::Result<()> + Send>,
+}
+
+pub const SEND_CONTENT: &str = "DEN-SEND-CONTENT";
+pub const NO_CONTENT: &str = "DEN-NO-CONTENT";
+
+/// Injects and sets up the agent in a container, in one `docker exec`.
 pub fn inject_and_setup(
     docker: &Docker,
     container: &str,
     candidates: &[String],
     req: &SetupRequest,
     reporter: &mut dyn Reporter,
-) -> Result<AgentRun> {
-    let (want, size) = agent_fingerprint()?;
+) -> Result<AgentRun<SetupResult>> {
     let request = serde_json::to_string(req).expect("request serialises");
-    let mut argv = vec!["/bin/sh".to_string(), "-c".into(), SCRIPT.into(), "den-inject".into(), want, size.to_string()];
-    argv.extend(candidates.iter().cloned());
+    let argv = inject_argv(candidates, "setup")?;
     let cmd = docker.exec(container, Some("0"), &[(REQUEST_ENV.to_string(), request)], &argv);
+    run_agent(&cmd, None, reporter)
+}
+
+/// Runs an inject command (see [`inject_argv`]): answers the script, feeds
+/// the agent, relays its phases and lines to `reporter`, and returns its
+/// `DEN-RESULT`.
+pub fn run_agent<T: serde::de::DeserializeOwned>(
+    cmd: &den_process::Cmd,
+    feed: Option<Feed>,
+    reporter: &mut dyn Reporter,
+) -> Result<AgentRun<T>> {
     let mut child = cmd.spawn(Stdio::piped(), Stdio::piped(), Stdio::piped())?;
     let mut stdin = child.stdin.take().expect("piped");
     let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
@@ -101,17 +148,15 @@ pub fn inject_and_setup(
     let _ = stdout.read_line(&mut first);
     let first = first.trim_end().to_string();
     let (agent_path, uploaded) = if let Some(p) = first.strip_prefix("DEN-HAVE ") {
-        drop(stdin);
         (p.to_string(), false)
     } else if let Some(p) = first.strip_prefix("DEN-NEED ") {
         reporter.phase("inject", &format!("copying the agent to {p}"));
         let mut exe = std::fs::File::open("/proc/self/exe").map_err(WorkspaceError::io("reading /proc/self/exe"))?;
-        let copied = std::io::copy(&mut exe, &mut stdin);
-        drop(stdin);
-        if let Err(e) = copied {
+        if let Err(e) = std::io::copy(&mut exe, &mut stdin) {
+            drop(stdin);
             let _ = child.wait();
             let stderr = err_thread.join().unwrap_or_default();
-            return Err(WorkspaceError::Agent(format!("copying the agent into the container failed: {e}\n{stderr}")));
+            return Err(WorkspaceError::Agent(format!("copying the agent failed: {e}\n{stderr}")));
         }
         (p.to_string(), true)
     } else {
@@ -120,20 +165,42 @@ pub fn inject_and_setup(
         let stderr = err_thread.join().unwrap_or_default();
         return Err(WorkspaceError::Process(cmd.failed(status, format!("{first}\n{stderr}"))));
     };
+    let mut content = None;
+    let mut stdin = match feed {
+        None => {
+            drop(stdin);
+            None
+        }
+        Some(f) => {
+            let _ = writeln!(stdin, "{}", f.request);
+            let _ = stdin.flush();
+            content = Some(f.content);
+            Some(stdin)
+        }
+    };
 
     let out_thread = std::thread::spawn(move || {
         for line in stdout.lines().map_while(|l| l.ok()) {
             let _ = tx.send(Msg::Out(line));
         }
     });
-    let mut result: Option<SetupResult> = None;
+    let mut result: Option<String> = None;
+    let mut sender: Option<std::thread::JoinHandle<std::io::Result<()>>> = None;
     for msg in rx {
         match msg {
             Msg::Out(line) => {
-                if let Some(p) = line.strip_prefix(PHASE_PREFIX) {
-                    reporter.phase(p, "");
+                if line == SEND_CONTENT {
+                    if let (Some(mut pipe), Some(send)) = (stdin.take(), content.take()) {
+                        reporter.phase("upload", "sending the workspace's files");
+                        sender = Some(std::thread::spawn(move || send(&mut pipe)));
+                    }
+                } else if line == NO_CONTENT {
+                    stdin = None;
+                } else if let Some(p) = line.strip_prefix(PHASE_PREFIX) {
+                    let (name, detail) = p.split_once('\t').unwrap_or((p, ""));
+                    reporter.phase(name, detail);
                 } else if let Some(r) = line.strip_prefix(RESULT_PREFIX) {
-                    result = serde_json::from_str(r).ok();
+                    result = Some(r.to_string());
                 } else {
                     reporter.line(&line);
                 }
@@ -141,11 +208,16 @@ pub fn inject_and_setup(
             Msg::Err(line) => reporter.line(&line),
         }
     }
+    drop(stdin);
     let _ = out_thread.join();
     let stderr = err_thread.join().unwrap_or_default();
     let status = child.wait().map_err(|e| cmd.spawn_error(e))?;
-    match result {
-        Some(result) => Ok(AgentRun { result, agent_path, uploaded }),
+    if let Some(Ok(Err(e))) = sender.map(|s| s.join()) {
+        return Err(WorkspaceError::Agent(format!("sending the workspace's files failed: {e}")));
+    }
+    match result.map(|r| serde_json::from_str::<T>(&r)) {
+        Some(Ok(result)) => Ok(AgentRun { result, agent_path, uploaded }),
+        Some(Err(e)) => Err(WorkspaceError::Agent(format!("the agent at {agent_path} answered nonsense: {e}"))),
         None => Err(WorkspaceError::Agent(format!(
             "the agent at {agent_path} ended without a result ({status}){}",
             if stderr.trim().is_empty() { String::new() } else { format!(":\n{}", stderr.trim_end()) }

@@ -1,12 +1,17 @@
 //! Workspaces: bringing them up, and everything after.
 
+mod binaries;
 mod config;
 pub mod context;
+pub mod exec;
 mod id;
 mod inject;
+pub mod machine;
 mod manage;
 pub mod providers;
 mod record;
+mod remote;
+pub mod remote_agent;
 pub mod ssh;
 mod up;
 
@@ -110,6 +115,13 @@ pub enum WorkspaceError {
     UnknownProvider(String),
     #[error("{hook} failed with exit code {code}")]
     HookFailed { hook: String, code: i32 },
+    #[error("provider `{provider}`: exec.{command} failed: {source}")]
+    ProviderCommand {
+        provider: String,
+        command: String,
+        #[source]
+        source: den_process::ProcessError,
+    },
     #[error("{0}")]
     Invalid(String),
     #[error("{0}")]

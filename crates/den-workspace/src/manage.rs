@@ -44,6 +44,11 @@ fn require(den: &Den, id: &str) -> Result<WorkspaceRecord> {
     WorkspaceRecord::load(den, id)?.ok_or_else(|| WorkspaceError::NotFound(id.into()))
 }
 
+/// True when the workspace lives on another machine (a remote provider).
+pub(crate) fn is_remote(den: &Den, r: &WorkspaceRecord) -> bool {
+    r.machine.is_some() || providers::get(den, &r.provider).is_ok_and(|e| crate::remote::is_remote(&e))
+}
+
 pub fn status(den: &Den, id: &str) -> Result<Status> {
     let Some(r) = WorkspaceRecord::load(den, id)? else {
         return Ok(Status::NotFound);
@@ -51,6 +56,9 @@ pub fn status(den: &Den, id: &str) -> Result<Status> {
     let lock_path = den.home.workspace_lock(&den.context, id);
     if den_state::Lock::try_acquire(&lock_path)?.is_none() {
         return Ok(Status::Busy);
+    }
+    if is_remote(den, &r) {
+        return crate::remote::status(den, &r);
     }
     let docker = den.docker_for(&r)?;
     Ok(match docker.inspect_container(&r.container_name)? {
@@ -63,6 +71,9 @@ pub fn status(den: &Den, id: &str) -> Result<Status> {
 pub fn stop(den: &Den, id: &str, reporter: &mut dyn Reporter) -> Result<()> {
     let r = require(den, id)?;
     let _l = den.lock_workspace(id, reporter)?;
+    if is_remote(den, &r) {
+        return crate::remote::stop(den, &r, reporter);
+    }
     let docker = den.docker_for(&r)?;
     match docker.inspect_container(&r.container_name)? {
         Some(c) if c.state.running => Ok(docker.stop(&r.container_name)?),
@@ -75,6 +86,13 @@ pub fn stop(den: &Den, id: &str, reporter: &mut dyn Reporter) -> Result<()> {
 pub fn delete(den: &Den, id: &str, force: bool, reporter: &mut dyn Reporter) -> Result<()> {
     let record = WorkspaceRecord::load(den, id)?;
     let _l = den.lock_workspace(id, reporter)?;
+    if let Some(r) = record.as_ref().filter(|r| is_remote(den, r)) {
+        crate::remote::delete(den, r, force, reporter)?;
+        crate::ssh::unpublish(den, id, r.ssh_config.as_deref())?;
+        remove_dir(&den.home.workspace_dir(&den.context, id))?;
+        let _ = std::fs::remove_file(den.home.workspace_lock(&den.context, id));
+        return Ok(());
+    }
     let name = record.as_ref().map(|r| r.container_name.clone()).unwrap_or_else(|| container_name(den, id));
     let docker = match &record {
         Some(r) => den.docker_for(r),
@@ -120,20 +138,10 @@ pub fn list(den: &Den) -> Result<Vec<WorkspaceSummary>> {
     let mut by_engine: HashMap<String, HashMap<String, bool>> = HashMap::new();
     let mut out = Vec::new();
     for r in records {
-        let status = match den.docker_for(&r) {
-            Ok(d) => {
-                let key = format!("{}|{:?}", d.path, d.env);
-                if !by_engine.contains_key(&key) {
-                    let running = running_map(&d).unwrap_or_default();
-                    by_engine.insert(key.clone(), running);
-                }
-                match by_engine[&key].get(&r.container_name) {
-                    Some(true) => Status::Running,
-                    Some(false) => Status::Stopped,
-                    None => Status::NotFound,
-                }
-            }
-            Err(_) => Status::NotFound,
+        let status = if is_remote(den, &r) {
+            crate::remote::status(den, &r).unwrap_or(Status::NotFound)
+        } else {
+            local_status(den, &r, &mut by_engine)
         };
         out.push(WorkspaceSummary {
             id: r.id,
@@ -144,6 +152,24 @@ pub fn list(den: &Den) -> Result<Vec<WorkspaceSummary>> {
         });
     }
     Ok(out)
+}
+
+fn local_status(den: &Den, r: &WorkspaceRecord, by_engine: &mut HashMap<String, HashMap<String, bool>>) -> Status {
+    match den.docker_for(r) {
+        Ok(d) => {
+            let key = format!("{}|{:?}", d.path, d.env);
+            if !by_engine.contains_key(&key) {
+                let running = running_map(&d).unwrap_or_default();
+                by_engine.insert(key.clone(), running);
+            }
+            match by_engine[&key].get(&r.container_name) {
+                Some(true) => Status::Running,
+                Some(false) => Status::Stopped,
+                None => Status::NotFound,
+            }
+        }
+        Err(_) => Status::NotFound,
+    }
 }
 
 fn running_map(d: &Docker) -> Result<HashMap<String, bool>> {
@@ -163,6 +189,9 @@ fn running_map(d: &Docker) -> Result<HashMap<String, bool>> {
 /// The agent's log (setup and hook output) from inside the container.
 pub fn logs(den: &Den, id: &str) -> Result<String> {
     let r = require(den, id)?;
+    if is_remote(den, &r) {
+        return crate::remote::logs(den, &r);
+    }
     let docker = den.docker_for(&r)?;
     let c = docker.inspect_container(&r.container_name)?.ok_or_else(|| WorkspaceError::NotFound(id.into()))?;
     let paths = [format!("{}/agent.log", den_agent::DATA_DIR), "/tmp/den/agent.log".to_string()];

@@ -69,6 +69,12 @@ pub fn add(den: &Den, path: &Path) -> Result<ProviderEntry> {
     let text = std::fs::read_to_string(path).map_err(WorkspaceError::io(format!("reading {}", path.display())))?;
     let manifest = Manifest::parse(&text, &path.display().to_string())?;
     let file = added_manifest(den, &manifest.name);
+    let source_dir = std::fs::canonicalize(path)
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        .unwrap_or_else(|| PathBuf::from("."));
+    // Binaries first: a provider whose binaries cannot be had is not added.
+    crate::binaries::install(den, &manifest, &source_dir)?;
     den_state::atomic_write(&file, text.as_bytes())?;
     Ok(ProviderEntry { name: manifest.name.clone(), manifest, builtin: false, source: file.display().to_string() })
 }
@@ -125,7 +131,7 @@ pub fn set_options(den: &Den, name: &str, values: &[(String, String)]) -> Result
     for (k, v) in values {
         saved.insert(k.clone(), v.clone());
     }
-    let resolved = den_provider::resolve_options(&entry.manifest, &saved, &base_env(None))?;
+    let resolved = den_provider::resolve_options(&entry.manifest, &saved, &base_env())?;
     den_state::write_json(&options_file(den, name), &saved)?;
     Ok(resolved)
 }
@@ -138,30 +144,42 @@ pub fn resolve(
     workspace: &IndexMap<String, String>,
     workspace_id: Option<&str>,
 ) -> Result<IndexMap<String, ResolvedOption>> {
-    let mut values = saved_options(den, &entry.name)?;
-    for (k, v) in workspace {
-        values.insert(k.clone(), v.clone());
-    }
-    Ok(den_provider::resolve_options(&entry.manifest, &values, &base_env(workspace_id))?)
-}
-
-/// What provider commands see besides the options (DevPod's names).
-pub fn base_env(workspace_id: Option<&str>) -> Vec<(String, String)> {
-    let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "den".into());
-    let mut env = vec![
-        ("DEVPOD".to_string(), exe.clone()),
-        ("DEN".to_string(), exe),
-        ("DEVPOD_OS".to_string(), std::env::consts::OS.to_string()),
-        ("DEVPOD_ARCH".to_string(), go_arch().to_string()),
-    ];
+    let mut env = base_env();
     if let Some(id) = workspace_id {
         env.push(("WORKSPACE_ID".into(), id.into()));
         env.push(("MACHINE_ID".into(), id.into()));
     }
-    env
+    resolve_with_env(den, entry, workspace, &env)
 }
 
-fn go_arch() -> &'static str {
+/// Like [`resolve`], with the environment option commands see.
+pub fn resolve_with_env(
+    den: &Den,
+    entry: &ProviderEntry,
+    workspace: &IndexMap<String, String>,
+    env: &[(String, String)],
+) -> Result<IndexMap<String, ResolvedOption>> {
+    let mut values = saved_options(den, &entry.name)?;
+    for (k, v) in workspace {
+        values.insert(k.clone(), v.clone());
+    }
+    Ok(den_provider::resolve_options(&entry.manifest, &values, env)?)
+}
+
+/// What every provider command sees besides the options and its subject
+/// (DevPod's names; `DEN` is the same as `DEVPOD`).
+pub fn base_env() -> Vec<(String, String)> {
+    let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "den".into());
+    vec![
+        ("DEVPOD".to_string(), exe.clone()),
+        ("DEN".to_string(), exe),
+        ("DEVPOD_OS".to_string(), std::env::consts::OS.to_string()),
+        ("DEVPOD_ARCH".to_string(), go_arch().to_string()),
+    ]
+}
+
+/// The architecture in Go's words, as manifests spell it.
+pub fn go_arch() -> &'static str {
     match std::env::consts::ARCH {
         "x86_64" => "amd64",
         "aarch64" => "arm64",

@@ -28,6 +28,11 @@ pub struct WorkspaceRecord {
     pub workspace_folder: String,
     pub forward_ports: Vec<ForwardPort>,
     pub agent_path: String,
+    /// The machine the workspace is on (machine providers).
+    pub machine: Option<String>,
+    /// Remote providers: the agent binary on the machine, and its home there.
+    pub machine_agent_path: String,
+    pub remote_home: String,
     /// The ssh config file that holds this workspace's `Host ID.den` block.
     pub ssh_config: Option<PathBuf>,
     pub created_at: u64,

@@ -78,14 +78,26 @@ pub(crate) fn unpublish(den: &Den, id: &str, ssh_config: Option<&Path>) -> Resul
 /// Everything a client needs to reach a workspace.
 pub struct Target {
     pub record: WorkspaceRecord,
-    pub docker: Docker,
+    pub via: Via,
     pub key: den_ssh::PrivateKey,
     pub host_key: den_ssh::PublicKey,
 }
 
+/// How the workspace is reached.
+pub enum Via {
+    /// The container on this machine's engine.
+    Docker(Docker),
+    /// Through a remote provider's `command`, to the agent on the machine.
+    Provider(Box<crate::exec::ProviderRun>),
+}
+
 pub fn target(den: &Den, id: &str) -> Result<Target> {
     let record = WorkspaceRecord::load(den, id)?.ok_or_else(|| WorkspaceError::NotFound(id.into()))?;
-    let docker = den.docker_for(&record)?;
+    let via = if crate::manage::is_remote(den, &record) {
+        Via::Provider(Box::new(crate::remote::run_for(den, &record)?))
+    } else {
+        Via::Docker(den.docker_for(&record)?)
+    };
     let key_path = client_key_path(den, id);
     let key = std::fs::read_to_string(&key_path)
         .map_err(WorkspaceError::io(format!("reading {}", key_path.display())))
@@ -95,20 +107,33 @@ pub fn target(den: &Den, id: &str) -> Result<Target> {
             WorkspaceError::Invalid(format!("no host key is pinned for `{id}`; run `den up` for it first"))
         })?;
     let host_key = den_ssh::keys::parse_public(&pinned).map_err(|e| WorkspaceError::Agent(e.to_string()))?;
-    Ok(Target { record, docker, key, host_key })
+    Ok(Target { record, via, key, host_key })
 }
 
-/// The tunnel: the agent's SSH server on the stdio of a `docker exec`.
-pub fn tunnel(t: &Target, workdir: Option<&str>) -> Cmd {
-    let mut argv = vec![t.record.agent_path.clone(), "agent".into(), "ssh-server".into(), "--stdio".into()];
+/// The tunnel: the agent's SSH server on the stdio of a `docker exec`, or
+/// of the provider's `command` reaching the agent on the machine.
+pub fn tunnel(t: &Target, workdir: Option<&str>) -> Result<Cmd> {
+    match &t.via {
+        Via::Docker(d) => Ok(tunnel_cmd(d, &t.record, workdir)),
+        Via::Provider(run) => crate::remote::tunnel(run, &t.record, workdir),
+    }
+}
+
+/// `docker exec` of the container's SSH server.
+pub(crate) fn tunnel_cmd(docker: &Docker, record: &WorkspaceRecord, workdir: Option<&str>) -> Cmd {
+    let mut argv = vec![record.agent_path.clone(), "agent".into(), "ssh-server".into(), "--stdio".into()];
     if let Some(w) = workdir {
         argv.push("--workdir".into());
         argv.push(w.into());
     }
-    t.docker.exec(&t.record.container_name, Some("0"), &[], &argv)
+    docker.exec(&record.container_name, Some("0"), &[], &argv)
 }
 
-/// True when the workspace's container runs (one inspect).
-pub fn is_running(t: &Target) -> Result<bool> {
-    Ok(t.docker.inspect_container(&t.record.container_name)?.is_some_and(|c| c.state.running))
+/// True when the workspace runs (one inspect, or a status through the
+/// provider).
+pub fn is_running(den: &Den, t: &Target) -> Result<bool> {
+    match &t.via {
+        Via::Docker(d) => Ok(d.inspect_container(&t.record.container_name)?.is_some_and(|c| c.state.running)),
+        Via::Provider(_) => Ok(crate::status(den, &t.record.id)? == crate::Status::Running),
+    }
 }

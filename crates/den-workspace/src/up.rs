@@ -37,6 +37,12 @@ pub struct UpOptions {
     /// The ssh config file to write the `Host ID.den` block to (`None`:
     /// write none).
     pub ssh_config: Option<PathBuf>,
+    /// Machine providers: the machine to use (default: one of its own,
+    /// named like the workspace).
+    pub machine: Option<String>,
+    /// The public key that may log in (default: the workspace's own key in
+    /// DEN_HOME). The agent on a machine gets the client's key this way.
+    pub authorized_key: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -48,6 +54,8 @@ pub struct UpResult {
     pub started: bool,
     pub uploaded_agent: bool,
     pub hooks_ran: Vec<String>,
+    /// The workspace's SSH host key (OpenSSH format).
+    pub host_key: String,
 }
 
 /// Which workspace: its folder, and how to read and place it.
@@ -329,7 +337,17 @@ struct Prepared {
     inactivity_timeout: String,
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The provider: the one asked for, else the workspace's, else the
+/// context's default.
+fn pick_provider(den: &Den, src: &Source, record: Option<&WorkspaceRecord>) -> Result<ProviderEntry> {
+    let name = match (&src.provider, record) {
+        (Some(p), _) => p.clone(),
+        (None, Some(r)) => r.provider.clone(),
+        (None, None) => providers::default_provider(den)?,
+    };
+    providers::get(den, &name)
+}
+
 fn prepare(den: &Den, src: &Source, reporter: &mut dyn Reporter) -> Result<(Prepared, Option<WorkspaceRecord>)> {
     let folder = canonical_folder(&src.source)?;
     let id = match &src.id {
@@ -346,12 +364,7 @@ fn prepare(den: &Den, src: &Source, reporter: &mut dyn Reporter) -> Result<(Prep
             )));
         }
     }
-    let provider_name = match (&src.provider, &record) {
-        (Some(p), _) => p.clone(),
-        (None, Some(r)) => r.provider.clone(),
-        (None, None) => providers::default_provider(den)?,
-    };
-    let entry = providers::get(den, &provider_name)?;
+    let entry = pick_provider(den, src, record.as_ref())?;
     let mut ws_options = record.as_ref().map(|r| r.provider_options.clone()).unwrap_or_default();
     ws_options.extend(src.provider_options.iter().cloned());
     let opts = providers::resolve(den, &entry, &ws_options, Some(&id))?;
@@ -397,7 +410,11 @@ pub fn up(den: &Den, opts: &UpOptions, reporter: &mut dyn Reporter) -> Result<Up
     id::validate(&id).map_err(WorkspaceError::Invalid)?;
     // The lock comes first: the record prepare reads is the one it guards.
     let _lock = den.lock_workspace(&id, reporter)?;
-    let (p, record) = prepare(den, &Source { source: folder, id: Some(id), ..src.clone() }, reporter)?;
+    let src = Source { source: folder, id: Some(id), ..src.clone() };
+    if let Some(r) = remote_up_for(den, opts, &src, reporter)? {
+        return Ok(r);
+    }
+    let (p, record) = prepare(den, &src, reporter)?;
     let docker = &p.docker;
     run_initialize_command(&p.resolved, reporter)?;
 
@@ -480,8 +497,12 @@ pub fn up(den: &Den, opts: &UpOptions, reporter: &mut dyn Reporter) -> Result<Up
         rec.save(den)?;
     }
 
-    let key = den_ssh::keys::load_or_create(&crate::ssh::client_key_path(den, &p.id))
-        .map_err(|e| WorkspaceError::Agent(format!("making the workspace's SSH key: {e}")))?;
+    let authorized_key = match &opts.authorized_key {
+        Some(k) => k.clone(),
+        None => den_ssh::keys::load_or_create(&crate::ssh::client_key_path(den, &p.id))
+            .map(|key| den_ssh::keys::public_openssh(key.public_key()))
+            .map_err(|e| WorkspaceError::Agent(format!("making the workspace's SSH key: {e}")))?,
+    };
     let req = SetupRequest {
         workspace_id: p.id.clone(),
         workspace_folder: p.resolved.workspace_folder.clone(),
@@ -494,7 +515,7 @@ pub fn up(den: &Den, opts: &UpOptions, reporter: &mut dyn Reporter) -> Result<Up
         hooks: hooks_of(&merged),
         started_at: String::new(),
         agent_path: String::new(),
-        authorized_key: den_ssh::keys::public_openssh(key.public_key()),
+        authorized_key,
         inactivity_timeout: p.inactivity_timeout.clone(),
     };
     reporter.phase("inject", "");
@@ -517,7 +538,60 @@ pub fn up(den: &Den, opts: &UpOptions, reporter: &mut dyn Reporter) -> Result<Up
             _ => WorkspaceError::Agent(result.error.unwrap_or_else(|| "setup failed".into())),
         });
     }
-    Ok(UpResult { record: rec, created, started, uploaded_agent: run.uploaded, hooks_ran: result.ran })
+    Ok(UpResult {
+        record: rec,
+        created,
+        started,
+        uploaded_agent: run.uploaded,
+        hooks_ran: result.ran,
+        host_key: result.host_key,
+    })
+}
+
+/// `up` through a remote provider: `None` when the provider is local.
+fn remote_up_for(den: &Den, opts: &UpOptions, src: &Source, reporter: &mut dyn Reporter) -> Result<Option<UpResult>> {
+    let id = src.id.clone().expect("set by up");
+    let record = WorkspaceRecord::load(den, &id)?;
+    let entry = pick_provider(den, src, record.as_ref())?;
+    if !crate::remote::is_remote(&entry) {
+        return Ok(None);
+    }
+    if let Some(r) = &record {
+        if r.local_folder != src.source {
+            return Err(WorkspaceError::Invalid(format!(
+                "workspace `{id}` already belongs to {}; choose another id with --id",
+                r.local_folder.display()
+            )));
+        }
+        if r.provider != entry.name {
+            return Err(WorkspaceError::Invalid(format!(
+                "workspace `{id}` runs on provider `{}`; delete it first to move it to `{}`",
+                r.provider, entry.name
+            )));
+        }
+    }
+    let mut ws_options = record.as_ref().map(|r| r.provider_options.clone()).unwrap_or_default();
+    ws_options.extend(src.provider_options.iter().cloned());
+    let devcontainer_path =
+        src.devcontainer_path.clone().or_else(|| record.as_ref().and_then(|r| r.devcontainer_path.clone()));
+    let cfg = DenConfig::load(&den.home)?;
+    let fallback = src.fallback_image.clone().unwrap_or_else(|| cfg.fallback_image().to_string());
+    // Read here too: a bad config fails before any machine is touched, with
+    // its position in the local file, and initializeCommand runs here.
+    let resolved = load_config(&src.source, devcontainer_path.as_deref(), &fallback)?;
+    check_supported(&resolved.config, reporter)?;
+    run_initialize_command(&resolved, reporter)?;
+    let p = crate::remote::RemoteUp {
+        folder: src.source.clone(),
+        id,
+        entry,
+        record,
+        ws_options,
+        devcontainer_path,
+        fallback_image: fallback,
+        resolved: &resolved,
+    };
+    crate::remote::up(den, opts, p, reporter).map(Some)
 }
 
 /// Builds (or fetches) the workspace's image without starting anything.

@@ -49,6 +49,9 @@ pub enum Command {
     /// Manage contexts: separate sets of providers and workspaces.
     #[command(subcommand)]
     Context(ContextCommand),
+    /// Manage the machines that machine providers made.
+    #[command(subcommand)]
+    Machine(MachineCommand),
     /// Print a project's devcontainer configuration with its variables resolved.
     ReadConfig(ReadConfigArgs),
     /// Runs inside the workspace (started by den itself).
@@ -113,8 +116,37 @@ pub struct UpArgs {
     /// $DEN_SSH_CONFIG, else ~/.ssh/config).
     #[arg(long, value_name = "PATH")]
     pub ssh_config: Option<PathBuf>,
+    /// Machine providers: put the workspace on this machine (made when
+    /// missing) instead of one of its own.
+    #[arg(long, value_name = "NAME")]
+    pub machine: Option<String>,
     #[arg(long, value_enum, default_value_t)]
     pub output: Output,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MachineCommand {
+    /// List the machines with their state and workspaces.
+    #[command(alias = "ls")]
+    List {
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Show whether a machine is Running, Stopped, Busy or NotFound.
+    Status {
+        name: String,
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Stop a machine (and so its workspaces).
+    Stop { name: String },
+    /// Delete a machine.
+    Delete {
+        name: String,
+        /// Also when workspaces are on it: they are forgotten with it.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -279,6 +311,32 @@ pub enum AgentCommand {
     InactivityWatch {
         #[arg(long)]
         timeout_secs: u64,
+    },
+    /// On a machine: bring a workspace's container up (request on stdin).
+    RemoteUp,
+    /// On a machine: the container's SSH server on stdin/stdout.
+    RemoteTunnel {
+        #[arg(long)]
+        home: PathBuf,
+        #[arg(long)]
+        context: String,
+        #[arg(long)]
+        workdir: Option<String>,
+        id: String,
+    },
+    /// On a machine: stop, delete, status or logs of a workspace.
+    RemoteOp {
+        op: String,
+        #[arg(long)]
+        home: PathBuf,
+        #[arg(long)]
+        context: String,
+        id: String,
+    },
+    /// On a machine: shut it down after a time without sessions.
+    MachineWatch {
+        #[arg(long)]
+        home: PathBuf,
     },
 }
 

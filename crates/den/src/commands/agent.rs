@@ -13,6 +13,14 @@ pub fn run(cmd: AgentCommand) -> anyhow::Result<i32> {
             den_agent::inactivity::watch(&data, std::time::Duration::from_secs(timeout_secs));
             Ok(crate::exit::OK)
         }
+        AgentCommand::RemoteUp => Ok(den_workspace::remote_agent::remote_up_main()),
+        AgentCommand::RemoteTunnel { home, context, workdir, id } => {
+            Ok(den_workspace::remote_agent::tunnel_main(&home, &context, &id, workdir.as_deref()))
+        }
+        AgentCommand::RemoteOp { op, home, context, id } => {
+            Ok(den_workspace::remote_agent::op_main(&home, &context, &op, &id))
+        }
+        AgentCommand::MachineWatch { home } => Ok(den_workspace::remote_agent::machine_watch_main(&home)),
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod agent;
 mod context;
+mod machine;
 mod provider;
 mod read_config;
 mod ssh;
@@ -22,6 +23,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Build(args) => workspace::build(args),
         Command::Provider(cmd) => provider::run(cmd),
         Command::Context(cmd) => context::run(cmd),
+        Command::Machine(cmd) => machine::run(cmd),
         Command::ReadConfig(args) => read_config::run(args),
         Command::Agent(cmd) => agent::run(cmd),
         Command::Helper(cmd) => agent::helper(cmd),

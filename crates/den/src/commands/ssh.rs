@@ -19,12 +19,12 @@ pub fn run(args: SshArgs) -> anyhow::Result<i32> {
         return stdio(&den, target);
     }
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let first = rt.block_on(session(&target, &args))?;
+    let first = rt.block_on(session(&den, &target, &args))?;
     let code = match first {
         Outcome::Done(code) => code,
         Outcome::NotRunning => {
             start(&den, &target)?;
-            match rt.block_on(session(&target, &args))? {
+            match rt.block_on(session(&den, &target, &args))? {
                 Outcome::Done(code) => code,
                 Outcome::NotRunning => anyhow::bail!("workspace `{}` did not start", args.id),
             }
@@ -37,6 +37,12 @@ pub fn run(args: SshArgs) -> anyhow::Result<i32> {
 enum Outcome {
     Done(i32),
     NotRunning,
+}
+
+/// After a failed tunnel: start the workspace when the engine said it is
+/// not running, or when its machine is not running.
+fn should_start(den: &den_workspace::Den, t: &Target, said_not_running: bool) -> bool {
+    said_not_running || (t.record.machine.is_some() && !den_workspace::ssh::is_running(den, t).unwrap_or(true))
 }
 
 /// Brings a stopped workspace up again (its postStartCommand runs).
@@ -64,7 +70,7 @@ fn start(den: &den_workspace::Den, t: &Target) -> anyhow::Result<()> {
 /// still unread when den starts the workspace and tries again.
 fn stdio(den: &den_workspace::Den, target: Target) -> anyhow::Result<i32> {
     use std::io::{BufRead, Write};
-    let tunnel = den_workspace::ssh::tunnel(&target, None);
+    let tunnel = den_workspace::ssh::tunnel(&target, None)?;
     let mut cmd = tunnel.to_command();
     cmd.stdin(Stdio::inherit()).stdout(Stdio::inherit()).stderr(Stdio::piped());
     // SAFETY: prctl between fork and exec: the tunnel dies with us, as it
@@ -91,11 +97,11 @@ fn stdio(den: &den_workspace::Den, target: Target) -> anyhow::Result<i32> {
     });
     let status = child.wait()?;
     let not_running = relay.join().unwrap_or(false);
-    if status.success() || !not_running {
+    if status.success() || !should_start(den, &target, not_running) {
         return Ok(status.code().unwrap_or(255));
     }
     start(den, &target)?;
-    let err = den_workspace::ssh::tunnel(&target, None).to_command().exec();
+    let err = den_workspace::ssh::tunnel(&target, None)?.to_command().exec();
     anyhow::bail!("running the tunnel: {err}")
 }
 
@@ -113,7 +119,7 @@ fn forwards_of(ports: &[ForwardPort]) -> Vec<Forward> {
         .collect()
 }
 
-async fn session(t: &Target, args: &SshArgs) -> anyhow::Result<Outcome> {
+async fn session(den: &den_workspace::Den, t: &Target, args: &SshArgs) -> anyhow::Result<Outcome> {
     let command = match (&args.command_string, args.command.is_empty()) {
         (Some(c), _) => Some(c.clone()),
         (None, false) => Some(args.command.join(" ")),
@@ -154,7 +160,7 @@ async fn session(t: &Target, args: &SshArgs) -> anyhow::Result<Outcome> {
         note: Arc::new(|m: &str| eprintln!("den: {m}")),
     };
 
-    let tunnel = den_workspace::ssh::tunnel(t, args.workdir.as_deref());
+    let tunnel = den_workspace::ssh::tunnel(t, args.workdir.as_deref())?;
     let mut child = tokio::process::Command::from(tunnel.to_command())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -194,7 +200,7 @@ async fn session(t: &Target, args: &SshArgs) -> anyhow::Result<Outcome> {
         Err(e) => {
             let _ = child.kill().await;
             let stderr = errs.await.unwrap_or_default();
-            if stderr.contains("is not running") {
+            if should_start(den, t, stderr.contains("is not running")) {
                 return Ok(Outcome::NotRunning);
             }
             let detail = stderr.trim();

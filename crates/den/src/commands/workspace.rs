@@ -18,6 +18,8 @@ pub fn up(args: UpArgs) -> anyhow::Result<i32> {
         recreate: args.recreate,
         reset: args.reset,
         ssh_config: Some(ssh_config_path(args.ssh_config)?),
+        machine: args.machine,
+        authorized_key: None,
     };
     let mut progress = Progress::new();
     let result = den_workspace::up(&den, &opts, &mut progress);

@@ -1,0 +1,230 @@
+//! A provider's `binaries`: helper programs its commands call as
+//! `${NAME}`. For this OS and architecture den takes the matching entry's
+//! `path` — a file relative to the provider.yaml it was added from, a
+//! `file://` URL, or an `http(s)://` URL fetched with curl — checks its
+//! `checksum` (SHA-256) when one is given, unpacks `archivePath` from a
+//! .tar.gz, and keeps it under the provider's folder. Commands then get
+//! `NAME=/path/to/binary`.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use den_provider::{Binary, Manifest};
+
+use crate::providers::ProviderEntry;
+use crate::{Den, Result, WorkspaceError};
+
+fn binaries_dir(den: &Den, provider: &str) -> PathBuf {
+    den.home.provider_dir(&den.context, provider).join("binaries")
+}
+
+/// The entry for this machine, if the manifest has one.
+fn pick<'a>(entries: &'a [Binary]) -> Option<&'a Binary> {
+    let arch = crate::providers::go_arch();
+    entries.iter().find(|b| b.os.eq_ignore_ascii_case(std::env::consts::OS) && b.arch.eq_ignore_ascii_case(arch))
+}
+
+fn file_name(name: &str, b: &Binary) -> String {
+    if !b.name.is_empty() {
+        return b.name.clone();
+    }
+    let from = if b.archive_path.is_empty() { &b.path } else { &b.archive_path };
+    from.rsplit('/').next().filter(|s| !s.is_empty()).unwrap_or(name).to_string()
+}
+
+/// Where a binary of a provider lives once installed.
+fn installed_path(den: &Den, provider: &str, name: &str, b: &Binary) -> PathBuf {
+    binaries_dir(den, provider).join(name).join(file_name(name, b))
+}
+
+/// Installs every binary the manifest has for this machine. `source_dir`
+/// is where relative paths start (the folder of the provider.yaml).
+pub fn install(den: &Den, manifest: &Manifest, source_dir: &Path) -> Result<()> {
+    for (name, entries) in &manifest.binaries {
+        let Some(b) = pick(entries) else {
+            return Err(WorkspaceError::Invalid(format!(
+                "provider `{}`: binary {name} has no entry for {}/{}",
+                manifest.name,
+                std::env::consts::OS,
+                crate::providers::go_arch()
+            )));
+        };
+        let dest = installed_path(den, &manifest.name, name, b);
+        fetch(name, b, source_dir, &dest)
+            .map_err(|e| WorkspaceError::Invalid(format!("provider `{}`: binary {name}: {e}", manifest.name)))?;
+    }
+    Ok(())
+}
+
+/// `NAME=path` for each installed binary.
+pub fn env(den: &Den, entry: &ProviderEntry) -> Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for (name, entries) in &entry.manifest.binaries {
+        let Some(b) = pick(entries) else { continue };
+        let path = installed_path(den, &entry.name, name, b);
+        if !path.is_file() {
+            return Err(WorkspaceError::Invalid(format!(
+                "provider `{}`: binary {name} is not installed; add the provider again (`den provider add`)",
+                entry.name
+            )));
+        }
+        out.push((name.clone(), path.display().to_string()));
+    }
+    Ok(out)
+}
+
+fn fetch(name: &str, b: &Binary, source_dir: &Path, dest: &Path) -> Result<(), String> {
+    let bytes = if b.path.starts_with("http://") || b.path.starts_with("https://") {
+        download(&b.path)?
+    } else {
+        let local = match b.path.strip_prefix("file://") {
+            Some(p) => PathBuf::from(p),
+            None if Path::new(&b.path).is_absolute() => PathBuf::from(&b.path),
+            None => source_dir.join(&b.path),
+        };
+        std::fs::read(&local).map_err(|e| format!("reading {}: {e}", local.display()))?
+    };
+    if !b.checksum.trim().is_empty() {
+        use sha2::Digest;
+        let got: String = sha2::Sha256::digest(&bytes).iter().map(|x| format!("{x:02x}")).collect();
+        if !got.eq_ignore_ascii_case(b.checksum.trim()) {
+            return Err(format!("checksum mismatch for {}: expected {}, got {got}", b.path, b.checksum.trim()));
+        }
+    }
+    let content = if b.archive_path.is_empty() { bytes } else { from_archive(&b.path, &bytes, &b.archive_path)? };
+    let dir = dest.parent().expect("has a parent");
+    std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
+    std::fs::write(&tmp, &content).map_err(|e| format!("writing {}: {e}", tmp.display()))?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))
+        .and_then(|_| std::fs::rename(&tmp, dest))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            format!("installing {}: {e}", dest.display())
+        })
+}
+
+/// http(s) through curl (or wget): den itself carries no TLS stack.
+fn download(url: &str) -> Result<Vec<u8>, String> {
+    let tmp = tempfile_path();
+    let curl = den_process::Cmd::new("curl").args(["-fsSL", "--retry", "2", "-o"]).arg(&tmp).arg(url);
+    let got = match curl.output() {
+        Ok(_) => Ok(()),
+        Err(e) if e.is_not_found() => {
+            den_process::Cmd::new("wget").args(["-q", "-O"]).arg(&tmp).arg(url).output().map(|_| ())
+        }
+        Err(e) => Err(e),
+    };
+    let result = got
+        .map_err(|e| format!("downloading {url}: {e}"))
+        .and_then(|_| std::fs::read(&tmp).map_err(|e| format!("reading the download of {url}: {e}")));
+    let _ = std::fs::remove_file(&tmp);
+    result
+}
+
+fn tempfile_path() -> PathBuf {
+    std::env::temp_dir().join(format!("den-download-{}-{}", std::process::id(), crate::record::now()))
+}
+
+/// One file out of a .tar.gz / .tgz / .tar.
+fn from_archive(origin: &str, bytes: &[u8], inner: &str) -> Result<Vec<u8>, String> {
+    let lower = origin.to_ascii_lowercase();
+    let reader: Box<dyn Read + '_> = if lower.ends_with(".tar.gz") || lower.ends_with(".tgz") {
+        Box::new(flate2::read::GzDecoder::new(bytes))
+    } else if lower.ends_with(".tar") {
+        Box::new(bytes)
+    } else {
+        return Err(format!("{origin}: den unpacks archivePath from .tar.gz, .tgz and .tar archives only"));
+    };
+    let want = inner.trim_start_matches("./");
+    let mut archive = tar::Archive::new(reader);
+    for entry in archive.entries().map_err(|e| format!("{origin}: {e}"))? {
+        let mut entry = entry.map_err(|e| format!("{origin}: {e}"))?;
+        let path = entry.path().map_err(|e| format!("{origin}: {e}"))?.display().to_string();
+        if path.trim_start_matches("./") == want {
+            let mut out = Vec::new();
+            entry.read_to_end(&mut out).map_err(|e| format!("{origin}: {e}"))?;
+            return Ok(out);
+        }
+    }
+    Err(format!("{origin} holds no {inner}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn den() -> (tempfile::TempDir, Den) {
+        let dir = tempfile::tempdir().unwrap();
+        let den = Den { home: den_state::Home::at(dir.path().join("home")), context: "default".into() };
+        (dir, den)
+    }
+
+    fn sha(b: &[u8]) -> String {
+        use sha2::Digest;
+        sha2::Sha256::digest(b).iter().map(|x| format!("{x:02x}")).collect()
+    }
+
+    fn manifest(path: &str, checksum: &str, archive: &str) -> Manifest {
+        let text = format!(
+            "name: p\nbinaries:\n  TOOL:\n    - os: linux\n      arch: arm64\n      path: /nope\n    - os: linux\n      arch: {}\n      path: {path}\n      checksum: '{checksum}'\n      archivePath: '{archive}'\n",
+            crate::providers::go_arch()
+        );
+        Manifest::parse(&text, "t").unwrap()
+    }
+
+    #[test]
+    fn relative_and_file_url_with_checksum() {
+        let (dir, den) = den();
+        let src = dir.path().join("src");
+        std::fs::create_dir_all(&src).unwrap();
+        std::fs::write(src.join("tool.sh"), b"#!/bin/sh\necho tool\n").unwrap();
+        let sum = sha(b"#!/bin/sh\necho tool\n");
+        let m = manifest("./tool.sh", &sum, "");
+        install(&den, &m, &src).unwrap();
+        let entry = ProviderEntry { name: "p".into(), manifest: m, builtin: false, source: String::new() };
+        let env = env(&den, &entry).unwrap();
+        assert_eq!(env[0].0, "TOOL");
+        let out = den_process::Cmd::new(&env[0].1).output().unwrap();
+        assert_eq!(out.stdout, "tool\n");
+
+        let url = format!("file://{}", src.join("tool.sh").display());
+        install(&den, &manifest(&url, "", ""), Path::new("/")).unwrap();
+    }
+
+    #[test]
+    fn bad_checksum_and_missing_file_are_refused() {
+        let (dir, den) = den();
+        std::fs::write(dir.path().join("tool"), b"x").unwrap();
+        let e = install(&den, &manifest("./tool", &"0".repeat(64), ""), dir.path()).unwrap_err().to_string();
+        assert!(e.contains("binary TOOL: checksum mismatch"), "{e}");
+        assert!(!binaries_dir(&den, "p").join("TOOL/tool").exists(), "nothing half-written");
+        let e = install(&den, &manifest("./missing", "", ""), dir.path()).unwrap_err().to_string();
+        assert!(e.contains("reading") && e.contains("missing"), "{e}");
+    }
+
+    #[test]
+    fn archive_path_from_tar_gz() {
+        let (dir, den) = den();
+        let tgz = dir.path().join("tool.tar.gz");
+        {
+            let f = std::fs::File::create(&tgz).unwrap();
+            let gz = flate2::write::GzEncoder::new(f, flate2::Compression::fast());
+            let mut t = tar::Builder::new(gz);
+            let data = b"#!/bin/sh\necho packed\n";
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o755);
+            h.set_cksum();
+            t.append_data(&mut h, "bin/tool", &data[..]).unwrap();
+            t.into_inner().unwrap().finish().unwrap();
+        }
+        let m = manifest("./tool.tar.gz", "", "bin/tool");
+        install(&den, &m, dir.path()).unwrap();
+        let p = binaries_dir(&den, "p").join("TOOL/tool");
+        assert_eq!(den_process::Cmd::new(&p).output().unwrap().stdout, "packed\n");
+        let e = install(&den, &manifest("./tool.tar.gz", "", "bin/other"), dir.path()).unwrap_err().to_string();
+        assert!(e.contains("holds no bin/other"), "{e}");
+    }
+}

@@ -1,0 +1,337 @@
+//! Workspaces on another machine: a provider whose agent is not local
+//! (e.g. `ssh`) or that makes machines (`exec.create`). den reaches the
+//! machine only through the provider's `command`, puts its own binary there
+//! as the agent, and that agent runs the docker driver on the machine (see
+//! `remote_agent`). `den ssh` goes den → `command` → `den agent
+//! remote-tunnel` → `docker exec` → the SSH server in the container.
+
+use std::path::PathBuf;
+
+use den_process::Cmd;
+use indexmap::IndexMap;
+
+use crate::exec::{ProviderRun, Subject};
+use crate::inject::{inject_command, run_agent, Feed};
+use crate::machine::{self, MachineStatus};
+use crate::providers::ProviderEntry;
+use crate::record::{now, WorkspaceRecord};
+use crate::remote_agent::{MachineWatch, RemoteUpRequest, RemoteUpResult};
+use crate::{Den, Reporter, Result, UpOptions, UpResult, WorkspaceError};
+
+/// Where den puts its agent on a machine when the provider does not say
+/// (`~/` is the remote user's home).
+const DEFAULT_MACHINE_AGENT_PATHS: [&str; 2] = ["~/.den-agent/bin/den", "/tmp/den-agent/den"];
+
+/// True for providers whose workspaces are on another machine.
+pub(crate) fn is_remote(entry: &ProviderEntry) -> bool {
+    let m = &entry.manifest;
+    m.is_machine_provider() || !m.agent.local.is_true_or(false)
+}
+
+/// The provider of a recorded remote workspace, with its options.
+pub(crate) fn run_for(den: &Den, rec: &WorkspaceRecord) -> Result<ProviderRun> {
+    if let Some(mid) = &rec.machine {
+        let m = machine::MachineRecord::load(den, mid)?.ok_or_else(|| {
+            WorkspaceError::Invalid(format!("workspace `{}` is on machine `{mid}`, which den no longer knows", rec.id))
+        })?;
+        return machine::run_for(den, &m, Some(rec));
+    }
+    let entry = crate::providers::get(den, &rec.provider)?;
+    let subject = Subject::workspace(den, &rec.id, rec.local_folder.clone());
+    ProviderRun::new(den, &entry, &rec.provider_options, &subject)
+}
+
+fn agent_candidates(run: &ProviderRun) -> Vec<String> {
+    let mut v = Vec::new();
+    let p = run.expand(&run.entry.manifest.agent.path);
+    if !p.trim().is_empty() {
+        v.push(p);
+    }
+    for d in DEFAULT_MACHINE_AGENT_PATHS {
+        if !v.iter().any(|x| x == d) {
+            v.push(d.to_string());
+        }
+    }
+    v
+}
+
+fn machine_watch(run: &ProviderRun) -> Option<MachineWatch> {
+    if !run.entry.manifest.is_machine_provider() {
+        return None; // never power off a host den did not make
+    }
+    let t = run.expand(&run.entry.manifest.agent.inactivity_timeout);
+    let timeout = den_agent::inactivity::parse_duration(&t).ok().flatten()?;
+    let shutdown = run.entry.manifest.agent.exec.shutdown.script();
+    let shutdown = if shutdown.trim().is_empty() { "shutdown -h now || poweroff".to_string() } else { shutdown };
+    Some(MachineWatch { timeout_secs: timeout.as_secs(), shutdown, env: run.all_env() })
+}
+
+/// What `up` needs to know before it can go remote.
+pub(crate) struct RemoteUp<'a> {
+    pub folder: PathBuf,
+    pub id: String,
+    pub entry: ProviderEntry,
+    pub record: Option<WorkspaceRecord>,
+    pub ws_options: IndexMap<String, String>,
+    pub devcontainer_path: Option<PathBuf>,
+    pub fallback_image: String,
+    pub resolved: &'a den_devcontainer::Resolved,
+}
+
+pub(crate) fn up(den: &Den, opts: &UpOptions, p: RemoteUp, reporter: &mut dyn Reporter) -> Result<UpResult> {
+    if p.entry.manifest.exec_proxy {
+        return Err(WorkspaceError::Unsupported(format!(
+            "provider `{}` is a proxy provider (exec.proxy); den does not run those",
+            p.entry.name
+        )));
+    }
+    let machine_id = match &p.record {
+        Some(r) => r.machine.clone(),
+        None if p.entry.manifest.is_machine_provider() => Some(opts.machine.clone().unwrap_or_else(|| p.id.clone())),
+        None => None,
+    };
+    let mut subject = Subject::workspace(den, &p.id, p.folder.clone());
+    if let Some(m) = &machine_id {
+        subject = subject.with_machine(den, m);
+    }
+    let run = ProviderRun::new(den, &p.entry, &p.ws_options, &subject)?;
+    if let Some(m) = &machine_id {
+        // A shared machine keeps the options it was made with.
+        let (entry, options) = match machine::MachineRecord::load(den, m)? {
+            Some(rec) if rec.provider != p.entry.name => {
+                return Err(WorkspaceError::Invalid(format!(
+                    "machine `{m}` belongs to provider `{}`, not `{}`",
+                    rec.provider, p.entry.name
+                )))
+            }
+            _ => (&p.entry, &p.ws_options),
+        };
+        machine::ensure_running(den, entry, m, options, &run, reporter)?;
+    }
+
+    // Recorded before anything is made on the machine, so that `den delete`
+    // can always clean up.
+    let fresh = p.record.is_none() || opts.recreate || opts.reset;
+    let mut rec = p.record.clone().unwrap_or_else(|| WorkspaceRecord { created_at: now(), ..Default::default() });
+    rec.id = p.id.clone();
+    rec.context = den.context.clone();
+    rec.provider = p.entry.name.clone();
+    rec.provider_options = p.ws_options.clone();
+    rec.local_folder = p.folder.clone();
+    rec.devcontainer_path = p.devcontainer_path.clone();
+    rec.config_file = Some(p.resolved.config_file.clone()).filter(|f| !f.as_os_str().is_empty());
+    rec.machine = machine_id.clone();
+    rec.last_used_at = now();
+    rec.save(den)?;
+
+    let key = den_ssh::keys::load_or_create(&crate::ssh::client_key_path(den, &p.id))
+        .map_err(|e| WorkspaceError::Agent(format!("making the workspace's SSH key: {e}")))?;
+    let agent = &p.entry.manifest.agent;
+    let docker_path = run.expand(&agent.docker.path);
+    let container_timeout = run.expand(if agent.container_inactivity_timeout.is_empty() {
+        &agent.inactivity_timeout
+    } else {
+        &agent.container_inactivity_timeout
+    });
+    let req = RemoteUpRequest {
+        context: den.context.clone(),
+        workspace_id: p.id.clone(),
+        data_path: run.expand(&agent.data_path),
+        docker_path: if docker_path.trim().is_empty() { "docker".into() } else { docker_path },
+        docker_env: agent
+            .docker
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), run.expand(v)))
+            .filter(|(_, v)| !v.is_empty())
+            .collect(),
+        fresh_content: fresh,
+        recreate: opts.recreate || opts.reset,
+        devcontainer_path: p.devcontainer_path.clone(),
+        fallback_image: p.fallback_image.clone(),
+        // A machine's own timeout stops the machine; the container one only
+        // applies when the provider sets it apart.
+        container_inactivity_timeout: if machine_id.is_some() && agent.container_inactivity_timeout.is_empty() {
+            String::new()
+        } else {
+            container_timeout
+        },
+        authorized_key: den_ssh::keys::public_openssh(key.public_key()),
+        machine_watch: machine_watch(&run),
+    };
+    reporter.phase("inject", &format!("reaching the machine through provider `{}`", p.entry.name));
+    let command = inject_command(&agent_candidates(&run), "remote-up")?;
+    let cmd = run.remote(&command)?;
+    let folder = p.folder.clone();
+    let feed = Feed {
+        request: serde_json::to_string(&req).expect("serialises"),
+        content: Box::new(move |out| crate::remote_agent::send_folder(&folder, out)),
+    };
+    let agent_run = run_agent::<RemoteUpResult>(&cmd, Some(feed), reporter)?;
+    let r = agent_run.result;
+    if !r.ok {
+        return Err(match (r.hook, r.exit_code) {
+            (Some(hook), Some(code)) => WorkspaceError::HookFailed { hook, code },
+            _ => WorkspaceError::Agent(r.error.unwrap_or_else(|| "the machine's agent failed".into())),
+        });
+    }
+    rec.machine_agent_path = agent_run.agent_path;
+    rec.remote_home = r.home;
+    rec.container_name = r.container_name;
+    rec.image = r.image;
+    rec.agent_path = r.agent_path;
+    rec.remote_user = r.remote_user.clone();
+    rec.workspace_folder = r.workspace_folder;
+    rec.forward_ports = r.forward_ports;
+    rec.save(den)?;
+    if !r.host_key.is_empty() {
+        crate::ssh::publish(den, &mut rec, &r.host_key, &r.remote_user, opts.ssh_config.as_deref())?;
+    }
+    Ok(UpResult {
+        record: rec,
+        created: r.created,
+        started: r.started,
+        uploaded_agent: agent_run.uploaded || r.uploaded_agent,
+        hooks_ran: r.hooks_ran,
+        host_key: r.host_key,
+    })
+}
+
+/// A command line for the agent on the machine.
+fn agent_command(rec: &WorkspaceRecord, words: &[&str]) -> String {
+    let mut argv = vec![rec.machine_agent_path.as_str(), "agent"];
+    argv.extend_from_slice(words);
+    argv.extend_from_slice(&["--home", &rec.remote_home, "--context", &rec.context]);
+    argv.iter().map(|a| den_process::shell_quote(a)).collect::<Vec<_>>().join(" ")
+}
+
+/// The tunnel to a remote workspace's SSH server.
+pub(crate) fn tunnel(run: &ProviderRun, rec: &WorkspaceRecord, workdir: Option<&str>) -> Result<Cmd> {
+    if rec.machine_agent_path.is_empty() {
+        return Err(WorkspaceError::Invalid(format!("workspace `{}` was never brought up; run `den up`", rec.id)));
+    }
+    let mut command = agent_command(rec, &["remote-tunnel"]);
+    if let Some(w) = workdir {
+        command.push_str(&format!(" --workdir {}", den_process::shell_quote(w)));
+    }
+    command.push_str(&format!(" {}", den_process::shell_quote(&rec.id)));
+    run.remote(&command)
+}
+
+fn op(run: &ProviderRun, rec: &WorkspaceRecord, what: &str) -> Result<String> {
+    let command = format!("{} {}", agent_command(rec, &["remote-op", what]), den_process::shell_quote(&rec.id));
+    run.remote(&command)?.output().map(|o| o.stdout).map_err(|e| WorkspaceError::ProviderCommand {
+        provider: run.name().into(),
+        command: format!("command ({what} on the machine)"),
+        source: e,
+    })
+}
+
+fn reachable(run: &ProviderRun, rec: &WorkspaceRecord) -> Result<bool> {
+    if rec.machine_agent_path.is_empty() {
+        return Ok(false);
+    }
+    if rec.machine.is_some() {
+        return Ok(machine::status_of(run)? == MachineStatus::Running);
+    }
+    Ok(true)
+}
+
+pub(crate) fn status(den: &Den, rec: &WorkspaceRecord) -> Result<crate::Status> {
+    let run = run_for(den, rec)?;
+    if rec.machine.is_some() {
+        match machine::status_of(&run)? {
+            MachineStatus::Running => {}
+            MachineStatus::Busy => return Ok(crate::Status::Busy),
+            MachineStatus::Stopped => return Ok(crate::Status::Stopped),
+            MachineStatus::NotFound => return Ok(crate::Status::NotFound),
+        }
+    }
+    if rec.machine_agent_path.is_empty() {
+        return Ok(crate::Status::NotFound);
+    }
+    Ok(match op(&run, rec, "status")?.trim() {
+        "Running" => crate::Status::Running,
+        "Stopped" => crate::Status::Stopped,
+        "Busy" => crate::Status::Busy,
+        _ => crate::Status::NotFound,
+    })
+}
+
+/// Stops the container; on a machine provider also the machine, once no
+/// other workspace on it runs.
+pub(crate) fn stop(den: &Den, rec: &WorkspaceRecord, reporter: &mut dyn Reporter) -> Result<()> {
+    let run = run_for(den, rec)?;
+    if !reachable(&run, rec)? {
+        return Ok(());
+    }
+    reporter.phase("stop", &format!("stopping {} on the machine", rec.container_name));
+    op(&run, rec, "stop")?;
+    if let Some(mid) = &rec.machine {
+        let others: Vec<_> = machine::workspaces_on(den, mid)?.into_iter().filter(|w| w.id != rec.id).collect();
+        let mut busy = false;
+        for w in &others {
+            busy |= status(den, w).map(|s| s == crate::Status::Running).unwrap_or(false);
+        }
+        if !busy {
+            machine::stop(den, mid, reporter)?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes the workspace from the machine; on a machine provider deletes
+/// the machine too once no other workspace is on it.
+pub(crate) fn delete(den: &Den, rec: &WorkspaceRecord, force: bool, reporter: &mut dyn Reporter) -> Result<()> {
+    let run = run_for(den, rec);
+    let last_on_machine = match &rec.machine {
+        Some(mid) => machine::workspaces_on(den, mid)?.iter().all(|w| w.id == rec.id),
+        None => false,
+    };
+    let result = run.and_then(|run| {
+        if last_on_machine {
+            // The machine goes, and everything on it.
+            return Ok(());
+        }
+        if reachable(&run, rec)? {
+            reporter.phase("delete", &format!("removing {} from the machine", rec.container_name));
+            op(&run, rec, "delete")?;
+        } else if rec.machine.is_some() {
+            return Err(WorkspaceError::Invalid(format!(
+                "machine `{}` is not running, so workspace `{}` cannot be removed from it; start it with `den up {}` or use --force",
+                rec.machine.as_deref().unwrap_or(""),
+                rec.id,
+                rec.local_folder.display()
+            )));
+        }
+        Ok(())
+    });
+    match result {
+        Ok(()) => {}
+        Err(e) if !force => return Err(e),
+        Err(e) => reporter.line(&format!("warning: {e}; removing den's record anyway (--force)")),
+    }
+    if let (Some(mid), true) = (&rec.machine, last_on_machine) {
+        if machine::MachineRecord::load(den, mid)?.is_some() {
+            // Forget this workspace first so the machine has none left.
+            crate::record::remove_dir(&den.home.workspace_dir(&den.context, &rec.id))?;
+            if let Err(e) = machine::delete(den, mid, true, reporter) {
+                if !force {
+                    // Put the record back: nothing was deleted.
+                    rec.save(den)?;
+                    return Err(e);
+                }
+                reporter.line(&format!("warning: {e}; removing den's record anyway (--force)"));
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn logs(den: &Den, rec: &WorkspaceRecord) -> Result<String> {
+    let run = run_for(den, rec)?;
+    if !reachable(&run, rec)? {
+        return Err(WorkspaceError::Invalid(format!("workspace `{}`'s machine is not running", rec.id)));
+    }
+    op(&run, rec, "logs")
+}

@@ -1,0 +1,469 @@
+//! The agent on a machine (a host reached through a provider's `command`):
+//! it keeps its own den state there (the "agent home") and drives that
+//! machine's docker engine with the same code as `den up` on a laptop.
+//!
+//! - `den agent remote-up`: reads a [`RemoteUpRequest`] line on stdin,
+//!   receives the workspace's files when it needs them (a tar stream after
+//!   `DEN-SEND-CONTENT`), brings the container up and prints
+//!   `DEN-RESULT <RemoteUpResult>`.
+//! - `den agent remote-tunnel`: `docker exec`s the container's SSH server
+//!   on its own stdio — the middle hop of `den ssh`.
+//! - `den agent remote-op stop|delete|status`.
+//! - `den agent machine-watch`: stops the containers and runs the
+//!   provider's shutdown command once no tunnel has been open for
+//!   `inactivityTimeout`.
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use den_agent::protocol::{PHASE_PREFIX, RESULT_PREFIX};
+use den_devcontainer::model::ForwardPort;
+use serde::{Deserialize, Serialize};
+
+use crate::inject::{NO_CONTENT, SEND_CONTENT};
+use crate::{Den, Reporter, UpOptions};
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct RemoteUpRequest {
+    pub context: String,
+    pub workspace_id: String,
+    /// The agent home on the machine; empty: `$HOME/.den-agent`.
+    pub data_path: String,
+    pub docker_path: String,
+    pub docker_env: Vec<(String, String)>,
+    /// Send the files even when the machine has them (new workspace,
+    /// --recreate, --reset).
+    pub fresh_content: bool,
+    pub recreate: bool,
+    pub devcontainer_path: Option<PathBuf>,
+    pub fallback_image: String,
+    pub container_inactivity_timeout: String,
+    pub authorized_key: String,
+    pub machine_watch: Option<MachineWatch>,
+}
+
+/// Machine inactivity: after `timeout_secs` without a tunnel, stop the
+/// containers and run `shutdown` (with `env`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct MachineWatch {
+    pub timeout_secs: u64,
+    pub shutdown: String,
+    pub env: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct RemoteUpResult {
+    pub ok: bool,
+    pub error: Option<String>,
+    pub hook: Option<String>,
+    pub exit_code: Option<i32>,
+    /// The agent home in use on the machine.
+    pub home: String,
+    pub container_name: String,
+    pub image: String,
+    pub agent_path: String,
+    pub remote_user: String,
+    pub workspace_folder: String,
+    pub forward_ports: Vec<ForwardPort>,
+    pub host_key: String,
+    pub created: bool,
+    pub started: bool,
+    pub uploaded_agent: bool,
+    pub hooks_ran: Vec<String>,
+}
+
+/// The agent home: the provider's `agent.dataPath`, else ~/.den-agent.
+pub fn agent_home(data_path: &str) -> PathBuf {
+    if !data_path.trim().is_empty() {
+        return PathBuf::from(data_path);
+    }
+    match std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+        Some(h) => PathBuf::from(h).join(".den-agent"),
+        None => PathBuf::from("/var/lib/den-agent"),
+    }
+}
+
+/// Where a workspace's files live on the machine.
+pub fn content_dir(home: &Path, context: &str, id: &str) -> PathBuf {
+    home.join("content").join(context).join(id)
+}
+
+fn agent_den(home: &Path, context: &str) -> Result<Den, String> {
+    let den = Den { home: den_state::Home::at(home), context: context.to_string() };
+    if !crate::context::exists(&den, context) {
+        den_state::create_private_dir(&den.home.context_dir(context)).map_err(|e| e.to_string())?;
+    }
+    Ok(den)
+}
+
+/// Phases and lines go to stdout for den on the other side.
+struct Relay;
+
+impl Reporter for Relay {
+    fn phase(&mut self, name: &str, detail: &str) {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{PHASE_PREFIX}{name}\t{detail}");
+        let _ = out.flush();
+    }
+    fn line(&mut self, text: &str) {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{text}");
+        let _ = out.flush();
+    }
+}
+
+fn answer(r: &RemoteUpResult) -> i32 {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{RESULT_PREFIX}{}", serde_json::to_string(r).expect("serialises"));
+    let _ = out.flush();
+    if r.ok {
+        0
+    } else {
+        1
+    }
+}
+
+/// `den agent remote-up`.
+pub fn remote_up_main() -> i32 {
+    let stdin = std::io::stdin();
+    let mut input = stdin.lock();
+    let mut line = String::new();
+    let req: RemoteUpRequest = match input.read_line(&mut line).map(|_| serde_json::from_str(&line)) {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => return fail(format!("bad request: {e}")),
+        Err(e) => return fail(format!("reading the request: {e}")),
+    };
+    let home = agent_home(&req.data_path);
+    let content = content_dir(&home, &req.context, &req.workspace_id);
+    if req.fresh_content || !content.is_dir() {
+        println!("{SEND_CONTENT}");
+        let _ = std::io::stdout().flush();
+        if let Err(e) = receive(&mut input, &content) {
+            return fail(format!("receiving the workspace's files into {}: {e}", content.display()));
+        }
+    } else {
+        println!("{NO_CONTENT}");
+        let _ = std::io::stdout().flush();
+    }
+    drop(input);
+    for (k, v) in &req.docker_env {
+        // SAFETY: single-threaded here; the engine CLI inherits these.
+        unsafe { std::env::set_var(k, v) };
+    }
+    let den = match agent_den(&home, &req.context) {
+        Ok(d) => d,
+        Err(e) => return fail(format!("making the agent home {}: {e}", home.display())),
+    };
+    if let Some(w) = &req.machine_watch {
+        if let Err(e) = start_machine_watch(&home, w) {
+            Relay.line(&format!("warning: the machine's inactivity watcher did not start: {e}"));
+        }
+    }
+    let mut options = vec![("DOCKER_PATH".to_string(), req.docker_path.clone())];
+    if !req.container_inactivity_timeout.is_empty() {
+        options.push(("INACTIVITY_TIMEOUT".into(), req.container_inactivity_timeout.clone()));
+    }
+    let opts = UpOptions {
+        workspace: crate::Source {
+            source: content,
+            id: Some(req.workspace_id.clone()),
+            devcontainer_path: req.devcontainer_path.clone(),
+            provider: Some("docker".into()),
+            provider_options: options,
+            fallback_image: Some(req.fallback_image.clone()).filter(|f| !f.is_empty()),
+        },
+        recreate: req.recreate,
+        reset: false,
+        ssh_config: None,
+        machine: None,
+        authorized_key: Some(req.authorized_key.clone()),
+    };
+    let mut result = RemoteUpResult { home: home.display().to_string(), ..Default::default() };
+    match crate::up(&den, &opts, &mut Relay) {
+        Ok(r) => {
+            let _ = den_state::atomic_write(&key_file(&den, &req.workspace_id), req.authorized_key.as_bytes());
+            result.ok = true;
+            result.container_name = r.record.container_name;
+            result.image = r.record.image;
+            result.agent_path = r.record.agent_path;
+            result.remote_user = r.record.remote_user;
+            result.workspace_folder = r.record.workspace_folder;
+            result.forward_ports = r.record.forward_ports;
+            result.host_key = r.host_key;
+            result.created = r.created;
+            result.started = r.started;
+            result.uploaded_agent = r.uploaded_agent;
+            result.hooks_ran = r.hooks_ran;
+        }
+        Err(crate::WorkspaceError::HookFailed { hook, code }) => {
+            result.error = Some(format!("{hook} failed with exit code {code}"));
+            result.hook = Some(hook);
+            result.exit_code = Some(code);
+        }
+        Err(e) => result.error = Some(e.to_string()),
+    }
+    touch(&home);
+    answer(&result)
+}
+
+fn fail(msg: String) -> i32 {
+    answer(&RemoteUpResult { error: Some(msg), ..Default::default() })
+}
+
+/// Unpacks a tar stream into `dest`, replacing what was there only once
+/// the stream is complete.
+fn receive(input: &mut impl std::io::Read, dest: &Path) -> std::io::Result<()> {
+    let parent = dest.parent().expect("content dir has a parent");
+    std::fs::create_dir_all(parent)?;
+    let tmp = parent.join(format!(".{}.incoming", dest.file_name().unwrap_or_default().to_string_lossy()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp)?;
+    let mut archive = tar::Archive::new(input);
+    archive.set_preserve_permissions(true);
+    archive.set_preserve_mtime(true);
+    archive.set_overwrite(true);
+    if let Err(e) = archive.unpack(&tmp) {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    let old = parent.join(format!(".{}.old", dest.file_name().unwrap_or_default().to_string_lossy()));
+    let _ = std::fs::remove_dir_all(&old);
+    if dest.exists() {
+        std::fs::rename(dest, &old)?;
+    }
+    std::fs::rename(&tmp, dest)?;
+    let _ = std::fs::remove_dir_all(&old);
+    Ok(())
+}
+
+/// Writes `folder` as a tar stream (symlinks kept as links).
+pub fn send_folder(folder: &Path, out: &mut dyn Write) -> std::io::Result<()> {
+    let mut b = tar::Builder::new(out);
+    b.follow_symlinks(false);
+    b.mode(tar::HeaderMode::Complete);
+    b.append_dir_all(".", folder)?;
+    b.finish()
+}
+
+/// `den agent remote-tunnel`: the container's SSH server on our stdio.
+/// A stopped container is started first (its postStartCommand runs), as
+/// `den ssh` does on a laptop: `docker exec` refuses a stopped container
+/// before reading any input, so the client's first bytes are still unread.
+pub fn tunnel_main(home: &Path, context: &str, id: &str, workdir: Option<&str>) -> i32 {
+    let den = Den { home: den_state::Home::at(home), context: context.to_string() };
+    let run = || -> Result<i32, String> {
+        let rec = crate::WorkspaceRecord::load(&den, id)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("workspace `{id}` is not on this machine"))?;
+        let docker = den.docker_for(&rec).map_err(|e| e.to_string())?;
+        let cmd = crate::ssh::tunnel_cmd(&docker, &rec, workdir);
+        touch(home);
+        let (code, not_running) = relay_tunnel(&cmd)?;
+        if !not_running {
+            touch(home);
+            return Ok(code);
+        }
+        restart(&den, &rec)?;
+        let status = cmd.to_command().status().map_err(|e| cmd.spawn_error(e).to_string());
+        touch(home);
+        Ok(status?.code().unwrap_or(1))
+    };
+    match run() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("den agent: {e}");
+            1
+        }
+    }
+}
+
+/// Runs the tunnel, passing its stderr on except docker's "is not
+/// running", which it reports instead.
+fn relay_tunnel(cmd: &den_process::Cmd) -> Result<(i32, bool), String> {
+    let mut c = cmd.to_command();
+    c.stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().map_err(|e| cmd.spawn_error(e).to_string())?;
+    let stderr = child.stderr.take().expect("piped");
+    let mut not_running = false;
+    let mut out = std::io::stderr();
+    for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+        if line.contains("is not running") {
+            not_running = true;
+        } else {
+            let _ = writeln!(out, "{line}");
+        }
+    }
+    let status = child.wait().map_err(|e| cmd.spawn_error(e).to_string())?;
+    Ok((status.code().unwrap_or(1), not_running && !status.success()))
+}
+
+fn key_file(den: &Den, id: &str) -> PathBuf {
+    den.home.workspace_dir(&den.context, id).join("authorized_key")
+}
+
+/// Brings a stopped workspace on this machine up again, telling the client
+/// on stderr.
+fn restart(den: &Den, rec: &crate::WorkspaceRecord) -> Result<(), String> {
+    struct ToStderr;
+    impl Reporter for ToStderr {
+        fn phase(&mut self, _: &str, _: &str) {}
+        fn line(&mut self, text: &str) {
+            eprintln!("{text}");
+        }
+    }
+    let key = std::fs::read_to_string(key_file(den, &rec.id)).map_err(|e| format!("reading the workspace key: {e}"))?;
+    let opts = UpOptions {
+        workspace: crate::Source { source: rec.local_folder.clone(), id: Some(rec.id.clone()), ..Default::default() },
+        authorized_key: Some(key.trim().to_string()),
+        ..Default::default()
+    };
+    crate::up(den, &opts, &mut ToStderr).map(|_| ()).map_err(|e| e.to_string())
+}
+
+/// `den agent remote-op OP`: stop, delete or status of a workspace here.
+pub fn op_main(home: &Path, context: &str, op: &str, id: &str) -> i32 {
+    let den = Den { home: den_state::Home::at(home), context: context.to_string() };
+    let mut quiet = crate::Quiet;
+    let r = match op {
+        "stop" => crate::stop(&den, id, &mut quiet).map(|_| String::new()),
+        "delete" => crate::delete(&den, id, true, &mut quiet)
+            .or_else(|e| match e {
+                crate::WorkspaceError::NotFound(_) => Ok(()),
+                e => Err(e),
+            })
+            .and_then(|_| crate::record::remove_dir(&content_dir(home, context, id)))
+            .map(|_| String::new()),
+        "status" => crate::status(&den, id).map(|s| s.to_string()),
+        "logs" => crate::logs(&den, id),
+        _ => {
+            eprintln!("den agent: unknown operation {op}");
+            return 2;
+        }
+    };
+    match r {
+        Ok(text) => {
+            if !text.is_empty() {
+                println!("{text}");
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!("den agent: {e}");
+            1
+        }
+    }
+}
+
+fn activity_file(home: &Path) -> PathBuf {
+    home.join("last-activity")
+}
+
+fn touch(home: &Path) {
+    let _ = std::fs::create_dir_all(home);
+    let _ = std::fs::write(activity_file(home), b"");
+}
+
+fn watch_file(home: &Path) -> PathBuf {
+    home.join("machine-watch.json")
+}
+
+/// True when a process of ours with `needle` in its arguments and this
+/// home runs (`remote-tunnel` or `machine-watch`).
+fn running(home: &Path, needle: &str) -> bool {
+    let home = home.as_os_str().as_encoded_bytes();
+    let me = std::process::id().to_string();
+    std::fs::read_dir("/proc").into_iter().flatten().flatten().any(|e| {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if !name.chars().all(|c| c.is_ascii_digit()) || name == me.as_str() {
+            return false;
+        }
+        std::fs::read(e.path().join("cmdline"))
+            .map(|c| {
+                let args: Vec<&[u8]> = c.split(|b| *b == 0).collect();
+                args.contains(&needle.as_bytes()) && args.contains(&home)
+            })
+            .unwrap_or(false)
+    })
+}
+
+fn start_machine_watch(home: &Path, w: &MachineWatch) -> std::io::Result<()> {
+    std::fs::create_dir_all(home)?;
+    den_state::write_json(&watch_file(home), w).map_err(std::io::Error::other)?;
+    touch(home);
+    if running(home, "machine-watch") {
+        return Ok(()); // it re-reads the file on every tick
+    }
+    use std::os::unix::process::CommandExt;
+    let exe = std::env::current_exe()?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(["agent", "machine-watch", "--home"])
+        .arg(home)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::OpenOptions::new().create(true).append(true).open(home.join("machine-watch.log"))?);
+    // SAFETY: setsid between fork and exec: the watcher outlives this
+    // session's tunnel.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    cmd.spawn().map(|_| ())
+}
+
+/// `den agent machine-watch`: returns once it shut the machine down.
+pub fn machine_watch_main(home: &Path) -> i32 {
+    let started = SystemTime::now();
+    loop {
+        let Ok(Some(w)) = den_state::read_json::<MachineWatch>(&watch_file(home)) else {
+            return 0; // the machine's state is gone: nothing to watch
+        };
+        if w.timeout_secs == 0 {
+            return 0;
+        }
+        let timeout = Duration::from_secs(w.timeout_secs);
+        let tick = (timeout / 10).clamp(Duration::from_millis(200), Duration::from_secs(30));
+        std::thread::sleep(tick);
+        if running(home, "remote-tunnel") {
+            touch(home);
+            continue;
+        }
+        let last = std::fs::metadata(activity_file(home)).and_then(|m| m.modified()).unwrap_or(started);
+        if SystemTime::now().duration_since(last).unwrap_or_default() < timeout {
+            continue;
+        }
+        eprintln!("den agent: no session for {}s: stopping the workspaces and the machine", w.timeout_secs);
+        stop_all(home);
+        let _ = std::fs::remove_file(watch_file(home));
+        let mut cmd = std::process::Command::new("sh");
+        cmd.arg("-c").arg(&w.shutdown);
+        for (k, v) in &w.env {
+            cmd.env(k, v);
+        }
+        match cmd.status() {
+            Ok(s) if s.success() => return 0,
+            Ok(s) => eprintln!("den agent: the shutdown command {s}"),
+            Err(e) => eprintln!("den agent: running the shutdown command: {e}"),
+        }
+        return 1;
+    }
+}
+
+/// Stops every running workspace container of this agent home.
+fn stop_all(home: &Path) {
+    let den = Den { home: den_state::Home::at(home), context: "default".into() };
+    for context in crate::context::list(&den).unwrap_or_default() {
+        let den = Den { home: den.home.clone(), context };
+        for rec in crate::WorkspaceRecord::all(&den).unwrap_or_default() {
+            if let Err(e) = crate::stop(&den, &rec.id, &mut crate::Quiet) {
+                eprintln!("den agent: stopping {}: {e}", rec.id);
+            }
+        }
+    }
+}

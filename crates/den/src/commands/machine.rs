@@ -1,0 +1,50 @@
+//! `den machine list|status|stop|delete`.
+
+use den_workspace::machine;
+
+use crate::cli::{MachineCommand, Output};
+use crate::commands::print_json;
+use crate::exit;
+use crate::progress::Progress;
+
+pub fn run(cmd: MachineCommand) -> anyhow::Result<i32> {
+    let den = den_workspace::Den::from_env()?;
+    match cmd {
+        MachineCommand::List { output } => {
+            let all = machine::list(&den)?;
+            match output {
+                Output::Json => print_json(&all)?,
+                Output::Text => {
+                    if all.is_empty() {
+                        eprintln!("no machines (machine providers make them on `den up`)");
+                    }
+                    for m in &all {
+                        println!("{}\t{}\t{}\t{}", m.id, m.provider, m.status, m.workspaces.join(","));
+                    }
+                }
+            }
+        }
+        MachineCommand::Status { name, output } => {
+            let m = machine::summary(&den, &name)?;
+            match output {
+                Output::Json => print_json(&m)?,
+                Output::Text => println!("{}", m.status),
+            }
+        }
+        MachineCommand::Stop { name } => {
+            let mut progress = Progress::new();
+            let r = machine::stop(&den, &name, &mut progress);
+            progress.finish();
+            r?;
+            eprintln!("machine `{name}` is stopped");
+        }
+        MachineCommand::Delete { name, force } => {
+            let mut progress = Progress::new();
+            let r = machine::delete(&den, &name, force, &mut progress);
+            progress.finish();
+            r?;
+            eprintln!("machine `{name}` is deleted");
+        }
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,202 @@
+//! Remote providers: the built-in `ssh` provider against a real sshd on
+//! 127.0.0.1 (its own port, key auth, started and stopped by the test),
+//! whose "remote" docker is the local engine.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use crate::common::{docker, require_engine, run, unique_id, Sandbox};
+
+/// A private sshd on 127.0.0.1, killed when dropped.
+pub struct Sshd {
+    child: Child,
+    pub port: u16,
+    pub key: PathBuf,
+    pub known_hosts: PathBuf,
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn keygen(path: &Path) {
+    let ok = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(path)
+        .status()
+        .expect("ssh-keygen runs");
+    assert!(ok.success());
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl Sshd {
+    pub fn start(dir: &Path) -> Sshd {
+        let sshd = Path::new("/usr/sbin/sshd");
+        assert!(sshd.exists(), "sshd is missing: tests/engine/setup.sh installs openssh-server");
+        std::fs::create_dir_all(dir).unwrap();
+        let _ = std::fs::create_dir_all("/run/sshd");
+        let host_key = dir.join("host_ed25519");
+        let key = dir.join("client_ed25519");
+        keygen(&host_key);
+        keygen(&key);
+        std::fs::copy(dir.join("client_ed25519.pub"), dir.join("authorized_keys")).unwrap();
+        let port = free_port();
+        let config = dir.join("sshd_config");
+        std::fs::write(
+            &config,
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nPidFile {d}/sshd.pid\nAuthorizedKeysFile {d}/authorized_keys\n\
+                 PasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n\
+                 UsePAM no\nStrictModes no\nLogLevel ERROR\n",
+                hk = host_key.display(),
+                d = dir.display()
+            ),
+        )
+        .unwrap();
+        let pubkey = std::fs::read_to_string(dir.join("host_ed25519.pub")).unwrap();
+        let known_hosts = dir.join("known_hosts");
+        std::fs::write(&known_hosts, format!("[127.0.0.1]:{port} {pubkey}")).unwrap();
+        let child = Command::new(sshd)
+            .args(["-D", "-e", "-f"])
+            .arg(&config)
+            .stderr(std::fs::File::create(dir.join("sshd.log")).unwrap())
+            .spawn()
+            .expect("sshd starts");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "sshd did not listen on {port}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Sshd { child, port, key, known_hosts }
+    }
+
+    /// The ssh provider's options for this server.
+    pub fn options(&self) -> Vec<String> {
+        vec![
+            "HOST=root@127.0.0.1".into(),
+            format!("PORT={}", self.port),
+            format!(
+                "EXTRA_FLAGS=-i {} -o IdentitiesOnly=yes -o UserKnownHostsFile={} -o StrictHostKeyChecking=yes -o BatchMode=yes",
+                self.key.display(),
+                self.known_hosts.display()
+            ),
+        ]
+    }
+}
+
+fn container_running(name: &str) -> Option<bool> {
+    let o = Command::new("docker").args(["inspect", "-f", "{{.State.Running}}", name]).output().unwrap();
+    o.status.success().then(|| String::from_utf8_lossy(&o.stdout).trim() == "true")
+}
+
+#[test]
+fn ssh_provider_up_ssh_stop_delete() {
+    require_engine();
+    let s = Sandbox::new();
+    let sshd = Sshd::start(&s.path().join("sshd"));
+    let id = unique_id("sshprov");
+    let _c = s.cleanup(&id);
+    let p = s.project(
+        "remoteproj",
+        &[
+            (
+                ".devcontainer/devcontainer.json",
+                r#"{"image": "den-test/debian:bookworm", "postCreateCommand": "echo created > /tmp/created", "remoteEnv": {"VIA": "ssh"}}"#,
+            ),
+            ("hello.txt", "from the laptop\n"),
+            ("sub/dir/deep.txt", "deep\n"),
+        ],
+    );
+    std::os::unix::fs::symlink("hello.txt", p.join("link")).unwrap();
+    let mut up = s.den();
+    up.args(["up", "--provider", "ssh", "--id", &id, "--output", "json"]);
+    for o in sshd.options() {
+        up.arg("--provider-option").arg(o);
+    }
+    let r = run(up.arg(&p));
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["provider"], "ssh");
+    assert_eq!(v["created"], true);
+    let container = v["container"].as_str().unwrap().to_string();
+    assert_eq!(container_running(&container), Some(true));
+
+    // the files went through the tunnel: the container sees a copy on the
+    // "machine", not the laptop's folder
+    let den = |args: &[&str]| run(s.den().args(args));
+    let r = den(&["ssh", &id, "--", "cat /tmp/created; echo $VIA; pwd; cat hello.txt sub/dir/deep.txt; readlink link"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let ws = v["workspaceFolder"].as_str().unwrap();
+    assert_eq!(r.stdout, format!("created\nssh\n{ws}\nfrom the laptop\ndeep\nhello.txt\n"));
+    let mount = docker(&["inspect", "-f", "{{range .Mounts}}{{.Source}}{{end}}", &container]);
+    assert!(!mount.contains(p.to_str().unwrap()), "not a bind mount of the local folder: {mount}");
+    assert!(mount.trim().ends_with(&format!("content/default/{id}")), "{mount}");
+
+    // OpenSSH through the written config: den → ssh → agent → docker exec
+    let o = Command::new("ssh")
+        .arg("-F")
+        .arg(s.path().join("ssh_config"))
+        .args(["-o", "BatchMode=yes", &format!("{id}.den"), "echo over-openssh; exit 7"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "over-openssh\n", "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(o.status.code(), Some(7));
+
+    // a warm up sends nothing; --recreate sends the files again
+    std::fs::write(p.join("hello.txt"), "changed\n").unwrap();
+    let r = den(&["up", "--id", &id, "--output", "json", p.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!r.stderr.contains("sending the workspace"), "{}", r.stderr);
+    assert_eq!(den(&["ssh", &id, "--", "cat hello.txt"]).stdout, "from the laptop\n");
+    let r = den(&["up", "--id", &id, "--recreate", p.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(den(&["ssh", &id, "--", "cat hello.txt"]).stdout, "changed\n");
+
+    // stop: the container stops on the "machine"; ssh starts it again
+    assert_eq!(den(&["stop", &id]).code, 0);
+    assert_eq!(den(&["status", &id]).stdout.trim(), "Stopped");
+    assert_eq!(container_running(&container), Some(false));
+    let r = den(&["ssh", &id, "--", "echo back"]);
+    assert_eq!(r.stdout, "back\n", "{}", r.stderr);
+    assert_eq!(den(&["status", &id]).stdout.trim(), "Running");
+    let list = den(&["list", "--output", "json"]);
+    assert!(list.stdout.contains("\"provider\":\"ssh\""), "{}", list.stdout);
+    assert!(den(&["logs", &id]).stdout.contains("postCreateCommand"));
+
+    // delete: no container, no files on the machine, no record, no ssh entry
+    let r = den(&["delete", &id]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(container_running(&container), None);
+    let home = std::env::var("HOME").unwrap();
+    assert!(!Path::new(&home).join(format!(".den-agent/content/default/{id}")).exists());
+    assert_eq!(den(&["status", &id]).stdout.trim(), "NotFound");
+    let cfg = std::fs::read_to_string(s.path().join("ssh_config")).unwrap_or_default();
+    assert!(!cfg.contains(&format!("{id}.den")), "{cfg}");
+}
+
+#[test]
+fn ssh_provider_requires_host_and_reports_unreachable() {
+    let s = Sandbox::new();
+    let p = s.project("noproj", &[(".devcontainer.json", r#"{"image": "den-test/busybox"}"#)]);
+    let r = run(s.den().args(["up", "--provider", "ssh", "--id", "nohost"]).arg(&p));
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("provider option HOST is required"), "{}", r.stderr);
+    // a host nobody listens on: the failing command and ssh's own words
+    let port = free_port();
+    let r = run(s
+        .den()
+        .args(["up", "--provider", "ssh", "--id", "nobody"])
+        .args(["--provider-option", "HOST=root@127.0.0.1", "--provider-option"])
+        .arg(format!("PORT={port}"))
+        .args(["--provider-option", "EXTRA_FLAGS=-o BatchMode=yes -o ConnectTimeout=5"])
+        .arg(&p));
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("Connection refused"), "{}", r.stderr);
+}
