@@ -5,6 +5,7 @@
 mod common;
 mod conformance;
 mod context;
+mod machine;
 mod podman;
 mod provider;
 mod read_config;

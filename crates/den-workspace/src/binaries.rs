@@ -19,7 +19,7 @@ fn binaries_dir(den: &Den, provider: &str) -> PathBuf {
 }
 
 /// The entry for this machine, if the manifest has one.
-fn pick<'a>(entries: &'a [Binary]) -> Option<&'a Binary> {
+fn pick(entries: &[Binary]) -> Option<&Binary> {
     let arch = crate::providers::go_arch();
     entries.iter().find(|b| b.os.eq_ignore_ascii_case(std::env::consts::OS) && b.arch.eq_ignore_ascii_case(arch))
 }

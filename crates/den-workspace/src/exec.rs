@@ -163,9 +163,33 @@ impl ProviderRun {
             Err(e) => Err(WorkspaceError::ProviderCommand {
                 provider: self.entry.name.clone(),
                 command: name.into(),
-                source: e,
+                source: Box::new(e),
             }),
         }
+    }
+
+    /// Runs `exec.init` once per set of option values (DevPod runs it when
+    /// a provider is put to use); a failure says the provider is unusable.
+    pub fn init(&self, den: &Den) -> Result<()> {
+        if !self.has("init") {
+            return Ok(());
+        }
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        for (k, v) in &self.options {
+            h.update(k.as_bytes());
+            h.update([0]);
+            h.update(v.value.as_bytes());
+            h.update([0]);
+        }
+        let stamp: String = h.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect();
+        let marker = den.home.provider_dir(&den.context, &self.entry.name).join("init.ok");
+        if std::fs::read_to_string(&marker).is_ok_and(|m| m.trim() == stamp) {
+            return Ok(());
+        }
+        self.run("init")?;
+        den_state::atomic_write(&marker, stamp.as_bytes())?;
+        Ok(())
     }
 
     /// The `command` exec running `command` on the machine.

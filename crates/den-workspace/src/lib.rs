@@ -120,7 +120,7 @@ pub enum WorkspaceError {
         provider: String,
         command: String,
         #[source]
-        source: den_process::ProcessError,
+        source: Box<den_process::ProcessError>,
     },
     #[error("{0}")]
     Invalid(String),

@@ -95,6 +95,7 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, p: RemoteUp, reporter: &mut dyn Re
         subject = subject.with_machine(den, m);
     }
     let run = ProviderRun::new(den, &p.entry, &p.ws_options, &subject)?;
+    run.init(den)?;
     if let Some(m) = &machine_id {
         // A shared machine keeps the options it was made with.
         let (entry, options) = match machine::MachineRecord::load(den, m)? {
@@ -223,7 +224,7 @@ fn op(run: &ProviderRun, rec: &WorkspaceRecord, what: &str) -> Result<String> {
     run.remote(&command)?.output().map(|o| o.stdout).map_err(|e| WorkspaceError::ProviderCommand {
         provider: run.name().into(),
         command: format!("command ({what} on the machine)"),
-        source: e,
+        source: Box::new(e),
     })
 }
 
