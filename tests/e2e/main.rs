@@ -5,6 +5,7 @@
 mod common;
 mod conformance;
 mod context;
+mod kubernetes;
 mod machine;
 mod podman;
 mod provider;

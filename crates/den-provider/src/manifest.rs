@@ -274,6 +274,7 @@ const BUILTIN: &[(&str, &str)] = &[
     ("docker", include_str!("../../../providers/docker/provider.yaml")),
     ("podman", include_str!("../../../providers/podman/provider.yaml")),
     ("ssh", include_str!("../../../providers/ssh/provider.yaml")),
+    ("kubernetes", include_str!("../../../providers/kubernetes/provider.yaml")),
 ];
 
 pub fn builtin_names() -> impl Iterator<Item = &'static str> {
@@ -318,6 +319,16 @@ mod tests {
         assert!(!m.is_machine_provider());
         assert_eq!(m.agent.path, "${AGENT_PATH}");
         assert!(m.exec("command").unwrap().script().contains("\"${COMMAND}\""));
+    }
+
+    #[test]
+    fn builtin_kubernetes_loads() {
+        let m = Manifest::parse(builtin("kubernetes").unwrap(), "kubernetes").unwrap();
+        assert!(m.agent.local.is_true_or(false));
+        assert_eq!(m.agent.driver, "kubernetes");
+        let k = m.agent.kubernetes.as_ref().unwrap();
+        assert_eq!(k.get("namespace").and_then(|v| v.as_str()), Some("${KUBERNETES_NAMESPACE}"));
+        assert_eq!(m.options["DISK_SIZE"].default, "10Gi");
     }
 
     /// A manifest in DevPod's style with every schema field, unchanged.

@@ -94,15 +94,20 @@ enum Msg {
     Err(String),
 }
 
-/// What den sends the agent after the binary: a request line, and content
+/// Writes the workspace's files to the agent.
+pub type SendContent = Box<dyn FnOnce(&mut dyn Write) -> std::io::Result<()> + Send>;
+
+/// What den sends the agent once it says `DEN-READY`: a request line, and content
 /// when the agent asks for it (`DEN-SEND-CONTENT`; `DEN-NO-CONTENT` when it
 /// does not need any).
 pub struct Feed {
     pub request: String,
-    pub content: Box<dyn FnOnce(&mut dyn Write) -> std::io::Result<()> + Send>,
+    pub content: SendContent,
 }
 
 pub const SEND_CONTENT: &str = "DEN-SEND-CONTENT";
+/// The agent is running and reads its request.
+pub const READY: &str = "DEN-READY";
 pub const NO_CONTENT: &str = "DEN-NO-CONTENT";
 
 /// Injects and sets up the agent in a container, in one `docker exec`.
@@ -165,15 +170,17 @@ pub fn run_agent<T: serde::de::DeserializeOwned>(
         let stderr = err_thread.join().unwrap_or_default();
         return Err(WorkspaceError::Process(cmd.failed(status, format!("{first}\n{stderr}"))));
     };
+    // The request waits for the agent's DEN-READY: some `head -c` (busybox)
+    // read ahead, so nothing may follow the binary until it has exited.
     let mut content = None;
+    let mut request = None;
     let mut stdin = match feed {
         None => {
             drop(stdin);
             None
         }
         Some(f) => {
-            let _ = writeln!(stdin, "{}", f.request);
-            let _ = stdin.flush();
+            request = Some(f.request);
             content = Some(f.content);
             Some(stdin)
         }
@@ -189,7 +196,12 @@ pub fn run_agent<T: serde::de::DeserializeOwned>(
     for msg in rx {
         match msg {
             Msg::Out(line) => {
-                if line == SEND_CONTENT {
+                if line == READY {
+                    if let (Some(pipe), Some(r)) = (stdin.as_mut(), request.take()) {
+                        let _ = writeln!(pipe, "{r}");
+                        let _ = pipe.flush();
+                    }
+                } else if line == SEND_CONTENT {
                     if let (Some(mut pipe), Some(send)) = (stdin.take(), content.take()) {
                         reporter.phase("upload", "sending the workspace's files");
                         sender = Some(std::thread::spawn(move || send(&mut pipe)));

@@ -6,6 +6,7 @@ pub mod context;
 pub mod exec;
 mod id;
 mod inject;
+pub mod kube;
 pub mod machine;
 mod manage;
 pub mod providers;

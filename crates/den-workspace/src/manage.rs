@@ -49,6 +49,11 @@ pub(crate) fn is_remote(den: &Den, r: &WorkspaceRecord) -> bool {
     r.machine.is_some() || providers::get(den, &r.provider).is_ok_and(|e| crate::remote::is_remote(&e))
 }
 
+/// True when the workspace is a pod (the kubernetes driver).
+pub(crate) fn is_kube(den: &Den, r: &WorkspaceRecord) -> bool {
+    providers::get(den, &r.provider).is_ok_and(|e| crate::up::driver_kind(&e) == crate::up::DriverKind::Kubernetes)
+}
+
 pub fn status(den: &Den, id: &str) -> Result<Status> {
     let Some(r) = WorkspaceRecord::load(den, id)? else {
         return Ok(Status::NotFound);
@@ -59,6 +64,9 @@ pub fn status(den: &Den, id: &str) -> Result<Status> {
     }
     if is_remote(den, &r) {
         return crate::remote::status(den, &r);
+    }
+    if is_kube(den, &r) {
+        return crate::kube::status(den, &r);
     }
     let docker = den.docker_for(&r)?;
     Ok(match docker.inspect_container(&r.container_name)? {
@@ -74,6 +82,9 @@ pub fn stop(den: &Den, id: &str, reporter: &mut dyn Reporter) -> Result<()> {
     if is_remote(den, &r) {
         return crate::remote::stop(den, &r, reporter);
     }
+    if is_kube(den, &r) {
+        return crate::kube::stop(den, &r, reporter);
+    }
     let docker = den.docker_for(&r)?;
     match docker.inspect_container(&r.container_name)? {
         Some(c) if c.state.running => Ok(docker.stop(&r.container_name)?),
@@ -86,8 +97,12 @@ pub fn stop(den: &Den, id: &str, reporter: &mut dyn Reporter) -> Result<()> {
 pub fn delete(den: &Den, id: &str, force: bool, reporter: &mut dyn Reporter) -> Result<()> {
     let record = WorkspaceRecord::load(den, id)?;
     let _l = den.lock_workspace(id, reporter)?;
-    if let Some(r) = record.as_ref().filter(|r| is_remote(den, r)) {
-        crate::remote::delete(den, r, force, reporter)?;
+    if let Some(r) = record.as_ref().filter(|r| is_remote(den, r) || is_kube(den, r)) {
+        if is_kube(den, r) {
+            crate::kube::delete(den, r, force, reporter)?;
+        } else {
+            crate::remote::delete(den, r, force, reporter)?;
+        }
         crate::ssh::unpublish(den, id, r.ssh_config.as_deref())?;
         remove_dir(&den.home.workspace_dir(&den.context, id))?;
         let _ = std::fs::remove_file(den.home.workspace_lock(&den.context, id));
@@ -140,6 +155,8 @@ pub fn list(den: &Den) -> Result<Vec<WorkspaceSummary>> {
     for r in records {
         let status = if is_remote(den, &r) {
             crate::remote::status(den, &r).unwrap_or(Status::NotFound)
+        } else if is_kube(den, &r) {
+            crate::kube::status(den, &r).unwrap_or(Status::NotFound)
         } else {
             local_status(den, &r, &mut by_engine)
         };

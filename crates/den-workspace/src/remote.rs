@@ -5,10 +5,7 @@
 //! `remote_agent`). `den ssh` goes den → `command` → `den agent
 //! remote-tunnel` → `docker exec` → the SSH server in the container.
 
-use std::path::PathBuf;
-
 use den_process::Cmd;
-use indexmap::IndexMap;
 
 use crate::exec::{ProviderRun, Subject};
 use crate::inject::{inject_command, run_agent, Feed};
@@ -24,8 +21,7 @@ const DEFAULT_MACHINE_AGENT_PATHS: [&str; 2] = ["~/.den-agent/bin/den", "/tmp/de
 
 /// True for providers whose workspaces are on another machine.
 pub(crate) fn is_remote(entry: &ProviderEntry) -> bool {
-    let m = &entry.manifest;
-    m.is_machine_provider() || !m.agent.local.is_true_or(false)
+    crate::up::driver_kind(entry) == crate::up::DriverKind::Remote
 }
 
 /// The provider of a recorded remote workspace, with its options.
@@ -66,19 +62,7 @@ fn machine_watch(run: &ProviderRun) -> Option<MachineWatch> {
     Some(MachineWatch { timeout_secs: timeout.as_secs(), shutdown, env: run.all_env() })
 }
 
-/// What `up` needs to know before it can go remote.
-pub(crate) struct RemoteUp<'a> {
-    pub folder: PathBuf,
-    pub id: String,
-    pub entry: ProviderEntry,
-    pub record: Option<WorkspaceRecord>,
-    pub ws_options: IndexMap<String, String>,
-    pub devcontainer_path: Option<PathBuf>,
-    pub fallback_image: String,
-    pub resolved: &'a den_devcontainer::Resolved,
-}
-
-pub(crate) fn up(den: &Den, opts: &UpOptions, p: RemoteUp, reporter: &mut dyn Reporter) -> Result<UpResult> {
+pub(crate) fn up(den: &Den, opts: &UpOptions, p: crate::up::Plan, reporter: &mut dyn Reporter) -> Result<UpResult> {
     if p.entry.manifest.exec_proxy {
         return Err(WorkspaceError::Unsupported(format!(
             "provider `{}` is a proxy provider (exec.proxy); den does not run those",

@@ -21,7 +21,7 @@ use den_agent::protocol::{PHASE_PREFIX, RESULT_PREFIX};
 use den_devcontainer::model::ForwardPort;
 use serde::{Deserialize, Serialize};
 
-use crate::inject::{NO_CONTENT, SEND_CONTENT};
+use crate::inject::{NO_CONTENT, READY, SEND_CONTENT};
 use crate::{Den, Reporter, UpOptions};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -129,6 +129,7 @@ fn answer(r: &RemoteUpResult) -> i32 {
 
 /// `den agent remote-up`.
 pub fn remote_up_main() -> i32 {
+    ready();
     let stdin = std::io::stdin();
     let mut input = stdin.lock();
     let mut line = String::new();
@@ -210,8 +211,41 @@ pub fn remote_up_main() -> i32 {
     answer(&result)
 }
 
+fn ready() {
+    println!("{READY}");
+    let _ = std::io::stdout().flush();
+}
+
 fn fail(msg: String) -> i32 {
     answer(&RemoteUpResult { error: Some(msg), ..Default::default() })
+}
+
+/// `den agent receive-content` (kubernetes): unpacks the workspace's files
+/// into $DEN_CONTENT_DIR, a volume's mount point, in place.
+pub fn receive_content_main() -> i32 {
+    let Some(dir) = std::env::var_os(crate::kube::CONTENT_DIR_ENV).map(PathBuf::from) else {
+        return fail(format!("{} is not set", crate::kube::CONTENT_DIR_ENV));
+    };
+    ready();
+    let stdin = std::io::stdin();
+    let mut input = stdin.lock();
+    let mut line = String::new();
+    if let Err(e) = input.read_line(&mut line) {
+        return fail(format!("reading the request: {e}"));
+    }
+    println!("{SEND_CONTENT}");
+    let _ = std::io::stdout().flush();
+    let r = std::fs::create_dir_all(&dir).and_then(|_| {
+        let mut archive = tar::Archive::new(&mut input);
+        archive.set_preserve_permissions(true);
+        archive.set_preserve_mtime(true);
+        archive.set_overwrite(true);
+        archive.unpack(&dir)
+    });
+    match r {
+        Ok(()) => answer(&RemoteUpResult { ok: true, ..Default::default() }),
+        Err(e) => fail(format!("unpacking the workspace's files into {}: {e}", dir.display())),
+    }
 }
 
 /// Unpacks a tar stream into `dest`, replacing what was there only once

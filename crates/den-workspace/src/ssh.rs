@@ -89,12 +89,16 @@ pub enum Via {
     Docker(Docker),
     /// Through a remote provider's `command`, to the agent on the machine.
     Provider(Box<crate::exec::ProviderRun>),
+    /// A pod, through `kubectl exec`.
+    Kube(Box<crate::exec::ProviderRun>),
 }
 
 pub fn target(den: &Den, id: &str) -> Result<Target> {
     let record = WorkspaceRecord::load(den, id)?.ok_or_else(|| WorkspaceError::NotFound(id.into()))?;
     let via = if crate::manage::is_remote(den, &record) {
         Via::Provider(Box::new(crate::remote::run_for(den, &record)?))
+    } else if crate::manage::is_kube(den, &record) {
+        Via::Kube(Box::new(crate::kube::run_for(den, &record)?))
     } else {
         Via::Docker(den.docker_for(&record)?)
     };
@@ -116,6 +120,7 @@ pub fn tunnel(t: &Target, workdir: Option<&str>) -> Result<Cmd> {
     match &t.via {
         Via::Docker(d) => Ok(tunnel_cmd(d, &t.record, workdir)),
         Via::Provider(run) => crate::remote::tunnel(run, &t.record, workdir),
+        Via::Kube(run) => Ok(crate::kube::tunnel(run, &t.record, workdir)),
     }
 }
 
@@ -134,6 +139,6 @@ pub(crate) fn tunnel_cmd(docker: &Docker, record: &WorkspaceRecord, workdir: Opt
 pub fn is_running(den: &Den, t: &Target) -> Result<bool> {
     match &t.via {
         Via::Docker(d) => Ok(d.inspect_container(&t.record.container_name)?.is_some_and(|c| c.state.running)),
-        Via::Provider(_) => Ok(crate::status(den, &t.record.id)? == crate::Status::Running),
+        Via::Provider(_) | Via::Kube(_) => Ok(crate::status(den, &t.record.id)? == crate::Status::Running),
     }
 }

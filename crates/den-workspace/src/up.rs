@@ -118,7 +118,7 @@ fn agent_candidates(entry: &ProviderEntry, opts: &IndexMap<String, ResolvedOptio
 }
 
 /// The project's configuration, or the fallback image's when it has none.
-fn load_config(folder: &Path, devcontainer_path: Option<&Path>, fallback: &str) -> Result<Resolved> {
+pub(crate) fn load_config(folder: &Path, devcontainer_path: Option<&Path>, fallback: &str) -> Result<Resolved> {
     let env = |name: &str| std::env::var(name).ok();
     match den_devcontainer::find_config(folder, devcontainer_path) {
         Ok(file) => {
@@ -136,7 +136,7 @@ fn load_config(folder: &Path, devcontainer_path: Option<&Path>, fallback: &str) 
     }
 }
 
-fn check_supported(cfg: &DevContainer, reporter: &mut dyn Reporter) -> Result<()> {
+pub(crate) fn check_supported(cfg: &DevContainer, reporter: &mut dyn Reporter) -> Result<()> {
     if cfg.docker_compose_file.is_some() {
         return Err(WorkspaceError::Unsupported(
             "this configuration uses dockerComposeFile; den does not drive docker compose yet (use an image or a Dockerfile)"
@@ -280,7 +280,7 @@ fn container_metadata(c: &Container) -> Vec<MetadataEntry> {
     all.into_iter().take(n).collect()
 }
 
-fn run_initialize_command(resolved: &Resolved, reporter: &mut dyn Reporter) -> Result<()> {
+pub(crate) fn run_initialize_command(resolved: &Resolved, reporter: &mut dyn Reporter) -> Result<()> {
     let Some(cmd) = resolved.config.initialize_command.as_ref().filter(|c| !c.is_empty()) else {
         return Ok(());
     };
@@ -314,7 +314,7 @@ fn run_initialize_command(resolved: &Resolved, reporter: &mut dyn Reporter) -> R
     failure.map_or(Ok(()), Err)
 }
 
-fn hooks_of(m: &MergedConfig) -> Hooks {
+pub(crate) fn hooks_of(m: &MergedConfig) -> Hooks {
     Hooks {
         on_create_command: m.on_create_commands.clone(),
         update_content_command: m.update_content_commands.clone(),
@@ -411,7 +411,7 @@ pub fn up(den: &Den, opts: &UpOptions, reporter: &mut dyn Reporter) -> Result<Up
     // The lock comes first: the record prepare reads is the one it guards.
     let _lock = den.lock_workspace(&id, reporter)?;
     let src = Source { source: folder, id: Some(id), ..src.clone() };
-    if let Some(r) = remote_up_for(den, opts, &src, reporter)? {
+    if let Some(r) = other_driver_up(den, opts, &src, reporter)? {
         return Ok(r);
     }
     let (p, record) = prepare(den, &src, reporter)?;
@@ -497,27 +497,15 @@ pub fn up(den: &Den, opts: &UpOptions, reporter: &mut dyn Reporter) -> Result<Up
         rec.save(den)?;
     }
 
-    let authorized_key = match &opts.authorized_key {
-        Some(k) => k.clone(),
-        None => den_ssh::keys::load_or_create(&crate::ssh::client_key_path(den, &p.id))
-            .map(|key| den_ssh::keys::public_openssh(key.public_key()))
-            .map_err(|e| WorkspaceError::Agent(format!("making the workspace's SSH key: {e}")))?,
-    };
-    let req = SetupRequest {
-        workspace_id: p.id.clone(),
-        workspace_folder: p.resolved.workspace_folder.clone(),
+    let req = setup_request(
+        &p.id,
+        &p.resolved,
+        &merged,
         remote_user,
-        update_remote_user_uid: merged.update_remote_user_uid.unwrap_or(true),
-        host_uid,
-        host_gid,
-        remote_env: merged.remote_env.clone(),
-        user_env_probe: merged.user_env_probe,
-        hooks: hooks_of(&merged),
-        started_at: String::new(),
-        agent_path: String::new(),
-        authorized_key,
-        inactivity_timeout: p.inactivity_timeout.clone(),
-    };
+        (host_uid, host_gid),
+        authorized_key(den, opts, &p.id)?,
+        p.inactivity_timeout.clone(),
+    );
     reporter.phase("inject", "");
     let run = inject_and_setup(docker, &name, &p.agent_paths, &req, reporter)?;
     if run.agent_path != rec.agent_path {
@@ -525,19 +513,7 @@ pub fn up(den: &Den, opts: &UpOptions, reporter: &mut dyn Reporter) -> Result<Up
         rec.save(den)?;
     }
     let result = run.result;
-    if !result.host_key.is_empty() {
-        let user = result.user.as_ref().map(|u| u.name.clone()).unwrap_or_else(|| rec.remote_user.clone());
-        crate::ssh::publish(den, &mut rec, &result.host_key, &user, opts.ssh_config.as_deref())?;
-    }
-    if let Some(msg) = result.error.as_ref().filter(|m| !m.contains("failed with exit code")) {
-        reporter.line(msg);
-    }
-    if !result.ok {
-        return Err(match (result.hook, result.exit_code) {
-            (Some(hook), Some(code)) => WorkspaceError::HookFailed { hook, code },
-            _ => WorkspaceError::Agent(result.error.unwrap_or_else(|| "setup failed".into())),
-        });
-    }
+    finish_setup(den, &mut rec, &result, opts.ssh_config.as_deref(), reporter)?;
     Ok(UpResult {
         record: rec,
         created,
@@ -548,12 +524,76 @@ pub fn up(den: &Den, opts: &UpOptions, reporter: &mut dyn Reporter) -> Result<Up
     })
 }
 
-/// `up` through a remote provider: `None` when the provider is local.
-fn remote_up_for(den: &Den, opts: &UpOptions, src: &Source, reporter: &mut dyn Reporter) -> Result<Option<UpResult>> {
+/// After the agent's setup: pins its host key, writes the ssh config entry,
+/// and turns a failed setup into the error den reports.
+pub(crate) fn finish_setup(
+    den: &Den,
+    rec: &mut WorkspaceRecord,
+    result: &den_agent::protocol::SetupResult,
+    ssh_config: Option<&Path>,
+    reporter: &mut dyn Reporter,
+) -> Result<()> {
+    if !result.host_key.is_empty() {
+        let user = result.user.as_ref().map(|u| u.name.clone()).unwrap_or_else(|| rec.remote_user.clone());
+        crate::ssh::publish(den, rec, &result.host_key, &user, ssh_config)?;
+    }
+    if let Some(msg) = result.error.as_ref().filter(|m| !m.contains("failed with exit code")) {
+        reporter.line(msg);
+    }
+    if !result.ok {
+        return Err(match (result.hook.clone(), result.exit_code) {
+            (Some(hook), Some(code)) => WorkspaceError::HookFailed { hook, code },
+            _ => WorkspaceError::Agent(result.error.clone().unwrap_or_else(|| "setup failed".into())),
+        });
+    }
+    Ok(())
+}
+
+/// The setup request for a container, from the merged configuration.
+pub(crate) fn setup_request(
+    id: &str,
+    resolved: &Resolved,
+    merged: &MergedConfig,
+    remote_user: String,
+    host: (u32, u32),
+    authorized_key: String,
+    inactivity_timeout: String,
+) -> SetupRequest {
+    SetupRequest {
+        workspace_id: id.to_string(),
+        workspace_folder: resolved.workspace_folder.clone(),
+        remote_user,
+        update_remote_user_uid: merged.update_remote_user_uid.unwrap_or(true),
+        host_uid: host.0,
+        host_gid: host.1,
+        remote_env: merged.remote_env.clone(),
+        user_env_probe: merged.user_env_probe,
+        hooks: hooks_of(merged),
+        started_at: String::new(),
+        agent_path: String::new(),
+        authorized_key,
+        inactivity_timeout,
+    }
+}
+
+/// The key that may log in: the one given, else the workspace's own.
+pub(crate) fn authorized_key(den: &Den, opts: &UpOptions, id: &str) -> Result<String> {
+    match &opts.authorized_key {
+        Some(k) => Ok(k.clone()),
+        None => den_ssh::keys::load_or_create(&crate::ssh::client_key_path(den, id))
+            .map(|key| den_ssh::keys::public_openssh(key.public_key()))
+            .map_err(|e| WorkspaceError::Agent(format!("making the workspace's SSH key: {e}"))),
+    }
+}
+
+/// `up` through a remote provider or the kubernetes driver: `None` when
+/// the provider uses the local docker driver.
+fn other_driver_up(den: &Den, opts: &UpOptions, src: &Source, reporter: &mut dyn Reporter) -> Result<Option<UpResult>> {
     let id = src.id.clone().expect("set by up");
     let record = WorkspaceRecord::load(den, &id)?;
     let entry = pick_provider(den, src, record.as_ref())?;
-    if !crate::remote::is_remote(&entry) {
+    let kind = driver_kind(&entry);
+    if kind == DriverKind::Docker {
         return Ok(None);
     }
     if let Some(r) = &record {
@@ -581,7 +621,7 @@ fn remote_up_for(den: &Den, opts: &UpOptions, src: &Source, reporter: &mut dyn R
     let resolved = load_config(&src.source, devcontainer_path.as_deref(), &fallback)?;
     check_supported(&resolved.config, reporter)?;
     run_initialize_command(&resolved, reporter)?;
-    let p = crate::remote::RemoteUp {
+    let p = Plan {
         folder: src.source.clone(),
         id,
         entry,
@@ -589,9 +629,47 @@ fn remote_up_for(den: &Den, opts: &UpOptions, src: &Source, reporter: &mut dyn R
         ws_options,
         devcontainer_path,
         fallback_image: fallback,
-        resolved: &resolved,
+        resolved,
     };
-    crate::remote::up(den, opts, p, reporter).map(Some)
+    match kind {
+        DriverKind::Remote => crate::remote::up(den, opts, p, reporter).map(Some),
+        _ => crate::kube::up(den, opts, p, reporter).map(Some),
+    }
+}
+
+/// What `up` knows before a driver other than the local docker one takes
+/// over.
+pub(crate) struct Plan {
+    pub folder: PathBuf,
+    pub id: String,
+    pub entry: ProviderEntry,
+    pub record: Option<WorkspaceRecord>,
+    pub ws_options: IndexMap<String, String>,
+    pub devcontainer_path: Option<PathBuf>,
+    pub fallback_image: String,
+    pub resolved: Resolved,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DriverKind {
+    /// Containers of this machine's (or DOCKER_HOST's) engine.
+    Docker,
+    /// Pods through kubectl.
+    Kubernetes,
+    /// Another machine, reached through the provider's `command`.
+    Remote,
+}
+
+/// How a provider's workspaces are made.
+pub(crate) fn driver_kind(entry: &ProviderEntry) -> DriverKind {
+    let m = &entry.manifest;
+    if m.is_machine_provider() || !m.agent.local.is_true_or(false) {
+        DriverKind::Remote
+    } else if m.agent.driver.trim() == "kubernetes" {
+        DriverKind::Kubernetes
+    } else {
+        DriverKind::Docker
+    }
 }
 
 /// Builds (or fetches) the workspace's image without starting anything.

@@ -314,6 +314,8 @@ pub enum AgentCommand {
     },
     /// On a machine: bring a workspace's container up (request on stdin).
     RemoteUp,
+    /// In a pod: unpack the workspace's files (a tar stream on stdin).
+    ReceiveContent,
     /// On a machine: the container's SSH server on stdin/stdout.
     RemoteTunnel {
         #[arg(long)]

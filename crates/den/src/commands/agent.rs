@@ -14,6 +14,7 @@ pub fn run(cmd: AgentCommand) -> anyhow::Result<i32> {
             Ok(crate::exit::OK)
         }
         AgentCommand::RemoteUp => Ok(den_workspace::remote_agent::remote_up_main()),
+        AgentCommand::ReceiveContent => Ok(den_workspace::remote_agent::receive_content_main()),
         AgentCommand::RemoteTunnel { home, context, workdir, id } => {
             Ok(den_workspace::remote_agent::tunnel_main(&home, &context, &id, workdir.as_deref()))
         }

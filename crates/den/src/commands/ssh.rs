@@ -39,6 +39,12 @@ enum Outcome {
     NotRunning,
 }
 
+/// The tunnel's complaint that the workspace is stopped: docker's and
+/// podman's "is not running", kubectl's `pods "…" not found`.
+fn says_not_running(text: &str) -> bool {
+    text.contains("is not running") || (text.contains("pods \"") && text.contains("not found"))
+}
+
 /// After a failed tunnel: start the workspace when the engine said it is
 /// not running, or when its machine is not running.
 fn should_start(den: &den_workspace::Den, t: &Target, said_not_running: bool) -> bool {
@@ -87,7 +93,7 @@ fn stdio(den: &den_workspace::Den, target: Target) -> anyhow::Result<i32> {
         let mut not_running = false;
         let mut out = std::io::stderr();
         for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains("is not running") {
+            if says_not_running(&line) {
                 not_running = true;
             } else {
                 let _ = writeln!(out, "{line}");
@@ -200,7 +206,7 @@ async fn session(den: &den_workspace::Den, t: &Target, args: &SshArgs) -> anyhow
         Err(e) => {
             let _ = child.kill().await;
             let stderr = errs.await.unwrap_or_default();
-            if should_start(den, t, stderr.contains("is not running")) {
+            if should_start(den, t, says_not_running(&stderr)) {
                 return Ok(Outcome::NotRunning);
             }
             let detail = stderr.trim();

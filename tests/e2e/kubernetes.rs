@@ -1,0 +1,125 @@
+//! The kubernetes provider. No cluster runs on these machines, so the
+//! workflow test drives den against tests/mock-kubectl/kubectl, a stand-in
+//! that carries den's kubectl calls out with docker (named as a mock; it
+//! proves den's side, not Kubernetes). The live test runs only when a real
+//! `kubectl cluster-info` answers, and otherwise says why it did nothing.
+
+use std::process::Command;
+
+use crate::common::{repo_root, require_engine, run, unique_id, Sandbox};
+
+fn mock_kubectl() -> String {
+    repo_root().join("tests/mock-kubectl/kubectl").display().to_string()
+}
+
+fn running(name: &str) -> Option<bool> {
+    let o = Command::new("docker").args(["container", "inspect", "-f", "{{.State.Running}}", name]).output().unwrap();
+    o.status.success().then(|| String::from_utf8_lossy(&o.stdout).trim() == "true")
+}
+
+fn volume_exists(name: &str) -> bool {
+    Command::new("docker").args(["volume", "inspect", name]).output().unwrap().status.success()
+}
+
+#[test]
+fn kubernetes_provider_through_mock_kubectl() {
+    require_engine();
+    let s = Sandbox::new();
+    let id = unique_id("kube");
+    let _c = s.cleanup(&id);
+    let log = s.path().join("kubectl.log");
+    let den = |args: &[&str]| run(s.den().args(args).env("MOCK_KUBECTL_LOG", &log));
+    let p = s.project(
+        "kubeproj",
+        &[
+            (
+                ".devcontainer.json",
+                r#"{"image": "den-test/busybox", "containerEnv": {"IN_POD": "yes"}, "postCreateCommand": "echo made > made.txt"}"#,
+            ),
+            ("src/main.txt", "source\n"),
+        ],
+    );
+    let kubectl = format!("KUBECTL_PATH={}", mock_kubectl());
+    let r = den(&[
+        "up",
+        "--provider",
+        "kubernetes",
+        "--provider-option",
+        &kubectl,
+        "--provider-option",
+        "KUBERNETES_NAMESPACE=dev",
+        "--id",
+        &id,
+        "--output",
+        "json",
+        p.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let pod = format!("kube-dev-den-{id}");
+    assert_eq!(running(&pod), Some(true));
+    let calls = std::fs::read_to_string(&log).unwrap();
+    assert!(calls.contains(r#""--namespace", "dev", "apply", "-f", "-""#), "{calls}");
+    assert!(calls.contains(&format!(r#""wait", "--for=condition=Ready", "pod/den-{id}""#)), "{calls}");
+
+    let r = den(&["ssh", &id, "--", "cat src/main.txt made.txt; echo $IN_POD"]);
+    assert_eq!(r.stdout, "source\nmade\nyes\n", "{}", r.stderr);
+    let o = Command::new("ssh")
+        .arg("-F")
+        .arg(s.path().join("ssh_config"))
+        .args(["-o", "BatchMode=yes", &format!("{id}.den"), "echo openssh-to-pod"])
+        .env("MOCK_KUBECTL_LOG", &log)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "openssh-to-pod\n", "{}", String::from_utf8_lossy(&o.stderr));
+
+    // stop deletes the pod and keeps the volume; ssh makes the pod again
+    assert_eq!(den(&["stop", &id]).code, 0);
+    assert_eq!(running(&pod), None);
+    assert!(volume_exists(&pod));
+    assert_eq!(den(&["status", &id]).stdout.trim(), "Stopped");
+    let r = den(&["ssh", &id, "--", "cat made.txt"]);
+    assert_eq!(r.stdout, "made\n", "the workspace survived in its volume: {}", r.stderr);
+    assert_eq!(den(&["status", &id]).stdout.trim(), "Running");
+
+    let r = den(&["delete", &id]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(running(&pod), None);
+    assert!(!volume_exists(&pod), "the volume claim went too");
+    assert_eq!(den(&["status", &id]).stdout.trim(), "NotFound");
+}
+
+#[test]
+fn kubernetes_refuses_dockerfile_configs() {
+    let s = Sandbox::new();
+    let p =
+        s.project("kubebuild", &[(".devcontainer/devcontainer.json", r#"{"build": {"dockerfile": "Dockerfile"}}"#)]);
+    let kubectl = format!("KUBECTL_PATH={}", mock_kubectl());
+    let r = run(s.den().args(["up", "--provider", "kubernetes", "--provider-option", &kubectl, "--id", "kb"]).arg(&p));
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("kubernetes driver runs configs that name an \"image\""), "{}", r.stderr);
+}
+
+/// Against a real cluster, when one answers.
+#[test]
+fn kubernetes_live_cluster() {
+    let answer = Command::new("kubectl").args(["cluster-info", "--request-timeout=5s"]).output();
+    let reason = match &answer {
+        Err(e) => Some(format!("kubectl is not installed ({e})")),
+        Ok(o) if !o.status.success() => {
+            Some(format!("kubectl cluster-info failed: {}", String::from_utf8_lossy(&o.stderr).trim()))
+        }
+        Ok(_) => None,
+    };
+    if let Some(reason) = reason {
+        eprintln!("SKIPPED kubernetes_live_cluster: no cluster answers: {reason}");
+        return;
+    }
+    let s = Sandbox::new();
+    let id = unique_id("kubelive");
+    let _c = s.cleanup(&id);
+    let p = s.project("kubelive", &[(".devcontainer.json", r#"{"image": "busybox:stable"}"#)]);
+    let r = run(s.den().args(["up", "--provider", "kubernetes", "--id", &id]).arg(&p));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(run(s.den().args(["ssh", &id, "--", "echo live"])).stdout, "live\n");
+    assert_eq!(run(s.den().args(["delete", &id])).code, 0);
+}
