@@ -99,3 +99,19 @@ fn up_with_an_added_provider_and_a_required_option() {
     let ls = crate::common::exec(&format!("den-{id}"), "ls /opt/den-agent/den");
     assert_eq!(ls.trim(), "/opt/den-agent/den");
 }
+
+/// `den helper sh -c CMD [ARG0 ARGS…]` behaves as `sh -c` does, for
+/// manifests' `"${DEVPOD}" helper sh -c "${COMMAND}"`.
+#[test]
+fn helper_sh_is_sh() {
+    let s = Sandbox::new();
+    let r = run(s.den().args(["helper", "sh", "-c", "printf '%s|' \"$0\" \"$@\"; exit 3", "a", "-b", "c d"]));
+    assert_eq!(r.stdout, "a|-b|c d|");
+    assert_eq!(r.code, 3);
+    let r = run(s
+        .den()
+        .args(["helper", "sh", "-c", "echo \"$X\" ; cat"])
+        .env("X", "$(nope); x")
+        .stdin(std::process::Stdio::null()));
+    assert_eq!(r.stdout, "$(nope); x\n");
+}

@@ -200,3 +200,21 @@ fn ssh_provider_requires_host_and_reports_unreachable() {
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("Connection refused"), "{}", r.stderr);
 }
+
+/// A machine without the docker CLI: a clear error from the machine.
+#[test]
+fn ssh_provider_machine_without_docker() {
+    let s = Sandbox::new();
+    let sshd = Sshd::start(&s.path().join("sshd"));
+    let p = s.project("nodocker", &[(".devcontainer.json", r#"{"image": "den-test/busybox"}"#)]);
+    let id = unique_id("nodocker");
+    let _c = s.cleanup(&id);
+    let mut up = s.den();
+    up.args(["up", "--provider", "ssh", "--id", &id, "--provider-option", "DOCKER_PATH=/nonexistent/docker"]);
+    for o in sshd.options() {
+        up.arg("--provider-option").arg(o);
+    }
+    let r = run(up.arg(&p));
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("`/nonexistent/docker` is not installed on this machine"), "{}", r.stderr);
+}

@@ -28,6 +28,7 @@ command -v tmux >/dev/null 2>&1 || need+=(tmux)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v sftp >/dev/null 2>&1 || need+=(openssh-client)
 command -v podman >/dev/null 2>&1 || need+=(podman)
+command -v python3 >/dev/null 2>&1 || need+=(python3) # tests/mock-kubectl
 if [ -x /bin/busybox ] && ! /bin/busybox --list 2>/dev/null | grep -qx sh; then need+=(busybox-static); fi
 if [ ${#need[@]} -gt 0 ]; then
   log "installing ${need[*]}"

@@ -152,6 +152,26 @@ pub fn resolve(
     resolve_with_env(den, entry, workspace, &env)
 }
 
+/// A workspace's own option values: those it was made with, then the ones
+/// given now. Values of `global` options are the provider's, not the
+/// workspace's: they are saved for the provider (every workspace sees them).
+pub fn workspace_options(
+    den: &Den,
+    entry: &ProviderEntry,
+    record: Option<&crate::WorkspaceRecord>,
+    given: &[(String, String)],
+) -> Result<IndexMap<String, String>> {
+    let mut own = record.filter(|r| r.provider == entry.name).map(|r| r.provider_options.clone()).unwrap_or_default();
+    let is_global = |k: &str| entry.manifest.options.get(k).is_some_and(|o| o.global);
+    let (global, local): (Vec<_>, Vec<_>) = given.iter().cloned().partition(|(k, _)| is_global(k));
+    if !global.is_empty() {
+        set_options(den, &entry.name, &global)?;
+    }
+    own.retain(|k, _| !is_global(k));
+    own.extend(local);
+    Ok(own)
+}
+
 /// Like [`resolve`], with the environment option commands see.
 pub fn resolve_with_env(
     den: &Den,
@@ -161,7 +181,9 @@ pub fn resolve_with_env(
 ) -> Result<IndexMap<String, ResolvedOption>> {
     let mut values = saved_options(den, &entry.name)?;
     for (k, v) in workspace {
-        values.insert(k.clone(), v.clone());
+        if !entry.manifest.options.get(k).is_some_and(|o| o.global) {
+            values.insert(k.clone(), v.clone());
+        }
     }
     Ok(den_provider::resolve_options(&entry.manifest, &values, env)?)
 }
@@ -184,5 +206,39 @@ pub fn go_arch() -> &'static str {
         "x86_64" => "amd64",
         "aarch64" => "arm64",
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Per-workspace values stay with their workspace; a `global` option's
+    /// value is the provider's, whichever workspace set it.
+    #[test]
+    fn global_options_belong_to_the_provider() {
+        let dir = tempfile::tempdir().unwrap();
+        let den = Den { home: den_state::Home::at(dir.path()), context: "default".into() };
+        let yaml = "name: p\noptions:\n  ZONE:\n    default: a\n  TOKEN:\n    global: true\n    default: none\n";
+        std::fs::write(dir.path().join("p.yaml"), yaml).unwrap();
+        let entry = add(&den, &dir.path().join("p.yaml")).unwrap();
+        let given =
+            |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>();
+
+        let one = workspace_options(&den, &entry, None, &given(&[("ZONE", "b"), ("TOKEN", "t1")])).unwrap();
+        assert_eq!(one.get("ZONE").map(String::as_str), Some("b"));
+        assert!(!one.contains_key("TOKEN"), "a global value is not the workspace's");
+        let two = workspace_options(&den, &entry, None, &[]).unwrap();
+        let r1 = resolve(&den, &entry, &one, Some("one")).unwrap();
+        let r2 = resolve(&den, &entry, &two, Some("two")).unwrap();
+        assert_eq!((r1["ZONE"].value.as_str(), r1["TOKEN"].value.as_str()), ("b", "t1"));
+        assert_eq!((r2["ZONE"].value.as_str(), r2["TOKEN"].value.as_str()), ("a", "t1"), "the other workspace sees it");
+        // a workspace record holding a global value (older den) does not win
+        let mut stale = one.clone();
+        stale.insert("TOKEN".into(), "old".into());
+        assert_eq!(resolve(&den, &entry, &stale, Some("one")).unwrap()["TOKEN"].value, "t1");
+        // a bad value is refused and not saved
+        let e = workspace_options(&den, &entry, None, &given(&[("NOPE", "x")]));
+        assert!(resolve(&den, &entry, &e.unwrap(), None).unwrap_err().to_string().contains("has no option NOPE"));
     }
 }

@@ -143,6 +143,7 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, p: crate::up::Plan, reporter: &mut
         },
         authorized_key: den_ssh::keys::public_openssh(key.public_key()),
         machine_watch: machine_watch(&run),
+        docker_install: agent.docker.install.is_true_or(true),
     };
     reporter.phase("inject", &format!("reaching the machine through provider `{}`", p.entry.name));
     let command = inject_command(&agent_candidates(&run), "remote-up")?;

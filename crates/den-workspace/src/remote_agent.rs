@@ -42,6 +42,8 @@ pub struct RemoteUpRequest {
     pub container_inactivity_timeout: String,
     pub authorized_key: String,
     pub machine_watch: Option<MachineWatch>,
+    /// The manifest's `agent.docker.install`.
+    pub docker_install: bool,
 }
 
 /// Machine inactivity: after `timeout_secs` without a tunnel, stop the
@@ -151,6 +153,16 @@ pub fn remote_up_main() -> i32 {
         let _ = std::io::stdout().flush();
     }
     drop(input);
+    if !on_path(&req.docker_path) {
+        return fail(if req.docker_install {
+            format!(
+                "`{}` is not installed on this machine; the provider asks den to install docker (agent.docker.install), which den does not do: install it on the machine",
+                req.docker_path
+            )
+        } else {
+            format!("`{}` is not installed on this machine (agent.docker.install is false)", req.docker_path)
+        });
+    }
     for (k, v) in &req.docker_env {
         // SAFETY: single-threaded here; the engine CLI inherits these.
         unsafe { std::env::set_var(k, v) };
@@ -209,6 +221,14 @@ pub fn remote_up_main() -> i32 {
     }
     touch(&home);
     answer(&result)
+}
+
+/// True when `program` is a path that exists or a name found on PATH.
+fn on_path(program: &str) -> bool {
+    if program.contains('/') {
+        return Path::new(program).is_file();
+    }
+    std::env::var_os("PATH").map(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file())).unwrap_or(false)
 }
 
 fn ready() {

@@ -365,8 +365,7 @@ fn prepare(den: &Den, src: &Source, reporter: &mut dyn Reporter) -> Result<(Prep
         }
     }
     let entry = pick_provider(den, src, record.as_ref())?;
-    let mut ws_options = record.as_ref().map(|r| r.provider_options.clone()).unwrap_or_default();
-    ws_options.extend(src.provider_options.iter().cloned());
+    let ws_options = providers::workspace_options(den, &entry, record.as_ref(), &src.provider_options)?;
     let opts = providers::resolve(den, &entry, &ws_options, Some(&id))?;
     let docker = docker_for(&entry, &opts)?;
     let devcontainer_path =
@@ -610,8 +609,7 @@ fn other_driver_up(den: &Den, opts: &UpOptions, src: &Source, reporter: &mut dyn
             )));
         }
     }
-    let mut ws_options = record.as_ref().map(|r| r.provider_options.clone()).unwrap_or_default();
-    ws_options.extend(src.provider_options.iter().cloned());
+    let ws_options = providers::workspace_options(den, &entry, record.as_ref(), &src.provider_options)?;
     let devcontainer_path =
         src.devcontainer_path.clone().or_else(|| record.as_ref().and_then(|r| r.devcontainer_path.clone()));
     let cfg = DenConfig::load(&den.home)?;

@@ -344,10 +344,13 @@ pub enum AgentCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum HelperCommand {
-    /// Run a shell command: `den helper sh -c CMD`.
+    /// Run a shell command: `den helper sh -c CMD [ARG0 [ARGS…]]`, as sh.
     Sh {
         #[arg(short = 'c')]
         command: String,
+        /// `$0` and the positional parameters of CMD.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
     },
 }
 

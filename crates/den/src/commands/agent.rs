@@ -27,9 +27,9 @@ pub fn run(cmd: AgentCommand) -> anyhow::Result<i32> {
 
 pub fn helper(cmd: HelperCommand) -> anyhow::Result<i32> {
     match cmd {
-        HelperCommand::Sh { command } => {
+        HelperCommand::Sh { command, args } => {
             use std::os::unix::process::CommandExt;
-            let err = std::process::Command::new("/bin/sh").arg("-c").arg(&command).exec();
+            let err = std::process::Command::new("/bin/sh").arg("-c").arg(&command).args(&args).exec();
             Err(anyhow::anyhow!("running /bin/sh: {err}"))
         }
     }
