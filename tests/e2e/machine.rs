@@ -23,6 +23,8 @@ fn machine_provider_lifecycle() {
     let manifest = repo_root().join("tests/providers/folder-machine/provider.yaml");
     let r = den(&["provider", "add", manifest.to_str().unwrap()]);
     assert_eq!(r.code, 0, "{}", r.stderr);
+    let tool = s.home().join("contexts/default/providers/folder-machine/binaries/MACHINE_TOOL/machine-tool.sh");
+    assert!(tool.is_file(), "the manifest's binary was installed");
     let id = unique_id("mach");
     let id2 = unique_id("mach2");
     let _c = s.cleanup(&id);
@@ -136,4 +138,37 @@ fn assert_no_watcher(machine_folder: &Path) {
         assert!(Instant::now() < deadline, "a process of the deleted machine is still running");
         std::thread::sleep(Duration::from_millis(500));
     }
+}
+
+/// A machine that cannot be made: the failing command and its stderr, a
+/// non-zero exit, and a machine record that `den machine delete` clears.
+#[test]
+fn failing_create_is_reported_and_cleanable() {
+    let s = Sandbox::new();
+    let den = |args: &[&str]| run(s.den().args(args));
+    let manifest = s.path().join("broken.yaml");
+    std::fs::write(
+        &manifest,
+        "name: broken\nexec:\n  create: echo 'quota exceeded in region x' >&2; exit 3\n  status: echo NOTFOUND\n  delete: exit 1\n  command: exit 1\n",
+    )
+    .unwrap();
+    assert_eq!(den(&["provider", "add", manifest.to_str().unwrap()]).code, 0);
+    let p = s.project("brokenproj", &[(".devcontainer.json", r#"{"image": "den-test/busybox"}"#)]);
+    let r = den(&["up", "--provider", "broken", "--id", "bm", p.to_str().unwrap()]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("provider `broken`: exec.create failed"), "{}", r.stderr);
+    assert!(r.stderr.contains("quota exceeded in region x"), "{}", r.stderr);
+    assert_eq!(den(&["status", "bm"]).stdout.trim(), "NotFound");
+    assert_eq!(den(&["machine", "status", "bm"]).stdout.trim(), "NotFound");
+    let r = den(&["machine", "delete", "bm"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(den(&["machine", "list", "--output", "json"]).stdout.trim(), "[]");
+
+    // a status that prints something else is named as such
+    std::fs::write(&manifest, "name: broken\nexec:\n  create: 'true'\n  status: echo maybe\n  command: exit 1\n")
+        .unwrap();
+    assert_eq!(den(&["provider", "add", manifest.to_str().unwrap()]).code, 0);
+    let r = den(&["up", "--provider", "broken", "--id", "bm2", p.to_str().unwrap()]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("exec.status printed \"maybe\""), "{}", r.stderr);
 }
