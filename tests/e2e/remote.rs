@@ -18,6 +18,11 @@ pub struct Sshd {
 
 impl Drop for Sshd {
     fn drop(&mut self) {
+        // The shared connection the ssh provider keeps (CONTROL_PERSIST)
+        // would outlive the server's listener: end it first.
+        let _ = Command::new("ssh")
+            .args(["-o", "ControlPath=~/.ssh/den-%C", "-O", "exit", "-p", &self.port.to_string(), "root@127.0.0.1"])
+            .output();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
