@@ -3,7 +3,9 @@
 # and warm `den up`, and a command round trip (`den ssh ID -- true`). The
 # ssh provider talks to a private sshd on 127.0.0.1 whose docker is the same
 # local engine, so the difference is what going through a machine costs
-# (ssh connection, agent on the machine, files sent through the tunnel).
+# (ssh connection, agent on the machine, files sent through the tunnel). The
+# ssh provider shares one connection per host (CONTROL_PERSIST, default 10m);
+# CONTROL_PERSIST= benches/remote.sh measures it without.
 #
 #   benches/remote.sh        # N=5
 set -euo pipefail
@@ -23,6 +25,7 @@ sshd_pid=
 cleanup() {
   $DEN delete --force bdocker >/dev/null 2>&1 || true
   $DEN delete --force bssh >/dev/null 2>&1 || true
+  ssh -o 'ControlPath=~/.ssh/den-%C' -O exit -p "${port:-22}" root@127.0.0.1 >/dev/null 2>&1 || true
   [ -n "$sshd_pid" ] && kill "$sshd_pid" 2>/dev/null || true
   rm -rf "$work"
 }
@@ -64,7 +67,7 @@ hf() { # name, then hyperfine args
   local name=$1; shift
   hyperfine --style none --warmup 1 --runs "$N" --export-json "$json/$name.json" "$@" >/dev/null 2>&1
 }
-ssh_up="$DEN up --ide none --id bssh --provider ssh --provider-option HOST=root@127.0.0.1 --provider-option PORT=$port"
+ssh_up="$DEN up --ide none --id bssh --provider ssh --provider-option HOST=root@127.0.0.1 --provider-option PORT=$port --provider-option CONTROL_PERSIST=${CONTROL_PERSIST-10m}"
 
 hf ssh_floor "ssh -p $port $flags root@127.0.0.1 true"
 hf docker_cold --prepare "$DEN delete --force bdocker >/dev/null 2>&1 || true" \

@@ -113,13 +113,15 @@ fn ssh_provider_up_ssh_stop_delete() {
         &[
             (
                 ".devcontainer/devcontainer.json",
-                r#"{"image": "den-test/debian:bookworm", "postCreateCommand": "echo created > /tmp/created", "remoteEnv": {"VIA": "ssh"}}"#,
+                r#"{"image": "den-test/debian:bookworm", "initializeCommand": "echo init >> init.log", "postCreateCommand": "echo created > /tmp/created", "remoteEnv": {"VIA": "ssh"}}"#,
             ),
             ("hello.txt", "from the laptop\n"),
             ("sub/dir/deep.txt", "deep\n"),
         ],
     );
     std::os::unix::fs::symlink("hello.txt", p.join("link")).unwrap();
+    // a socket cannot travel; it is left out, not fatal
+    let _sock = std::os::unix::net::UnixListener::bind(p.join("editor.sock")).unwrap();
     let mut up = s.den();
     up.args(["up", "--provider", "ssh", "--id", &id, "--output", "json"]);
     for o in sshd.options() {
@@ -127,6 +129,7 @@ fn ssh_provider_up_ssh_stop_delete() {
     }
     let r = run(up.arg(&p));
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("not sent to the machine (not a file, folder or link)"), "{}", r.stderr);
     let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(v["provider"], "ssh");
     assert_eq!(v["created"], true);
@@ -136,10 +139,15 @@ fn ssh_provider_up_ssh_stop_delete() {
     // the files went through the tunnel: the container sees a copy on the
     // "machine", not the laptop's folder
     let den = |args: &[&str]| run(s.den().args(args));
-    let r = den(&["ssh", &id, "--", "cat /tmp/created; echo $VIA; pwd; cat hello.txt sub/dir/deep.txt; readlink link"]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = den(&[
+        "ssh",
+        &id,
+        "--",
+        "cat /tmp/created; echo $VIA; pwd; cat hello.txt sub/dir/deep.txt; readlink link; cat init.log; ls editor.sock",
+    ]);
     let ws = v["workspaceFolder"].as_str().unwrap();
-    assert_eq!(r.stdout, format!("created\nssh\n{ws}\nfrom the laptop\ndeep\nhello.txt\n"));
+    // initializeCommand ran once, here, not again on the machine
+    assert_eq!(r.stdout, format!("created\nssh\n{ws}\nfrom the laptop\ndeep\nhello.txt\ninit\n"), "{}", r.stderr);
     let mount = docker(&["inspect", "-f", "{{range .Mounts}}{{.Source}}{{end}}", &container]);
     assert!(!mount.contains(p.to_str().unwrap()), "not a bind mount of the local folder: {mount}");
     assert!(mount.trim().ends_with(&format!("content/default/{id}")), "{mount}");
@@ -222,4 +230,32 @@ fn ssh_provider_machine_without_docker() {
     let r = run(up.arg(&p));
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("`/nonexistent/docker` is not installed on this machine"), "{}", r.stderr);
+}
+
+/// A failing postCreateCommand on the machine: den exits with the hook's
+/// code, and what was made on the machine can still be reached and deleted.
+#[test]
+fn ssh_provider_failed_hook_is_deletable() {
+    require_engine();
+    let s = Sandbox::new();
+    let sshd = Sshd::start(&s.path().join("sshd"));
+    let id = unique_id("sshfail");
+    let _c = s.cleanup(&id);
+    let p = s.project(
+        "failproj",
+        &[(".devcontainer.json", r#"{"image": "den-test/busybox", "postCreateCommand": "exit 9"}"#)],
+    );
+    let mut up = s.den();
+    up.args(["up", "--provider", "ssh", "--id", &id]);
+    for o in sshd.options() {
+        up.arg("--provider-option").arg(o);
+    }
+    let r = run(up.arg(&p));
+    assert_eq!(r.code, 9, "{}", r.stderr);
+    let container = format!("den-{id}");
+    assert_eq!(container_running(&container), Some(true));
+    assert_eq!(run(s.den().args(["ssh", &id, "--", "echo reachable"])).stdout, "reachable\n");
+    let r = run(s.den().args(["delete", &id]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(container_running(&container), None, "nothing left on the machine");
 }

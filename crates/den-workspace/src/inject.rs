@@ -224,7 +224,11 @@ pub fn run_agent<T: serde::de::DeserializeOwned>(
     let _ = out_thread.join();
     let stderr = err_thread.join().unwrap_or_default();
     let status = child.wait().map_err(|e| cmd.spawn_error(e))?;
-    if let Some(Ok(Err(e))) = sender.map(|s| s.join()) {
+    // A failed send is reported only when the agent said nothing itself: an
+    // agent that gave up mid-transfer breaks the pipe, and its own words
+    // say why.
+    let send_error = sender.and_then(|s| s.join().ok()).and_then(|r| r.err());
+    if let (Some(e), None) = (&send_error, &result) {
         return Err(WorkspaceError::Agent(format!("sending the workspace's files failed: {e}")));
     }
     match result.map(|r| serde_json::from_str::<T>(&r)) {

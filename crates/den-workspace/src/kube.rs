@@ -290,14 +290,26 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, p: Plan, reporter: &mut dyn Report
         started = !fresh_claim;
     }
     let candidates: Vec<String> = POD_AGENT_PATHS.iter().map(|s| s.to_string()).collect();
-    if fresh_claim || opts.reset {
-        // The workspace's files go into the volume through the agent.
+    // The files go into the volume once; a marker in the agent's state (on
+    // the volume too) says they arrived, so an `up` that failed before that
+    // sends them again.
+    let marker = format!("{}/{}", den_agent::DATA_DIR, crate::remote_agent::CONTENT_MARKER);
+    let need_files = fresh_claim
+        || opts.reset
+        || (phase.as_deref() != Some("Running")
+            && k.exec(&name, &["test".into(), "-e".into(), marker]).output().is_err());
+    if need_files {
         let mut argv = vec!["env".to_string(), format!("{CONTENT_DIR_ENV}={}", p.resolved.workspace_folder)];
         argv.extend(inject_argv(&candidates, "receive-content")?);
         let folder = p.folder.clone();
         let feed =
             Feed { request: "{}".into(), content: Box::new(move |out| crate::remote_agent::send_folder(&folder, out)) };
-        run_agent::<serde_json::Value>(&k.exec(&name, &argv), Some(feed), reporter)?;
+        let sent = run_agent::<crate::remote_agent::RemoteUpResult>(&k.exec(&name, &argv), Some(feed), reporter)?;
+        if !sent.result.ok {
+            return Err(WorkspaceError::Agent(
+                sent.result.error.unwrap_or_else(|| "the workspace's files did not arrive".into()),
+            ));
+        }
     }
     let remote_user =
         merged.remote_user.clone().or_else(|| merged.container_user.clone()).unwrap_or_else(|| "root".into());

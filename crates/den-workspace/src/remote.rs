@@ -78,20 +78,23 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, p: crate::up::Plan, reporter: &mut
     if let Some(m) = &machine_id {
         subject = subject.with_machine(den, m);
     }
-    let run = ProviderRun::new(den, &p.entry, &p.ws_options, &subject)?;
+    // A machine that exists keeps the options it was made with: status,
+    // start and command must reach the same machine.
+    let existing = match &machine_id {
+        Some(m) => machine::MachineRecord::load(den, m)?,
+        None => None,
+    };
+    if let Some(rec) = existing.as_ref().filter(|r| r.provider != p.entry.name) {
+        return Err(WorkspaceError::Invalid(format!(
+            "machine `{}` belongs to provider `{}`, not `{}`",
+            rec.id, rec.provider, p.entry.name
+        )));
+    }
+    let options = existing.as_ref().map(|r| r.provider_options.clone()).unwrap_or_else(|| p.ws_options.clone());
+    let run = ProviderRun::new(den, &p.entry, &options, &subject)?;
     run.init(den)?;
     if let Some(m) = &machine_id {
-        // A shared machine keeps the options it was made with.
-        let (entry, options) = match machine::MachineRecord::load(den, m)? {
-            Some(rec) if rec.provider != p.entry.name => {
-                return Err(WorkspaceError::Invalid(format!(
-                    "machine `{m}` belongs to provider `{}`, not `{}`",
-                    rec.provider, p.entry.name
-                )))
-            }
-            _ => (&p.entry, &p.ws_options),
-        };
-        machine::ensure_running(den, entry, m, options, &run, reporter)?;
+        machine::ensure_running(den, &p.entry, m, &options, &run, reporter)?;
     }
 
     // Recorded before anything is made on the machine, so that `den delete`
@@ -118,6 +121,18 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, p: crate::up::Plan, reporter: &mut
     } else {
         &agent.container_inactivity_timeout
     });
+    // The machine has its own copy of the folder: the config path must be
+    // inside it.
+    let devcontainer_path = match &p.devcontainer_path {
+        Some(d) if d.is_absolute() => Some(d.strip_prefix(&p.folder).map(|r| r.to_path_buf()).map_err(|_| {
+            WorkspaceError::Invalid(format!(
+                "--devcontainer-path {} is outside {}; a remote workspace only has the project folder",
+                d.display(),
+                p.folder.display()
+            ))
+        })?),
+        other => other.clone(),
+    };
     let req = RemoteUpRequest {
         context: den.context.clone(),
         workspace_id: p.id.clone(),
@@ -132,7 +147,7 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, p: crate::up::Plan, reporter: &mut
             .collect(),
         fresh_content: fresh,
         recreate: opts.recreate || opts.reset,
-        devcontainer_path: p.devcontainer_path.clone(),
+        devcontainer_path,
         fallback_image: p.fallback_image.clone(),
         // A machine's own timeout stops the machine; the container one only
         // applies when the provider sets it apart.
@@ -155,23 +170,30 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, p: crate::up::Plan, reporter: &mut
     };
     let agent_run = run_agent::<RemoteUpResult>(&cmd, Some(feed), reporter)?;
     let r = agent_run.result;
+    // Whatever happened on the machine, den must be able to reach (and
+    // delete) what the agent made there.
+    rec.machine_agent_path = agent_run.agent_path.clone();
+    if !r.home.is_empty() {
+        rec.remote_home = r.home.clone();
+    }
+    if !r.container_name.is_empty() {
+        // Also after a failed hook: the container is there, as on docker.
+        rec.container_name = r.container_name;
+        rec.image = r.image;
+        rec.agent_path = r.agent_path;
+        rec.remote_user = r.remote_user.clone();
+        rec.workspace_folder = r.workspace_folder;
+        rec.forward_ports = r.forward_ports;
+    }
+    rec.save(den)?;
+    if !r.host_key.is_empty() {
+        crate::ssh::publish(den, &mut rec, &r.host_key, &r.remote_user, opts.ssh_config.as_deref())?;
+    }
     if !r.ok {
         return Err(match (r.hook, r.exit_code) {
             (Some(hook), Some(code)) => WorkspaceError::HookFailed { hook, code },
             _ => WorkspaceError::Agent(r.error.unwrap_or_else(|| "the machine's agent failed".into())),
         });
-    }
-    rec.machine_agent_path = agent_run.agent_path;
-    rec.remote_home = r.home;
-    rec.container_name = r.container_name;
-    rec.image = r.image;
-    rec.agent_path = r.agent_path;
-    rec.remote_user = r.remote_user.clone();
-    rec.workspace_folder = r.workspace_folder;
-    rec.forward_ports = r.forward_ports;
-    rec.save(den)?;
-    if !r.host_key.is_empty() {
-        crate::ssh::publish(den, &mut rec, &r.host_key, &r.remote_user, opts.ssh_config.as_deref())?;
     }
     Ok(UpResult {
         record: rec,
@@ -299,12 +321,10 @@ pub(crate) fn delete(den: &Den, rec: &WorkspaceRecord, force: bool, reporter: &m
     }
     if let (Some(mid), true) = (&rec.machine, last_on_machine) {
         if machine::MachineRecord::load(den, mid)?.is_some() {
-            // Forget this workspace first so the machine has none left.
-            crate::record::remove_dir(&den.home.workspace_dir(&den.context, &rec.id))?;
+            // The machine goes first; only then does den forget the
+            // workspace (machine::delete forgets the workspaces it held).
             if let Err(e) = machine::delete(den, mid, true, reporter) {
                 if !force {
-                    // Put the record back: nothing was deleted.
-                    rec.save(den)?;
                     return Err(e);
                 }
                 reporter.line(&format!("warning: {e}; removing den's record anyway (--force)"));

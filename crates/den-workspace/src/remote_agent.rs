@@ -163,19 +163,36 @@ pub fn remote_up_main() -> i32 {
             format!("`{}` is not installed on this machine (agent.docker.install is false)", req.docker_path)
         });
     }
-    for (k, v) in &req.docker_env {
-        // SAFETY: single-threaded here; the engine CLI inherits these.
-        unsafe { std::env::set_var(k, v) };
+    if let Err(e) = den_state::write_json(&docker_env_file(&home), &req.docker_env) {
+        return fail(format!("writing {}: {e}", docker_env_file(&home).display()));
     }
+    apply_docker_env(&home);
     let den = match agent_den(&home, &req.context) {
         Ok(d) => d,
         Err(e) => return fail(format!("making the agent home {}: {e}", home.display())),
     };
-    if let Some(w) = &req.machine_watch {
-        if let Err(e) = start_machine_watch(&home, w) {
-            Relay.line(&format!("warning: the machine's inactivity watcher did not start: {e}"));
+    match &req.machine_watch {
+        Some(w) => {
+            if let Err(e) = start_machine_watch(&home, w) {
+                Relay.line(&format!("warning: the machine's inactivity watcher did not start: {e}"));
+            }
+        }
+        // No timeout (any more): a running watcher ends on its next tick.
+        None => {
+            let _ = std::fs::remove_file(watch_file(&home));
         }
     }
+    // An `up` is activity: a long build must not look like an idle machine.
+    let busy = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let heartbeat = {
+        let (busy, home) = (busy.clone(), home.clone());
+        std::thread::spawn(move || {
+            while busy.load(std::sync::atomic::Ordering::Relaxed) {
+                touch(&home);
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        })
+    };
     let mut options = vec![("DOCKER_PATH".to_string(), req.docker_path.clone())];
     if !req.container_inactivity_timeout.is_empty() {
         options.push(("INACTIVITY_TIMEOUT".into(), req.container_inactivity_timeout.clone()));
@@ -194,6 +211,7 @@ pub fn remote_up_main() -> i32 {
         ssh_config: None,
         machine: None,
         authorized_key: Some(req.authorized_key.clone()),
+        skip_initialize: true,
     };
     let mut result = RemoteUpResult { home: home.display().to_string(), ..Default::default() };
     match crate::up(&den, &opts, &mut Relay) {
@@ -212,13 +230,33 @@ pub fn remote_up_main() -> i32 {
             result.uploaded_agent = r.uploaded_agent;
             result.hooks_ran = r.hooks_ran;
         }
-        Err(crate::WorkspaceError::HookFailed { hook, code }) => {
-            result.error = Some(format!("{hook} failed with exit code {code}"));
-            result.hook = Some(hook);
-            result.exit_code = Some(code);
+        Err(e) => {
+            match e {
+                crate::WorkspaceError::HookFailed { hook, code } => {
+                    result.error = Some(format!("{hook} failed with exit code {code}"));
+                    result.hook = Some(hook);
+                    result.exit_code = Some(code);
+                }
+                e => result.error = Some(e.to_string()),
+            }
+            // What exists despite the failure, so den can still reach it.
+            if let Ok(Some(r)) = crate::WorkspaceRecord::load(&den, &req.workspace_id) {
+                result.container_name = r.container_name;
+                result.image = r.image;
+                result.agent_path = r.agent_path;
+                result.remote_user = r.remote_user;
+                result.workspace_folder = r.workspace_folder;
+                result.forward_ports = r.forward_ports;
+            }
+            let alias = crate::ssh::host_alias(&req.workspace_id);
+            if let Ok(Some(key)) = den_state::ssh_config::pinned_host_key(&den.home.known_hosts(), &alias) {
+                result.host_key = key;
+            }
+            let _ = den_state::atomic_write(&key_file(&den, &req.workspace_id), req.authorized_key.as_bytes());
         }
-        Err(e) => result.error = Some(e.to_string()),
     }
+    busy.store(false, std::sync::atomic::Ordering::Relaxed);
+    let _ = heartbeat.join();
     touch(&home);
     answer(&result)
 }
@@ -240,6 +278,10 @@ fn fail(msg: String) -> i32 {
     answer(&RemoteUpResult { error: Some(msg), ..Default::default() })
 }
 
+/// In a pod: the file in the agent's (persistent) state folder that says the
+/// workspace's files arrived.
+pub const CONTENT_MARKER: &str = "content-received";
+
 /// `den agent receive-content` (kubernetes): unpacks the workspace's files
 /// into $DEN_CONTENT_DIR, a volume's mount point, in place.
 pub fn receive_content_main() -> i32 {
@@ -255,15 +297,13 @@ pub fn receive_content_main() -> i32 {
     }
     println!("{SEND_CONTENT}");
     let _ = std::io::stdout().flush();
-    let r = std::fs::create_dir_all(&dir).and_then(|_| {
-        let mut archive = tar::Archive::new(&mut input);
-        archive.set_preserve_permissions(true);
-        archive.set_preserve_mtime(true);
-        archive.set_overwrite(true);
-        archive.unpack(&dir)
-    });
+    let r = std::fs::create_dir_all(&dir).and_then(|_| unpack_into(&mut input, &dir));
     match r {
-        Ok(()) => answer(&RemoteUpResult { ok: true, ..Default::default() }),
+        Ok(()) => {
+            let marker = Path::new(den_agent::DATA_DIR).join(CONTENT_MARKER);
+            let _ = std::fs::create_dir_all(den_agent::DATA_DIR).and_then(|_| std::fs::write(marker, b""));
+            answer(&RemoteUpResult { ok: true, ..Default::default() })
+        }
         Err(e) => fail(format!("unpacking the workspace's files into {}: {e}", dir.display())),
     }
 }
@@ -276,11 +316,7 @@ fn receive(input: &mut impl std::io::Read, dest: &Path) -> std::io::Result<()> {
     let tmp = parent.join(format!(".{}.incoming", dest.file_name().unwrap_or_default().to_string_lossy()));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp)?;
-    let mut archive = tar::Archive::new(input);
-    archive.set_preserve_permissions(true);
-    archive.set_preserve_mtime(true);
-    archive.set_overwrite(true);
-    if let Err(e) = archive.unpack(&tmp) {
+    if let Err(e) = unpack_into(input, &tmp) {
         let _ = std::fs::remove_dir_all(&tmp);
         return Err(e);
     }
@@ -294,13 +330,56 @@ fn receive(input: &mut impl std::io::Read, dest: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Writes `folder` as a tar stream (symlinks kept as links).
+/// Writes `folder` as a tar stream: files, folders and symlinks (kept as
+/// links) with their modes and owners. Sockets, fifos and devices cannot
+/// travel and are left out, as are entries den may not read (each named on
+/// stderr), so that one stray socket does not stop a workspace.
 pub fn send_folder(folder: &Path, out: &mut dyn Write) -> std::io::Result<()> {
     let mut b = tar::Builder::new(out);
     b.follow_symlinks(false);
     b.mode(tar::HeaderMode::Complete);
-    b.append_dir_all(".", folder)?;
+    add_tree(&mut b, folder, Path::new(""))?;
     b.finish()
+}
+
+fn add_tree(b: &mut tar::Builder<&mut dyn Write>, root: &Path, rel: &Path) -> std::io::Result<()> {
+    let dir = root.join(rel);
+    let mut entries: Vec<_> = std::fs::read_dir(&dir)?.flatten().collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let name = rel.join(e.file_name());
+        let path = e.path();
+        let Ok(meta) = std::fs::symlink_metadata(&path) else { continue };
+        let kind = meta.file_type();
+        let added = if kind.is_dir() {
+            b.append_dir(&name, &path).and_then(|_| add_tree(b, root, &name))
+        } else if kind.is_file() || kind.is_symlink() {
+            b.append_path_with_name(&path, &name)
+        } else {
+            eprintln!("den: not sent to the machine (not a file, folder or link): {}", path.display());
+            continue;
+        };
+        if let Err(e) = added {
+            if e.kind() == std::io::ErrorKind::PermissionDenied {
+                eprintln!("den: not sent to the machine (cannot read it): {}", path.display());
+                continue;
+            }
+            return Err(std::io::Error::new(e.kind(), format!("{}: {e}", path.display())));
+        }
+    }
+    Ok(())
+}
+
+/// Unpacks with the owners the files had on the client when the agent may
+/// (root), so the remote user's UID follows them as with a bind mount.
+fn unpack_into(input: &mut impl std::io::Read, dest: &Path) -> std::io::Result<()> {
+    let mut archive = tar::Archive::new(input);
+    archive.set_preserve_permissions(true);
+    archive.set_preserve_mtime(true);
+    archive.set_overwrite(true);
+    // SAFETY: geteuid has no preconditions.
+    archive.set_preserve_ownerships(unsafe { libc::geteuid() } == 0);
+    archive.unpack(dest)
 }
 
 /// `den agent remote-tunnel`: the container's SSH server on our stdio.
@@ -308,6 +387,7 @@ pub fn send_folder(folder: &Path, out: &mut dyn Write) -> std::io::Result<()> {
 /// `den ssh` does on a laptop: `docker exec` refuses a stopped container
 /// before reading any input, so the client's first bytes are still unread.
 pub fn tunnel_main(home: &Path, context: &str, id: &str, workdir: Option<&str>) -> i32 {
+    apply_docker_env(home);
     let den = Den { home: den_state::Home::at(home), context: context.to_string() };
     let run = || -> Result<i32, String> {
         let rec = crate::WorkspaceRecord::load(&den, id)
@@ -373,6 +453,7 @@ fn restart(den: &Den, rec: &crate::WorkspaceRecord) -> Result<(), String> {
     let opts = UpOptions {
         workspace: crate::Source { source: rec.local_folder.clone(), id: Some(rec.id.clone()), ..Default::default() },
         authorized_key: Some(key.trim().to_string()),
+        skip_initialize: true,
         ..Default::default()
     };
     crate::up(den, &opts, &mut ToStderr).map(|_| ()).map_err(|e| e.to_string())
@@ -380,6 +461,7 @@ fn restart(den: &Den, rec: &crate::WorkspaceRecord) -> Result<(), String> {
 
 /// `den agent remote-op OP`: stop, delete or status of a workspace here.
 pub fn op_main(home: &Path, context: &str, op: &str, id: &str) -> i32 {
+    apply_docker_env(home);
     let den = Den { home: den_state::Home::at(home), context: context.to_string() };
     let mut quiet = crate::Quiet;
     let r = match op {
@@ -409,6 +491,20 @@ pub fn op_main(home: &Path, context: &str, op: &str, id: &str) -> i32 {
             eprintln!("den agent: {e}");
             1
         }
+    }
+}
+
+fn docker_env_file(home: &Path) -> PathBuf {
+    home.join("docker-env.json")
+}
+
+/// The provider's `agent.docker.env`, saved by `remote-up`, for every
+/// docker command the agent runs on this machine.
+fn apply_docker_env(home: &Path) {
+    let env: Vec<(String, String)> = den_state::read_json(&docker_env_file(home)).ok().flatten().unwrap_or_default();
+    for (k, v) in env {
+        // SAFETY: called first thing, before any thread starts.
+        unsafe { std::env::set_var(k, v) };
     }
 }
 
@@ -473,6 +569,7 @@ fn start_machine_watch(home: &Path, w: &MachineWatch) -> std::io::Result<()> {
 
 /// `den agent machine-watch`: returns once it shut the machine down.
 pub fn machine_watch_main(home: &Path) -> i32 {
+    apply_docker_env(home);
     let started = SystemTime::now();
     loop {
         let Ok(Some(w)) = den_state::read_json::<MachineWatch>(&watch_file(home)) else {

@@ -43,6 +43,9 @@ pub struct UpOptions {
     /// The public key that may log in (default: the workspace's own key in
     /// DEN_HOME). The agent on a machine gets the client's key this way.
     pub authorized_key: Option<String>,
+    /// Do not run initializeCommand (the agent on a machine: it ran where
+    /// the user is).
+    pub skip_initialize: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -415,7 +418,9 @@ pub fn up(den: &Den, opts: &UpOptions, reporter: &mut dyn Reporter) -> Result<Up
     }
     let (p, record) = prepare(den, &src, reporter)?;
     let docker = &p.docker;
-    run_initialize_command(&p.resolved, reporter)?;
+    if !opts.skip_initialize {
+        run_initialize_command(&p.resolved, reporter)?;
+    }
 
     let name = container_name(den, &p.id);
     let mut container = docker.inspect_container(&name)?;

@@ -20,6 +20,7 @@ pub fn up(args: UpArgs) -> anyhow::Result<i32> {
         ssh_config: Some(ssh_config_path(args.ssh_config)?),
         machine: args.machine,
         authorized_key: None,
+        skip_initialize: false,
     };
     let mut progress = Progress::new();
     let result = den_workspace::up(&den, &opts, &mut progress);
