@@ -72,6 +72,16 @@ fn kubernetes_provider_through_mock_kubectl() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&o.stdout), "openssh-to-pod\n", "{}", String::from_utf8_lossy(&o.stderr));
 
+    // git credentials from this machine (busybox has no git: ask den's
+    // helper the way git would)
+    let store = s.path().join("git-credentials");
+    std::fs::write(&store, "https://carol:pw@git.example.com\n").unwrap();
+    let gitconfig = s.path().join("gitconfig");
+    std::fs::write(&gitconfig, format!("[credential]\n\thelper = store --file={}\n", store.display())).unwrap();
+    let ask = "printf 'protocol=https\\nhost=git.example.com\\n\\n' | /usr/local/bin/den agent git-credential get";
+    let r = run(s.den().args(["ssh", &id, "--", ask]).env("GIT_CONFIG_GLOBAL", &gitconfig).env("MOCK_KUBECTL_LOG", &log));
+    assert!(r.stdout.contains("username=carol\npassword=pw\n"), "{}|{}", r.stdout, r.stderr);
+
     // stop deletes the pod and keeps the volume; ssh makes the pod again
     assert_eq!(den(&["stop", &id]).code, 0);
     assert_eq!(running(&pod), None);

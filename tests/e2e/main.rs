@@ -5,6 +5,7 @@
 mod common;
 mod conformance;
 mod context;
+mod credentials;
 mod kubernetes;
 mod machine;
 mod podman;

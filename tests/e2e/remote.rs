@@ -162,6 +162,15 @@ fn ssh_provider_up_ssh_stop_delete() {
     assert_eq!(String::from_utf8_lossy(&o.stdout), "over-openssh\n", "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(o.status.code(), Some(7));
 
+    // git credentials come from this machine through the same path
+    let store = s.path().join("git-credentials");
+    std::fs::write(&store, "https://bob:hunter2@git.example.com\n").unwrap();
+    let gitconfig = s.path().join("gitconfig");
+    std::fs::write(&gitconfig, format!("[credential]\n\thelper = store --file={}\n", store.display())).unwrap();
+    let fill = "printf 'protocol=https\\nhost=git.example.com\\n\\n' | GIT_TERMINAL_PROMPT=0 git credential fill";
+    let r = run(s.den().args(["ssh", &id, "--", fill]).env("GIT_CONFIG_GLOBAL", &gitconfig));
+    assert!(r.stdout.contains("username=bob\npassword=hunter2\n"), "{}|{}", r.stdout, r.stderr);
+
     // a warm up sends nothing; --recreate sends the files again
     std::fs::write(p.join("hello.txt"), "changed\n").unwrap();
     let r = den(&["up", "--id", &id, "--output", "json", p.to_str().unwrap()]);

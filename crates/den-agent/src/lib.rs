@@ -1,5 +1,6 @@
 //! The agent: what den does inside the workspace.
 
+pub mod credentials;
 pub mod hooks;
 pub mod inactivity;
 pub mod passwd;

@@ -37,6 +37,9 @@ pub struct SetupRequest {
     /// Stop the container after this long without a session (`10m`…);
     /// empty: never.
     pub inactivity_timeout: String,
+    /// Configure git to ask the client for credentials (the provider's
+    /// `agent.injectGitCredentials`).
+    pub git_credentials: bool,
 }
 
 /// The merged lifecycle commands, each hook a list (image metadata first).

@@ -134,6 +134,11 @@ fn setup(req: &SetupRequest, data: &Path, sink: &Sink) -> Result<SetupResult, St
             }
         }
     }
+    if let Ok(agent) = std::env::current_exe() {
+        if let Err(e) = crate::credentials::configure_git(Path::new("/etc/gitconfig"), &agent, req.git_credentials) {
+            hooks::line(sink, "setup", &format!("git credentials from the client are not set up: /etc/gitconfig: {e}"));
+        }
+    }
     let remote_user = RemoteUser {
         name: user.name.clone(),
         uid: user.uid,

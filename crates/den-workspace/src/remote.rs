@@ -109,6 +109,7 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, p: crate::up::Plan, reporter: &mut
     rec.devcontainer_path = p.devcontainer_path.clone();
     rec.config_file = Some(p.resolved.config_file.clone()).filter(|f| !f.as_os_str().is_empty());
     rec.machine = machine_id.clone();
+    rec.git_credentials = crate::up::git_credentials_of(&p.entry, &run.options);
     rec.last_used_at = now();
     rec.save(den)?;
 
@@ -159,6 +160,7 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, p: crate::up::Plan, reporter: &mut
         authorized_key: den_ssh::keys::public_openssh(key.public_key()),
         machine_watch: machine_watch(&run),
         docker_install: agent.docker.install.is_true_or(true),
+        git_credentials: crate::up::git_credentials_of(&p.entry, &run.options),
     };
     reporter.phase("inject", &format!("reaching the machine through provider `{}`", p.entry.name));
     let command = inject_command(&agent_candidates(&run), "remote-up")?;
@@ -223,6 +225,13 @@ pub(crate) fn tunnel(run: &ProviderRun, rec: &WorkspaceRecord, workdir: Option<&
         command.push_str(&format!(" --workdir {}", den_process::shell_quote(w)));
     }
     command.push_str(&format!(" {}", den_process::shell_quote(&rec.id)));
+    run.remote(&command)
+}
+
+/// The credentials relay in a remote workspace's container.
+pub(crate) fn credentials_tunnel(run: &ProviderRun, rec: &WorkspaceRecord) -> Result<Cmd> {
+    let command =
+        format!("{} --credentials {}", agent_command(rec, &["remote-tunnel"]), den_process::shell_quote(&rec.id));
     run.remote(&command)
 }
 

@@ -44,6 +44,8 @@ pub struct RemoteUpRequest {
     pub machine_watch: Option<MachineWatch>,
     /// The manifest's `agent.docker.install`.
     pub docker_install: bool,
+    /// The manifest's `agent.injectGitCredentials`.
+    pub git_credentials: bool,
 }
 
 /// Machine inactivity: after `timeout_secs` without a tunnel, stop the
@@ -212,6 +214,7 @@ pub fn remote_up_main() -> i32 {
         machine: None,
         authorized_key: Some(req.authorized_key.clone()),
         skip_initialize: true,
+        git_credentials: Some(req.git_credentials),
     };
     let mut result = RemoteUpResult { home: home.display().to_string(), ..Default::default() };
     match crate::up(&den, &opts, &mut Relay) {
@@ -386,7 +389,7 @@ fn unpack_into(input: &mut impl std::io::Read, dest: &Path) -> std::io::Result<(
 /// A stopped container is started first (its postStartCommand runs), as
 /// `den ssh` does on a laptop: `docker exec` refuses a stopped container
 /// before reading any input, so the client's first bytes are still unread.
-pub fn tunnel_main(home: &Path, context: &str, id: &str, workdir: Option<&str>) -> i32 {
+pub fn tunnel_main(home: &Path, context: &str, id: &str, workdir: Option<&str>, credentials: bool) -> i32 {
     apply_docker_env(home);
     let den = Den { home: den_state::Home::at(home), context: context.to_string() };
     let run = || -> Result<i32, String> {
@@ -394,6 +397,12 @@ pub fn tunnel_main(home: &Path, context: &str, id: &str, workdir: Option<&str>) 
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("workspace `{id}` is not on this machine"))?;
         let docker = den.docker_for(&rec).map_err(|e| e.to_string())?;
+        if credentials {
+            let argv = [rec.agent_path.clone(), "agent".into(), "credentials-server".into()];
+            let cmd = docker.exec(&rec.container_name, Some("0"), &[], &argv);
+            let status = cmd.to_command().status().map_err(|e| cmd.spawn_error(e).to_string())?;
+            return Ok(status.code().unwrap_or(1));
+        }
         let cmd = crate::ssh::tunnel_cmd(&docker, &rec, workdir);
         touch(home);
         let (code, not_running) = relay_tunnel(&cmd)?;
@@ -454,6 +463,7 @@ fn restart(den: &Den, rec: &crate::WorkspaceRecord) -> Result<(), String> {
         workspace: crate::Source { source: rec.local_folder.clone(), id: Some(rec.id.clone()), ..Default::default() },
         authorized_key: Some(key.trim().to_string()),
         skip_initialize: true,
+        git_credentials: Some(rec.git_credentials),
         ..Default::default()
     };
     crate::up(den, &opts, &mut ToStderr).map(|_| ()).map_err(|e| e.to_string())

@@ -142,3 +142,74 @@ pub fn is_running(den: &Den, t: &Target) -> Result<bool> {
         Via::Provider(_) | Via::Kube(_) => Ok(crate::status(den, &t.record.id)? == crate::Status::Running),
     }
 }
+
+/// The credentials relay (`den agent credentials-server`) of a workspace,
+/// reached the same way as its SSH server.
+fn credentials_cmd(t: &Target) -> Result<Cmd> {
+    let argv = [t.record.agent_path.clone(), "agent".into(), "credentials-server".into()];
+    match &t.via {
+        Via::Docker(d) => Ok(d.exec(&t.record.container_name, Some("0"), &[], &argv)),
+        Via::Kube(run) => Ok(crate::kube::Kubectl::from_run(run).exec(&t.record.container_name, &argv)),
+        Via::Provider(run) => crate::remote::credentials_tunnel(run, &t.record),
+    }
+}
+
+/// While a connection is open: answers the workspace's git credential
+/// requests with this machine's `git credential fill|approve|reject` (never
+/// prompting: GIT_TERMINAL_PROMPT=0). `None` when the workspace does not
+/// want credentials or the relay cannot start; the relay dies with den.
+pub fn serve_git_credentials(t: &Target) -> Option<std::process::Child> {
+    use std::io::{BufRead, Write};
+    use std::os::unix::process::CommandExt;
+    if !t.record.git_credentials || t.record.agent_path.is_empty() {
+        return None;
+    }
+    let cmd = credentials_cmd(t).ok()?;
+    let mut c = cmd.to_command();
+    c.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null());
+    // SAFETY: prctl between fork and exec: the relay ends with den.
+    unsafe {
+        c.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let mut child = c.spawn().ok()?;
+    let stdin = std::sync::Arc::new(std::sync::Mutex::new(child.stdin.take()?));
+    let stdout = child.stdout.take()?;
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let Ok(req) = serde_json::from_str::<den_agent::credentials::CredentialRequest>(&line) else { continue };
+            let stdin = stdin.clone();
+            std::thread::spawn(move || {
+                let output = local_git_credential(&req.op, &req.input);
+                let answer = den_agent::credentials::CredentialAnswer { id: req.id, output };
+                if let Ok(mut w) = stdin.lock() {
+                    let _ = writeln!(w, "{}", serde_json::to_string(&answer).expect("serialises"));
+                    let _ = w.flush();
+                }
+            });
+        }
+    });
+    Some(child)
+}
+
+/// `git credential fill|approve|reject` here; what it printed, or nothing.
+fn local_git_credential(op: &str, input: &str) -> String {
+    let verb = match op {
+        "get" => "fill",
+        "store" => "approve",
+        "erase" => "reject",
+        _ => return String::new(),
+    };
+    let mut input = input.trim_end_matches('\n').to_string();
+    input.push_str("\n\n");
+    Cmd::new("git")
+        .args(["credential", verb])
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_ASKPASS", "")
+        .env("SSH_ASKPASS", "")
+        .output_with_stdin(Some(input.as_bytes()))
+        .map(|o| if verb == "fill" { o.stdout } else { String::new() })
+        .unwrap_or_default()
+}

@@ -46,6 +46,9 @@ pub struct UpOptions {
     /// Do not run initializeCommand (the agent on a machine: it ran where
     /// the user is).
     pub skip_initialize: bool,
+    /// Overrides the provider's `agent.injectGitCredentials` (the agent on
+    /// a machine gets the client's provider's value this way).
+    pub git_credentials: Option<bool>,
 }
 
 #[derive(Debug, Clone)]
@@ -118,6 +121,12 @@ fn agent_candidates(entry: &ProviderEntry, opts: &IndexMap<String, ResolvedOptio
         }
     }
     v
+}
+
+/// The provider's `agent.injectGitCredentials`: on unless it says false.
+pub(crate) fn git_credentials_of(entry: &ProviderEntry, opts: &IndexMap<String, ResolvedOption>) -> bool {
+    den_provider::StrBool(den_provider::expand_options(&entry.manifest.agent.inject_git_credentials.0, opts))
+        .is_true_or(true)
 }
 
 /// The project's configuration, or the fallback image's when it has none.
@@ -338,6 +347,8 @@ struct Prepared {
     devcontainer_path: Option<PathBuf>,
     /// The provider's containerInactivityTimeout (e.g. `10m`), expanded.
     inactivity_timeout: String,
+    /// The provider's injectGitCredentials, expanded (default: yes).
+    git_credentials: bool,
 }
 
 /// The provider: the one asked for, else the workspace's, else the
@@ -386,6 +397,7 @@ fn prepare(den: &Den, src: &Source, reporter: &mut dyn Reporter) -> Result<(Prep
     };
     let inactivity_timeout = den_provider::expand_options(timeout, &opts);
     let inactivity_timeout = if inactivity_timeout.contains("${") { String::new() } else { inactivity_timeout };
+    let git_credentials = git_credentials_of(&entry, &opts);
     Ok((
         Prepared {
             folder,
@@ -397,6 +409,7 @@ fn prepare(den: &Den, src: &Source, reporter: &mut dyn Reporter) -> Result<(Prep
             agent_paths,
             devcontainer_path,
             inactivity_timeout,
+            git_credentials,
         },
         record,
     ))
@@ -496,20 +509,18 @@ pub fn up(den: &Den, opts: &UpOptions, reporter: &mut dyn Reporter) -> Result<Up
     rec.remote_user = remote_user.clone();
     rec.workspace_folder = p.resolved.workspace_folder.clone();
     rec.forward_ports = merged.forward_ports.clone();
+    rec.git_credentials = opts.git_credentials.unwrap_or(p.git_credentials);
     if created || started || record.as_ref() != Some(&rec) {
         rec.last_used_at = now();
         rec.save(den)?;
     }
 
-    let req = setup_request(
-        &p.id,
-        &p.resolved,
-        &merged,
-        remote_user,
-        (host_uid, host_gid),
-        authorized_key(den, opts, &p.id)?,
-        p.inactivity_timeout.clone(),
-    );
+    let req = SetupRequest {
+        authorized_key: authorized_key(den, opts, &p.id)?,
+        inactivity_timeout: p.inactivity_timeout.clone(),
+        git_credentials: rec.git_credentials,
+        ..setup_request(&p.id, &p.resolved, &merged, remote_user, (host_uid, host_gid))
+    };
     reporter.phase("inject", "");
     let run = inject_and_setup(docker, &name, &p.agent_paths, &req, reporter)?;
     if run.agent_path != rec.agent_path {
@@ -553,15 +564,14 @@ pub(crate) fn finish_setup(
     Ok(())
 }
 
-/// The setup request for a container, from the merged configuration.
+/// The setup request for a container, from the merged configuration (the
+/// caller adds the key, the timeout and the credentials choice).
 pub(crate) fn setup_request(
     id: &str,
     resolved: &Resolved,
     merged: &MergedConfig,
     remote_user: String,
     host: (u32, u32),
-    authorized_key: String,
-    inactivity_timeout: String,
 ) -> SetupRequest {
     SetupRequest {
         workspace_id: id.to_string(),
@@ -575,8 +585,9 @@ pub(crate) fn setup_request(
         hooks: hooks_of(merged),
         started_at: String::new(),
         agent_path: String::new(),
-        authorized_key,
-        inactivity_timeout,
+        authorized_key: String::new(),
+        inactivity_timeout: String::new(),
+        git_credentials: false,
     }
 }
 

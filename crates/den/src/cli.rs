@@ -316,6 +316,10 @@ pub enum AgentCommand {
     RemoteUp,
     /// In a pod: unpack the workspace's files (a tar stream on stdin).
     ReceiveContent,
+    /// git's credential helper: asks the connected client.
+    GitCredential { op: String },
+    /// Relay git credential requests to den on stdin/stdout.
+    CredentialsServer,
     /// On a machine: the container's SSH server on stdin/stdout.
     RemoteTunnel {
         #[arg(long)]
@@ -324,6 +328,9 @@ pub enum AgentCommand {
         context: String,
         #[arg(long)]
         workdir: Option<String>,
+        /// The credentials relay instead of the SSH server.
+        #[arg(long)]
+        credentials: bool,
         id: String,
     },
     /// On a machine: stop, delete, status or logs of a workspace.

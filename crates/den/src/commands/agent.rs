@@ -15,8 +15,12 @@ pub fn run(cmd: AgentCommand) -> anyhow::Result<i32> {
         }
         AgentCommand::RemoteUp => Ok(den_workspace::remote_agent::remote_up_main()),
         AgentCommand::ReceiveContent => Ok(den_workspace::remote_agent::receive_content_main()),
-        AgentCommand::RemoteTunnel { home, context, workdir, id } => {
-            Ok(den_workspace::remote_agent::tunnel_main(&home, &context, &id, workdir.as_deref()))
+        AgentCommand::GitCredential { op } => {
+            Ok(den_agent::credentials::helper_main(&op, &den_agent::setup::data_dir()))
+        }
+        AgentCommand::CredentialsServer => Ok(den_agent::credentials::server_main(&den_agent::setup::data_dir())),
+        AgentCommand::RemoteTunnel { home, context, workdir, credentials, id } => {
+            Ok(den_workspace::remote_agent::tunnel_main(&home, &context, &id, workdir.as_deref(), credentials))
         }
         AgentCommand::RemoteOp { op, home, context, id } => {
             Ok(den_workspace::remote_agent::op_main(&home, &context, &op, &id))

@@ -19,6 +19,8 @@ pub fn run(args: SshArgs) -> anyhow::Result<i32> {
         return stdio(&den, target);
     }
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    // git in the workspace may ask for credentials while the session lasts.
+    let _credentials = den_workspace::ssh::serve_git_credentials(&target);
     let first = rt.block_on(session(&den, &target, &args))?;
     let code = match first {
         Outcome::Done(code) => code,
@@ -88,6 +90,8 @@ fn stdio(den: &den_workspace::Den, target: Target) -> anyhow::Result<i32> {
         });
     }
     let mut child = cmd.spawn().map_err(|e| tunnel.spawn_error(e))?;
+    // git in the workspace may ask for credentials while the connection lasts.
+    let _credentials = den_workspace::ssh::serve_git_credentials(&target);
     let stderr = child.stderr.take().expect("piped");
     let relay = std::thread::spawn(move || {
         let mut not_running = false;
@@ -107,8 +111,10 @@ fn stdio(den: &den_workspace::Den, target: Target) -> anyhow::Result<i32> {
         return Ok(status.code().unwrap_or(255));
     }
     start(den, &target)?;
-    let err = den_workspace::ssh::tunnel(&target, None)?.to_command().exec();
-    anyhow::bail!("running the tunnel: {err}")
+    let _credentials = den_workspace::ssh::serve_git_credentials(&target);
+    let tunnel = den_workspace::ssh::tunnel(&target, None)?;
+    let status = tunnel.to_command().status().map_err(|e| tunnel.spawn_error(e))?;
+    Ok(status.code().unwrap_or(255))
 }
 
 fn forwards_of(ports: &[ForwardPort]) -> Vec<Forward> {

@@ -1,0 +1,246 @@
+//! Git credentials from the client, on demand (the provider's
+//! `agent.injectGitCredentials`).
+//!
+//! While a `den ssh` session or an OpenSSH connection through den's
+//! ProxyCommand is open, den runs a second, small exec into the container:
+//! `den agent credentials-server`. It listens on a socket in the agent's
+//! folder (`cred/PID.sock`) and relays each request to den over its stdio
+//! as one JSON line; den answers with what `git credential fill|approve|
+//! reject` says on the client. Git in the container asks through the helper
+//! setup configures in /etc/gitconfig: `den agent git-credential OP`, which
+//! tries the sockets, newest first, and prints nothing when no client is
+//! connected (git then falls back to its other helpers or a prompt).
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+
+/// A request from the container, to den on the client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CredentialRequest {
+    pub id: u64,
+    /// `get`, `store` or `erase` (git's helper operations).
+    pub op: String,
+    /// The attributes git gave the helper (`protocol=https\nhost=…\n`).
+    pub input: String,
+}
+
+/// den's answer: what the client's `git credential` printed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CredentialAnswer {
+    pub id: u64,
+    pub output: String,
+}
+
+fn socket_dir(data: &Path) -> PathBuf {
+    data.join("cred")
+}
+
+/// The block setup keeps in /etc/gitconfig.
+const BEGIN: &str = "# den: git credentials from the client (begin)";
+const END: &str = "# den: git credentials from the client (end)";
+
+/// Adds (or, with `enable` false, removes) den's credential helper in
+/// `gitconfig`, keeping everything else as it was.
+pub fn configure_git(gitconfig: &Path, agent: &Path, enable: bool) -> std::io::Result<()> {
+    let old = match std::fs::read_to_string(gitconfig) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e),
+    };
+    let mut kept = String::new();
+    let mut inside = false;
+    for line in old.lines() {
+        if line == BEGIN {
+            inside = true;
+        } else if line == END {
+            inside = false;
+        } else if !inside {
+            kept.push_str(line);
+            kept.push('\n');
+        }
+    }
+    if enable {
+        let quoted = agent.display().to_string().replace('\\', "\\\\").replace('"', "\\\"").replace('\'', "'\\''");
+        kept.push_str(&format!("{BEGIN}\n[credential]\n\thelper = \"!'{quoted}' agent git-credential\"\n{END}\n"));
+    }
+    if kept == old {
+        return Ok(());
+    }
+    if let Some(dir) = gitconfig.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = gitconfig.with_extension("den-tmp");
+    std::fs::write(&tmp, kept)?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644))?;
+    std::fs::rename(&tmp, gitconfig)
+}
+
+/// `den agent git-credential OP`: git's helper. Exit 0 with no output when
+/// no client answers.
+pub fn helper_main(op: &str, data: &Path) -> i32 {
+    let mut input = String::new();
+    let _ = std::io::stdin().read_to_string(&mut input);
+    if let Some(answer) = ask(op, &input, data) {
+        print!("{answer}");
+    }
+    0
+}
+
+/// Asks the newest connected client; `None` when none answers.
+pub fn ask(op: &str, input: &str, data: &Path) -> Option<String> {
+    if !matches!(op, "get" | "store" | "erase") {
+        return None; // git ignores operations a helper does not know
+    }
+    if let Some(answer) = ask_once(op, input, data) {
+        return Some(answer);
+    }
+    // den starts the relay beside the SSH connection: a command run at once
+    // may ask before it listens. Wait a little, but only while a session is
+    // open (with none, no relay is coming).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while std::time::Instant::now() < deadline && crate::inactivity::session_open() {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        if let Some(answer) = ask_once(op, input, data) {
+            return Some(answer);
+        }
+    }
+    None
+}
+
+fn ask_once(op: &str, input: &str, data: &Path) -> Option<String> {
+    let mut sockets: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(socket_dir(data))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "sock"))
+        .map(|e| (e.metadata().and_then(|m| m.modified()).unwrap_or(std::time::UNIX_EPOCH), e.path()))
+        .collect();
+    sockets.sort_by_key(|s| std::cmp::Reverse(s.0));
+    for (_, path) in sockets {
+        let Ok(mut conn) = UnixStream::connect(&path) else { continue };
+        if conn.write_all(format!("{op}\n{input}").as_bytes()).is_err() {
+            continue;
+        }
+        let _ = conn.shutdown(std::net::Shutdown::Write);
+        let mut answer = String::new();
+        if conn.read_to_string(&mut answer).is_ok() {
+            return Some(answer);
+        }
+    }
+    None
+}
+
+/// `den agent credentials-server`: relays requests from the socket to den
+/// (stdout) and its answers (stdin) back, until den closes stdin.
+pub fn server_main(data: &Path) -> i32 {
+    let dir = socket_dir(data);
+    let _ = std::fs::create_dir_all(&dir);
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755));
+    let path = dir.join(format!("{}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let listener = match UnixListener::bind(&path) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("den agent: credentials socket {}: {e}", path.display());
+            return 1;
+        }
+    };
+    // The remote user (not root) runs git and so the helper.
+    let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666));
+    let pending: Arc<Mutex<HashMap<u64, mpsc::Sender<String>>>> = Arc::default();
+    let out = Arc::new(Mutex::new(std::io::stdout()));
+
+    // Answers from den; EOF means den is gone: stop serving.
+    {
+        let pending = pending.clone();
+        let path = path.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(std::io::stdin()).lines().map_while(Result::ok) {
+                if let Ok(a) = serde_json::from_str::<CredentialAnswer>(&line) {
+                    if let Some(tx) = pending.lock().expect("not poisoned").remove(&a.id) {
+                        let _ = tx.send(a.output);
+                    }
+                }
+            }
+            let _ = std::fs::remove_file(&path);
+            std::process::exit(0);
+        });
+    }
+    let mut next = 0u64;
+    for conn in listener.incoming() {
+        let Ok(mut conn) = conn else { continue };
+        next += 1;
+        let id = next;
+        let (tx, rx) = mpsc::channel();
+        pending.lock().expect("not poisoned").insert(id, tx);
+        let out = out.clone();
+        let pending = pending.clone();
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = conn.set_read_timeout(Some(std::time::Duration::from_secs(10)));
+            if conn.read_to_string(&mut text).is_err() {
+                pending.lock().expect("not poisoned").remove(&id);
+                return;
+            }
+            let (op, input) = text.split_once('\n').unwrap_or((text.as_str(), ""));
+            let req = CredentialRequest { id, op: op.trim().to_string(), input: input.to_string() };
+            {
+                let mut o = out.lock().expect("not poisoned");
+                let _ = writeln!(o, "{}", serde_json::to_string(&req).expect("serialises"));
+                let _ = o.flush();
+            }
+            // A client that never answers must not hold git forever.
+            if let Ok(answer) = rx.recv_timeout(std::time::Duration::from_secs(60)) {
+                let _ = conn.write_all(answer.as_bytes());
+            }
+            pending.lock().expect("not poisoned").remove(&id);
+        });
+    }
+    0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gitconfig_block_is_added_once_and_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("gitconfig");
+        std::fs::write(&f, "[user]\n\tname = x\n").unwrap();
+        configure_git(&f, Path::new("/usr/local/bin/den"), true).unwrap();
+        configure_git(&f, Path::new("/usr/local/bin/den"), true).unwrap();
+        let t = std::fs::read_to_string(&f).unwrap();
+        assert_eq!(t.matches("[credential]").count(), 1, "{t}");
+        assert!(t.starts_with("[user]\n\tname = x\n"));
+        assert!(t.contains("helper = \"!'/usr/local/bin/den' agent git-credential\""), "{t}");
+        configure_git(&f, Path::new("/tmp/den-agent/den"), true).unwrap();
+        let t = std::fs::read_to_string(&f).unwrap();
+        assert!(t.contains("/tmp/den-agent/den") && !t.contains("/usr/local/bin/den"), "{t}");
+        configure_git(&f, Path::new("/tmp/den-agent/den"), false).unwrap();
+        assert_eq!(std::fs::read_to_string(&f).unwrap(), "[user]\n\tname = x\n");
+        // nothing to remove: the file is not even written
+        let g = dir.path().join("none");
+        configure_git(&g, Path::new("/x"), false).unwrap();
+        assert!(!g.exists());
+    }
+
+    #[test]
+    fn helper_without_a_client_says_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(ask("get", "host=x\n", dir.path()), None);
+        // a stale socket file (its server is gone) is skipped
+        std::fs::create_dir_all(dir.path().join("cred")).unwrap();
+        drop(UnixListener::bind(dir.path().join("cred/1.sock")).unwrap());
+        assert_eq!(ask("get", "host=x\n", dir.path()), None);
+        assert_eq!(ask("frobnicate", "", dir.path()), None);
+    }
+}

@@ -1,0 +1,65 @@
+//! Git credentials from the client: git in the workspace asks, den answers
+//! with this machine's real `git credential fill` (here a `store` helper
+//! with a test file), through den ssh and through OpenSSH's ProxyCommand.
+
+use std::process::Command;
+
+use crate::common::{require_engine, run, unique_id, Sandbox};
+
+const FILL: &str = "printf 'protocol=https\\nhost=git.example.com\\n\\n' | GIT_TERMINAL_PROMPT=0 git credential fill";
+
+#[test]
+fn git_credentials_come_from_the_client() {
+    require_engine();
+    let s = Sandbox::new();
+    let store = s.path().join("git-credentials");
+    std::fs::write(&store, "https://alice:s3cret@git.example.com\n").unwrap();
+    let gitconfig = s.path().join("gitconfig");
+    std::fs::write(&gitconfig, format!("[credential]\n\thelper = store --file={}\n", store.display())).unwrap();
+    let den = |args: &[&str]| run(s.den().args(args).env("GIT_CONFIG_GLOBAL", &gitconfig));
+
+    let id = unique_id("gitcred");
+    let _c = s.cleanup(&id);
+    let p = s.project(
+        "gitcred",
+        &[
+            ("Dockerfile", "FROM den-test/debian:bookworm\nRUN useradd -m -s /bin/bash dev\n"),
+            (".devcontainer.json", r#"{"build": {"dockerfile": "Dockerfile"}, "remoteUser": "dev"}"#),
+        ],
+    );
+    let r = den(&["up", "--id", &id, p.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // git as the (non-root) remote user gets the client's credentials
+    let r = den(&["ssh", &id, "--", FILL]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("username=alice\npassword=s3cret\n"), "{}|{}", r.stdout, r.stderr);
+    let o = Command::new("ssh")
+        .arg("-F")
+        .arg(s.path().join("ssh_config"))
+        .args(["-o", "BatchMode=yes", &format!("{id}.den"), FILL])
+        .env("GIT_CONFIG_GLOBAL", &gitconfig)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("username=alice\npassword=s3cret\n"), "{out}|{}", String::from_utf8_lossy(&o.stderr));
+    // a host the client has nothing for: git gets nothing, and says so
+    let r = den(&[
+        "ssh",
+        &id,
+        "--",
+        "printf 'protocol=https\\nhost=other.example\\n\\n' | GIT_TERMINAL_PROMPT=0 git credential fill",
+    ]);
+    assert_ne!(r.code, 0);
+    assert!(!r.stdout.contains("password="), "{}", r.stdout);
+
+    // the provider says no: no helper in the container, nothing leaks
+    let id2 = unique_id("nogitcred");
+    let _c2 = s.cleanup(&id2);
+    let p2 = s.project("nogitcred", &[(".devcontainer.json", r#"{"image": "den-test/debian:bookworm"}"#)]);
+    let r = den(&["up", "--id", &id2, "--provider-option", "INJECT_GIT_CREDENTIALS=false", p2.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = den(&["ssh", &id2, "--", "git config --system --get-all credential.helper; echo end"]);
+    assert_eq!(r.stdout, "end\n", "{}", r.stderr);
+    let r = den(&["ssh", &id2, "--", FILL]);
+    assert!(!r.stdout.contains("s3cret"), "{}", r.stdout);
+}
