@@ -63,3 +63,66 @@ fn git_credentials_come_from_the_client() {
     let r = den(&["ssh", &id2, "--", FILL]);
     assert!(!r.stdout.contains("s3cret"), "{}", r.stdout);
 }
+
+/// Docker registry credentials: docker in the workspace (through
+/// docker-credential-den, its credsStore) gets what this machine's docker
+/// config holds — an `auths` entry, or a credential helper.
+#[test]
+fn docker_credentials_come_from_the_client() {
+    require_engine();
+    let s = Sandbox::new();
+    let config = s.path().join("docker-config");
+    std::fs::create_dir_all(&config).unwrap();
+    // dave:pw for registry.example.com, a helper for helped.example.com
+    std::fs::write(
+        config.join("config.json"),
+        r#"{"auths": {"registry.example.com": {"auth": "ZGF2ZTpwdw=="}}, "credHelpers": {"helped.example.com": "denteststore"}}"#,
+    )
+    .unwrap();
+    let bin = s.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let helper = bin.join("docker-credential-denteststore");
+    std::fs::write(
+        &helper,
+        "#!/bin/sh\nread url\nprintf '{\"ServerURL\":\"%s\",\"Username\":\"erin\",\"Secret\":\"tok\"}' \"$url\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&helper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let den = |args: &[&str]| run(s.den().args(args).env("DOCKER_CONFIG", &config).env("PATH", &path));
+
+    let id = unique_id("dockercred");
+    let _c = s.cleanup(&id);
+    let p = s.project("dockercred", &[(".devcontainer.json", r#"{"image": "den-test/debian:bookworm"}"#)]);
+    let r = den(&["up", "--id", &id, p.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = den(&[
+        "ssh",
+        &id,
+        "--",
+        "grep credsStore ~/.docker/config.json; echo registry.example.com | docker-credential-den get",
+    ]);
+    assert!(r.stdout.contains(r#""credsStore": "den""#), "{}", r.stdout);
+    assert!(
+        r.stdout.contains(r#""Username":"dave""#) && r.stdout.contains(r#""Secret":"pw""#),
+        "{}|{}",
+        r.stdout,
+        r.stderr
+    );
+    let r = den(&["ssh", &id, "--", "echo https://helped.example.com | docker-credential-den get"]);
+    assert!(r.stdout.contains(r#""Username":"erin""#), "{}|{}", r.stdout, r.stderr);
+    // none for this registry: the helper protocol's "not found"
+    let r = den(&["ssh", &id, "--", "echo nowhere.example | docker-credential-den get"]);
+    assert_eq!(r.code, 1);
+    assert_eq!(r.stdout, "credentials not found in native keychain\n");
+    // docker login in the workspace is refused with a pointer
+    let r = den(&["ssh", &id, "--", "echo x | docker-credential-den store"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("run `docker login` there"), "{}", r.stderr);
+
+    // turned off: no helper, no credsStore
+    let r = den(&["up", "--id", &id, "--provider-option", "INJECT_DOCKER_CREDENTIALS=false", p.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = den(&["ssh", &id, "--", "command -v docker-credential-den; cat ~/.docker/config.json"]);
+    assert!(!r.stdout.contains("docker-credential-den") && !r.stdout.contains("credsStore"), "{}", r.stdout);
+}

@@ -79,7 +79,8 @@ fn kubernetes_provider_through_mock_kubectl() {
     let gitconfig = s.path().join("gitconfig");
     std::fs::write(&gitconfig, format!("[credential]\n\thelper = store --file={}\n", store.display())).unwrap();
     let ask = "printf 'protocol=https\\nhost=git.example.com\\n\\n' | /usr/local/bin/den agent git-credential get";
-    let r = run(s.den().args(["ssh", &id, "--", ask]).env("GIT_CONFIG_GLOBAL", &gitconfig).env("MOCK_KUBECTL_LOG", &log));
+    let r =
+        run(s.den().args(["ssh", &id, "--", ask]).env("GIT_CONFIG_GLOBAL", &gitconfig).env("MOCK_KUBECTL_LOG", &log));
     assert!(r.stdout.contains("username=carol\npassword=pw\n"), "{}|{}", r.stdout, r.stderr);
 
     // stop deletes the pod and keeps the volume; ssh makes the pod again

@@ -95,7 +95,7 @@ pub fn helper_main(op: &str, data: &Path) -> i32 {
 
 /// Asks the newest connected client; `None` when none answers.
 pub fn ask(op: &str, input: &str, data: &Path) -> Option<String> {
-    if !matches!(op, "get" | "store" | "erase") {
+    if !matches!(op, "get" | "store" | "erase" | "docker-get" | "docker-list") {
         return None; // git ignores operations a helper does not know
     }
     if let Some(answer) = ask_once(op, input, data) {
@@ -207,6 +207,91 @@ pub fn server_main(data: &Path) -> i32 {
     0
 }
 
+/// Where setup puts the docker credential helper (docker finds
+/// `docker-credential-NAME` on PATH).
+pub const DOCKER_HELPER: &str = "/usr/local/bin/docker-credential-den";
+
+/// Installs (or removes) the `docker-credential-den` helper and makes it the
+/// remote user's `credsStore` in `~/.docker/config.json` (other settings
+/// kept). Returns what it could not do.
+pub fn configure_docker(agent: &Path, home: &Path, uid: u32, gid: u32, enable: bool) -> Result<(), String> {
+    let config = home.join(".docker/config.json");
+    let mut doc: serde_json::Value = match std::fs::read_to_string(&config) {
+        Ok(t) => serde_json::from_str(&t).map_err(|e| format!("{}: {e}", config.display()))?,
+        Err(_) => serde_json::json!({}),
+    };
+    let ours = doc.get("credsStore").and_then(|v| v.as_str()) == Some("den");
+    if !enable {
+        let _ = std::fs::remove_file(DOCKER_HELPER);
+        if ours {
+            doc.as_object_mut().map(|o| o.remove("credsStore"));
+            write_json_as(&config, &doc, uid, gid)?;
+        }
+        return Ok(());
+    }
+    let quoted = agent.display().to_string().replace('\'', "'\\''");
+    let script = format!("#!/bin/sh\nexec '{quoted}' agent docker-credential \"$@\"\n");
+    std::fs::create_dir_all("/usr/local/bin")
+        .and_then(|_| std::fs::write(DOCKER_HELPER, script))
+        .and_then(|_| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(DOCKER_HELPER, std::fs::Permissions::from_mode(0o755))
+        })
+        .map_err(|e| format!("{DOCKER_HELPER}: {e}"))?;
+    // A store the user chose stays theirs.
+    if doc.get("credsStore").is_none() {
+        doc["credsStore"] = serde_json::json!("den");
+        write_json_as(&config, &doc, uid, gid)?;
+    }
+    Ok(())
+}
+
+fn write_json_as(path: &Path, doc: &serde_json::Value, uid: u32, gid: u32) -> Result<(), String> {
+    let dir = path.parent().expect("has a parent");
+    let created = !dir.exists();
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let text = serde_json::to_string_pretty(doc).expect("serialises");
+    std::fs::write(path, text + "\n").map_err(|e| format!("{}: {e}", path.display()))?;
+    if created {
+        let _ = std::os::unix::fs::chown(dir, Some(uid), Some(gid));
+    }
+    let _ = std::os::unix::fs::chown(path, Some(uid), Some(gid));
+    Ok(())
+}
+
+/// `den agent docker-credential OP` (as `docker-credential-den`): `get`
+/// and `list` ask the client; `store` and `erase` are refused (log in on
+/// the client).
+pub fn docker_helper_main(op: &str, data: &Path) -> i32 {
+    let mut input = String::new();
+    let _ = std::io::stdin().read_to_string(&mut input);
+    match op {
+        "get" => match ask("docker-get", input.trim(), data).filter(|a| !a.trim().is_empty()) {
+            Some(answer) => {
+                print!("{answer}");
+                0
+            }
+            None => {
+                // docker's helper protocol: this text means "none here".
+                println!("credentials not found in native keychain");
+                1
+            }
+        },
+        "list" => {
+            print!("{}", ask("docker-list", "", data).filter(|a| !a.trim().is_empty()).unwrap_or_else(|| "{}".into()));
+            0
+        }
+        "store" | "erase" => {
+            eprintln!("den: docker credentials come from the client; run `docker login` there");
+            1
+        }
+        _ => {
+            eprintln!("den: unknown docker credential operation `{op}`");
+            1
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,6 +316,21 @@ mod tests {
         let g = dir.path().join("none");
         configure_git(&g, Path::new("/x"), false).unwrap();
         assert!(!g.exists());
+    }
+
+    #[test]
+    fn docker_config_keeps_other_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join(".docker/config.json");
+        std::fs::create_dir_all(cfg.parent().unwrap()).unwrap();
+        std::fs::write(&cfg, r#"{"auths": {"x": {}}, "detachKeys": "ctrl-e"}"#).unwrap();
+        let (uid, gid) = (unsafe { libc::getuid() }, unsafe { libc::getgid() });
+        let mut doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&cfg).unwrap()).unwrap();
+        doc["credsStore"] = serde_json::json!("den");
+        write_json_as(&cfg, &doc, uid, gid).unwrap();
+        let back: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&cfg).unwrap()).unwrap();
+        assert_eq!(back["detachKeys"], "ctrl-e");
+        assert_eq!(back["credsStore"], "den");
     }
 
     #[test]

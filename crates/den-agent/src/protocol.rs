@@ -37,9 +37,24 @@ pub struct SetupRequest {
     /// Stop the container after this long without a session (`10m`…);
     /// empty: never.
     pub inactivity_timeout: String,
-    /// Configure git to ask the client for credentials (the provider's
-    /// `agent.injectGitCredentials`).
-    pub git_credentials: bool,
+    /// Which credentials the container may ask the client for.
+    pub credentials: Credentials,
+}
+
+/// Credentials the workspace asks the client for while a connection is
+/// open: the provider's `agent.injectGitCredentials` and
+/// `agent.injectDockerCredentials`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Credentials {
+    pub git: bool,
+    pub docker: bool,
+}
+
+impl Credentials {
+    pub fn any(&self) -> bool {
+        self.git || self.docker
+    }
 }
 
 /// The merged lifecycle commands, each hook a list (image metadata first).

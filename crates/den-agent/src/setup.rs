@@ -135,8 +135,12 @@ fn setup(req: &SetupRequest, data: &Path, sink: &Sink) -> Result<SetupResult, St
         }
     }
     if let Ok(agent) = std::env::current_exe() {
-        if let Err(e) = crate::credentials::configure_git(Path::new("/etc/gitconfig"), &agent, req.git_credentials) {
+        if let Err(e) = crate::credentials::configure_git(Path::new("/etc/gitconfig"), &agent, req.credentials.git) {
             hooks::line(sink, "setup", &format!("git credentials from the client are not set up: /etc/gitconfig: {e}"));
+        }
+        let home = Path::new(&user.home);
+        if let Err(e) = crate::credentials::configure_docker(&agent, home, user.uid, user.gid, req.credentials.docker) {
+            hooks::line(sink, "setup", &format!("docker credentials from the client are not set up: {e}"));
         }
     }
     let remote_user = RemoteUser {

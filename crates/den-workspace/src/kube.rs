@@ -264,7 +264,7 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, p: Plan, reporter: &mut dyn Report
     rec.image = image.clone();
     rec.workspace_folder = p.resolved.workspace_folder.clone();
     rec.forward_ports = merged.forward_ports.clone();
-    rec.git_credentials = crate::up::git_credentials_of(&p.entry, &run.options);
+    rec.credentials = crate::up::credentials_of(&p.entry, &run.options);
     rec.last_used_at = now();
     rec.save(den)?;
 
@@ -329,7 +329,7 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, p: Plan, reporter: &mut dyn Report
     let req = den_agent::protocol::SetupRequest {
         authorized_key: crate::up::authorized_key(den, opts, &p.id)?,
         inactivity_timeout: timeout,
-        git_credentials: rec.git_credentials,
+        credentials: rec.credentials,
         ..crate::up::setup_request(&p.id, &p.resolved, &merged, remote_user, host)
     };
     let mut argv = vec![

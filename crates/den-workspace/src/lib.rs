@@ -3,6 +3,7 @@
 mod binaries;
 mod config;
 pub mod context;
+mod docker_credentials;
 pub mod exec;
 mod id;
 mod inject;

@@ -33,8 +33,8 @@ pub struct WorkspaceRecord {
     /// Remote providers: the agent binary on the machine, and its home there.
     pub machine_agent_path: String,
     pub remote_home: String,
-    /// git in the workspace asks den for credentials (injectGitCredentials).
-    pub git_credentials: bool,
+    /// What the workspace asks den for (injectGit/DockerCredentials).
+    pub credentials: den_agent::protocol::Credentials,
     /// The ssh config file that holds this workspace's `Host ID.den` block.
     pub ssh_config: Option<PathBuf>,
     pub created_at: u64,

@@ -109,7 +109,7 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, p: crate::up::Plan, reporter: &mut
     rec.devcontainer_path = p.devcontainer_path.clone();
     rec.config_file = Some(p.resolved.config_file.clone()).filter(|f| !f.as_os_str().is_empty());
     rec.machine = machine_id.clone();
-    rec.git_credentials = crate::up::git_credentials_of(&p.entry, &run.options);
+    rec.credentials = crate::up::credentials_of(&p.entry, &run.options);
     rec.last_used_at = now();
     rec.save(den)?;
 
@@ -160,7 +160,7 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, p: crate::up::Plan, reporter: &mut
         authorized_key: den_ssh::keys::public_openssh(key.public_key()),
         machine_watch: machine_watch(&run),
         docker_install: agent.docker.install.is_true_or(true),
-        git_credentials: crate::up::git_credentials_of(&p.entry, &run.options),
+        credentials: crate::up::credentials_of(&p.entry, &run.options),
     };
     reporter.phase("inject", &format!("reaching the machine through provider `{}`", p.entry.name));
     let command = inject_command(&agent_candidates(&run), "remote-up")?;

@@ -44,8 +44,8 @@ pub struct RemoteUpRequest {
     pub machine_watch: Option<MachineWatch>,
     /// The manifest's `agent.docker.install`.
     pub docker_install: bool,
-    /// The manifest's `agent.injectGitCredentials`.
-    pub git_credentials: bool,
+    /// The manifest's `agent.injectGitCredentials`/`injectDockerCredentials`.
+    pub credentials: den_agent::protocol::Credentials,
 }
 
 /// Machine inactivity: after `timeout_secs` without a tunnel, stop the
@@ -214,7 +214,7 @@ pub fn remote_up_main() -> i32 {
         machine: None,
         authorized_key: Some(req.authorized_key.clone()),
         skip_initialize: true,
-        git_credentials: Some(req.git_credentials),
+        credentials: Some(req.credentials),
     };
     let mut result = RemoteUpResult { home: home.display().to_string(), ..Default::default() };
     match crate::up(&den, &opts, &mut Relay) {
@@ -463,7 +463,7 @@ fn restart(den: &Den, rec: &crate::WorkspaceRecord) -> Result<(), String> {
         workspace: crate::Source { source: rec.local_folder.clone(), id: Some(rec.id.clone()), ..Default::default() },
         authorized_key: Some(key.trim().to_string()),
         skip_initialize: true,
-        git_credentials: Some(rec.git_credentials),
+        credentials: Some(rec.credentials),
         ..Default::default()
     };
     crate::up(den, &opts, &mut ToStderr).map(|_| ()).map_err(|e| e.to_string())

@@ -154,14 +154,15 @@ fn credentials_cmd(t: &Target) -> Result<Cmd> {
     }
 }
 
-/// While a connection is open: answers the workspace's git credential
-/// requests with this machine's `git credential fill|approve|reject` (never
-/// prompting: GIT_TERMINAL_PROMPT=0). `None` when the workspace does not
-/// want credentials or the relay cannot start; the relay dies with den.
-pub fn serve_git_credentials(t: &Target) -> Option<std::process::Child> {
+/// While a connection is open: answers the workspace's credential requests
+/// with this machine's `git credential fill|approve|reject` (never
+/// prompting: GIT_TERMINAL_PROMPT=0) and docker's configured credentials.
+/// `None` when the workspace wants none or the relay cannot start; the
+/// relay dies with den.
+pub fn serve_credentials(t: &Target) -> Option<std::process::Child> {
     use std::io::{BufRead, Write};
     use std::os::unix::process::CommandExt;
-    if !t.record.git_credentials || t.record.agent_path.is_empty() {
+    if !t.record.credentials.any() || t.record.agent_path.is_empty() {
         return None;
     }
     let cmd = credentials_cmd(t).ok()?;
@@ -177,12 +178,19 @@ pub fn serve_git_credentials(t: &Target) -> Option<std::process::Child> {
     let mut child = c.spawn().ok()?;
     let stdin = std::sync::Arc::new(std::sync::Mutex::new(child.stdin.take()?));
     let stdout = child.stdout.take()?;
+    let wanted = t.record.credentials;
     std::thread::spawn(move || {
         for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
             let Ok(req) = serde_json::from_str::<den_agent::credentials::CredentialRequest>(&line) else { continue };
             let stdin = stdin.clone();
             std::thread::spawn(move || {
-                let output = local_git_credential(&req.op, &req.input);
+                // Only what the provider lets the workspace ask for.
+                let output = match req.op.as_str() {
+                    "docker-get" if wanted.docker => crate::docker_credentials::get(req.input.trim()),
+                    "docker-list" if wanted.docker => crate::docker_credentials::list(),
+                    "get" | "store" | "erase" if wanted.git => local_git_credential(&req.op, &req.input),
+                    _ => String::new(),
+                };
                 let answer = den_agent::credentials::CredentialAnswer { id: req.id, output };
                 if let Ok(mut w) = stdin.lock() {
                     let _ = writeln!(w, "{}", serde_json::to_string(&answer).expect("serialises"));

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use den_agent::protocol::{Hooks, SetupRequest};
+use den_agent::protocol::{Credentials, Hooks, SetupRequest};
 use den_devcontainer::{DevContainer, MergedConfig, MetadataEntry, Resolved};
 use den_driver::{BuildSpec, Container, Docker, RunSpec, WORKSPACE_LABEL};
 use den_provider::ResolvedOption;
@@ -46,9 +46,10 @@ pub struct UpOptions {
     /// Do not run initializeCommand (the agent on a machine: it ran where
     /// the user is).
     pub skip_initialize: bool,
-    /// Overrides the provider's `agent.injectGitCredentials` (the agent on
-    /// a machine gets the client's provider's value this way).
-    pub git_credentials: Option<bool>,
+    /// Overrides the provider's `agent.injectGitCredentials` and
+    /// `injectDockerCredentials` (the agent on a machine gets the client's
+    /// provider's values this way).
+    pub credentials: Option<Credentials>,
 }
 
 #[derive(Debug, Clone)]
@@ -123,10 +124,15 @@ fn agent_candidates(entry: &ProviderEntry, opts: &IndexMap<String, ResolvedOptio
     v
 }
 
-/// The provider's `agent.injectGitCredentials`: on unless it says false.
-pub(crate) fn git_credentials_of(entry: &ProviderEntry, opts: &IndexMap<String, ResolvedOption>) -> bool {
-    den_provider::StrBool(den_provider::expand_options(&entry.manifest.agent.inject_git_credentials.0, opts))
-        .is_true_or(true)
+/// The provider's `agent.injectGitCredentials` and
+/// `injectDockerCredentials`: each on unless it says false.
+pub(crate) fn credentials_of(entry: &ProviderEntry, opts: &IndexMap<String, ResolvedOption>) -> Credentials {
+    let on =
+        |b: &den_provider::StrBool| den_provider::StrBool(den_provider::expand_options(&b.0, opts)).is_true_or(true);
+    Credentials {
+        git: on(&entry.manifest.agent.inject_git_credentials),
+        docker: on(&entry.manifest.agent.inject_docker_credentials),
+    }
 }
 
 /// The project's configuration, or the fallback image's when it has none.
@@ -348,7 +354,7 @@ struct Prepared {
     /// The provider's containerInactivityTimeout (e.g. `10m`), expanded.
     inactivity_timeout: String,
     /// The provider's injectGitCredentials, expanded (default: yes).
-    git_credentials: bool,
+    credentials: Credentials,
 }
 
 /// The provider: the one asked for, else the workspace's, else the
@@ -397,7 +403,7 @@ fn prepare(den: &Den, src: &Source, reporter: &mut dyn Reporter) -> Result<(Prep
     };
     let inactivity_timeout = den_provider::expand_options(timeout, &opts);
     let inactivity_timeout = if inactivity_timeout.contains("${") { String::new() } else { inactivity_timeout };
-    let git_credentials = git_credentials_of(&entry, &opts);
+    let credentials = credentials_of(&entry, &opts);
     Ok((
         Prepared {
             folder,
@@ -409,7 +415,7 @@ fn prepare(den: &Den, src: &Source, reporter: &mut dyn Reporter) -> Result<(Prep
             agent_paths,
             devcontainer_path,
             inactivity_timeout,
-            git_credentials,
+            credentials,
         },
         record,
     ))
@@ -509,7 +515,7 @@ pub fn up(den: &Den, opts: &UpOptions, reporter: &mut dyn Reporter) -> Result<Up
     rec.remote_user = remote_user.clone();
     rec.workspace_folder = p.resolved.workspace_folder.clone();
     rec.forward_ports = merged.forward_ports.clone();
-    rec.git_credentials = opts.git_credentials.unwrap_or(p.git_credentials);
+    rec.credentials = opts.credentials.unwrap_or(p.credentials);
     if created || started || record.as_ref() != Some(&rec) {
         rec.last_used_at = now();
         rec.save(den)?;
@@ -518,7 +524,7 @@ pub fn up(den: &Den, opts: &UpOptions, reporter: &mut dyn Reporter) -> Result<Up
     let req = SetupRequest {
         authorized_key: authorized_key(den, opts, &p.id)?,
         inactivity_timeout: p.inactivity_timeout.clone(),
-        git_credentials: rec.git_credentials,
+        credentials: rec.credentials,
         ..setup_request(&p.id, &p.resolved, &merged, remote_user, (host_uid, host_gid))
     };
     reporter.phase("inject", "");
@@ -587,7 +593,7 @@ pub(crate) fn setup_request(
         agent_path: String::new(),
         authorized_key: String::new(),
         inactivity_timeout: String::new(),
-        git_credentials: false,
+        credentials: Credentials::default(),
     }
 }
 

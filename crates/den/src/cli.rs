@@ -318,6 +318,8 @@ pub enum AgentCommand {
     ReceiveContent,
     /// git's credential helper: asks the connected client.
     GitCredential { op: String },
+    /// docker's credential helper (docker-credential-den): asks the client.
+    DockerCredential { op: String },
     /// Relay git credential requests to den on stdin/stdout.
     CredentialsServer,
     /// On a machine: the container's SSH server on stdin/stdout.

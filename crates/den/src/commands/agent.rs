@@ -18,6 +18,9 @@ pub fn run(cmd: AgentCommand) -> anyhow::Result<i32> {
         AgentCommand::GitCredential { op } => {
             Ok(den_agent::credentials::helper_main(&op, &den_agent::setup::data_dir()))
         }
+        AgentCommand::DockerCredential { op } => {
+            Ok(den_agent::credentials::docker_helper_main(&op, &den_agent::setup::data_dir()))
+        }
         AgentCommand::CredentialsServer => Ok(den_agent::credentials::server_main(&den_agent::setup::data_dir())),
         AgentCommand::RemoteTunnel { home, context, workdir, credentials, id } => {
             Ok(den_workspace::remote_agent::tunnel_main(&home, &context, &id, workdir.as_deref(), credentials))

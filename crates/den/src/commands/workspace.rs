@@ -21,7 +21,7 @@ pub fn up(args: UpArgs) -> anyhow::Result<i32> {
         machine: args.machine,
         authorized_key: None,
         skip_initialize: false,
-        git_credentials: None,
+        credentials: None,
     };
     let mut progress = Progress::new();
     let result = den_workspace::up(&den, &opts, &mut progress);
