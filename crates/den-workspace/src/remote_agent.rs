@@ -185,13 +185,15 @@ pub fn remote_up_main() -> i32 {
         }
     }
     // An `up` is activity: a long build must not look like an idle machine.
-    let busy = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let (done, finished) = std::sync::mpsc::channel::<()>();
     let heartbeat = {
-        let (busy, home) = (busy.clone(), home.clone());
+        let home = home.clone();
         std::thread::spawn(move || {
-            while busy.load(std::sync::atomic::Ordering::Relaxed) {
+            touch(&home);
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                finished.recv_timeout(Duration::from_millis(500))
+            {
                 touch(&home);
-                std::thread::sleep(Duration::from_millis(500));
             }
         })
     };
@@ -258,7 +260,7 @@ pub fn remote_up_main() -> i32 {
             let _ = den_state::atomic_write(&key_file(&den, &req.workspace_id), req.authorized_key.as_bytes());
         }
     }
-    busy.store(false, std::sync::atomic::Ordering::Relaxed);
+    drop(done);
     let _ = heartbeat.join();
     touch(&home);
     answer(&result)

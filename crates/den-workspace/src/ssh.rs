@@ -154,18 +154,33 @@ fn credentials_cmd(t: &Target) -> Result<Cmd> {
     }
 }
 
+/// How long after a connection starts den starts its credentials relay: a
+/// quick command (`den ssh ID -- make`) ends before and pays nothing; git
+/// asking earlier waits for it (the helper waits while a session is open).
+const RELAY_DELAY: std::time::Duration = std::time::Duration::from_millis(300);
+
 /// While a connection is open: answers the workspace's credential requests
 /// with this machine's `git credential fill|approve|reject` (never
 /// prompting: GIT_TERMINAL_PROMPT=0) and docker's configured credentials.
-/// `None` when the workspace wants none or the relay cannot start; the
-/// relay dies with den.
-pub fn serve_credentials(t: &Target) -> Option<std::process::Child> {
+/// Does nothing when the workspace wants none. The relay runs in a thread
+/// of its own and dies with den.
+pub fn serve_credentials(t: &Target) {
+    if !t.record.credentials.any() || t.record.agent_path.is_empty() {
+        return;
+    }
+    let Ok(cmd) = credentials_cmd(t) else { return };
+    let wanted = t.record.credentials;
+    // This thread spawns the relay and lives as long as it: the relay's
+    // PDEATHSIG is tied to it.
+    std::thread::spawn(move || {
+        std::thread::sleep(RELAY_DELAY);
+        relay(&cmd, wanted);
+    });
+}
+
+fn relay(cmd: &Cmd, wanted: den_agent::protocol::Credentials) {
     use std::io::{BufRead, Write};
     use std::os::unix::process::CommandExt;
-    if !t.record.credentials.any() || t.record.agent_path.is_empty() {
-        return None;
-    }
-    let cmd = credentials_cmd(t).ok()?;
     let mut c = cmd.to_command();
     c.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null());
     // SAFETY: prctl between fork and exec: the relay ends with den.
@@ -175,31 +190,28 @@ pub fn serve_credentials(t: &Target) -> Option<std::process::Child> {
             Ok(())
         });
     }
-    let mut child = c.spawn().ok()?;
-    let stdin = std::sync::Arc::new(std::sync::Mutex::new(child.stdin.take()?));
-    let stdout = child.stdout.take()?;
-    let wanted = t.record.credentials;
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
-            let Ok(req) = serde_json::from_str::<den_agent::credentials::CredentialRequest>(&line) else { continue };
-            let stdin = stdin.clone();
-            std::thread::spawn(move || {
-                // Only what the provider lets the workspace ask for.
-                let output = match req.op.as_str() {
-                    "docker-get" if wanted.docker => crate::docker_credentials::get(req.input.trim()),
-                    "docker-list" if wanted.docker => crate::docker_credentials::list(),
-                    "get" | "store" | "erase" if wanted.git => local_git_credential(&req.op, &req.input),
-                    _ => String::new(),
-                };
-                let answer = den_agent::credentials::CredentialAnswer { id: req.id, output };
-                if let Ok(mut w) = stdin.lock() {
-                    let _ = writeln!(w, "{}", serde_json::to_string(&answer).expect("serialises"));
-                    let _ = w.flush();
-                }
-            });
-        }
-    });
-    Some(child)
+    let Ok(mut child) = c.spawn() else { return };
+    let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else { return };
+    let stdin = std::sync::Arc::new(std::sync::Mutex::new(stdin));
+    for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+        let Ok(req) = serde_json::from_str::<den_agent::credentials::CredentialRequest>(&line) else { continue };
+        let stdin = stdin.clone();
+        std::thread::spawn(move || {
+            // Only what the provider lets the workspace ask for.
+            let output = match req.op.as_str() {
+                "docker-get" if wanted.docker => crate::docker_credentials::get(req.input.trim()),
+                "docker-list" if wanted.docker => crate::docker_credentials::list(),
+                "get" | "store" | "erase" if wanted.git => local_git_credential(&req.op, &req.input),
+                _ => String::new(),
+            };
+            let answer = den_agent::credentials::CredentialAnswer { id: req.id, output };
+            if let Ok(mut w) = stdin.lock() {
+                let _ = writeln!(w, "{}", serde_json::to_string(&answer).expect("serialises"));
+                let _ = w.flush();
+            }
+        });
+    }
+    let _ = child.wait();
 }
 
 /// `git credential fill|approve|reject` here; what it printed, or nothing.

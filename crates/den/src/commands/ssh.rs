@@ -20,7 +20,7 @@ pub fn run(args: SshArgs) -> anyhow::Result<i32> {
     }
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     // git in the workspace may ask for credentials while the session lasts.
-    let _credentials = den_workspace::ssh::serve_credentials(&target);
+    den_workspace::ssh::serve_credentials(&target);
     let first = rt.block_on(session(&den, &target, &args))?;
     let code = match first {
         Outcome::Done(code) => code,
@@ -91,7 +91,7 @@ fn stdio(den: &den_workspace::Den, target: Target) -> anyhow::Result<i32> {
     }
     let mut child = cmd.spawn().map_err(|e| tunnel.spawn_error(e))?;
     // git in the workspace may ask for credentials while the connection lasts.
-    let _credentials = den_workspace::ssh::serve_credentials(&target);
+    den_workspace::ssh::serve_credentials(&target);
     let stderr = child.stderr.take().expect("piped");
     let relay = std::thread::spawn(move || {
         let mut not_running = false;
@@ -111,7 +111,7 @@ fn stdio(den: &den_workspace::Den, target: Target) -> anyhow::Result<i32> {
         return Ok(status.code().unwrap_or(255));
     }
     start(den, &target)?;
-    let _credentials = den_workspace::ssh::serve_credentials(&target);
+    den_workspace::ssh::serve_credentials(&target);
     let tunnel = den_workspace::ssh::tunnel(&target, None)?;
     let status = tunnel.to_command().status().map_err(|e| tunnel.spawn_error(e))?;
     Ok(status.code().unwrap_or(255))
