@@ -221,6 +221,13 @@ fn ssh_provider_requires_host_and_reports_unreachable() {
         .arg(&p));
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("Connection refused"), "{}", r.stderr);
+    // den build builds on this machine's engine only, and says so
+    let r = run(s
+        .den()
+        .args(["build", "--provider", "ssh", "--provider-option", "HOST=root@127.0.0.1", "--id", "nb"])
+        .arg(&p));
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("`den build` works with local docker-compatible providers"), "{}", r.stderr);
 }
 
 /// A machine without the docker CLI: a clear error from the machine.

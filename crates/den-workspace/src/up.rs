@@ -92,7 +92,7 @@ pub(crate) fn docker_for(entry: &ProviderEntry, opts: &IndexMap<String, Resolved
     let driver = den_provider::expand_options(&m.agent.driver, opts);
     if m.is_machine_provider() || !m.agent.local.is_true_or(false) || !(driver.is_empty() || driver == "docker") {
         return Err(WorkspaceError::Unsupported(format!(
-            "provider `{}` runs workspaces on another machine; this den drives local docker-compatible providers only",
+            "provider `{}` does not run containers on this machine's engine; `den build` works with local docker-compatible providers (`den up` builds where the provider runs)",
             entry.name
         )));
     }
