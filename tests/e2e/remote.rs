@@ -192,6 +192,19 @@ fn ssh_provider_up_ssh_stop_delete() {
     assert!(list.stdout.contains("\"provider\":\"ssh\""), "{}", list.stdout);
     assert!(den(&["logs", &id]).stdout.contains("postCreateCommand"));
 
+    // den forgot the workspace (its state folder is gone) but the machine
+    // did not: a new up sends the files again and the container sees them
+    std::fs::remove_dir_all(s.home().join(format!("contexts/default/workspaces/{id}"))).unwrap();
+    std::fs::write(p.join("hello.txt"), "third\n").unwrap();
+    let mut again = s.den();
+    again.args(["up", "--provider", "ssh", "--id", &id]);
+    for o in sshd.options() {
+        again.arg("--provider-option").arg(o);
+    }
+    let r = run(again.arg(&p));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(den(&["ssh", &id, "--", "cat hello.txt"]).stdout, "third\n");
+
     // delete: no container, no files on the machine, no record, no ssh entry
     let r = den(&["delete", &id]);
     assert_eq!(r.code, 0, "{}", r.stderr);

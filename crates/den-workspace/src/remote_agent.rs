@@ -144,7 +144,11 @@ pub fn remote_up_main() -> i32 {
     };
     let home = agent_home(&req.data_path);
     let content = content_dir(&home, &req.context, &req.workspace_id);
+    // A container made from an earlier copy still mounts that copy: new
+    // files mean a new container.
+    let mut replaced = false;
     if req.fresh_content || !content.is_dir() {
+        replaced = content.is_dir();
         println!("{SEND_CONTENT}");
         let _ = std::io::stdout().flush();
         if let Err(e) = receive(&mut input, &content) {
@@ -210,7 +214,7 @@ pub fn remote_up_main() -> i32 {
             provider_options: options,
             fallback_image: Some(req.fallback_image.clone()).filter(|f| !f.is_empty()),
         },
-        recreate: req.recreate,
+        recreate: req.recreate || replaced,
         reset: false,
         ssh_config: None,
         machine: None,
