@@ -37,18 +37,15 @@ pub(crate) fn run_for(den: &Den, rec: &WorkspaceRecord) -> Result<ProviderRun> {
     ProviderRun::new(den, &entry, &rec.provider_options, &subject)
 }
 
+/// Where the agent goes on the machine: the manifest's `agent.path` alone
+/// when it names one (a copy elsewhere is not used instead), else den's
+/// defaults.
 fn agent_candidates(run: &ProviderRun) -> Vec<String> {
-    let mut v = Vec::new();
     let p = run.expand(&run.entry.manifest.agent.path);
     if !p.trim().is_empty() {
-        v.push(p);
+        return vec![p];
     }
-    for d in DEFAULT_MACHINE_AGENT_PATHS {
-        if !v.iter().any(|x| x == d) {
-            v.push(d.to_string());
-        }
-    }
-    v
+    DEFAULT_MACHINE_AGENT_PATHS.iter().map(|d| d.to_string()).collect()
 }
 
 fn machine_watch(run: &ProviderRun) -> Option<MachineWatch> {
