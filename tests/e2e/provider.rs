@@ -115,3 +115,29 @@ fn helper_sh_is_sh() {
         .stdin(std::process::Stdio::null()));
     assert_eq!(r.stdout, "$(nope); x\n");
 }
+
+/// A provider with two required options: `provider options` lists them
+/// unset, and `set-options` takes them one at a time; `up` names what is
+/// still missing.
+#[test]
+fn required_options_one_at_a_time() {
+    let s = Sandbox::new();
+    let m = s.path().join("two.yaml");
+    std::fs::write(&m, "name: two\noptions:\n  TOKEN:\n    required: true\n  REGION:\n    required: true\n    enum: [eu, us]\nexec:\n  command: exit 1\n").unwrap();
+    assert_eq!(run(s.den().args(["provider", "add"]).arg(&m)).code, 0);
+    let r = run(s.den().args(["provider", "options", "two"]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("(required, not set)"), "{}", r.stdout);
+    let r = run(s.den().args(["provider", "set-options", "two", "-o", "REGION=eu"]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = run(s.den().args(["provider", "set-options", "two", "-o", "REGION=mars"]));
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("it must be one of eu, us"), "{}", r.stderr);
+    let p = s.project("twoproj", &[(".devcontainer.json", r#"{"image": "den-test/busybox"}"#)]);
+    let r = run(s.den().args(["up", "--provider", "two", "--id", "two"]).arg(&p));
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("provider option TOKEN is required"), "{}", r.stderr);
+    let r = run(s.den().args(["provider", "options", "two", "--output", "json"]));
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["REGION"]["value"], "eu");
+}

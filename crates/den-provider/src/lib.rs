@@ -7,7 +7,7 @@ pub use manifest::{
     builtin, builtin_names, AgentConfig, AgentDocker, Binary, Manifest, OptionEnum, OptionGroup, ProviderOption,
     StrArray, StrBool,
 };
-pub use options::{expand_options, resolve_options, OptionSource, ResolvedOption};
+pub use options::{expand_options, resolve_options, resolve_options_partial, OptionSource, ResolvedOption};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderError {

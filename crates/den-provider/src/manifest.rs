@@ -26,6 +26,10 @@ pub struct Manifest {
     /// tool); kept so that such manifests load, refused when used.
     #[serde(skip)]
     pub exec_proxy: bool,
+    /// `exec` entries that are maps of commands (`proxy`, `daemon` …): den
+    /// runs none of them; their names, so that a manifest using them loads.
+    #[serde(skip)]
+    pub exec_groups: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -214,8 +218,8 @@ fn exec_commands<'de, D: Deserializer<'de>>(d: D) -> Result<IndexMap<String, Str
     let raw: IndexMap<String, serde_norway::Value> = Option::deserialize(d)?.unwrap_or_default();
     let mut out = IndexMap::new();
     for (name, v) in raw {
-        if name == "proxy" {
-            out.insert(name, StrArray(vec![PROXY_MARKER.to_string()]));
+        if matches!(v, serde_norway::Value::Mapping(_)) {
+            out.insert(name, StrArray(vec![GROUP_MARKER.to_string()]));
             continue;
         }
         let cmd: StrArray =
@@ -225,7 +229,7 @@ fn exec_commands<'de, D: Deserializer<'de>>(d: D) -> Result<IndexMap<String, Str
     Ok(out)
 }
 
-const PROXY_MARKER: &str = "\0proxy";
+const GROUP_MARKER: &str = "\0group";
 
 fn str_bool<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     Ok(StrBool(scalar(d)?).is_true_or(false))
@@ -236,9 +240,17 @@ impl Manifest {
     pub fn parse(text: &str, origin: &str) -> Result<Manifest, ProviderError> {
         let mut m: Manifest = serde_norway::from_str(text)
             .map_err(|e| ProviderError::Manifest { origin: origin.to_string(), message: e.to_string() })?;
-        if m.exec.shift_remove("proxy").is_some() {
-            m.exec_proxy = true;
+        let groups: Vec<String> = m
+            .exec
+            .iter()
+            .filter(|(_, c)| c.0.first().is_some_and(|l| l == GROUP_MARKER))
+            .map(|(n, _)| n.clone())
+            .collect();
+        for g in &groups {
+            m.exec.shift_remove(g);
         }
+        m.exec_proxy = groups.iter().any(|g| g == "proxy");
+        m.exec_groups = groups;
         if m.name.trim().is_empty() {
             return Err(ProviderError::Manifest { origin: origin.into(), message: "`name` is missing".into() });
         }
@@ -419,6 +431,8 @@ exec:
   proxy:
     up: ${CLOUD_CLI} up
     ssh: ${CLOUD_CLI} ssh
+  daemon:
+    start: ${CLOUD_CLI} daemon start
 somethingFromTheFuture: 1
 "#;
         let m = Manifest::parse(text, "test").unwrap();
@@ -437,6 +451,7 @@ somethingFromTheFuture: 1
         assert_eq!(m.agent.exec.shutdown.script(), "${CLOUD_CLI} stop self");
         assert_eq!(m.agent.download_url, "https://x/agent");
         assert!(m.exec_proxy && m.exec("proxy").is_none());
+        assert_eq!(m.exec_groups, ["proxy", "daemon"]);
     }
 
     #[test]

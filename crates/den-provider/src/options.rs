@@ -35,6 +35,26 @@ pub fn resolve_options(
     user: &IndexMap<String, String>,
     base_env: &[(String, String)],
 ) -> Result<IndexMap<String, ResolvedOption>, ProviderError> {
+    resolve(manifest, user, base_env, false)
+}
+
+/// Like [`resolve_options`], leaving a required option without a value
+/// unset instead of failing (for showing options, and for setting them one
+/// at a time). Everything else is checked as strictly.
+pub fn resolve_options_partial(
+    manifest: &Manifest,
+    user: &IndexMap<String, String>,
+    base_env: &[(String, String)],
+) -> Result<IndexMap<String, ResolvedOption>, ProviderError> {
+    resolve(manifest, user, base_env, true)
+}
+
+fn resolve(
+    manifest: &Manifest,
+    user: &IndexMap<String, String>,
+    base_env: &[(String, String)],
+    partial: bool,
+) -> Result<IndexMap<String, ResolvedOption>, ProviderError> {
     for name in user.keys() {
         if !manifest.options.contains_key(name) {
             return Err(ProviderError::Unknown { provider: manifest.name.clone(), name: name.clone() });
@@ -43,7 +63,7 @@ pub fn resolve_options(
     let mut done: IndexMap<String, ResolvedOption> = IndexMap::new();
     let mut visiting = Vec::new();
     for name in manifest.options.keys() {
-        resolve_one(manifest, name, user, base_env, &mut done, &mut visiting)?;
+        resolve_one(manifest, name, user, base_env, partial, &mut done, &mut visiting)?;
     }
     // Keep the manifest's order.
     let mut ordered = IndexMap::new();
@@ -58,6 +78,7 @@ fn resolve_one(
     name: &str,
     user: &IndexMap<String, String>,
     base_env: &[(String, String)],
+    partial: bool,
     done: &mut IndexMap<String, ResolvedOption>,
     visiting: &mut Vec<String>,
 ) -> Result<(), ProviderError> {
@@ -74,7 +95,7 @@ fn resolve_one(
     } else {
         for dep in references(manifest, &opt.command).chain(references(manifest, &opt.default)) {
             if dep != name {
-                resolve_one(manifest, &dep, user, base_env, done, visiting)?;
+                resolve_one(manifest, &dep, user, base_env, partial, done, visiting)?;
             }
         }
         if !opt.command.trim().is_empty() {
@@ -91,13 +112,22 @@ fn resolve_one(
                 source: OptionSource::Command,
             }
         } else if !opt.default.is_empty() {
-            ResolvedOption { value: expand_values(&opt.default, done), source: OptionSource::Default }
+            // Defaults may name other options and DevPod's variables
+            // (`${PROVIDER_FOLDER}/config.json`).
+            let mut value = expand_values(&opt.default, done);
+            for (k, v) in base_env {
+                value = value.replace(&format!("${{{k}}}"), v);
+            }
+            ResolvedOption { value, source: OptionSource::Default }
         } else {
             ResolvedOption { value: String::new(), source: OptionSource::Unset }
         }
     };
     visiting.pop();
-    validate(manifest, name, &resolved.value)?;
+    match validate(manifest, name, &resolved.value) {
+        Err(ProviderError::RequiredMissing { .. }) if partial => {}
+        other => other?,
+    }
     done.insert(name.to_string(), resolved);
     Ok(())
 }
@@ -208,6 +238,28 @@ mod tests {
         let e = resolve_options(&m, &user(&[]), &[]).unwrap_err().to_string();
         assert!(e.contains("provider option HOST is required"), "{e}");
         assert!(e.contains("--provider-option HOST=VALUE"), "{e}");
+    }
+
+    /// Partial resolution (showing options, setting them one at a time)
+    /// leaves a missing required option unset, and still checks values.
+    #[test]
+    fn partial_leaves_required_unset_but_checks_values() {
+        let m =
+            manifest("options:\n  A:\n    required: true\n  B:\n    required: true\n    validationPattern: ^[a-z]+$\n");
+        let r = resolve_options_partial(&m, &user(&[("B", "ok")]), &[]).unwrap();
+        assert_eq!(r["A"].source, OptionSource::Unset);
+        assert_eq!(r["B"].value, "ok");
+        let e = resolve_options_partial(&m, &user(&[("B", "NO")]), &[]).unwrap_err().to_string();
+        assert!(e.contains("provider option B=\"NO\" is not valid"), "{e}");
+        assert!(resolve_options(&m, &user(&[("B", "ok")]), &[]).is_err(), "the full resolution still needs A");
+    }
+
+    /// Defaults may name DevPod's variables, as `${PROVIDER_FOLDER}/x`.
+    #[test]
+    fn defaults_see_devpod_variables() {
+        let m = manifest("options:\n  CFG:\n    default: ${PROVIDER_FOLDER}/config.json\n");
+        let env = vec![("PROVIDER_FOLDER".to_string(), "/state/p".to_string())];
+        assert_eq!(resolve_options(&m, &user(&[]), &env).unwrap()["CFG"].value, "/state/p/config.json");
     }
 
     #[test]

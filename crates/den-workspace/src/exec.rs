@@ -98,7 +98,7 @@ impl ProviderRun {
         values: &IndexMap<String, String>,
         subject: &Subject,
     ) -> Result<ProviderRun> {
-        let mut env = providers::base_env();
+        let mut env = providers::provider_env(den, entry);
         env.extend(subject.env(den, &entry.name));
         env.extend(crate::binaries::env(den, entry)?);
         let options = providers::resolve_with_env(den, entry, values, &env)?;

@@ -131,7 +131,9 @@ pub fn set_options(den: &Den, name: &str, values: &[(String, String)]) -> Result
     for (k, v) in values {
         saved.insert(k.clone(), v.clone());
     }
-    let resolved = den_provider::resolve_options(&entry.manifest, &saved, &base_env())?;
+    // One at a time is fine: a required option still missing is `up`'s
+    // error, not this one's; every value given is checked.
+    let resolved = den_provider::resolve_options_partial(&entry.manifest, &saved, &provider_env(den, &entry))?;
     den_state::write_json(&options_file(den, name), &saved)?;
     Ok(resolved)
 }
@@ -144,7 +146,7 @@ pub fn resolve(
     workspace: &IndexMap<String, String>,
     workspace_id: Option<&str>,
 ) -> Result<IndexMap<String, ResolvedOption>> {
-    let mut env = base_env();
+    let mut env = provider_env(den, entry);
     if let Some(id) = workspace_id {
         env.push(("WORKSPACE_ID".into(), id.into()));
         env.push(("MACHINE_ID".into(), id.into()));
@@ -186,6 +188,23 @@ pub fn resolve_with_env(
         }
     }
     Ok(den_provider::resolve_options(&entry.manifest, &values, env)?)
+}
+
+/// The options as `den provider options` shows them: a required option
+/// without a value is shown unset rather than failing.
+pub fn options_for_display(den: &Den, entry: &ProviderEntry) -> Result<IndexMap<String, ResolvedOption>> {
+    let values = saved_options(den, &entry.name)?;
+    Ok(den_provider::resolve_options_partial(&entry.manifest, &values, &provider_env(den, entry))?)
+}
+
+/// [`base_env`] plus the provider's own variables (DevPod's PROVIDER_ID,
+/// PROVIDER_CONTEXT, PROVIDER_FOLDER).
+pub fn provider_env(den: &Den, entry: &ProviderEntry) -> Vec<(String, String)> {
+    let mut env = base_env();
+    env.push(("PROVIDER_ID".into(), entry.name.clone()));
+    env.push(("PROVIDER_CONTEXT".into(), den.context.clone()));
+    env.push(("PROVIDER_FOLDER".into(), den.home.provider_dir(&den.context, &entry.name).display().to_string()));
+    env
 }
 
 /// What every provider command sees besides the options and its subject

@@ -47,7 +47,7 @@ pub fn run(cmd: ProviderCommand) -> anyhow::Result<i32> {
                 None => providers::default_provider(&den)?,
             };
             let entry = providers::get(&den, &name)?;
-            let resolved = providers::resolve(&den, &entry, &Default::default(), None)?;
+            let resolved = providers::options_for_display(&den, &entry)?;
             match output {
                 Output::Json => {
                     let map: serde_json::Map<String, serde_json::Value> = resolved
@@ -70,8 +70,13 @@ pub fn run(cmd: ProviderCommand) -> anyhow::Result<i32> {
                     println!("{:<w$}  {:<24}  {:<8}  DESCRIPTION", "NAME", "VALUE", "SOURCE");
                     for (k, v) in &resolved {
                         let o = &entry.manifest.options[k];
-                        let value =
-                            if o.password && !v.value.is_empty() { "********".to_string() } else { v.value.clone() };
+                        let value = if o.password && !v.value.is_empty() {
+                            "********".to_string()
+                        } else if o.required && v.value.is_empty() {
+                            "(required, not set)".to_string()
+                        } else {
+                            v.value.clone()
+                        };
                         let source = serde_json::to_value(v.source)?.as_str().unwrap_or_default().to_string();
                         println!("{k:<w$}  {value:<24}  {source:<8}  {}", o.description);
                     }
