@@ -42,6 +42,16 @@ fn git_credentials_come_from_the_client() {
         .unwrap();
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("username=alice\npassword=s3cret\n"), "{out}|{}", String::from_utf8_lossy(&o.stderr));
+    // another user of the container cannot ask (the relay's socket is the
+    // remote user's)
+    let other = r#"/usr/sbin/useradd -M other; sleep 1; su other -s /bin/sh -c 'printf "protocol=https\nhost=git.example.com\n\n" | /usr/local/bin/den agent git-credential get'; echo end"#;
+    let r = den(&["ssh", "--user", "root", &id, "--", other]);
+    assert_eq!(r.stdout, "end\n", "{}", r.stderr);
+
+    // git's erase after a 401 in the workspace does not touch the client's store
+    let r = den(&["ssh", &id, "--", "printf 'protocol=https\\nhost=git.example.com\\nusername=alice\\npassword=s3cret\\n\\n' | git credential reject"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(std::fs::read_to_string(&store).unwrap().contains("alice:s3cret"), "the client's credential stays");
     // a host the client has nothing for: git gets nothing, and says so
     let r = den(&[
         "ssh",
@@ -115,10 +125,24 @@ fn docker_credentials_come_from_the_client() {
     let r = den(&["ssh", &id, "--", "echo nowhere.example | docker-credential-den get"]);
     assert_eq!(r.code, 1);
     assert_eq!(r.stdout, "credentials not found in native keychain\n");
-    // docker login in the workspace is refused with a pointer
-    let r = den(&["ssh", &id, "--", "echo x | docker-credential-den store"]);
-    assert_eq!(r.code, 1);
-    assert!(r.stderr.contains("run `docker login` there"), "{}", r.stderr);
+    // docker login in the workspace stores in the workspace, never on the client
+    let stored = r#"echo '{"ServerURL":"in.example","Username":"inside","Secret":"x"}' | docker-credential-den store && echo in.example | docker-credential-den get && docker-credential-den list"#;
+    let r = den(&["ssh", &id, "--", stored]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains(r#""Username":"inside""#), "{}", r.stdout);
+    assert!(
+        r.stdout.contains(r#""in.example":"inside""#) && r.stdout.contains(r#""registry.example.com":"dave""#),
+        "{}",
+        r.stdout
+    );
+    let r = den(&[
+        "ssh",
+        &id,
+        "--",
+        "echo in.example | docker-credential-den erase && echo in.example | docker-credential-den get",
+    ]);
+    assert_eq!(r.code, 1, "erased: {}", r.stdout);
+    assert!(!std::fs::read_to_string(config.join("config.json")).unwrap().contains("inside"));
 
     // turned off: no helper, no credsStore
     let r = den(&["up", "--id", &id, "--provider-option", "INJECT_DOCKER_CREDENTIALS=false", p.to_str().unwrap()]);

@@ -66,8 +66,15 @@ pub fn configure_git(gitconfig: &Path, agent: &Path, enable: bool) -> std::io::R
         }
     }
     if enable {
-        let quoted = agent.display().to_string().replace('\\', "\\\\").replace('"', "\\\"").replace('\'', "'\\''");
-        kept.push_str(&format!("{BEGIN}\n[credential]\n\thelper = \"!'{quoted}' agent git-credential\"\n{END}\n"));
+        let path = agent.display().to_string();
+        if path.contains(['\n', '\r']) {
+            return Err(std::io::Error::other("the agent's path holds a line break"));
+        }
+        // Shell-quote for the `!` command first, then escape for git's
+        // config syntax.
+        let shell = format!("'{}'", path.replace('\'', "'\\''"));
+        let value = format!("!{shell} agent git-credential").replace('\\', "\\\\").replace('"', "\\\"");
+        kept.push_str(&format!("{BEGIN}\n[credential]\n\thelper = \"{value}\"\n{END}\n"));
     }
     if kept == old {
         return Ok(());
@@ -95,17 +102,26 @@ pub fn helper_main(op: &str, data: &Path) -> i32 {
 
 /// Asks the newest connected client; `None` when none answers.
 pub fn ask(op: &str, input: &str, data: &Path) -> Option<String> {
-    if !matches!(op, "get" | "store" | "erase" | "docker-get" | "docker-list") {
-        return None; // git ignores operations a helper does not know
+    // Only questions go to the client: git's store/erase (after a success
+    // or a 401 in here) must not change the client's credential store.
+    if !matches!(op, "get" | "docker-get" | "docker-list") {
+        return None;
     }
     if let Some(answer) = ask_once(op, input, data) {
         return Some(answer);
     }
     // den starts the relay beside the SSH connection: a command run at once
-    // may ask before it listens. Wait a little, but only while a session is
-    // open (with none, no relay is coming).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
-    while std::time::Instant::now() < deadline && crate::inactivity::session_open() {
+    // may ask before it listens. Wait a little, but only while there is no
+    // socket at all and a session is open (with none, no relay is coming).
+    let no_socket = || {
+        !std::fs::read_dir(socket_dir(data))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| e.path().extension().is_some_and(|x| x == "sock"))
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::time::Instant::now() < deadline && no_socket() && crate::inactivity::session_open() {
         std::thread::sleep(std::time::Duration::from_millis(50));
         if let Some(answer) = ask_once(op, input, data) {
             return Some(answer);
@@ -153,8 +169,21 @@ pub fn server_main(data: &Path) -> i32 {
             return 1;
         }
     };
-    // The remote user (not root) runs git and so the helper.
-    let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666));
+    // Only the remote user (who runs git, and so the helper) and root may
+    // ask: other users of the container get nothing.
+    let owner = std::fs::read(data.join("workspace.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<crate::protocol::WorkspaceInfo>(&b).ok())
+        .map(|i| (i.user.uid, i.user.gid));
+    match owner {
+        Some((uid, gid)) => {
+            let _ = std::os::unix::fs::chown(&path, Some(uid), Some(gid));
+            let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+        }
+        None => {
+            let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+        }
+    }
     let pending: Arc<Mutex<HashMap<u64, mpsc::Sender<String>>>> = Arc::default();
     let out = Arc::new(Mutex::new(std::io::stdout()));
 
@@ -216,9 +245,21 @@ pub const DOCKER_HELPER: &str = "/usr/local/bin/docker-credential-den";
 /// kept). Returns what it could not do.
 pub fn configure_docker(agent: &Path, home: &Path, uid: u32, gid: u32, enable: bool) -> Result<(), String> {
     let config = home.join(".docker/config.json");
+    // A ~/.docker mounted from elsewhere (often the host's own) is not
+    // den's to change.
+    {
+        use std::os::unix::fs::MetadataExt;
+        let dev = |p: &Path| std::fs::metadata(p).map(|m| m.dev()).ok();
+        if let (Some(h), Some(d)) = (dev(home), dev(&home.join(".docker"))) {
+            if h != d {
+                return Err(format!("{} is mounted from elsewhere; not changing it", home.join(".docker").display()));
+            }
+        }
+    }
     let mut doc: serde_json::Value = match std::fs::read_to_string(&config) {
         Ok(t) => serde_json::from_str(&t).map_err(|e| format!("{}: {e}", config.display()))?,
-        Err(_) => serde_json::json!({}),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => serde_json::json!({}),
+        Err(e) => return Err(format!("{}: {e}", config.display())),
     };
     let ours = doc.get("credsStore").and_then(|v| v.as_str()) == Some("den");
     if !enable {
@@ -265,8 +306,11 @@ fn write_json_as(path: &Path, doc: &serde_json::Value, uid: u32, gid: u32) -> Re
 pub fn docker_helper_main(op: &str, data: &Path) -> i32 {
     let mut input = String::new();
     let _ = std::io::stdin().read_to_string(&mut input);
+    let local = local_docker_store();
     match op {
-        "get" => match ask("docker-get", input.trim(), data).filter(|a| !a.trim().is_empty()) {
+        "get" => match local_get(&local, input.trim())
+            .or_else(|| ask("docker-get", input.trim(), data).filter(|a| !a.trim().is_empty()))
+        {
             Some(answer) => {
                 print!("{answer}");
                 0
@@ -278,16 +322,82 @@ pub fn docker_helper_main(op: &str, data: &Path) -> i32 {
             }
         },
         "list" => {
-            print!("{}", ask("docker-list", "", data).filter(|a| !a.trim().is_empty()).unwrap_or_else(|| "{}".into()));
+            let mut all: serde_json::Map<String, serde_json::Value> =
+                ask("docker-list", "", data).and_then(|a| serde_json::from_str(&a).ok()).unwrap_or_default();
+            for (url, entry) in read_store(&local) {
+                all.insert(url, entry.get("Username").cloned().unwrap_or_default());
+            }
+            print!("{}", serde_json::Value::Object(all));
             0
         }
-        "store" | "erase" => {
-            eprintln!("den: docker credentials come from the client; run `docker login` there");
-            1
+        // `docker login`/`logout` in here: kept in here (never on the client).
+        "store" => match serde_json::from_str::<serde_json::Value>(&input) {
+            Ok(entry) => {
+                let url = entry.get("ServerURL").and_then(|v| v.as_str()).unwrap_or("").to_string();
+                let mut store = read_store(&local);
+                store.insert(url, entry);
+                write_store(&local, &store)
+            }
+            Err(e) => {
+                eprintln!("den: docker credentials to store are not JSON: {e}");
+                1
+            }
+        },
+        "erase" => {
+            let mut store = read_store(&local);
+            store.remove(input.trim());
+            write_store(&local, &store)
         }
         _ => {
             eprintln!("den: unknown docker credential operation `{op}`");
             1
+        }
+    }
+}
+
+/// Credentials `docker login` stored inside the workspace (the user's own
+/// file, 0600); they win over the client's.
+fn local_docker_store() -> PathBuf {
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/root"));
+    home.join(".docker/den-credentials.json")
+}
+
+fn read_store(path: &Path) -> serde_json::Map<String, serde_json::Value> {
+    std::fs::read(path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
+}
+
+fn write_store(path: &Path, store: &serde_json::Map<String, serde_json::Value>) -> i32 {
+    use std::os::unix::fs::OpenOptionsExt;
+    let text = serde_json::to_string(store).expect("serialises");
+    let r = path.parent().map(std::fs::create_dir_all).unwrap_or(Ok(())).and_then(|_| {
+        let tmp = path.with_extension("tmp");
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .and_then(|mut f| f.write_all(text.as_bytes()))
+            .and_then(|_| std::fs::rename(&tmp, path))
+    });
+    match r {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("den: {}: {e}", path.display());
+            1
+        }
+    }
+}
+
+fn local_get(path: &Path, server: &str) -> Option<String> {
+    read_store(path).get(server).map(|v| v.to_string())
+}
+
+/// Removes sockets whose server is gone (killed with its container).
+pub fn clear_stale_sockets(data: &Path) {
+    for e in std::fs::read_dir(socket_dir(data)).into_iter().flatten().flatten() {
+        if e.path().extension().is_some_and(|x| x == "sock") && UnixStream::connect(e.path()).is_err() {
+            let _ = std::fs::remove_file(e.path());
         }
     }
 }
@@ -307,6 +417,12 @@ mod tests {
         assert_eq!(t.matches("[credential]").count(), 1, "{t}");
         assert!(t.starts_with("[user]\n\tname = x\n"));
         assert!(t.contains("helper = \"!'/usr/local/bin/den' agent git-credential\""), "{t}");
+        // a quote in the path: shell-quoted, then escaped for git
+        let odd = dir.path().join("odd");
+        configure_git(&odd, Path::new("/opt/it's \"here\"/den"), true).unwrap();
+        let t = std::fs::read_to_string(&odd).unwrap();
+        assert!(t.contains(r#"helper = "!'/opt/it'\\''s \"here\"/den' agent git-credential""#), "{t}");
+        assert!(configure_git(&odd, Path::new("/a\nb"), true).is_err());
         configure_git(&f, Path::new("/tmp/den-agent/den"), true).unwrap();
         let t = std::fs::read_to_string(&f).unwrap();
         assert!(t.contains("/tmp/den-agent/den") && !t.contains("/usr/local/bin/den"), "{t}");
@@ -342,5 +458,8 @@ mod tests {
         drop(UnixListener::bind(dir.path().join("cred/1.sock")).unwrap());
         assert_eq!(ask("get", "host=x\n", dir.path()), None);
         assert_eq!(ask("frobnicate", "", dir.path()), None);
+        assert_eq!(ask("erase", "host=x\n", dir.path()), None, "erase never reaches the client");
+        clear_stale_sockets(dir.path());
+        assert!(!dir.path().join("cred/1.sock").exists(), "a socket with no server is cleared");
     }
 }

@@ -138,6 +138,7 @@ fn setup(req: &SetupRequest, data: &Path, sink: &Sink) -> Result<SetupResult, St
         if let Err(e) = crate::credentials::configure_git(Path::new("/etc/gitconfig"), &agent, req.credentials.git) {
             hooks::line(sink, "setup", &format!("git credentials from the client are not set up: /etc/gitconfig: {e}"));
         }
+        crate::credentials::clear_stale_sockets(data);
         let home = Path::new(&user.home);
         if let Err(e) = crate::credentials::configure_docker(&agent, home, user.uid, user.gid, req.credentials.docker) {
             hooks::line(sink, "setup", &format!("docker credentials from the client are not set up: {e}"));

@@ -93,12 +93,17 @@ fn resolve_one(
     let resolved = if let Some(v) = user.get(name) {
         ResolvedOption { value: v.clone(), source: OptionSource::User }
     } else {
+        let mut missing_dep = false;
         for dep in references(manifest, &opt.command).chain(references(manifest, &opt.default)) {
             if dep != name {
                 resolve_one(manifest, &dep, user, base_env, partial, done, visiting)?;
+                missing_dep |= manifest.options[&dep].required && done[&dep].value.is_empty();
             }
         }
-        if !opt.command.trim().is_empty() {
+        if partial && missing_dep {
+            // It needs a required option nobody set yet: unknown for now.
+            ResolvedOption { value: String::new(), source: OptionSource::Unset }
+        } else if !opt.command.trim().is_empty() {
             let mut cmd = den_process::Cmd::new("sh").arg("-c").arg(&opt.command);
             for (k, v) in base_env {
                 cmd = cmd.env(k, v);
@@ -252,6 +257,14 @@ mod tests {
         let e = resolve_options_partial(&m, &user(&[("B", "NO")]), &[]).unwrap_err().to_string();
         assert!(e.contains("provider option B=\"NO\" is not valid"), "{e}");
         assert!(resolve_options(&m, &user(&[("B", "ok")]), &[]).is_err(), "the full resolution still needs A");
+        // an option computed from a missing required one is not computed
+        let m = manifest(
+            "options:\n  REGION:\n    required: true\n  AMI:\n    command: test -n \"$REGION\" && echo ami-1\n",
+        );
+        let r = resolve_options_partial(&m, &user(&[]), &[]).unwrap();
+        assert_eq!(r["AMI"].source, OptionSource::Unset);
+        let r = resolve_options_partial(&m, &user(&[("REGION", "eu")]), &[]).unwrap();
+        assert_eq!(r["AMI"].value, "ami-1");
     }
 
     /// Defaults may name DevPod's variables, as `${PROVIDER_FOLDER}/x`.

@@ -79,6 +79,9 @@ pub(crate) fn unpublish(den: &Den, id: &str, ssh_config: Option<&Path>) -> Resul
 pub struct Target {
     pub record: WorkspaceRecord,
     pub via: Via,
+    /// What the workspace may ask this machine for now: the record's choice
+    /// at `up`, narrowed by the provider's current options.
+    pub credentials: den_agent::protocol::Credentials,
     pub key: den_ssh::PrivateKey,
     pub host_key: den_ssh::PublicKey,
 }
@@ -111,7 +114,19 @@ pub fn target(den: &Den, id: &str) -> Result<Target> {
             WorkspaceError::Invalid(format!("no host key is pinned for `{id}`; run `den up` for it first"))
         })?;
     let host_key = den_ssh::keys::parse_public(&pinned).map_err(|e| WorkspaceError::Agent(e.to_string()))?;
-    Ok(Target { record, via, key, host_key })
+    let now = match &via {
+        Via::Provider(run) | Via::Kube(run) => crate::up::credentials_of(&run.entry, &run.options),
+        Via::Docker(_) => {
+            let entry = crate::providers::get(den, &record.provider)?;
+            let opts = crate::providers::resolve(den, &entry, &record.provider_options, Some(id))?;
+            crate::up::credentials_of(&entry, &opts)
+        }
+    };
+    let credentials = den_agent::protocol::Credentials {
+        git: record.credentials.git && now.git,
+        docker: record.credentials.docker && now.docker,
+    };
+    Ok(Target { record, via, key, host_key, credentials })
 }
 
 /// The tunnel: the agent's SSH server on the stdio of a `docker exec`, or
@@ -165,11 +180,11 @@ const RELAY_DELAY: std::time::Duration = std::time::Duration::from_millis(300);
 /// Does nothing when the workspace wants none. The relay runs in a thread
 /// of its own and dies with den.
 pub fn serve_credentials(t: &Target) {
-    if !t.record.credentials.any() || t.record.agent_path.is_empty() {
+    if !t.credentials.any() || t.record.agent_path.is_empty() {
         return;
     }
     let Ok(cmd) = credentials_cmd(t) else { return };
-    let wanted = t.record.credentials;
+    let wanted = t.credentials;
     // This thread spawns the relay and lives as long as it: the relay's
     // PDEATHSIG is tied to it.
     std::thread::spawn(move || {
@@ -201,7 +216,7 @@ fn relay(cmd: &Cmd, wanted: den_agent::protocol::Credentials) {
             let output = match req.op.as_str() {
                 "docker-get" if wanted.docker => crate::docker_credentials::get(req.input.trim()),
                 "docker-list" if wanted.docker => crate::docker_credentials::list(),
-                "get" | "store" | "erase" if wanted.git => local_git_credential(&req.op, &req.input),
+                "get" if wanted.git => local_git_credential(&req.op, &req.input),
                 _ => String::new(),
             };
             let answer = den_agent::credentials::CredentialAnswer { id: req.id, output };

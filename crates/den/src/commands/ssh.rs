@@ -26,6 +26,7 @@ pub fn run(args: SshArgs) -> anyhow::Result<i32> {
         Outcome::Done(code) => code,
         Outcome::NotRunning => {
             start(&den, &target)?;
+            den_workspace::ssh::serve_credentials(&target);
             match rt.block_on(session(&den, &target, &args))? {
                 Outcome::Done(code) => code,
                 Outcome::NotRunning => anyhow::bail!("workspace `{}` did not start", args.id),
@@ -113,7 +114,15 @@ fn stdio(den: &den_workspace::Den, target: Target) -> anyhow::Result<i32> {
     start(den, &target)?;
     den_workspace::ssh::serve_credentials(&target);
     let tunnel = den_workspace::ssh::tunnel(&target, None)?;
-    let status = tunnel.to_command().status().map_err(|e| tunnel.spawn_error(e))?;
+    let mut cmd = tunnel.to_command();
+    // SAFETY: as above: the tunnel dies with us.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let status = cmd.status().map_err(|e| tunnel.spawn_error(e))?;
     Ok(status.code().unwrap_or(255))
 }
 
