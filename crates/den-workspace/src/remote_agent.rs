@@ -146,9 +146,14 @@ pub fn remote_up_main() -> i32 {
     let content = content_dir(&home, &req.context, &req.workspace_id);
     // A container made from an earlier copy still mounts that copy: new
     // files mean a new container.
-    let mut replaced = false;
+    // The need survives a failed up (a marker beside the files).
+    let pending = content.with_extension("recreate");
+    let mut replaced = pending.exists();
     if req.fresh_content || !content.is_dir() {
-        replaced = content.is_dir();
+        if content.is_dir() {
+            replaced = true;
+            let _ = std::fs::write(&pending, b"");
+        }
         println!("{SEND_CONTENT}");
         let _ = std::io::stdout().flush();
         if let Err(e) = receive(&mut input, &content) {
@@ -226,6 +231,7 @@ pub fn remote_up_main() -> i32 {
     match crate::up(&den, &opts, &mut Relay) {
         Ok(r) => {
             let _ = den_state::atomic_write(&key_file(&den, &req.workspace_id), req.authorized_key.as_bytes());
+            let _ = std::fs::remove_file(&pending);
             result.ok = true;
             result.container_name = r.record.container_name;
             result.image = r.record.image;
@@ -488,6 +494,9 @@ pub fn op_main(home: &Path, context: &str, op: &str, id: &str) -> i32 {
                 e => Err(e),
             })
             .and_then(|_| crate::record::remove_dir(&content_dir(home, context, id)))
+            .map(|_| {
+                let _ = std::fs::remove_file(content_dir(home, context, id).with_extension("recreate"));
+            })
             .map(|_| String::new()),
         "status" => crate::status(&den, id).map(|s| s.to_string()),
         "logs" => crate::logs(&den, id),
