@@ -252,14 +252,7 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, p: Plan, reporter: &mut dyn Report
     let name = crate::up::container_name(den, &p.id);
     let merged = den_devcontainer::merge(&[], cfg);
 
-    let mut rec = p.record.clone().unwrap_or_else(|| WorkspaceRecord { created_at: now(), ..Default::default() });
-    rec.id = p.id.clone();
-    rec.context = den.context.clone();
-    rec.provider = p.entry.name.clone();
-    rec.provider_options = p.ws_options.clone();
-    rec.local_folder = p.folder.clone();
-    rec.devcontainer_path = p.devcontainer_path.clone();
-    rec.config_file = Some(p.resolved.config_file.clone()).filter(|f| !f.as_os_str().is_empty());
+    let mut rec = WorkspaceRecord::for_up(p.record.as_ref(), den, p.origin());
     rec.container_name = name.clone();
     rec.image = image.clone();
     rec.workspace_folder = p.resolved.workspace_folder.clone();

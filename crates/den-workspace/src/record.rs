@@ -41,7 +41,32 @@ pub struct WorkspaceRecord {
     pub last_used_at: u64,
 }
 
+/// Where a workspace comes from, as `up` sees it.
+pub(crate) struct Origin<'a> {
+    pub id: &'a str,
+    pub provider: &'a str,
+    pub options: &'a IndexMap<String, String>,
+    pub folder: &'a Path,
+    pub devcontainer_path: Option<&'a PathBuf>,
+    /// Empty: the folder has no config (fallback image).
+    pub config_file: &'a Path,
+}
+
 impl WorkspaceRecord {
+    /// The record `up` works on: the one den had (or a new one) with its
+    /// origin set afresh.
+    pub(crate) fn for_up(old: Option<&WorkspaceRecord>, den: &Den, o: Origin<'_>) -> WorkspaceRecord {
+        let mut rec = old.cloned().unwrap_or_else(|| WorkspaceRecord { created_at: now(), ..Default::default() });
+        rec.id = o.id.to_string();
+        rec.context = den.context.clone();
+        rec.provider = o.provider.to_string();
+        rec.provider_options = o.options.clone();
+        rec.local_folder = o.folder.to_path_buf();
+        rec.devcontainer_path = o.devcontainer_path.cloned();
+        rec.config_file = Some(o.config_file.to_path_buf()).filter(|f| !f.as_os_str().is_empty());
+        rec
+    }
+
     pub fn path(den: &Den, id: &str) -> PathBuf {
         den.home.workspace_dir(&den.context, id).join("workspace.json")
     }

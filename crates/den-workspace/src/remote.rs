@@ -97,14 +97,7 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, p: crate::up::Plan, reporter: &mut
     // Recorded before anything is made on the machine, so that `den delete`
     // can always clean up.
     let fresh = p.record.is_none() || opts.recreate || opts.reset;
-    let mut rec = p.record.clone().unwrap_or_else(|| WorkspaceRecord { created_at: now(), ..Default::default() });
-    rec.id = p.id.clone();
-    rec.context = den.context.clone();
-    rec.provider = p.entry.name.clone();
-    rec.provider_options = p.ws_options.clone();
-    rec.local_folder = p.folder.clone();
-    rec.devcontainer_path = p.devcontainer_path.clone();
-    rec.config_file = Some(p.resolved.config_file.clone()).filter(|f| !f.as_os_str().is_empty());
+    let mut rec = WorkspaceRecord::for_up(p.record.as_ref(), den, p.origin());
     rec.machine = machine_id.clone();
     rec.credentials = crate::up::credentials_of(&p.entry, &run.options);
     rec.last_used_at = now();

@@ -10,7 +10,7 @@ use indexmap::IndexMap;
 
 use crate::inject::{inject_and_setup, DEFAULT_AGENT_PATHS};
 use crate::providers::{self, ProviderEntry};
-use crate::record::{now, WorkspaceRecord};
+use crate::record::{now, Origin, WorkspaceRecord};
 use crate::{id, Den, DenConfig, Reporter, Result, WorkspaceError};
 
 /// The label that says how many entries of `devcontainer.metadata` came
@@ -502,14 +502,15 @@ pub fn up(den: &Den, opts: &UpOptions, reporter: &mut dyn Reporter) -> Result<Up
 
     // From here on a container exists: record it first, so that `den
     // delete` can always clean up, even if setup fails below.
-    let mut rec = record.clone().unwrap_or_else(|| WorkspaceRecord { created_at: now(), ..Default::default() });
-    rec.id = p.id.clone();
-    rec.context = den.context.clone();
-    rec.provider = p.entry.name.clone();
-    rec.provider_options = p.ws_options.clone();
-    rec.local_folder = p.folder.clone();
-    rec.devcontainer_path = p.devcontainer_path.clone();
-    rec.config_file = Some(p.resolved.config_file.clone()).filter(|f| !f.as_os_str().is_empty());
+    let origin = Origin {
+        id: &p.id,
+        provider: &p.entry.name,
+        options: &p.ws_options,
+        folder: &p.folder,
+        devcontainer_path: p.devcontainer_path.as_ref(),
+        config_file: &p.resolved.config_file,
+    };
+    let mut rec = WorkspaceRecord::for_up(record.as_ref(), den, origin);
     rec.container_name = name.clone();
     rec.image = image;
     rec.remote_user = remote_user.clone();
@@ -654,6 +655,19 @@ fn other_driver_up(den: &Den, opts: &UpOptions, src: &Source, reporter: &mut dyn
     match kind {
         DriverKind::Remote => crate::remote::up(den, opts, p, reporter).map(Some),
         _ => crate::kube::up(den, opts, p, reporter).map(Some),
+    }
+}
+
+impl Plan {
+    pub(crate) fn origin(&self) -> Origin<'_> {
+        Origin {
+            id: &self.id,
+            provider: &self.entry.name,
+            options: &self.ws_options,
+            folder: &self.folder,
+            devcontainer_path: self.devcontainer_path.as_ref(),
+            config_file: &self.resolved.config_file,
+        }
     }
 }
 
