@@ -86,7 +86,10 @@ fn build_failure_shows_the_end_of_the_build_and_leaves_nothing() {
     let p = s.project(
         "badbuild",
         &[
-            (".devcontainer/Dockerfile", "FROM den-test/debian:bookworm\nRUN echo going wrong && exit 3\n"),
+            (
+                ".devcontainer/Dockerfile",
+                &format!("FROM den-test/debian:bookworm\nRUN echo going wrong {id} && exit 3\n"),
+            ),
             (".devcontainer/devcontainer.json", r#"{"build": {"dockerfile": "Dockerfile"}}"#),
         ],
     );
@@ -97,6 +100,9 @@ fn build_failure_shows_the_end_of_the_build_and_leaves_nothing() {
     assert!(!s.home().join(format!("contexts/default/workspaces/{id}")).exists());
     let ps = docker(&["ps", "-a", "-q", "--filter", &format!("name=^den-{id}$")]);
     assert!(ps.trim().is_empty(), "no container: {ps}");
+    // nor the builder's container of the failed step
+    let all = docker(&["ps", "-a", "--no-trunc", "--format", "{{.Command}}"]);
+    assert!(!all.contains(&format!("going wrong {id}")), "the failed step's container is left: {all}");
 }
 
 #[test]

@@ -249,7 +249,9 @@ impl Docker {
 
     /// `docker build`, output to `spec.log`; a failure carries its last lines.
     pub fn build(&self, spec: &BuildSpec) -> Result<(), DriverError> {
-        let mut c = self.cmd().arg("build").arg("-f").arg(&spec.dockerfile).arg("-t").arg(&spec.tag);
+        // --force-rm: the legacy builder otherwise keeps the container of a
+        // failed step (podman's default is the same as this).
+        let mut c = self.cmd().args(["build", "--force-rm", "-f"]).arg(&spec.dockerfile).arg("-t").arg(&spec.tag);
         for (k, v) in &spec.args {
             c = c.arg("--build-arg").arg(format!("{k}={v}"));
         }
