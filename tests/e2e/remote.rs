@@ -259,6 +259,13 @@ fn ssh_provider_machine_without_docker() {
     let r = run(up.arg(&p));
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("`/nonexistent/docker` is not installed on this machine"), "{}", r.stderr);
+    // the files that did arrive go with den delete
+    let home = std::env::var("HOME").unwrap();
+    let files = Path::new(&home).join(format!(".den-agent/content/default/{id}"));
+    assert!(files.is_dir());
+    let r = run(s.den().args(["delete", &id]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!files.exists(), "nothing left on the machine");
 }
 
 /// A failing postCreateCommand on the machine: den exits with the hook's

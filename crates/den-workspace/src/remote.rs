@@ -235,7 +235,7 @@ fn op(run: &ProviderRun, rec: &WorkspaceRecord, what: &str) -> Result<String> {
 }
 
 fn reachable(run: &ProviderRun, rec: &WorkspaceRecord) -> Result<bool> {
-    if rec.machine_agent_path.is_empty() {
+    if rec.machine_agent_path.is_empty() || rec.remote_home.is_empty() {
         return Ok(false);
     }
     if rec.machine.is_some() {

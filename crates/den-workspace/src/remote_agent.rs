@@ -157,7 +157,7 @@ pub fn remote_up_main() -> i32 {
         println!("{SEND_CONTENT}");
         let _ = std::io::stdout().flush();
         if let Err(e) = receive(&mut input, &content) {
-            return fail(format!("receiving the workspace's files into {}: {e}", content.display()));
+            return fail_at(&home, format!("receiving the workspace's files into {}: {e}", content.display()));
         }
     } else {
         println!("{NO_CONTENT}");
@@ -165,22 +165,25 @@ pub fn remote_up_main() -> i32 {
     }
     drop(input);
     if !on_path(&req.docker_path) {
-        return fail(if req.docker_install {
-            format!(
+        return fail_at(
+            &home,
+            if req.docker_install {
+                format!(
                 "`{}` is not installed on this machine; the provider asks den to install docker (agent.docker.install), which den does not do: install it on the machine",
                 req.docker_path
             )
-        } else {
-            format!("`{}` is not installed on this machine (agent.docker.install is false)", req.docker_path)
-        });
+            } else {
+                format!("`{}` is not installed on this machine (agent.docker.install is false)", req.docker_path)
+            },
+        );
     }
     if let Err(e) = den_state::write_json(&docker_env_file(&home), &req.docker_env) {
-        return fail(format!("writing {}: {e}", docker_env_file(&home).display()));
+        return fail_at(&home, format!("writing {}: {e}", docker_env_file(&home).display()));
     }
     apply_docker_env(&home);
     let den = match agent_den(&home, &req.context) {
         Ok(d) => d,
-        Err(e) => return fail(format!("making the agent home {}: {e}", home.display())),
+        Err(e) => return fail_at(&home, format!("making the agent home {}: {e}", home.display())),
     };
     match &req.machine_watch {
         Some(w) => {
@@ -291,6 +294,12 @@ fn ready() {
 
 fn fail(msg: String) -> i32 {
     answer(&RemoteUpResult { error: Some(msg), ..Default::default() })
+}
+
+/// A failure once the agent home is known: den can still reach (and
+/// delete) what is there.
+fn fail_at(home: &Path, msg: String) -> i32 {
+    answer(&RemoteUpResult { error: Some(msg), home: home.display().to_string(), ..Default::default() })
 }
 
 /// In a pod: the file in the agent's (persistent) state folder that says the
