@@ -98,12 +98,20 @@ pub enum Via {
 
 pub fn target(den: &Den, id: &str) -> Result<Target> {
     let record = WorkspaceRecord::load(den, id)?.ok_or_else(|| WorkspaceError::NotFound(id.into()))?;
-    let via = if crate::manage::is_remote(den, &record) {
-        Via::Provider(Box::new(crate::remote::run_for(den, &record)?))
+    // One provider lookup and option resolution for both the way in and
+    // the credentials choice (this runs for every ProxyCommand connection).
+    let (via, now) = if crate::manage::is_remote(den, &record) {
+        let run = crate::remote::run_for(den, &record)?;
+        let now = crate::up::credentials_of(&run.entry, &run.options);
+        (Via::Provider(Box::new(run)), now)
     } else if crate::manage::is_kube(den, &record) {
-        Via::Kube(Box::new(crate::kube::run_for(den, &record)?))
+        let run = crate::kube::run_for(den, &record)?;
+        let now = crate::up::credentials_of(&run.entry, &run.options);
+        (Via::Kube(Box::new(run)), now)
     } else {
-        Via::Docker(den.docker_for(&record)?)
+        let entry = crate::providers::get(den, &record.provider)?;
+        let opts = crate::providers::resolve(den, &entry, &record.provider_options, Some(id))?;
+        (Via::Docker(crate::up::docker_for(&entry, &opts)?), crate::up::credentials_of(&entry, &opts))
     };
     let key_path = client_key_path(den, id);
     let key = std::fs::read_to_string(&key_path)
@@ -114,14 +122,6 @@ pub fn target(den: &Den, id: &str) -> Result<Target> {
             WorkspaceError::Invalid(format!("no host key is pinned for `{id}`; run `den up` for it first"))
         })?;
     let host_key = den_ssh::keys::parse_public(&pinned).map_err(|e| WorkspaceError::Agent(e.to_string()))?;
-    let now = match &via {
-        Via::Provider(run) | Via::Kube(run) => crate::up::credentials_of(&run.entry, &run.options),
-        Via::Docker(_) => {
-            let entry = crate::providers::get(den, &record.provider)?;
-            let opts = crate::providers::resolve(den, &entry, &record.provider_options, Some(id))?;
-            crate::up::credentials_of(&entry, &opts)
-        }
-    };
     let credentials = den_agent::protocol::Credentials {
         git: record.credentials.git && now.git,
         docker: record.credentials.docker && now.docker,
