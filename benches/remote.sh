@@ -13,14 +13,7 @@ cd "$(dirname "$0")/.."
 N=${N:-5}
 IMAGE=${IMAGE:-den-test/debian:bookworm}
 
-bash tests/engine/setup.sh
-command -v hyperfine >/dev/null 2>&1 || { apt-get install -y -qq hyperfine >/dev/null 2>&1 || true; }
-command -v hyperfine >/dev/null 2>&1 || { echo "bench: hyperfine is needed (apt-get install hyperfine)" >&2; exit 1; }
-cargo build --release --quiet
-DEN=$PWD/target/x86_64-unknown-linux-gnu/release/den
-
-work=$(mktemp -d)
-export DEN_HOME=$work/home DEN_SSH_CONFIG=$work/ssh_config
+. benches/lib.sh
 sshd_pid=
 cleanup() {
   $DEN delete --force bdocker >/dev/null 2>&1 || true
@@ -61,12 +54,6 @@ cat >"$work/proj/.devcontainer/devcontainer.json" <<JSON
 JSON
 head -c 1000000 /dev/urandom >"$work/proj/data.bin" # a 1 MB project
 
-json=$work/results
-mkdir -p "$json"
-hf() { # name, then hyperfine args
-  local name=$1; shift
-  hyperfine --style none --warmup 1 --runs "$N" --export-json "$json/$name.json" "$@" >/dev/null 2>&1
-}
 ssh_up="$DEN up --ide none --id bssh --provider ssh --provider-option HOST=root@127.0.0.1 --provider-option PORT=$port --provider-option CONTROL_PERSIST=${CONTROL_PERSIST-10m}"
 
 hf ssh_floor "ssh -p $port $flags root@127.0.0.1 true"

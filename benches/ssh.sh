@@ -13,14 +13,7 @@ T=${T:-3}
 BYTES=${BYTES:-2000000000}
 IMAGE=${IMAGE:-den-test/debian:bookworm}
 
-bash tests/engine/setup.sh
-command -v hyperfine >/dev/null 2>&1 || apt-get install -y -qq hyperfine >/dev/null 2>&1 || true
-command -v hyperfine >/dev/null 2>&1 || { echo "bench: hyperfine is needed" >&2; exit 1; }
-cargo build --release --quiet
-DEN=$PWD/target/x86_64-unknown-linux-gnu/release/den
-
-work=$(mktemp -d)
-export DEN_HOME=$work/home DEN_SSH_CONFIG=$work/ssh_config
+. benches/lib.sh
 trap '$DEN delete --force sshbench >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 mkdir -p "$work/sshbench"
 echo "{ \"image\": \"$IMAGE\" }" >"$work/sshbench/.devcontainer.json"

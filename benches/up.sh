@@ -10,26 +10,13 @@ cd "$(dirname "$0")/.."
 N=${N:-5}
 IMAGE=${IMAGE:-den-test/debian:bookworm}
 
-bash tests/engine/setup.sh
-command -v hyperfine >/dev/null 2>&1 || { apt-get install -y -qq hyperfine >/dev/null 2>&1 || true; }
-command -v hyperfine >/dev/null 2>&1 || { echo "bench: hyperfine is needed (apt-get install hyperfine)" >&2; exit 1; }
-cargo build --release --quiet
-DEN=$PWD/target/x86_64-unknown-linux-gnu/release/den
-
-work=$(mktemp -d)
-export DEN_HOME=$work/home DEN_SSH_CONFIG=$work/ssh_config
+. benches/lib.sh
 trap 'DEN_HOME=$DEN_HOME $DEN delete --force bench >/dev/null 2>&1 || true; docker rm -f den-bench-floor >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 mkdir -p "$work/bench/.devcontainer"
 cat >"$work/bench/.devcontainer/devcontainer.json" <<JSON
 { "image": "$IMAGE", "postCreateCommand": "echo created > /tmp/created" }
 JSON
 
-json=$work/results
-mkdir -p "$json"
-hf() { # name, then hyperfine args
-  local name=$1; shift
-  hyperfine --style none --warmup 1 --runs "$N" --export-json "$json/$name.json" "$@" >/dev/null 2>&1
-}
 median() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['results'][0]['median'])" "$json/$1.json"; }
 
 # the floor

@@ -1,0 +1,18 @@
+# What every benchmark script starts with (source it from the repository
+# root): the engine and its test images, hyperfine, a release build in $DEN,
+# a private $work folder with its own DEN_HOME and ssh config, and `hf NAME
+# HYPERFINE-ARGS…` that keeps hyperfine's JSON in $json/NAME.json.
+bash tests/engine/setup.sh
+command -v hyperfine >/dev/null 2>&1 || apt-get install -y -qq hyperfine >/dev/null 2>&1 || true
+command -v hyperfine >/dev/null 2>&1 || { echo "bench: hyperfine is needed (apt-get install hyperfine)" >&2; exit 1; }
+cargo build --release --quiet
+DEN=$PWD/target/x86_64-unknown-linux-gnu/release/den
+
+work=$(mktemp -d)
+export DEN_HOME=$work/home DEN_SSH_CONFIG=$work/ssh_config
+json=$work/results
+mkdir -p "$json"
+hf() { # name, then hyperfine args
+  local name=$1; shift
+  hyperfine --style none --warmup 1 --runs "$N" --export-json "$json/$name.json" "$@" >/dev/null 2>&1
+}
