@@ -117,6 +117,12 @@ impl Sandbox {
     }
 }
 
+/// Whether a container runs: `None` when there is no such container.
+pub fn container_running(name: &str) -> Option<bool> {
+    let o = Command::new("docker").args(["container", "inspect", "-f", "{{.State.Running}}", name]).output().unwrap();
+    o.status.success().then(|| String::from_utf8_lossy(&o.stdout).trim() == "true")
+}
+
 /// `docker exec CONTAINER sh -c SCRIPT`, its stdout.
 pub fn exec(container: &str, script: &str) -> String {
     docker(&["exec", container, "sh", "-c", script])

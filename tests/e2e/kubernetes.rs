@@ -6,15 +6,10 @@
 
 use std::process::Command;
 
-use crate::common::{repo_root, require_engine, run, unique_id, Sandbox};
+use crate::common::{container_running, repo_root, require_engine, run, unique_id, Sandbox};
 
 fn mock_kubectl() -> String {
     repo_root().join("tests/mock-kubectl/kubectl").display().to_string()
-}
-
-fn running(name: &str) -> Option<bool> {
-    let o = Command::new("docker").args(["container", "inspect", "-f", "{{.State.Running}}", name]).output().unwrap();
-    o.status.success().then(|| String::from_utf8_lossy(&o.stdout).trim() == "true")
 }
 
 fn volume_exists(name: &str) -> bool {
@@ -56,7 +51,7 @@ fn kubernetes_provider_through_mock_kubectl() {
     ]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     let pod = format!("kube-dev-den-{id}");
-    assert_eq!(running(&pod), Some(true));
+    assert_eq!(container_running(&pod), Some(true));
     let calls = std::fs::read_to_string(&log).unwrap();
     assert!(calls.contains(r#""--namespace", "dev", "apply", "-f", "-""#), "{calls}");
     assert!(calls.contains(&format!(r#""wait", "--for=condition=Ready", "pod/den-{id}""#)), "{calls}");
@@ -85,7 +80,7 @@ fn kubernetes_provider_through_mock_kubectl() {
 
     // stop deletes the pod and keeps the volume; ssh makes the pod again
     assert_eq!(den(&["stop", &id]).code, 0);
-    assert_eq!(running(&pod), None);
+    assert_eq!(container_running(&pod), None);
     assert!(volume_exists(&pod));
     assert_eq!(den(&["status", &id]).stdout.trim(), "Stopped");
     let r = den(&["ssh", &id, "--", "cat made.txt"]);
@@ -94,7 +89,7 @@ fn kubernetes_provider_through_mock_kubectl() {
 
     let r = den(&["delete", &id]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert_eq!(running(&pod), None);
+    assert_eq!(container_running(&pod), None);
     assert!(!volume_exists(&pod), "the volume claim went too");
     assert_eq!(den(&["status", &id]).stdout.trim(), "NotFound");
 }

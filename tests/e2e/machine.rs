@@ -8,12 +8,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::common::{repo_root, require_engine, run, unique_id, Sandbox};
-
-fn running(name: &str) -> Option<bool> {
-    let o = Command::new("docker").args(["inspect", "-f", "{{.State.Running}}", name]).output().unwrap();
-    o.status.success().then(|| String::from_utf8_lossy(&o.stdout).trim() == "true")
-}
+use crate::common::{container_running, repo_root, require_engine, run, unique_id, Sandbox};
 
 #[test]
 fn machine_provider_lifecycle() {
@@ -85,7 +80,7 @@ fn machine_provider_lifecycle() {
         assert!(Instant::now() < deadline, "the machine did not stop by itself: {st}");
         std::thread::sleep(Duration::from_millis(500));
     }
-    assert_eq!(running(&container), Some(false), "its container stopped with it");
+    assert_eq!(container_running(&container), Some(false), "its container stopped with it");
     assert_eq!(den(&["status", &id]).stdout.trim(), "Stopped");
 
     // den ssh starts the machine and the workspace again
@@ -114,12 +109,12 @@ fn machine_provider_lifecycle() {
     // stopping the last running one stops the machine
     assert_eq!(den(&["stop", &id]).code, 0);
     assert_eq!(den(&["machine", "status", &id]).stdout.trim(), "Stopped");
-    assert_eq!(running(&container), Some(false));
+    assert_eq!(container_running(&container), Some(false));
     // deleting the last one deletes the machine, stopped or not
     let r = den(&["delete", &id]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(!machine_folder.exists(), "the machine is gone");
-    assert_eq!(running(&container), None, "and its container");
+    assert_eq!(container_running(&container), None, "and its container");
     assert_eq!(den(&["machine", "list", "--output", "json"]).stdout.trim(), "[]");
     assert_no_watcher(&machine_folder);
 }

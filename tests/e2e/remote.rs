@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use crate::common::{docker, require_engine, run, unique_id, Sandbox};
+use crate::common::{container_running, docker, require_engine, run, unique_id, Sandbox};
 
 /// A private sshd on 127.0.0.1, killed when dropped.
 pub struct Sshd {
@@ -82,8 +82,13 @@ impl Sshd {
         Sshd { child, port, key, known_hosts }
     }
 
+    /// `--provider-option` flags of the ssh provider for this server.
+    pub fn provider_args(&self) -> Vec<String> {
+        self.options().into_iter().flat_map(|o| ["--provider-option".to_string(), o]).collect()
+    }
+
     /// The ssh provider's options for this server.
-    pub fn options(&self) -> Vec<String> {
+    fn options(&self) -> Vec<String> {
         vec![
             "HOST=root@127.0.0.1".into(),
             format!("PORT={}", self.port),
@@ -94,11 +99,6 @@ impl Sshd {
             ),
         ]
     }
-}
-
-fn container_running(name: &str) -> Option<bool> {
-    let o = Command::new("docker").args(["inspect", "-f", "{{.State.Running}}", name]).output().unwrap();
-    o.status.success().then(|| String::from_utf8_lossy(&o.stdout).trim() == "true")
 }
 
 #[test]
@@ -124,9 +124,7 @@ fn ssh_provider_up_ssh_stop_delete() {
     let _sock = std::os::unix::net::UnixListener::bind(p.join("editor.sock")).unwrap();
     let mut up = s.den();
     up.args(["up", "--provider", "ssh", "--id", &id, "--output", "json"]);
-    for o in sshd.options() {
-        up.arg("--provider-option").arg(o);
-    }
+    up.args(sshd.provider_args());
     let r = run(up.arg(&p));
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert!(r.stderr.contains("not sent to the machine (not a file, folder or link)"), "{}", r.stderr);
@@ -198,9 +196,7 @@ fn ssh_provider_up_ssh_stop_delete() {
     std::fs::write(p.join("hello.txt"), "third\n").unwrap();
     let mut again = s.den();
     again.args(["up", "--provider", "ssh", "--id", &id]);
-    for o in sshd.options() {
-        again.arg("--provider-option").arg(o);
-    }
+    again.args(sshd.provider_args());
     let r = run(again.arg(&p));
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(den(&["ssh", &id, "--", "cat hello.txt"]).stdout, "third\n");
@@ -253,9 +249,7 @@ fn ssh_provider_machine_without_docker() {
     let _c = s.cleanup(&id);
     let mut up = s.den();
     up.args(["up", "--provider", "ssh", "--id", &id, "--provider-option", "DOCKER_PATH=/nonexistent/docker"]);
-    for o in sshd.options() {
-        up.arg("--provider-option").arg(o);
-    }
+    up.args(sshd.provider_args());
     let r = run(up.arg(&p));
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("`/nonexistent/docker` is not installed on this machine"), "{}", r.stderr);
@@ -283,9 +277,7 @@ fn ssh_provider_failed_hook_is_deletable() {
     );
     let mut up = s.den();
     up.args(["up", "--provider", "ssh", "--id", &id]);
-    for o in sshd.options() {
-        up.arg("--provider-option").arg(o);
-    }
+    up.args(sshd.provider_args());
     let r = run(up.arg(&p));
     assert_eq!(r.code, 9, "{}", r.stderr);
     let container = format!("den-{id}");

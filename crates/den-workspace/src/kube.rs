@@ -27,12 +27,16 @@ pub struct Kubectl {
     pub namespace: String,
 }
 
+/// A field of the manifest's `agent.kubernetes`, expanded (empty when
+/// absent).
+fn agent_field(run: &ProviderRun, name: &str) -> String {
+    let k = run.entry.manifest.agent.kubernetes.as_ref();
+    k.and_then(|v| v.get(name)).and_then(|v| v.as_str()).map(|s| run.expand(s)).unwrap_or_default()
+}
+
 impl Kubectl {
     pub fn from_run(run: &ProviderRun) -> Kubectl {
-        let k = run.entry.manifest.agent.kubernetes.as_ref();
-        let field = |name: &str| {
-            k.and_then(|v| v.get(name)).and_then(|v| v.as_str()).map(|s| run.expand(s)).unwrap_or_default()
-        };
+        let field = |name: &str| agent_field(run, name);
         let path = field("path");
         Kubectl {
             path: if path.is_empty() { "kubectl".into() } else { path },
@@ -219,8 +223,7 @@ const POD_AGENT_PATHS: [&str; 2] = ["/usr/local/bin/den", "/tmp/den-agent/den"];
 pub const CONTENT_DIR_ENV: &str = "DEN_CONTENT_DIR";
 
 fn settings(run: &ProviderRun, name: &str, id: &str, image: &str) -> PodSettings {
-    let k = run.entry.manifest.agent.kubernetes.as_ref();
-    let field = |f: &str| k.and_then(|v| v.get(f)).and_then(|v| v.as_str()).map(|s| run.expand(s)).unwrap_or_default();
+    let field = |f: &str| agent_field(run, f);
     PodSettings {
         name: name.into(),
         workspace_id: id.into(),
