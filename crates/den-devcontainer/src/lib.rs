@@ -94,9 +94,24 @@ pub struct Resolved {
     /// mounts it itself).
     pub workspace_mount: Option<String>,
     pub devcontainer_id: String,
+    /// `remoteEnv` as written, before substitution (see [`Resolved::label_entry`]).
+    remote_env_as_written: Option<Value>,
 }
 
 impl Resolved {
+    /// What den records of the configuration in the container's
+    /// `devcontainer.metadata` label: the substituted document, except
+    /// `remoteEnv`, which keeps its `${localEnv:…}` text. Its values are
+    /// often tokens, and labels are readable by anyone who may `docker
+    /// inspect`; the agent gets the values through den's private channel.
+    pub fn label_entry(&self) -> Value {
+        let mut entry = self.raw.clone();
+        if let (Some(obj), Some(env)) = (entry.as_object_mut(), &self.remote_env_as_written) {
+            obj.insert("remoteEnv".into(), env.clone());
+        }
+        entry
+    }
+
     pub fn is_compose(&self) -> bool {
         self.config.docker_compose_file.is_some()
     }
@@ -129,14 +144,19 @@ pub fn resolve(loaded: &Loaded, local_folder: &Path, local_env: &dyn Fn(&str) ->
     };
     let ctx = substitute::Context { container_workspace_folder: Some(&workspace_folder), ..first };
     let mut raw = loaded.document.value.clone();
-    substitute::substitute_value(&mut raw, &ctx);
+    substitute_config(&mut raw, &ctx);
     // Substitution only rewrites strings inside strings, so the shape that
     // passed the check still passes.
     let config: DevContainer = serde_json::from_value(raw.clone()).unwrap_or_else(|_| loaded.config.clone());
     let workspace_mount = match &config.workspace_mount {
         Some(m) => Some(m.clone()),
         None if config.docker_compose_file.is_some() => None,
-        None => Some(format!("type=bind,source={local},target={workspace_folder},consistency=cached")),
+        None => Some(mount::join_fields(&[
+            "type=bind".to_string(),
+            format!("source={local}"),
+            format!("target={workspace_folder}"),
+            "consistency=cached".to_string(),
+        ])),
     };
     Resolved {
         config_file: loaded.path.clone(),
@@ -146,6 +166,25 @@ pub fn resolve(loaded: &Loaded, local_folder: &Path, local_env: &dyn Fn(&str) ->
         workspace_folder,
         workspace_mount,
         devcontainer_id: id,
+        remote_env_as_written: loaded.document.value.get("remoteEnv").cloned(),
+    }
+}
+
+/// Substitutes a whole configuration. Mount strings are substituted field
+/// by field, so that a value (a folder named `p,source=/etc`) can never add
+/// a field to the `--mount` option docker reads.
+fn substitute_config(raw: &mut Value, ctx: &substitute::Context<'_>) {
+    let Value::Object(map) = raw else { return substitute::substitute_value(raw, ctx) };
+    let mount_text = |v: &mut Value| match v {
+        Value::String(s) => *s = mount::map_fields(s, |f| substitute::substitute_str(f, ctx)),
+        other => substitute::substitute_value(other, ctx),
+    };
+    for (key, value) in map.iter_mut() {
+        match (key.as_str(), value) {
+            ("workspaceMount", v) => mount_text(v),
+            ("mounts", Value::Array(items)) => items.iter_mut().for_each(mount_text),
+            (_, v) => substitute::substitute_value(v, ctx),
+        }
     }
 }
 
@@ -204,6 +243,38 @@ mod tests {
         assert_eq!(r.raw["remoteEnv"], json!({"W": "/workspaces/api", "P": "${containerEnv:PATH}"}));
         assert_eq!(r.raw["x-tool"], json!("api"));
         assert_eq!(r.config.mounts.unwrap()[0].to_docker_arg(), "source=/src/api/cache,target=/c,type=bind");
+    }
+
+    #[test]
+    fn a_hostile_folder_name_stays_inside_its_mount_field() {
+        let l = load_text(
+            r#"{"image": "i", "mounts": ["type=bind,source=${localWorkspaceFolder}/c,target=/c"],
+                "workspaceMount": "type=bind,source=${localWorkspaceFolder},target=/w"}"#,
+        )
+        .unwrap();
+        let r = resolve(&l, Path::new("/tmp/m/y,source=/etc"), &no_env);
+        let ws = r.workspace_mount.unwrap();
+        assert_eq!(ws, r#"type=bind,"source=/tmp/m/y,source=/etc",target=/w"#);
+        assert_eq!(mount::mount_field(&ws, &["source"]).as_deref(), Some("/tmp/m/y,source=/etc"));
+        let m = r.config.mounts.unwrap()[0].to_docker_arg();
+        assert_eq!(mount::split_fields(&m), vec!["type=bind", "source=/tmp/m/y,source=/etc/c", "target=/c"]);
+
+        let default = resolve(&load_text(r#"{"image": "i"}"#).unwrap(), Path::new("/p/q\"uote,x"), &no_env);
+        assert_eq!(
+            mount::split_fields(&default.workspace_mount.unwrap()),
+            vec!["type=bind", "source=/p/q\"uote,x", "target=/workspaces/q\"uote,x", "consistency=cached"]
+        );
+    }
+
+    #[test]
+    fn the_label_keeps_remote_env_as_written() {
+        let l = load_text(r#"{"image": "i", "remoteEnv": {"T": "${localEnv:TOKEN}"}, "containerEnv": {"A": "${localEnv:TOKEN}"}}"#)
+            .unwrap();
+        let r = resolve(&l, Path::new("/p"), &|k| (k == "TOKEN").then(|| "s3cret".to_string()));
+        assert_eq!(r.raw["remoteEnv"]["T"], json!("s3cret"));
+        let label = r.label_entry();
+        assert_eq!(label["remoteEnv"]["T"], json!("${localEnv:TOKEN}"));
+        assert_eq!(label["containerEnv"]["A"], json!("s3cret"), "containerEnv is in docker inspect anyway");
     }
 
     #[test]

@@ -55,12 +55,12 @@ impl Mount {
                     MountKind::Bind => "bind",
                     MountKind::Volume => "volume",
                 };
-                match &o.source {
-                    Some(src) if !src.is_empty() => {
-                        format!("type={kind},src={src},dst={}", o.target)
-                    }
-                    _ => format!("type={kind},dst={}", o.target),
+                let mut fields = vec![format!("type={kind}")];
+                if let Some(src) = o.source.as_deref().filter(|s| !s.is_empty()) {
+                    fields.push(format!("src={src}"));
                 }
+                fields.push(format!("dst={}", o.target));
+                join_fields(&fields)
             }
         }
     }
@@ -68,10 +68,61 @@ impl Mount {
 
 /// The value of the first of `keys` in a `k=v,k=v` mount string.
 pub fn mount_field(s: &str, keys: &[&str]) -> Option<String> {
-    s.split(',').find_map(|part| {
+    split_fields(s).into_iter().find_map(|part| {
         let (k, v) = part.split_once('=')?;
         keys.contains(&k.trim()).then(|| v.trim().to_string())
     })
+}
+
+/// The fields of a docker `--mount` value as docker reads them: one CSV
+/// record, where a field in double quotes may hold commas and newlines and
+/// `""` stands for one quote. Lenient where docker would refuse (a stray
+/// quote stays a character), since docker checks the result again.
+pub fn split_fields(s: &str) -> Vec<String> {
+    let mut fields = vec![String::new()];
+    let (mut quoted, mut at_start) = (false, true);
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        let field = fields.last_mut().expect("never empty");
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                chars.next();
+                field.push('"');
+            }
+            '"' if quoted => quoted = false,
+            '"' if at_start => quoted = true,
+            ',' if !quoted => {
+                fields.push(String::new());
+                at_start = true;
+                continue;
+            }
+            c => field.push(c),
+        }
+        at_start = false;
+    }
+    fields
+}
+
+/// One `--mount` field, in double quotes when it holds anything CSV gives a
+/// meaning to, so that no value can end its field and start another.
+pub fn quote_field(field: &str) -> String {
+    if field.contains([',', '"', '\n', '\r']) || field.starts_with(' ') {
+        format!("\"{}\"", field.replace('"', "\"\""))
+    } else {
+        field.to_string()
+    }
+}
+
+/// A docker `--mount` value from its fields (`type=bind`, `source=…`).
+pub fn join_fields<S: AsRef<str>>(fields: &[S]) -> String {
+    fields.iter().map(|f| quote_field(f.as_ref())).collect::<Vec<_>>().join(",")
+}
+
+/// Rewrites each field of a mount string with `f` and quotes the result:
+/// how variables are substituted in mounts, so that a value (a folder named
+/// `x,source=/etc`) stays inside the field it was written in.
+pub fn map_fields(s: &str, f: impl Fn(&str) -> String) -> String {
+    join_fields(&split_fields(s).iter().map(|x| f(x)).collect::<Vec<_>>())
 }
 
 // A visitor rather than `try_from = "Value"`, so that an error inside the
@@ -141,6 +192,38 @@ mod tests {
         let anon = Mount::try_from(json!({"type": "volume", "target": "/t"})).unwrap();
         assert_eq!(anon.to_docker_arg(), "type=volume,dst=/t");
         assert_eq!(Value::from(m), json!({"type": "volume", "source": "cache", "target": "/cache"}));
+    }
+
+    #[test]
+    fn fields_round_trip_through_csv_quoting() {
+        for hostile in ["/tmp/m/y,source=/etc", "q\"uote", "x,readonly", "a=b", "new\nline", " lead", "plain"] {
+            let arg = join_fields(&["type=bind".to_string(), format!("source={hostile}"), "target=/w".to_string()]);
+            assert_eq!(
+                split_fields(&arg),
+                vec!["type=bind".to_string(), format!("source={hostile}"), "target=/w".to_string()],
+                "{arg}"
+            );
+            assert_eq!(mount_field(&arg, &["source"]).as_deref(), Some(hostile.trim()));
+            assert_eq!(mount_field(&arg, &["target"]).as_deref(), Some("/w"));
+        }
+        assert_eq!(join_fields(&["source=/a,b", "target=/t"]), "\"source=/a,b\",target=/t");
+        assert_eq!(join_fields(&["source=q\"x"]), "\"source=q\"\"x\"");
+        assert_eq!(split_fields("a,,b,"), vec!["a", "", "b", ""]);
+    }
+
+    #[test]
+    fn substituted_values_cannot_add_fields() {
+        let out = map_fields("type=bind,source=${F}/cache,target=/c", |f| f.replace("${F}", "/p,source=/etc"));
+        assert_eq!(out, "type=bind,\"source=/p,source=/etc/cache\",target=/c");
+        assert_eq!(mount_field(&out, &["source"]).as_deref(), Some("/p,source=/etc/cache"));
+        // Fields the user quoted stay one field.
+        assert_eq!(split_fields(&map_fields("\"source=/a,b\",target=/t", str::to_string)), vec!["source=/a,b", "target=/t"]);
+    }
+
+    #[test]
+    fn object_form_quotes_hostile_paths() {
+        let m = Mount::try_from(json!({"type": "bind", "source": "/x,readonly", "target": "/t"})).unwrap();
+        assert_eq!(m.to_docker_arg(), "type=bind,\"src=/x,readonly\",dst=/t");
     }
 
     #[test]

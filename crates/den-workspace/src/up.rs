@@ -247,7 +247,7 @@ fn create_container(
     let cfg = &resolved.config;
     let mut label_entries: Vec<serde_json::Value> =
         meta.iter().map(|m| serde_json::to_value(m).unwrap_or_default()).collect();
-    label_entries.push(resolved.raw.clone());
+    label_entries.push(resolved.label_entry());
     let mut mounts: Vec<String> = resolved.workspace_mount.iter().cloned().collect();
     mounts.extend(merged.mounts.iter().map(|m| m.to_docker_arg()));
     let ports = cfg
