@@ -235,9 +235,69 @@ fn str_bool<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     Ok(StrBool(scalar(d)?).is_true_or(false))
 }
 
+impl Binary {
+    /// The file name the binary is installed as: `name`, else the last part
+    /// of `archivePath` or `path`, else the binary's key. Never a path: a
+    /// derived part that is not a plain file name gives way to the key.
+    pub fn file_name(&self, key: &str) -> String {
+        if !self.name.is_empty() {
+            return self.name.clone();
+        }
+        let from = if self.archive_path.is_empty() { &self.path } else { &self.archive_path };
+        from.rsplit('/').next().filter(|s| is_plain_file_name(s)).unwrap_or(key).to_string()
+    }
+}
+
+/// A name that stays inside the folder it is joined to: one path component,
+/// not `.` or `..`, no NUL.
+pub fn is_plain_file_name(s: &str) -> bool {
+    !s.is_empty() && s != "." && s != ".." && !s.contains(['/', '\0'])
+}
+
+/// Limits on a manifest, which may come from a stranger: far above any real
+/// one (DevPod's largest are tens of KiB with a few dozen options), low
+/// enough that parsing stays fast and small.
+pub const MAX_MANIFEST_BYTES: usize = 1 << 20;
+pub const MAX_FLOW_DEPTH: usize = 64;
+pub const MAX_OPTIONS: usize = 512;
+pub const MAX_PATTERN_BYTES: usize = 4096;
+
+/// Refuses text whose `[`/`{` nesting is deeper than [`MAX_FLOW_DEPTH`]
+/// before the YAML parser sees it (its time grows with the square of the
+/// depth). Brackets inside quoted strings are not told apart: a real
+/// manifest has nowhere near that many open at once.
+fn check_flow_depth(text: &str) -> Result<(), (usize, usize)> {
+    let (mut depth, mut line, mut col) = (0usize, 1usize, 0usize);
+    for c in text.chars() {
+        col += 1;
+        match c {
+            '\n' => {
+                line += 1;
+                col = 0;
+            }
+            '[' | '{' => {
+                depth += 1;
+                if depth > MAX_FLOW_DEPTH {
+                    return Err((line, col));
+                }
+            }
+            ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 impl Manifest {
     /// Parses a manifest; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Manifest, ProviderError> {
+        let bad = |message: String| ProviderError::Manifest { origin: origin.to_string(), message };
+        if text.len() > MAX_MANIFEST_BYTES {
+            return Err(bad(format!("it has {} bytes; a manifest may have at most {MAX_MANIFEST_BYTES}", text.len())));
+        }
+        if let Err((line, col)) = check_flow_depth(text) {
+            return Err(bad(format!("line {line} column {col}: nested deeper than {MAX_FLOW_DEPTH} levels")));
+        }
         let mut m: Manifest = serde_norway::from_str(text)
             .map_err(|e| ProviderError::Manifest { origin: origin.to_string(), message: e.to_string() })?;
         let groups: Vec<String> = m
@@ -260,12 +320,26 @@ impl Manifest {
                 message: format!("name `{}` may only hold letters, digits, - and _", m.name),
             });
         }
+        if m.options.len() > MAX_OPTIONS {
+            return Err(bad(format!("it has {} options; a manifest may have at most {MAX_OPTIONS}", m.options.len())));
+        }
         for (name, o) in &m.options {
             if !o.validation_pattern.is_empty() {
-                regex::Regex::new(&o.validation_pattern).map_err(|e| ProviderError::Manifest {
-                    origin: origin.into(),
-                    message: format!("option {name}: validationPattern: {e}"),
-                })?;
+                validation_regex(&o.validation_pattern)
+                    .map_err(|e| bad(format!("option {name}: validationPattern: {e}")))?;
+            }
+        }
+        for (key, entries) in &m.binaries {
+            if !is_plain_file_name(key) {
+                return Err(bad(format!("binaries: `{key}` must be a plain name (no `/`, not `.` or `..`)")));
+            }
+            for (i, b) in entries.iter().enumerate() {
+                if !b.name.is_empty() && !is_plain_file_name(&b.name) {
+                    return Err(bad(format!(
+                        "binaries.{key}[{i}].name: `{}` must be a plain file name (no `/`, not `.` or `..`)",
+                        b.name
+                    )));
+                }
             }
         }
         Ok(m)
@@ -280,6 +354,20 @@ impl Manifest {
     pub fn is_machine_provider(&self) -> bool {
         self.exec("create").is_some()
     }
+}
+
+/// A `validationPattern`, compiled within bounds: a pattern of a few KiB
+/// at most, whose compiled form may not grow past 1 MiB.
+pub(crate) fn validation_regex(pattern: &str) -> Result<regex::Regex, String> {
+    if pattern.len() > MAX_PATTERN_BYTES {
+        return Err(format!("{} bytes long; at most {MAX_PATTERN_BYTES} are allowed", pattern.len()));
+    }
+    regex::RegexBuilder::new(pattern)
+        .size_limit(1 << 20)
+        .dfa_size_limit(1 << 20)
+        .nest_limit(64)
+        .build()
+        .map_err(|e| e.to_string())
 }
 
 const BUILTIN: &[(&str, &str)] = &[
@@ -464,5 +552,43 @@ somethingFromTheFuture: 1
         assert!(Manifest::parse("name: a b", "x").is_err());
         let e = Manifest::parse("name: a\noptions:\n  X:\n    validationPattern: '('\n", "x").unwrap_err();
         assert!(e.to_string().contains("option X: validationPattern"), "{e}");
+    }
+
+    #[test]
+    fn binary_names_must_stay_in_their_folder() {
+        let with = |key: &str, name: &str| {
+            format!("name: p\nbinaries:\n  {key}:\n    - os: linux\n      arch: amd64\n      path: /x/tool\n      name: '{name}'\n")
+        };
+        for bad in ["/etc/cron.d/x", "../../../x", "..", "a/b"] {
+            let e = Manifest::parse(&with("TOOL", bad), "m").unwrap_err().to_string();
+            assert!(e.contains("binaries.TOOL[0].name"), "{bad}: {e}");
+        }
+        let e = Manifest::parse(&with("'..'", "ok"), "m").unwrap_err().to_string();
+        assert!(e.contains("binaries: `..`"), "{e}");
+        assert!(Manifest::parse(&with("TOOL", "tool-v2"), "m").is_ok());
+        let derived = Binary { path: "https://h/dl/..".into(), ..Default::default() };
+        assert_eq!(derived.file_name("TOOL"), "TOOL");
+        let derived = Binary { path: "https://h/dl/kubectl".into(), ..Default::default() };
+        assert_eq!(derived.file_name("TOOL"), "kubectl");
+    }
+
+    #[test]
+    fn hostile_sizes_are_refused_quickly() {
+        let start = std::time::Instant::now();
+        let deep = format!("name: p\nx: {}{}\n", "[".repeat(100_000), "]".repeat(100_000));
+        let e = Manifest::parse(&deep, "m").unwrap_err().to_string();
+        assert!(e.contains("line 2 column") && e.contains("nested deeper than"), "{e}");
+        let big = format!("name: p\nx: '{}'\n", "a".repeat(MAX_MANIFEST_BYTES));
+        assert!(Manifest::parse(&big, "m").unwrap_err().to_string().contains("at most"));
+        let pattern = format!("name: p\noptions:\n  X:\n    validationPattern: '{}'\n", "a{1000}".repeat(200));
+        let e = Manifest::parse(&pattern, "m").unwrap_err().to_string();
+        assert!(e.contains("option X: validationPattern"), "{e}");
+        let mut many = String::from("name: p\noptions:\n");
+        for i in 0..=MAX_OPTIONS {
+            many.push_str(&format!("  O{i}:\n    default: x\n"));
+        }
+        assert!(Manifest::parse(&many, "m").unwrap_err().to_string().contains("options; a manifest may have at most"));
+        // Not a timing assertion: a hang would show as a stuck test.
+        eprintln!("hostile manifests refused in {:?}", start.elapsed());
     }
 }

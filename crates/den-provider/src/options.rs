@@ -118,11 +118,12 @@ fn resolve_one(
             }
         } else if !opt.default.is_empty() {
             // Defaults may name other options and DevPod's variables
-            // (`${PROVIDER_FOLDER}/config.json`).
-            let mut value = expand_values(&opt.default, done);
-            for (k, v) in base_env {
-                value = value.replace(&format!("${{{k}}}"), v);
-            }
+            // (`${PROVIDER_FOLDER}/config.json`), in one pass.
+            let value = expand_once(&opt.default, |k| {
+                done.get(k)
+                    .map(|v| v.value.as_str())
+                    .or_else(|| base_env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str()))
+            });
             ResolvedOption { value, source: OptionSource::Default }
         } else {
             ResolvedOption { value: String::new(), source: OptionSource::Unset }
@@ -147,7 +148,8 @@ fn validate(manifest: &Manifest, name: &str, value: &str) -> Result<(), Provider
         };
     }
     if !opt.validation_pattern.is_empty() {
-        let re = regex::Regex::new(&opt.validation_pattern).expect("checked when the manifest was parsed");
+        let re = crate::manifest::validation_regex(&opt.validation_pattern)
+            .map_err(|message| ProviderError::Invalid { name: name.into(), value: value.into(), message })?;
         if !re.is_match(value) {
             let message = if opt.validation_message.is_empty() {
                 format!("it must match {}", opt.validation_pattern)
@@ -181,18 +183,30 @@ fn contains_bare(text: &str, name: &str) -> bool {
     })
 }
 
-fn expand_values(text: &str, values: &IndexMap<String, ResolvedOption>) -> String {
-    let mut out = text.to_string();
-    for (k, v) in values {
-        out = out.replace(&format!("${{{k}}}"), &v.value);
+/// Replaces each `${NAME}` that `lookup` knows, in one left-to-right pass:
+/// what a value brings in is data and is never expanded again (an option
+/// value holding `${OTHER}` stays exactly that). Unknown names stay.
+fn expand_once<'v>(text: &str, lookup: impl Fn(&str) -> Option<&'v str>) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else { break };
+        out.push_str(&rest[..start]);
+        match lookup(&after[..end]) {
+            Some(v) => out.push_str(v),
+            None => out.push_str(&rest[start..start + end + 3]),
+        }
+        rest = &after[end + 1..];
     }
+    out.push_str(rest);
     out
 }
 
 /// Replaces `${NAME}` of resolved options in a manifest field (e.g.
 /// `agent.docker.path: ${DOCKER_PATH}`). Unknown references stay.
 pub fn expand_options(text: &str, resolved: &IndexMap<String, ResolvedOption>) -> String {
-    expand_values(text, resolved)
+    expand_once(text, |k| resolved.get(k).map(|v| v.value.as_str()))
 }
 
 #[cfg(test)]
@@ -317,6 +331,25 @@ mod tests {
         let r = resolve_options(&m, &user(&[("EVIL", evil)]), &[]).unwrap();
         assert_eq!(r["ECHO"].value, evil.trim_end_matches('\n'));
         assert!(!std::path::Path::new("/tmp/den-pwned").exists());
+    }
+
+    #[test]
+    fn a_value_is_expanded_once() {
+        // A user value that holds `${…}` is data: neither another option's
+        // default nor a manifest field expands it again.
+        let m = manifest(
+            "options:\n  ROOT:\n    default: /r\n  DATA:\n    default: ${ROOT}/data\n  PATH_OPT:\n    default: ${DATA}/x\n",
+        );
+        let r = resolve_options(&m, &user(&[("DATA", "${ROOT}-literal"), ("ROOT", "${PROVIDER_FOLDER}")]), &[(
+            "PROVIDER_FOLDER".into(),
+            "/pf".into(),
+        )])
+        .unwrap();
+        assert_eq!(r["PATH_OPT"].value, "${ROOT}-literal/x");
+        assert_eq!(expand_options("${ROOT}:${DATA}", &r), "${PROVIDER_FOLDER}:${ROOT}-literal");
+        let m = manifest("options:\n  A:\n    default: ${DEVPOD_X}/${B}\n  B:\n    default: b\n");
+        let r = resolve_options(&m, &user(&[("B", "${DEVPOD_X}")]), &[("DEVPOD_X".into(), "dx".into())]).unwrap();
+        assert_eq!(r["A"].value, "dx/${DEVPOD_X}");
     }
 
     #[test]

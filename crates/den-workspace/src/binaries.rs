@@ -24,17 +24,9 @@ fn pick(entries: &[Binary]) -> Option<&Binary> {
     entries.iter().find(|b| b.os.eq_ignore_ascii_case(std::env::consts::OS) && b.arch.eq_ignore_ascii_case(arch))
 }
 
-fn file_name(name: &str, b: &Binary) -> String {
-    if !b.name.is_empty() {
-        return b.name.clone();
-    }
-    let from = if b.archive_path.is_empty() { &b.path } else { &b.archive_path };
-    from.rsplit('/').next().filter(|s| !s.is_empty()).unwrap_or(name).to_string()
-}
-
 /// Where a binary of a provider lives once installed.
 fn installed_path(den: &Den, provider: &str, name: &str, b: &Binary) -> PathBuf {
-    binaries_dir(den, provider).join(name).join(file_name(name, b))
+    binaries_dir(den, provider).join(name).join(b.file_name(name))
 }
 
 /// Installs every binary the manifest has for this machine. `source_dir`
