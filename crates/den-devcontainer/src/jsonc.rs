@@ -40,8 +40,68 @@ pub fn pointer_token(key: &str) -> String {
     key.replace('~', "~0").replace('/', "~1")
 }
 
+/// How deep arrays and objects may nest. Real configurations stay under
+/// ten; the parser and the value tree are recursive, so without a bound a
+/// file nested ten thousand deep overflows the stack.
+pub const MAX_DEPTH: usize = 128;
+/// How large a configuration may be (real ones are a few KiB).
+pub const MAX_BYTES: usize = 16 << 20;
+
+/// Finds where `text` first nests deeper than [`MAX_DEPTH`], skipping
+/// strings and comments the way the parser reads them.
+fn too_deep(text: &str) -> Option<usize> {
+    let b = text.as_bytes();
+    let (mut i, mut depth) = (0, 0usize);
+    while i < b.len() {
+        match b[i] {
+            q @ (b'"' | b'\'') => {
+                i += 1;
+                while i < b.len() && b[i] != q && b[i] != b'\n' {
+                    i += if b[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'/' if b.get(i + 1) == Some(&b'/') => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if b.get(i + 1) == Some(&b'*') => {
+                i += 2;
+                while i < b.len() && !(b[i] == b'*' && b.get(i + 1) == Some(&b'/')) {
+                    i += 1;
+                }
+                i += 1;
+            }
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Some(i);
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
 /// Parses JSONC text. `path` only names the file in errors.
 pub fn parse(text: &str, path: &Path) -> Result<Document, ConfigError> {
+    if text.len() > MAX_BYTES {
+        return Err(ConfigError::Syntax {
+            path: path.to_path_buf(),
+            pos: Pos { line: 1, column: 1 },
+            message: format!("the file has {} bytes; at most {MAX_BYTES} are read", text.len()),
+        });
+    }
+    if let Some(at) = too_deep(text) {
+        return Err(ConfigError::Syntax {
+            path: path.to_path_buf(),
+            pos: LineIndex::new(text).pos(at),
+            message: format!("arrays and objects nest deeper than {MAX_DEPTH} levels here"),
+        });
+    }
     let options = jsonc_parser::ParseOptions {
         allow_comments: true,
         allow_trailing_commas: true,
@@ -168,21 +228,34 @@ impl Convert<'_> {
 }
 
 /// Byte offset → line and column (columns count characters, not bytes).
+/// Values are looked up in document order, so the last answer is kept and
+/// the next column counted on from there: a long one-line file costs one
+/// pass, not one pass per value.
 struct LineIndex<'a> {
     text: &'a str,
     starts: Vec<usize>,
+    /// (offset, line index, column) of the last answer.
+    last: std::cell::Cell<(usize, usize, usize)>,
 }
 
 impl<'a> LineIndex<'a> {
     fn new(text: &'a str) -> Self {
         let mut starts = vec![0];
         starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
-        Self { text, starts }
+        Self { text, starts, last: std::cell::Cell::new((0, 0, 1)) }
     }
 
     fn pos(&self, offset: usize) -> Pos {
+        let offset = offset.min(self.text.len());
         let line = self.starts.partition_point(|&s| s <= offset) - 1;
-        let column = self.text[self.starts[line]..offset.min(self.text.len())].chars().count() + 1;
+        let (last_offset, last_line, last_column) = self.last.get();
+        let (from, column) = if last_line == line && last_offset <= offset {
+            (last_offset, last_column)
+        } else {
+            (self.starts[line], 1)
+        };
+        let column = column + self.text.get(from..offset).map_or(0, |t| t.chars().count());
+        self.last.set((offset, line, column));
         Pos { line: line + 1, column }
     }
 }
@@ -268,5 +341,56 @@ mod tests {
     #[test]
     fn bom_is_ignored() {
         assert_eq!(p("\u{feff}{}").unwrap().value, json!({}));
+    }
+}
+
+#[cfg(test)]
+mod limit_tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        parse(text, Path::new("/c.json")).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn deep_nesting_is_a_located_error_not_a_crash() {
+        for n in [129, 10_000, 100_000] {
+            let arrays = format!("{{\"a\": {}{}}}", "[".repeat(n), "]".repeat(n));
+            assert!(
+                err(&arrays).contains("/c.json:1:134: arrays and objects nest deeper than 128"),
+                "{}",
+                err(&arrays)
+            );
+            let objects = format!("{}1{}", "{\"a\":".repeat(n), "}".repeat(n));
+            assert!(err(&objects).contains("nest deeper than 128"));
+        }
+        // Brackets in strings and comments do not count; 128 levels parse.
+        let fine = format!(
+            "{{\"s\": \"{}\", // {}\n /* {} */ \"a\": {}{}}}",
+            "[".repeat(500),
+            "{".repeat(500),
+            "[".repeat(500),
+            "[".repeat(127),
+            "]".repeat(127)
+        );
+        parse(&fine, Path::new("/c.json")).unwrap();
+    }
+
+    #[test]
+    fn huge_text_is_refused() {
+        let big = format!("{{\"a\": \"{}\"}}", "x".repeat(MAX_BYTES));
+        assert!(err(&big).contains("at most"), "{}", err(&big));
+    }
+
+    #[test]
+    fn many_values_parse_in_linear_time() {
+        // 500k forwardPorts used to take 15 s; a hang here shows as a stuck test.
+        let ports: Vec<String> = (0..500_000).map(|i| (i % 65535 + 1).to_string()).collect();
+        let text = format!("{{\"image\": \"x\", \"forwardPorts\": [{}]}}", ports.join(","));
+        let start = std::time::Instant::now();
+        let doc = parse(&text, Path::new("/c.json")).unwrap();
+        crate::load_str(&text, Path::new("/c.json")).unwrap();
+        eprintln!("500k forwardPorts parsed in {:?}", start.elapsed());
+        assert_eq!(doc.value["forwardPorts"].as_array().unwrap().len(), 500_000);
     }
 }

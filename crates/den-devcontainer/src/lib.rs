@@ -36,7 +36,14 @@ pub struct Loaded {
 
 /// Reads, parses and checks one devcontainer.json.
 pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: path.to_path_buf(), source })?;
+    use std::io::Read;
+    let io = |source| ConfigError::Io { path: path.to_path_buf(), source };
+    // Read one byte past the limit, so an endless or huge file is refused
+    // by the parser's size check without being read whole.
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(jsonc::MAX_BYTES as u64 + 1).read_to_string(&mut text))
+        .map_err(io)?;
     load_str(&text, path)
 }
 
@@ -268,8 +275,10 @@ mod tests {
 
     #[test]
     fn the_label_keeps_remote_env_as_written() {
-        let l = load_text(r#"{"image": "i", "remoteEnv": {"T": "${localEnv:TOKEN}"}, "containerEnv": {"A": "${localEnv:TOKEN}"}}"#)
-            .unwrap();
+        let l = load_text(
+            r#"{"image": "i", "remoteEnv": {"T": "${localEnv:TOKEN}"}, "containerEnv": {"A": "${localEnv:TOKEN}"}}"#,
+        )
+        .unwrap();
         let r = resolve(&l, Path::new("/p"), &|k| (k == "TOKEN").then(|| "s3cret".to_string()));
         assert_eq!(r.raw["remoteEnv"]["T"], json!("s3cret"));
         let label = r.label_entry();

@@ -186,6 +186,15 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    #[test]
+    fn a_deeply_nested_label_is_an_error_not_a_crash() {
+        for n in [200, 100_000] {
+            let label = format!("[{{\"customizations\": {}1{}}}]", "{\"a\":".repeat(n), "}".repeat(n));
+            let e = parse_metadata_label(&label).unwrap_err();
+            assert!(e.contains("recursion limit"), "{e}");
+        }
+    }
+
     fn cfg(v: Value) -> DevContainer {
         serde_json::from_value(v).unwrap()
     }

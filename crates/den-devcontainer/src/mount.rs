@@ -217,7 +217,10 @@ mod tests {
         assert_eq!(out, "type=bind,\"source=/p,source=/etc/cache\",target=/c");
         assert_eq!(mount_field(&out, &["source"]).as_deref(), Some("/p,source=/etc/cache"));
         // Fields the user quoted stay one field.
-        assert_eq!(split_fields(&map_fields("\"source=/a,b\",target=/t", str::to_string)), vec!["source=/a,b", "target=/t"]);
+        assert_eq!(
+            split_fields(&map_fields("\"source=/a,b\",target=/t", str::to_string)),
+            vec!["source=/a,b", "target=/t"]
+        );
     }
 
     #[test]

@@ -340,10 +340,11 @@ mod tests {
         let m = manifest(
             "options:\n  ROOT:\n    default: /r\n  DATA:\n    default: ${ROOT}/data\n  PATH_OPT:\n    default: ${DATA}/x\n",
         );
-        let r = resolve_options(&m, &user(&[("DATA", "${ROOT}-literal"), ("ROOT", "${PROVIDER_FOLDER}")]), &[(
-            "PROVIDER_FOLDER".into(),
-            "/pf".into(),
-        )])
+        let r = resolve_options(
+            &m,
+            &user(&[("DATA", "${ROOT}-literal"), ("ROOT", "${PROVIDER_FOLDER}")]),
+            &[("PROVIDER_FOLDER".into(), "/pf".into())],
+        )
         .unwrap();
         assert_eq!(r["PATH_OPT"].value, "${ROOT}-literal/x");
         assert_eq!(expand_options("${ROOT}:${DATA}", &r), "${PROVIDER_FOLDER}:${ROOT}-literal");

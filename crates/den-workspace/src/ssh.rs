@@ -65,7 +65,9 @@ pub fn proxy_command(den: &Den, id: &str) -> Result<String> {
 /// (`remoteUser`), so anything that could end the line or the word is
 /// refused rather than written.
 fn config_user(user: &str) -> Result<String> {
-    if user.is_empty() || user.chars().any(|c| c.is_control() || c.is_whitespace() || matches!(c, '"' | '\'' | '\\' | '%' | '#')) {
+    if user.is_empty()
+        || user.chars().any(|c| c.is_control() || c.is_whitespace() || matches!(c, '"' | '\'' | '\\' | '%' | '#'))
+    {
         return Err(WorkspaceError::Invalid(format!(
             "remote user {user:?} cannot be written into an ssh config; use a plain user name"
         )));
