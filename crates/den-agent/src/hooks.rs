@@ -66,21 +66,58 @@ pub fn run_hook(hook: &str, commands: &[LifecycleCommand], who: &RunAs, sink: &S
     Ok(())
 }
 
+/// The process groups of the hook commands running now.
+static RUNNING: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+
+fn running() -> std::sync::MutexGuard<'static, Vec<i32>> {
+    RUNNING.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Ends every hook command that runs now, with all it started: SIGTERM to
+/// each one's process group, then SIGKILL to what is left after 3 s. For
+/// when den is gone and the hook must not outlive the `up` that ran it.
+pub fn abort_all() {
+    let groups = running().clone();
+    let alive = |g: i32| unsafe { libc::kill(-g, 0) } == 0;
+    for &g in &groups {
+        // SAFETY: kill(2) with a negative pid signals that process group.
+        unsafe { libc::kill(-g, libc::SIGTERM) };
+    }
+    for _ in 0..30 {
+        if !groups.iter().any(|&g| alive(g)) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    for &g in &groups {
+        unsafe { libc::kill(-g, libc::SIGKILL) };
+    }
+}
+
 fn run_step(label: &str, step: &Step, who: &RunAs, sink: &Sink) -> Result<(), HookFailure> {
     let argv = step.argv();
     line(sink, label, &format!("running: {}", describe(step)));
     let mut c = command_as(&argv, who);
+    // Its own process group, so that [`abort_all`] reaches whatever the
+    // command starts.
+    c.process_group(0);
     c.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut guard = running();
     let mut child = c.spawn().map_err(|e| HookFailure {
         name: label.into(),
         code: 127,
         message: format!("{label}: cannot start `{}`: {e}", argv[0]),
     })?;
+    let pgid = child.id() as i32;
+    guard.push(pgid);
+    drop(guard);
     let out = child.stdout.take().expect("piped");
     let err = child.stderr.take().expect("piped");
     let t1 = pump(out, label.to_string(), sink.clone());
     let t2 = pump(err, label.to_string(), sink.clone());
-    let status = child.wait().map_err(|e| HookFailure { name: label.into(), code: 1, message: e.to_string() })?;
+    let status = child.wait();
+    running().retain(|&g| g != pgid);
+    let status = status.map_err(|e| HookFailure { name: label.into(), code: 1, message: e.to_string() })?;
     let _ = t1.join();
     let _ = t2.join();
     if status.success() {

@@ -1,15 +1,22 @@
 //! What travels between den on the client and the agent in the workspace.
 //!
-//! The request goes in the environment variable [`REQUEST_ENV`] of the one
-//! `exec` that injects and sets up; the agent streams hook output as lines
-//! and ends with one line `DEN-RESULT <json>`.
+//! The one `exec` that injects and sets up carries the request on stdin:
+//! the agent says [`READY`], den writes the request as one JSON line and
+//! keeps stdin open for as long as it waits. The agent streams hook output
+//! as lines and ends with one line `DEN-RESULT <json>`. End of stdin before
+//! that means den is gone (killed, or its tunnel broke): the agent stops
+//! the running hook and exits, so that the next `up` runs it once again,
+//! never beside it. The request travels on stdin, not in the environment,
+//! because it holds remoteEnv values and an exec's environment is on the
+//! command line of the engine's client.
 
 use den_devcontainer::model::UserEnvProbe;
 use den_devcontainer::LifecycleCommand;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
-pub const REQUEST_ENV: &str = "DEN_SETUP_REQUEST";
+/// The agent reads its request now.
+pub const READY: &str = "DEN-READY";
 pub const RESULT_PREFIX: &str = "DEN-RESULT ";
 pub const PHASE_PREFIX: &str = "DEN-PHASE ";
 

@@ -12,7 +12,7 @@ use indexmap::IndexMap;
 
 use crate::hooks::{self, HookFailure, RunAs, Sink};
 use crate::passwd::{self, GroupFile, PasswdFile};
-use crate::protocol::{Hooks, RemoteUser, SetupRequest, SetupResult, WorkspaceInfo, PHASE_PREFIX, REQUEST_ENV};
+use crate::protocol::{Hooks, RemoteUser, SetupRequest, SetupResult, WorkspaceInfo, PHASE_PREFIX};
 
 /// Where the agent's files live: /var/lib/den, or /tmp/den when that
 /// cannot be made (a read-only image).
@@ -52,7 +52,7 @@ impl Write for Tee {
 /// every problem ends up in the result.
 pub fn run(req: SetupRequest, out: Box<dyn Write + Send>) -> SetupResult {
     let data = data_dir();
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(data.join("agent.log")).ok();
+    let log = open_private_log(&data.join("agent.log"));
     let sink: Sink = Arc::new(Mutex::new(Tee { out, log }));
     setup(&req, &data, &sink).unwrap_or_else(fail)
 }
@@ -90,7 +90,7 @@ fn setup(req: &SetupRequest, data: &Path, sink: &Sink) -> Result<SetupResult, St
 
     // The container's own environment (what docker exec gives us), for
     // ${containerEnv:…} and as the base of every session.
-    let container_env: IndexMap<String, String> = std::env::vars().filter(|(k, _)| k != REQUEST_ENV).collect();
+    let container_env: IndexMap<String, String> = std::env::vars().collect();
     let lookup = |name: &str| container_env.get(name).cloned();
     let no_local = |_: &str| None;
     let ctx = Context {
@@ -337,27 +337,64 @@ fn parse_probe(out: &[u8]) -> Option<IndexMap<String, String>> {
     Some(env)
 }
 
-fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Writes one of the agent's files, readable by its owner only: they hold
+/// the remote user's environment (remoteEnv values, what their shell
+/// profile sets), which other users of the container must not read.
+pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes)?;
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+    f.write_all(bytes)?;
+    drop(f);
     std::fs::rename(&tmp, path)
 }
 
-/// The body of `den agent setup`: read the request, run, print the result.
-pub fn main_from_env() -> i32 {
-    use crate::protocol::RESULT_PREFIX;
-    use std::io::Write;
-    let req: SetupRequest = match std::env::var(REQUEST_ENV).map(|t| serde_json::from_str(&t)) {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => {
-            eprintln!("den agent: the setup request is not valid: {e}");
-            return 2;
-        }
-        Err(_) => {
-            eprintln!("den agent: {REQUEST_ENV} is not set (this command is run by `den up`)");
+/// The agent log (hook output), owner-only like the other files; a log an
+/// older agent made world-readable is tightened.
+fn open_private_log(path: &Path) -> Option<std::fs::File> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let f = std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path).ok()?;
+    let _ = f.set_permissions(std::fs::Permissions::from_mode(0o600));
+    Some(f)
+}
+
+/// The body of `den agent setup`: read the request from stdin, wait for
+/// any other setup in this container, run, print the result. End of stdin
+/// before the result means den is gone: the running hook is ended and the
+/// agent exits (see [`crate::protocol`]).
+pub fn main() -> i32 {
+    use crate::protocol::{READY, RESULT_PREFIX};
+    use std::io::BufRead;
+    println!("{READY}");
+    let _ = std::io::stdout().flush();
+    let mut stdin = std::io::BufReader::new(std::io::stdin());
+    let mut line = String::new();
+    let req: SetupRequest = match stdin.read_line(&mut line) {
+        Ok(n) if n > 0 => match serde_json::from_str(&line) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("den agent: the setup request is not valid: {e}");
+                return 2;
+            }
+        },
+        _ => {
+            eprintln!("den agent: no setup request on stdin (this command is run by `den up`)");
             return 2;
         }
     };
+    let _lock = match setup_lock(&data_dir()) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("den agent: {e}");
+            return 1;
+        }
+    };
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut stdin, &mut std::io::sink());
+        hooks::abort_all();
+        std::process::exit(CLIENT_GONE);
+    });
     let result = run(req, Box::new(std::io::stdout()));
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{RESULT_PREFIX}{}", serde_json::to_string(&result).unwrap_or_default());
@@ -365,9 +402,55 @@ pub fn main_from_env() -> i32 {
     0
 }
 
+/// The agent's exit code when den went away during setup.
+pub const CLIENT_GONE: i32 = 75;
+
+/// One setup at a time in a container: a second `up` (whose first one was
+/// killed a moment ago, say) waits here instead of starting the same hooks
+/// beside it. The kernel drops the lock when the holder exits.
+fn setup_lock(data: &Path) -> Result<std::fs::File, String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = data.join("setup.lock");
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if let Err(std::fs::TryLockError::WouldBlock) = f.try_lock() {
+        let mut holder = String::new();
+        let _ = std::io::Read::read_to_string(&mut f, &mut holder);
+        println!("another den up is still setting this container up (agent pid {}); waiting for it", holder.trim());
+        let _ = std::io::stdout().flush();
+        f.lock().map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    let _ = f.set_len(0);
+    let _ = std::io::Seek::rewind(&mut f);
+    let _ = write!(f, "{}", std::process::id());
+    Ok(f)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn agent_files_are_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("workspace.json");
+        std::fs::write(&p, b"old").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        write_file(&p, b"{\"env\": {\"TOKEN\": \"s\"}}").unwrap();
+        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        let log = d.path().join("agent.log");
+        std::fs::write(&log, b"").unwrap();
+        std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o644)).unwrap();
+        open_private_log(&log).unwrap();
+        assert_eq!(std::fs::metadata(&log).unwrap().permissions().mode() & 0o777, 0o600);
+    }
 
     #[test]
     fn start_id_is_stable_within_a_start() {

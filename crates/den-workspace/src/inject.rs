@@ -12,7 +12,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::Stdio;
 use std::sync::mpsc;
 
-use den_agent::protocol::{SetupRequest, SetupResult, PHASE_PREFIX, REQUEST_ENV, RESULT_PREFIX};
+use den_agent::protocol::{SetupRequest, SetupResult, PHASE_PREFIX, RESULT_PREFIX};
 use den_driver::Docker;
 
 use crate::{Reporter, Result, WorkspaceError};
@@ -106,8 +106,7 @@ pub struct Feed {
 }
 
 pub const SEND_CONTENT: &str = "DEN-SEND-CONTENT";
-/// The agent is running and reads its request.
-pub const READY: &str = "DEN-READY";
+pub use den_agent::protocol::READY;
 pub const NO_CONTENT: &str = "DEN-NO-CONTENT";
 
 /// Injects and sets up the agent in a container, in one `docker exec`.
@@ -118,10 +117,16 @@ pub fn inject_and_setup(
     req: &SetupRequest,
     reporter: &mut dyn Reporter,
 ) -> Result<AgentRun<SetupResult>> {
-    let request = serde_json::to_string(req).expect("request serialises");
     let argv = inject_argv(candidates, "setup")?;
-    let cmd = docker.exec(container, Some("0"), &[(REQUEST_ENV.to_string(), request)], &argv);
-    run_agent(&cmd, None, reporter)
+    let cmd = docker.exec(container, Some("0"), &[], &argv);
+    run_agent(&cmd, Some(setup_feed(req)), reporter)
+}
+
+/// The setup request for [`run_agent`]: one line on stdin, which then stays
+/// open until the agent is done; if den dies, its end tells the agent to
+/// stop the running hook (see [`den_agent::protocol`]).
+pub fn setup_feed(req: &SetupRequest) -> Feed {
+    Feed { request: serde_json::to_string(req).expect("request serialises"), content: Box::new(|_| Ok(())) }
 }
 
 /// Runs an inject command (see [`inject_argv`]): answers the script, feeds

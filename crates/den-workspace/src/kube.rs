@@ -328,13 +328,13 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, p: Plan, reporter: &mut dyn Report
         credentials: rec.credentials,
         ..crate::up::setup_request(&p.id, &p.resolved, &merged, remote_user, host)
     };
-    let mut argv = vec![
-        "env".to_string(),
-        format!("{}={}", den_agent::protocol::REQUEST_ENV, serde_json::to_string(&req).expect("serialises")),
-    ];
-    argv.extend(inject_argv(&candidates, "setup")?);
+    let argv = inject_argv(&candidates, "setup")?;
     reporter.phase("inject", "");
-    let agent_run = run_agent::<den_agent::protocol::SetupResult>(&k.exec(&name, &argv), None, reporter)?;
+    let agent_run = run_agent::<den_agent::protocol::SetupResult>(
+        &k.exec(&name, &argv),
+        Some(crate::inject::setup_feed(&req)),
+        reporter,
+    )?;
     rec.agent_path = agent_run.agent_path.clone();
     rec.save(den)?;
     let result = agent_run.result;

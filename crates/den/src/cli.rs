@@ -296,7 +296,7 @@ pub enum ContextCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum AgentCommand {
-    /// Set the container up (request in the environment).
+    /// Set the container up (request on stdin, see den_agent::protocol).
     Setup,
     /// Serve SSH on stdin/stdout.
     SshServer {

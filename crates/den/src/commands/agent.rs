@@ -5,7 +5,7 @@ use crate::cli::{AgentCommand, HelperCommand};
 
 pub fn run(cmd: AgentCommand) -> anyhow::Result<i32> {
     match cmd {
-        AgentCommand::Setup => Ok(den_agent::setup::main_from_env()),
+        AgentCommand::Setup => Ok(den_agent::setup::main()),
         AgentCommand::SshServer { stdio: _, workdir } => Ok(den_agent::ssh::ssh_server_main(workdir)),
         AgentCommand::SftpServer => Ok(den_agent::ssh::sftp_server_main()),
         AgentCommand::InactivityWatch { timeout_secs } => {
