@@ -3,9 +3,10 @@
 mod manifest;
 mod options;
 
+pub use manifest::MAX_MANIFEST_BYTES;
 pub use manifest::{
-    builtin, builtin_names, AgentConfig, AgentDocker, Binary, Manifest, OptionEnum, OptionGroup, ProviderOption,
-    StrArray, StrBool,
+    builtin, builtin_names, is_plain_file_name, AgentConfig, AgentDocker, Binary, Manifest, OptionEnum, OptionGroup,
+    ProviderOption, StrArray, StrBool,
 };
 pub use options::{expand_options, resolve_options, resolve_options_partial, OptionSource, ResolvedOption};
 

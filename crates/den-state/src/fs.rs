@@ -21,10 +21,18 @@ pub fn create_private_dir(dir: &Path) -> Result<()> {
 /// Writes `bytes` to `path` so that a reader sees either the old content or
 /// the new one, never a part, even if den or the machine dies half-way:
 /// a temp file in the same folder (so the rename stays on one file system),
-/// fsync, rename over the target, fsync the folder. The file is 0600.
+/// fsync, rename over the target, fsync the folder. The file is 0600 and
+/// its folder den's own (0700).
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     create_private_dir(dir)?;
+    replace_file(path, bytes, 0o600)
+}
+
+/// [`atomic_write`] for a file that is the user's (an ssh config): the file
+/// gets `mode`, and the folder, which must exist, is left as it is.
+pub fn replace_file(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
     let result = (|| {
@@ -36,6 +44,9 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
             .open(&tmp)
             .map_err(StateError::io("creating", &tmp))?;
         f.write_all(bytes).map_err(StateError::io("writing", &tmp))?;
+        if mode != 0o600 {
+            f.set_permissions(fs::Permissions::from_mode(mode)).map_err(StateError::io("chmod", &tmp))?;
+        }
         f.sync_all().map_err(StateError::io("syncing", &tmp))?;
         fs::rename(&tmp, path).map_err(StateError::io("renaming into place", path))?;
         // The rename itself is durable only once the folder is synced.

@@ -85,7 +85,8 @@ fn fetch(name: &str, b: &Binary, source_dir: &Path, dest: &Path) -> Result<(), S
     }
     let content = if b.archive_path.is_empty() { bytes } else { from_archive(&b.path, &bytes, &b.archive_path)? };
     let dir = dest.parent().expect("has a parent");
-    std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    // Through den-state, so that a DEN_HOME this makes first is 0700 too.
+    den_state::create_private_dir(dir).map_err(|e| e.to_string())?;
     let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
     std::fs::write(&tmp, &content).map_err(|e| format!("writing {}: {e}", tmp.display()))?;
     use std::os::unix::fs::PermissionsExt;

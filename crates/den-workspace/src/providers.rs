@@ -66,7 +66,13 @@ pub fn get(den: &Den, name: &str) -> Result<ProviderEntry> {
 
 /// Adds (or replaces) a provider from a provider.yaml file.
 pub fn add(den: &Den, path: &Path) -> Result<ProviderEntry> {
-    let text = std::fs::read_to_string(path).map_err(WorkspaceError::io(format!("reading {}", path.display())))?;
+    use std::io::Read;
+    // One byte past the limit, so that the parser refuses a huge (or
+    // endless) file without it being read whole.
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(den_provider::MAX_MANIFEST_BYTES as u64 + 1).read_to_string(&mut text))
+        .map_err(WorkspaceError::io(format!("reading {}", path.display())))?;
     let manifest = Manifest::parse(&text, &path.display().to_string())?;
     let file = added_manifest(den, &manifest.name);
     let source_dir = std::fs::canonicalize(path)
