@@ -6,6 +6,8 @@ mod common;
 mod conformance;
 mod context;
 mod credentials;
+mod fuzz;
+mod hostile;
 mod kubernetes;
 mod machine;
 mod podman;

@@ -47,41 +47,25 @@ pub const MAX_DEPTH: usize = 128;
 /// How large a configuration may be (real ones are a few KiB).
 pub const MAX_BYTES: usize = 16 << 20;
 
-/// Finds where `text` first nests deeper than [`MAX_DEPTH`], skipping
-/// strings and comments the way the parser reads them.
+/// Finds where `text` first nests deeper than [`MAX_DEPTH`], with the
+/// parser's own scanner (so strings and comments are told apart exactly as
+/// the parser will), which does not recurse. A scan error ends the check:
+/// the parser stops at the same place and reports it.
 fn too_deep(text: &str) -> Option<usize> {
-    let b = text.as_bytes();
-    let (mut i, mut depth) = (0, 0usize);
-    while i < b.len() {
-        match b[i] {
-            q @ (b'"' | b'\'') => {
-                i += 1;
-                while i < b.len() && b[i] != q && b[i] != b'\n' {
-                    i += if b[i] == b'\\' { 2 } else { 1 };
-                }
-            }
-            b'/' if b.get(i + 1) == Some(&b'/') => {
-                while i < b.len() && b[i] != b'\n' {
-                    i += 1;
-                }
-            }
-            b'/' if b.get(i + 1) == Some(&b'*') => {
-                i += 2;
-                while i < b.len() && !(b[i] == b'*' && b.get(i + 1) == Some(&b'/')) {
-                    i += 1;
-                }
-                i += 1;
-            }
-            b'[' | b'{' => {
+    use jsonc_parser::tokens::Token;
+    let mut scanner = jsonc_parser::Scanner::new(text);
+    let mut depth = 0usize;
+    while let Ok(Some(token)) = scanner.scan() {
+        match token {
+            Token::OpenBrace | Token::OpenBracket => {
                 depth += 1;
                 if depth > MAX_DEPTH {
-                    return Some(i);
+                    return Some(scanner.token_start());
                 }
             }
-            b']' | b'}' => depth = depth.saturating_sub(1),
+            Token::CloseBrace | Token::CloseBracket => depth = depth.saturating_sub(1),
             _ => {}
         }
-        i += 1;
     }
     None
 }
@@ -95,13 +79,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Document, ConfigError> {
             message: format!("the file has {} bytes; at most {MAX_BYTES} are read", text.len()),
         });
     }
-    if let Some(at) = too_deep(text) {
-        return Err(ConfigError::Syntax {
-            path: path.to_path_buf(),
-            pos: LineIndex::new(text).pos(at),
-            message: format!("arrays and objects nest deeper than {MAX_DEPTH} levels here"),
-        });
-    }
+
     let options = jsonc_parser::ParseOptions {
         allow_comments: true,
         allow_trailing_commas: true,
@@ -109,6 +87,13 @@ pub fn parse(text: &str, path: &Path) -> Result<Document, ConfigError> {
         allow_loose_object_property_names: false,
     };
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if let Some(at) = too_deep(text) {
+        return Err(ConfigError::Syntax {
+            path: path.to_path_buf(),
+            pos: LineIndex::new(text).pos(at),
+            message: format!("arrays and objects nest deeper than {MAX_DEPTH} levels here"),
+        });
+    }
     let collect = jsonc_parser::CollectOptions { tokens: true, ..Default::default() };
     let parsed = jsonc_parser::parse_to_ast(text, &collect, &options).map_err(|e| ConfigError::Syntax {
         path: path.to_path_buf(),
@@ -364,6 +349,10 @@ mod limit_tests {
             let objects = format!("{}1{}", "{\"a\":".repeat(n), "}".repeat(n));
             assert!(err(&objects).contains("nest deeper than 128"));
         }
+        // A string with a line break in it (the parser takes those) does not
+        // hide what follows it (found by tests/e2e/fuzz.rs).
+        let hidden = format!("{{\"s\": \"a\nb\", \"x\": {}}}", "[".repeat(10_000));
+        assert!(err(&hidden).contains("/c.json:2:137: arrays and objects nest deeper"), "{}", err(&hidden));
         // Brackets in strings and comments do not count; 128 levels parse.
         let fine = format!(
             "{{\"s\": \"{}\", // {}\n /* {} */ \"a\": {}{}}}",
