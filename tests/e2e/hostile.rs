@@ -137,6 +137,22 @@ fn a_manifest_cannot_place_binaries_outside_its_folder() {
     }
     assert!(!target.exists());
     assert!(!s.path().join("escaped").exists() && !s.home().join("escaped").exists());
+
+    // A good one is added, and every folder its first add made is 0700.
+    let dir = s.project("good", &[("tool.sh", "#!/bin/sh\necho hi\n")]);
+    let manifest = "name: good\nversion: v1\nbinaries:\n  TOOL:\n    - os: linux\n      arch: amd64\n      path: tool.sh\nexec:\n  command: ${TOOL}\n";
+    std::fs::write(dir.join("provider.yaml"), manifest).unwrap();
+    let r = run(s.den().args(["provider", "add"]).arg(dir.join("provider.yaml")));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let mut stack = vec![s.home()];
+    let mut seen = 0;
+    while let Some(d) = stack.pop() {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&d).unwrap().permissions().mode() & 0o777, 0o700, "{}", d.display());
+        seen += 1;
+        stack.extend(std::fs::read_dir(&d).unwrap().flatten().map(|e| e.path()).filter(|p| p.is_dir()));
+    }
+    assert!(seen >= 5, "the provider's folders were not made");
 }
 
 #[test]
