@@ -2,7 +2,7 @@
 //! the lifecycle hooks that are due. Runs as root, once per `den up`.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -14,17 +14,7 @@ use crate::hooks::{self, HookFailure, RunAs, Sink};
 use crate::passwd::{self, GroupFile, PasswdFile};
 use crate::protocol::{Hooks, RemoteUser, SetupRequest, SetupResult, WorkspaceInfo, PHASE_PREFIX};
 
-/// Where the agent's files live: /var/lib/den, or /tmp/den when that
-/// cannot be made (a read-only image).
-pub fn data_dir() -> PathBuf {
-    let preferred = Path::new(crate::DATA_DIR);
-    if std::fs::create_dir_all(preferred.join("markers")).is_ok() {
-        return preferred.to_path_buf();
-    }
-    let fallback = PathBuf::from("/tmp/den");
-    let _ = std::fs::create_dir_all(fallback.join("markers"));
-    fallback
-}
+use crate::data_dir;
 
 /// Writes to the client (stdout) and the agent log at once.
 struct Tee {

@@ -47,7 +47,7 @@ fn account(name: &str) -> Option<Account> {
 /// Serves one SSH connection on stdin/stdout. Runs as root; sessions run as
 /// the user the client logs in as.
 pub fn ssh_server_main(workdir: Option<String>) -> i32 {
-    let data = crate::setup::data_dir();
+    let data = crate::data_dir();
     let dir = ssh_dir(&data);
     let host_key =
         match std::fs::read_to_string(dir.join("ssh_host_ed25519_key")).map(|t| den_ssh::keys::parse_private(&t)) {

@@ -51,3 +51,16 @@ impl ConfigError {
         }
     }
 }
+
+/// A short name for the JSON type of a value, for error messages.
+pub(crate) fn kind(v: &serde_json::Value) -> &'static str {
+    use serde_json::Value;
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}

@@ -62,7 +62,7 @@ fn typecheck(doc: &Document, path: &Path) -> Result<DevContainer, ConfigError> {
             path: path.to_path_buf(),
             pos: doc.position(""),
             property: "(root)".into(),
-            message: format!("expected a JSON object, found {}", model::kind(&doc.value)),
+            message: format!("expected a JSON object, found {}", error::kind(&doc.value)),
         });
     }
     serde_path_to_error::deserialize::<_, DevContainer>(&doc.value).map_err(|e| {

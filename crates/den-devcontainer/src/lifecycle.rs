@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use serde_json::Value;
 
-use crate::model::kind;
+use crate::error::kind;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(into = "Value")]

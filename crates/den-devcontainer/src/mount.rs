@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::model::kind;
+use crate::error::kind;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(into = "Value")]

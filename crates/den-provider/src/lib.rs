@@ -29,3 +29,13 @@ pub enum ProviderError {
     #[error("provider {provider} has no option {name}")]
     Unknown { provider: String, name: String },
 }
+
+/// This machine's architecture in Go's words, as manifests spell it
+/// (`binaries[].arch`, `DEVPOD_ARCH`).
+pub fn go_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}

@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 
 use den_provider::{Binary, Manifest};
 
-use crate::providers::ProviderEntry;
 use crate::{Den, Result, WorkspaceError};
 
 fn binaries_dir(den: &Den, provider: &str) -> PathBuf {
@@ -20,7 +19,7 @@ fn binaries_dir(den: &Den, provider: &str) -> PathBuf {
 
 /// The entry for this machine, if the manifest has one.
 fn pick(entries: &[Binary]) -> Option<&Binary> {
-    let arch = crate::providers::go_arch();
+    let arch = den_provider::go_arch();
     entries.iter().find(|b| b.os.eq_ignore_ascii_case(std::env::consts::OS) && b.arch.eq_ignore_ascii_case(arch))
 }
 
@@ -38,7 +37,7 @@ pub fn install(den: &Den, manifest: &Manifest, source_dir: &Path) -> Result<()> 
                 "provider `{}`: binary {name} has no entry for {}/{}",
                 manifest.name,
                 std::env::consts::OS,
-                crate::providers::go_arch()
+                den_provider::go_arch()
             )));
         };
         let dest = installed_path(den, &manifest.name, name, b);
@@ -49,15 +48,14 @@ pub fn install(den: &Den, manifest: &Manifest, source_dir: &Path) -> Result<()> 
 }
 
 /// `NAME=path` for each installed binary.
-pub fn env(den: &Den, entry: &ProviderEntry) -> Result<Vec<(String, String)>> {
+pub fn env(den: &Den, provider: &str, manifest: &Manifest) -> Result<Vec<(String, String)>> {
     let mut out = Vec::new();
-    for (name, entries) in &entry.manifest.binaries {
+    for (name, entries) in &manifest.binaries {
         let Some(b) = pick(entries) else { continue };
-        let path = installed_path(den, &entry.name, name, b);
+        let path = installed_path(den, provider, name, b);
         if !path.is_file() {
             return Err(WorkspaceError::Invalid(format!(
-                "provider `{}`: binary {name} is not installed; add the provider again (`den provider add`)",
-                entry.name
+                "provider `{provider}`: binary {name} is not installed; add the provider again (`den provider add`)"
             )));
         }
         out.push((name.clone(), path.display().to_string()));
@@ -162,7 +160,7 @@ mod tests {
     fn manifest(path: &str, checksum: &str, archive: &str) -> Manifest {
         let text = format!(
             "name: p\nbinaries:\n  TOOL:\n    - os: linux\n      arch: arm64\n      path: /nope\n    - os: linux\n      arch: {}\n      path: {path}\n      checksum: '{checksum}'\n      archivePath: '{archive}'\n",
-            crate::providers::go_arch()
+            den_provider::go_arch()
         );
         Manifest::parse(&text, "t").unwrap()
     }
@@ -176,8 +174,7 @@ mod tests {
         let sum = sha(b"#!/bin/sh\necho tool\n");
         let m = manifest("./tool.sh", &sum, "");
         install(&den, &m, &src).unwrap();
-        let entry = ProviderEntry { name: "p".into(), manifest: m, builtin: false, source: String::new() };
-        let env = env(&den, &entry).unwrap();
+        let env = env(&den, "p", &m).unwrap();
         assert_eq!(env[0].0, "TOOL");
         let out = den_process::Cmd::new(&env[0].1).output().unwrap();
         assert_eq!(out.stdout, "tool\n");

@@ -48,7 +48,7 @@ impl Subject {
     }
 
     pub fn with_machine(mut self, den: &Den, id: &str) -> Self {
-        self.machine = Some(MachineSubject { id: id.into(), folder: crate::machine::machine_dir(den, id) });
+        self.machine = Some(MachineSubject { id: id.into(), folder: crate::record::machine_dir(den, id) });
         self
     }
 
@@ -100,7 +100,7 @@ impl ProviderRun {
     ) -> Result<ProviderRun> {
         let mut env = providers::provider_env(den, entry);
         env.extend(subject.env(den, &entry.name));
-        env.extend(crate::binaries::env(den, entry)?);
+        env.extend(crate::binaries::env(den, &entry.name, &entry.manifest)?);
         let options = providers::resolve_with_env(den, entry, values, &env)?;
         Ok(ProviderRun { entry: entry.clone(), options, env })
     }

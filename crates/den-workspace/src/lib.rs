@@ -1,5 +1,6 @@
 //! Workspaces: bringing them up, and everything after.
 
+mod backend;
 mod binaries;
 mod config;
 pub mod context;
@@ -7,21 +8,23 @@ mod docker_credentials;
 pub mod exec;
 mod id;
 mod inject;
-pub mod kube;
-pub mod machine;
 mod manage;
+mod plan;
 pub mod providers;
+mod publish;
 mod record;
-mod remote;
 pub mod remote_agent;
 pub mod ssh;
+pub mod transfer;
 mod up;
 
+pub use backend::machine;
 pub use config::DenConfig;
 pub use id::workspace_id_for;
 pub use manage::{delete, list, logs, status, stop, Status, WorkspaceSummary};
+pub use plan::{Source, UpOptions, UpResult};
 pub use record::WorkspaceRecord;
-pub use up::{build, up, Source, UpOptions, UpResult};
+pub use up::{build, up};
 
 use den_state::Home;
 
@@ -72,13 +75,6 @@ impl Den {
             let who = w.holder.map(|p| format!(" (pid {p})")).unwrap_or_default();
             reporter.line(&format!("waiting for another den working on workspace `{id}`{who} to finish…"));
         })?)
-    }
-
-    /// The driver of a recorded workspace, with its provider's options.
-    pub(crate) fn docker_for(&self, r: &WorkspaceRecord) -> Result<den_driver::Docker> {
-        let entry = providers::get(self, &r.provider)?;
-        let opts = providers::resolve(self, &entry, &r.provider_options, Some(&r.id))?;
-        up::docker_for(&entry, &opts)
     }
 }
 

@@ -221,17 +221,8 @@ pub fn base_env() -> Vec<(String, String)> {
         ("DEVPOD".to_string(), exe.clone()),
         ("DEN".to_string(), exe),
         ("DEVPOD_OS".to_string(), std::env::consts::OS.to_string()),
-        ("DEVPOD_ARCH".to_string(), go_arch().to_string()),
+        ("DEVPOD_ARCH".to_string(), den_provider::go_arch().to_string()),
     ]
-}
-
-/// The architecture in Go's words, as manifests spell it.
-pub fn go_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        other => other,
-    }
 }
 
 #[cfg(test)]

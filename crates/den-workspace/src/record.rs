@@ -8,6 +8,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Den, Result};
 
+/// den's own folder for a machine a machine provider made.
+pub(crate) fn machine_dir(den: &Den, id: &str) -> PathBuf {
+    den.home.context_dir(&den.context).join("machines").join(id)
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct WorkspaceRecord {

@@ -9,19 +9,17 @@ pub fn run(cmd: AgentCommand) -> anyhow::Result<i32> {
         AgentCommand::SshServer { stdio: _, workdir } => Ok(den_agent::ssh::ssh_server_main(workdir)),
         AgentCommand::SftpServer => Ok(den_agent::ssh::sftp_server_main()),
         AgentCommand::InactivityWatch { timeout_secs } => {
-            let data = den_agent::setup::data_dir();
+            let data = den_agent::data_dir();
             den_agent::inactivity::watch(&data, std::time::Duration::from_secs(timeout_secs));
             Ok(crate::exit::OK)
         }
         AgentCommand::RemoteUp => Ok(den_workspace::remote_agent::remote_up_main()),
         AgentCommand::ReceiveContent => Ok(den_workspace::remote_agent::receive_content_main()),
-        AgentCommand::GitCredential { op } => {
-            Ok(den_agent::credentials::helper_main(&op, &den_agent::setup::data_dir()))
-        }
+        AgentCommand::GitCredential { op } => Ok(den_agent::credentials::helper_main(&op, &den_agent::data_dir())),
         AgentCommand::DockerCredential { op } => {
-            Ok(den_agent::credentials::docker_helper_main(&op, &den_agent::setup::data_dir()))
+            Ok(den_agent::credentials::docker_helper_main(&op, &den_agent::data_dir()))
         }
-        AgentCommand::CredentialsServer => Ok(den_agent::credentials::server_main(&den_agent::setup::data_dir())),
+        AgentCommand::CredentialsServer => Ok(den_agent::credentials::server_main(&den_agent::data_dir())),
         AgentCommand::RemoteTunnel { home, context, workdir, credentials, id } => {
             Ok(den_workspace::remote_agent::tunnel_main(&home, &context, &id, workdir.as_deref(), credentials))
         }

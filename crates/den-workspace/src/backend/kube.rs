@@ -11,8 +11,8 @@ use serde_json::{json, Value};
 
 use crate::exec::{ProviderRun, Subject};
 use crate::inject::{inject_argv, run_agent, Feed};
+use crate::plan::Plan;
 use crate::record::{now, WorkspaceRecord};
-use crate::up::Plan;
 use crate::{Den, Reporter, Result, Status, UpOptions, UpResult, WorkspaceError};
 
 /// The label every object den makes carries.
@@ -219,9 +219,6 @@ pub fn delete_claim(k: &Kubectl, name: &str) -> Result<()> {
 /// Where the agent goes in a pod.
 const POD_AGENT_PATHS: [&str; 2] = ["/usr/local/bin/den", "/tmp/den-agent/den"];
 
-/// The variable that tells `den agent receive-content` where to unpack.
-pub const CONTENT_DIR_ENV: &str = "DEN_CONTENT_DIR";
-
 fn settings(run: &ProviderRun, name: &str, id: &str, image: &str) -> PodSettings {
     let field = |f: &str| agent_field(run, f);
     PodSettings {
@@ -252,7 +249,7 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, p: Plan, reporter: &mut dyn Report
                 .into(),
         ));
     };
-    let name = crate::up::container_name(den, &p.id);
+    let name = crate::plan::container_name(den, &p.id);
     let merged = den_devcontainer::merge(&[], cfg);
 
     let mut rec = WorkspaceRecord::for_up(p.record.as_ref(), den, p.origin());
@@ -260,7 +257,7 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, p: Plan, reporter: &mut dyn Report
     rec.image = image.clone();
     rec.workspace_folder = p.resolved.workspace_folder.clone();
     rec.forward_ports = merged.forward_ports.clone();
-    rec.credentials = crate::up::credentials_of(&p.entry, &run.options);
+    rec.credentials = crate::plan::credentials_of(&p.entry, &run.options);
     rec.last_used_at = now();
     rec.save(den)?;
 
@@ -290,18 +287,19 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, p: Plan, reporter: &mut dyn Report
     // The files go into the volume once; a marker in the agent's state (on
     // the volume too) says they arrived, so an `up` that failed before that
     // sends them again.
-    let marker = format!("{}/{}", den_agent::DATA_DIR, crate::remote_agent::CONTENT_MARKER);
+    let marker = format!("{}/{}", den_agent::DATA_DIR, crate::transfer::CONTENT_MARKER);
     let need_files = fresh_claim
         || opts.reset
         || (phase.as_deref() != Some("Running")
             && k.exec(&name, &["test".into(), "-e".into(), marker]).output().is_err());
     if need_files {
-        let mut argv = vec!["env".to_string(), format!("{CONTENT_DIR_ENV}={}", p.resolved.workspace_folder)];
+        let mut argv =
+            vec!["env".to_string(), format!("{}={}", crate::transfer::CONTENT_DIR_ENV, p.resolved.workspace_folder)];
         argv.extend(inject_argv(&candidates, "receive-content")?);
         let folder = p.folder.clone();
         let feed =
-            Feed { request: "{}".into(), content: Box::new(move |out| crate::remote_agent::send_folder(&folder, out)) };
-        let sent = run_agent::<crate::remote_agent::RemoteUpResult>(&k.exec(&name, &argv), Some(feed), reporter)?;
+            Feed { request: "{}".into(), content: Box::new(move |out| crate::transfer::send_folder(&folder, out)) };
+        let sent = run_agent::<crate::transfer::RemoteUpResult>(&k.exec(&name, &argv), Some(feed), reporter)?;
         if !sent.result.ok {
             return Err(WorkspaceError::Agent(
                 sent.result.error.unwrap_or_else(|| "the workspace's files did not arrive".into()),
@@ -323,10 +321,10 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, p: Plan, reporter: &mut dyn Report
         &agent.container_inactivity_timeout
     });
     let req = den_agent::protocol::SetupRequest {
-        authorized_key: crate::up::authorized_key(den, opts, &p.id)?,
+        authorized_key: crate::plan::authorized_key(den, opts, &p.id)?,
         inactivity_timeout: timeout,
         credentials: rec.credentials,
-        ..crate::up::setup_request(&p.id, &p.resolved, &merged, remote_user, host)
+        ..crate::plan::setup_request(&p.id, &p.resolved, &merged, remote_user, host)
     };
     let argv = inject_argv(&candidates, "setup")?;
     reporter.phase("inject", "");
@@ -338,7 +336,7 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, p: Plan, reporter: &mut dyn Report
     rec.agent_path = agent_run.agent_path.clone();
     rec.save(den)?;
     let result = agent_run.result;
-    crate::up::finish_setup(den, &mut rec, &result, opts.ssh_config.as_deref(), reporter)?;
+    crate::plan::finish_setup(den, &mut rec, &result, opts.ssh_config.as_deref(), reporter)?;
     Ok(UpResult {
         record: rec,
         created,

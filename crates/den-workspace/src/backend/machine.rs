@@ -14,10 +14,6 @@ use crate::providers::{self, ProviderEntry};
 use crate::record::{now, remove_dir, WorkspaceRecord};
 use crate::{Den, Reporter, Result, WorkspaceError};
 
-pub(crate) fn machine_dir(den: &Den, id: &str) -> PathBuf {
-    den.home.context_dir(&den.context).join("machines").join(id)
-}
-
 fn machine_lock(den: &Den, id: &str) -> PathBuf {
     den.home.context_dir(&den.context).join("locks").join(format!("machine-{id}.lock"))
 }
@@ -33,7 +29,7 @@ pub struct MachineRecord {
 
 impl MachineRecord {
     fn path(den: &Den, id: &str) -> PathBuf {
-        machine_dir(den, id).join("machine.json")
+        crate::record::machine_dir(den, id).join("machine.json")
     }
     pub fn load(den: &Den, id: &str) -> Result<Option<Self>> {
         Ok(den_state::read_json(&Self::path(den, id))?)
@@ -240,10 +236,10 @@ pub fn delete(den: &Den, id: &str, force: bool, reporter: &mut dyn Reporter) -> 
         run.run("delete")?;
     }
     for w in users {
-        crate::ssh::unpublish(den, &w.id, w.ssh_config.as_deref())?;
+        crate::publish::unpublish(den, &w.id, w.ssh_config.as_deref())?;
         remove_dir(&den.home.workspace_dir(&den.context, &w.id))?;
     }
-    remove_dir(&machine_dir(den, id))?;
+    remove_dir(&crate::record::machine_dir(den, id))?;
     let _ = std::fs::remove_file(machine_lock(den, id));
     Ok(())
 }

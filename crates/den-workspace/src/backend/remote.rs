@@ -7,22 +7,16 @@
 
 use den_process::Cmd;
 
+use super::machine::{self, MachineStatus};
 use crate::exec::{ProviderRun, Subject};
 use crate::inject::{inject_command, run_agent, Feed};
-use crate::machine::{self, MachineStatus};
-use crate::providers::ProviderEntry;
 use crate::record::{now, WorkspaceRecord};
-use crate::remote_agent::{MachineWatch, RemoteUpRequest, RemoteUpResult};
+use crate::transfer::{MachineWatch, RemoteUpRequest, RemoteUpResult};
 use crate::{Den, Reporter, Result, UpOptions, UpResult, WorkspaceError};
 
 /// Where den puts its agent on a machine when the provider does not say
 /// (`~/` is the remote user's home).
 const DEFAULT_MACHINE_AGENT_PATHS: [&str; 2] = ["~/.den-agent/bin/den", "/tmp/den-agent/den"];
-
-/// True for providers whose workspaces are on another machine.
-pub(crate) fn is_remote(entry: &ProviderEntry) -> bool {
-    crate::up::driver_kind(entry) == crate::up::DriverKind::Remote
-}
 
 /// The provider of a recorded remote workspace, with its options.
 pub(crate) fn run_for(den: &Den, rec: &WorkspaceRecord) -> Result<ProviderRun> {
@@ -59,7 +53,7 @@ fn machine_watch(run: &ProviderRun) -> Option<MachineWatch> {
     Some(MachineWatch { timeout_secs: timeout.as_secs(), shutdown, env: run.all_env() })
 }
 
-pub(crate) fn up(den: &Den, opts: &UpOptions, p: crate::up::Plan, reporter: &mut dyn Reporter) -> Result<UpResult> {
+pub(crate) fn up(den: &Den, opts: &UpOptions, p: crate::plan::Plan, reporter: &mut dyn Reporter) -> Result<UpResult> {
     if p.entry.manifest.exec_proxy {
         return Err(WorkspaceError::Unsupported(format!(
             "provider `{}` is a proxy provider (exec.proxy); den does not run those",
@@ -99,11 +93,11 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, p: crate::up::Plan, reporter: &mut
     let fresh = p.record.is_none() || opts.recreate || opts.reset;
     let mut rec = WorkspaceRecord::for_up(p.record.as_ref(), den, p.origin());
     rec.machine = machine_id.clone();
-    rec.credentials = crate::up::credentials_of(&p.entry, &run.options);
+    rec.credentials = crate::plan::credentials_of(&p.entry, &run.options);
     rec.last_used_at = now();
     rec.save(den)?;
 
-    let key = den_ssh::keys::load_or_create(&crate::ssh::client_key_path(den, &p.id))
+    let key = den_ssh::keys::load_or_create(&crate::publish::client_key_path(den, &p.id))
         .map_err(|e| WorkspaceError::Agent(format!("making the workspace's SSH key: {e}")))?;
     let agent = &p.entry.manifest.agent;
     let docker_path = run.expand(&agent.docker.path);
@@ -150,7 +144,7 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, p: crate::up::Plan, reporter: &mut
         authorized_key: den_ssh::keys::public_openssh(key.public_key()),
         machine_watch: machine_watch(&run),
         docker_install: agent.docker.install.is_true_or(true),
-        credentials: crate::up::credentials_of(&p.entry, &run.options),
+        credentials: crate::plan::credentials_of(&p.entry, &run.options),
     };
     reporter.phase("inject", &format!("reaching the machine through provider `{}`", p.entry.name));
     let command = inject_command(&agent_candidates(&run), "remote-up")?;
@@ -158,7 +152,7 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, p: crate::up::Plan, reporter: &mut
     let folder = p.folder.clone();
     let feed = Feed {
         request: serde_json::to_string(&req).expect("serialises"),
-        content: Box::new(move |out| crate::remote_agent::send_folder(&folder, out)),
+        content: Box::new(move |out| crate::transfer::send_folder(&folder, out)),
     };
     let agent_run = run_agent::<RemoteUpResult>(&cmd, Some(feed), reporter)?;
     let r = agent_run.result;
@@ -179,7 +173,7 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, p: crate::up::Plan, reporter: &mut
     }
     rec.save(den)?;
     if !r.host_key.is_empty() {
-        crate::ssh::publish(den, &mut rec, &r.host_key, &r.remote_user, opts.ssh_config.as_deref())?;
+        crate::publish::publish(den, &mut rec, &r.host_key, &r.remote_user, opts.ssh_config.as_deref())?;
     }
     if !r.ok {
         return Err(match (r.hook, r.exit_code) {

@@ -1,0 +1,443 @@
+//! The local backend: containers of this machine's engine (or the one
+//! DOCKER_HOST names), through a docker-compatible CLI (docker, podman).
+
+use std::collections::HashMap;
+
+use den_devcontainer::{MergedConfig, MetadataEntry, Resolved};
+use den_driver::{BuildSpec, Container, Docker, RunSpec, WORKSPACE_LABEL};
+use den_provider::ResolvedOption;
+use indexmap::IndexMap;
+
+use den_agent::protocol::SetupRequest;
+
+use crate::inject::{inject_and_setup, DEFAULT_AGENT_PATHS};
+use crate::plan::{authorized_key, container_name, credentials_of, finish_setup, home_tag, setup_request, Plan};
+use crate::providers::{self, ProviderEntry};
+use crate::record::{now, Origin, WorkspaceRecord};
+use crate::{Den, Reporter, Result, Status, UpOptions, UpResult, WorkspaceError};
+
+/// The label that says how many entries of `devcontainer.metadata` came
+/// from the image (the rest is the local config at creation time).
+const IMAGE_ENTRIES_LABEL: &str = "den.metadata.image-entries";
+
+/// The label that says which den state (DEN_HOME) a container belongs to.
+const HOME_LABEL: &str = "den.home";
+
+/// The driver for a provider: providers that run containers on the local
+/// (or a DOCKER_HOST) engine through a docker-compatible CLI.
+pub(crate) fn docker_for(entry: &ProviderEntry, opts: &IndexMap<String, ResolvedOption>) -> Result<Docker> {
+    let m = &entry.manifest;
+    let path = den_provider::expand_options(&m.agent.docker.path, opts);
+    let path = if path.trim().is_empty() { "docker".to_string() } else { path };
+    let env = m
+        .agent
+        .docker
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), den_provider::expand_options(v, opts)))
+        .filter(|(_, v)| !v.contains("${"))
+        .collect();
+    Ok(Docker::new(path, env))
+}
+
+/// Where the provider wants the agent, then den's defaults.
+fn agent_candidates(entry: &ProviderEntry, opts: &IndexMap<String, ResolvedOption>) -> Vec<String> {
+    let mut v = Vec::new();
+    let p = den_provider::expand_options(&entry.manifest.agent.path, opts);
+    if !p.trim().is_empty() && !p.contains("${") {
+        v.push(p);
+    }
+    for d in DEFAULT_AGENT_PATHS {
+        if !v.iter().any(|x| x == d) {
+            v.push(d.to_string());
+        }
+    }
+    v
+}
+
+/// The driver of a recorded workspace, with its provider's options.
+pub(crate) fn docker_of(den: &Den, r: &WorkspaceRecord) -> Result<Docker> {
+    let entry = providers::get(den, &r.provider)?;
+    let opts = providers::resolve(den, &entry, &r.provider_options, Some(&r.id))?;
+    docker_for(&entry, &opts)
+}
+
+/// Builds the image of a Dockerfile config, or makes sure the image is
+/// there. Returns the image reference and its inspect data.
+fn prepare_image(
+    docker: &Docker,
+    resolved: &Resolved,
+    tag: &str,
+    reporter: &mut dyn Reporter,
+) -> Result<(String, den_driver::Image)> {
+    let cfg = &resolved.config;
+    let dockerfile = cfg.build.as_ref().and_then(|b| b.dockerfile.clone()).or_else(|| cfg.docker_file.clone());
+    let Some(dockerfile) = dockerfile else {
+        let image = cfg.image.clone().expect("checked");
+        reporter.phase("build", &format!("image {image}"));
+        let info = docker.ensure_image(&image)?;
+        return Ok((image, info));
+    };
+    let dir = resolved.config_dir();
+    let build = cfg.build.clone().unwrap_or_default();
+    let context = build.context.clone().or_else(|| cfg.context.clone()).unwrap_or_else(|| ".".into());
+    let image = format!("{tag}:latest");
+    reporter.phase("build", &format!("building {image} from {dockerfile}"));
+    let log = std::env::temp_dir().join(format!("{tag}-build.log"));
+    let spec = BuildSpec {
+        tag: image.clone(),
+        dockerfile: dir.join(&dockerfile),
+        context: dir.join(&context),
+        args: build.args.clone().unwrap_or_default().into_iter().collect(),
+        target: build.target.clone(),
+        cache_from: build.cache_from.as_ref().map(|c| c.to_vec()).unwrap_or_default(),
+        options: build.options.clone().unwrap_or_default(),
+        labels: vec![],
+        log,
+    };
+    docker.build(&spec)?;
+    let info = docker
+        .inspect_image(&image)?
+        .ok_or_else(|| WorkspaceError::Agent(format!("{image} vanished after its build")))?;
+    Ok((image, info))
+}
+
+fn image_metadata(image: &den_driver::Image) -> Result<Vec<MetadataEntry>> {
+    match image.label("devcontainer.metadata") {
+        Some(text) => den_devcontainer::parse_metadata_label(text)
+            .map_err(|e| WorkspaceError::Invalid(format!("image {}: {e}", image.id))),
+        None => Ok(vec![]),
+    }
+}
+
+/// Creates the container for a workspace.
+#[allow(clippy::too_many_arguments)]
+fn create_container(
+    docker: &Docker,
+    home_tag: &str,
+    name: &str,
+    id: &str,
+    resolved: &Resolved,
+    image: &str,
+    meta: &[MetadataEntry],
+    merged: &MergedConfig,
+) -> Result<()> {
+    let cfg = &resolved.config;
+    let mut label_entries: Vec<serde_json::Value> =
+        meta.iter().map(|m| serde_json::to_value(m).unwrap_or_default()).collect();
+    label_entries.push(resolved.label_entry());
+    let mut mounts: Vec<String> = resolved.workspace_mount.iter().cloned().collect();
+    mounts.extend(merged.mounts.iter().map(|m| m.to_docker_arg()));
+    let ports = cfg
+        .app_port
+        .as_ref()
+        .map(|p| p.0.iter().map(|x| if x.contains(':') { x.clone() } else { format!("{x}:{x}") }).collect())
+        .unwrap_or_default();
+    let keep_alive =
+        merged.override_command.unwrap_or(true).then(|| den_driver::keep_alive_script(&merged.entrypoints));
+    let spec = RunSpec {
+        name: name.to_string(),
+        image: image.to_string(),
+        labels: vec![
+            (WORKSPACE_LABEL.into(), id.into()),
+            ("devcontainer.local_folder".into(), resolved.local_folder.display().to_string()),
+            ("devcontainer.config_file".into(), resolved.config_file.display().to_string()),
+            ("devcontainer.metadata".into(), serde_json::Value::Array(label_entries).to_string()),
+            (IMAGE_ENTRIES_LABEL.into(), meta.len().to_string()),
+            (HOME_LABEL.into(), home_tag.to_string()),
+        ],
+        mounts,
+        env: merged.container_env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        init: merged.init,
+        privileged: merged.privileged,
+        cap_add: merged.cap_add.clone(),
+        security_opt: merged.security_opt.clone(),
+        user: merged.container_user.clone(),
+        ports,
+        run_args: cfg.run_args.clone().unwrap_or_default(),
+        keep_alive,
+    };
+    if let Err(e) = docker.run(&spec) {
+        // `docker run` can fail after creating the container (a bad mount,
+        // a bad runArg): leave nothing behind.
+        let _ = docker.remove(name);
+        return Err(e.into());
+    }
+    Ok(())
+}
+
+/// The image metadata recorded on an existing container.
+fn container_metadata(c: &Container) -> Vec<MetadataEntry> {
+    let all = c
+        .label("devcontainer.metadata")
+        .and_then(|t| den_devcontainer::parse_metadata_label(t).ok())
+        .unwrap_or_default();
+    let n = c.label(IMAGE_ENTRIES_LABEL).and_then(|n| n.parse().ok()).unwrap_or(all.len().saturating_sub(1));
+    all.into_iter().take(n).collect()
+}
+
+/// Brings the workspace up on this machine's engine: finds or makes its
+/// container, injects the agent, runs setup and the hooks that are due.
+pub(crate) fn up(den: &Den, opts: &UpOptions, plan: Plan, reporter: &mut dyn Reporter) -> Result<UpResult> {
+    let resolved_options = providers::resolve(den, &plan.entry, &plan.ws_options, Some(&plan.id))?;
+    let docker = &docker_for(&plan.entry, &resolved_options)?;
+    let agent_paths = agent_candidates(&plan.entry, &resolved_options);
+    let agent = &plan.entry.manifest.agent;
+    let timeout = if agent.container_inactivity_timeout.is_empty() {
+        &agent.inactivity_timeout
+    } else {
+        &agent.container_inactivity_timeout
+    };
+    let inactivity_timeout = den_provider::expand_options(timeout, &resolved_options);
+    let inactivity_timeout = if inactivity_timeout.contains("${") { String::new() } else { inactivity_timeout };
+    let credentials = credentials_of(&plan.entry, &resolved_options);
+
+    let name = container_name(den, &plan.id);
+    let mut container = docker.inspect_container(&name)?;
+    if let Some(owner) = container.as_ref().and_then(|c| c.label(HOME_LABEL)) {
+        if owner != home_tag(den) {
+            return Err(WorkspaceError::Invalid(format!(
+                "container {name} belongs to another den state folder (DEN_HOME); choose another id with --id"
+            )));
+        }
+    }
+    if opts.reset {
+        if container.is_some() {
+            reporter.phase("create", "removing the old container (--reset)");
+            docker.remove(&name)?;
+        }
+        container = None;
+        crate::record::remove_dir(&den.home.workspace_dir(&den.context, &plan.id))?;
+    } else if opts.recreate {
+        if container.is_some() {
+            reporter.phase("create", "removing the old container (--recreate)");
+            docker.remove(&name)?;
+        }
+        container = None;
+    }
+    let record = if opts.reset { None } else { plan.record.clone() };
+
+    let (mut created, mut started) = (false, false);
+    let (meta, image, container_user) = match &container {
+        Some(c) => {
+            if !c.state.running {
+                reporter.phase("create", &format!("starting {name}"));
+                docker.start(&name)?;
+                started = true;
+            }
+            (container_metadata(c), c.config.image.clone(), c.config.user.clone())
+        }
+        None => {
+            let (image, info) = prepare_image(docker, &plan.resolved, &name, reporter)?;
+            let meta = image_metadata(&info)?;
+            let merged = den_devcontainer::merge(&meta, &plan.resolved.config);
+            reporter.phase("create", &format!("container {name} from {image}"));
+            create_container(docker, &home_tag(den), &name, &plan.id, &plan.resolved, &image, &meta, &merged)?;
+            created = true;
+            let user = merged.container_user.clone().unwrap_or(info.config.user.clone());
+            (meta, image, user)
+        }
+    };
+    let merged = den_devcontainer::merge(&meta, &plan.resolved.config);
+    let remote_user = merged
+        .remote_user
+        .clone()
+        .or_else(|| merged.container_user.clone())
+        .or_else(|| Some(container_user).filter(|u| !u.is_empty()))
+        .unwrap_or_else(|| "root".into());
+    let (host_uid, host_gid) = {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(&plan.folder)
+            .map_err(WorkspaceError::io(format!("reading {}", plan.folder.display())))?;
+        (m.uid(), m.gid())
+    };
+
+    // From here on a container exists: record it first, so that `den
+    // delete` can always clean up, even if setup fails below.
+    let origin = Origin {
+        id: &plan.id,
+        provider: &plan.entry.name,
+        options: &plan.ws_options,
+        folder: &plan.folder,
+        devcontainer_path: plan.devcontainer_path.as_ref(),
+        config_file: &plan.resolved.config_file,
+    };
+    let mut rec = WorkspaceRecord::for_up(record.as_ref(), den, origin);
+    rec.container_name = name.clone();
+    rec.image = image;
+    rec.remote_user = remote_user.clone();
+    rec.workspace_folder = plan.resolved.workspace_folder.clone();
+    rec.forward_ports = merged.forward_ports.clone();
+    rec.credentials = opts.credentials.unwrap_or(credentials);
+    if created || started || record.as_ref() != Some(&rec) {
+        rec.last_used_at = now();
+        rec.save(den)?;
+    }
+
+    let req = SetupRequest {
+        authorized_key: authorized_key(den, opts, &plan.id)?,
+        inactivity_timeout: inactivity_timeout,
+        credentials: rec.credentials,
+        ..setup_request(&plan.id, &plan.resolved, &merged, remote_user, (host_uid, host_gid))
+    };
+    reporter.phase("inject", "");
+    let run = inject_and_setup(docker, &name, &agent_paths, &req, reporter)?;
+    if run.agent_path != rec.agent_path {
+        rec.agent_path = run.agent_path.clone();
+        rec.save(den)?;
+    }
+    let result = run.result;
+    finish_setup(den, &mut rec, &result, opts.ssh_config.as_deref(), reporter)?;
+    Ok(UpResult {
+        record: rec,
+        created,
+        started,
+        uploaded_agent: run.uploaded,
+        hooks_ran: result.ran,
+        host_key: result.host_key,
+    })
+}
+
+/// Builds (or fetches) the workspace's image without starting anything.
+pub(crate) fn build(den: &Den, plan: &Plan, reporter: &mut dyn Reporter) -> Result<String> {
+    let resolved_options = providers::resolve(den, &plan.entry, &plan.ws_options, Some(&plan.id))?;
+    let docker = docker_for(&plan.entry, &resolved_options)?;
+    let (image, _) = prepare_image(&docker, &plan.resolved, &container_name(den, &plan.id), reporter)?;
+    Ok(image)
+}
+
+pub(crate) fn status(den: &Den, r: &WorkspaceRecord) -> Result<Status> {
+    let docker = docker_of(den, r)?;
+    Ok(match docker.inspect_container(&r.container_name)? {
+        Some(c) if c.state.running => Status::Running,
+        Some(_) => Status::Stopped,
+        None => Status::NotFound,
+    })
+}
+
+pub(crate) fn stop(den: &Den, r: &WorkspaceRecord) -> Result<()> {
+    let docker = docker_of(den, r)?;
+    match docker.inspect_container(&r.container_name)? {
+        Some(c) if c.state.running => Ok(docker.stop(&r.container_name)?),
+        _ => Ok(()),
+    }
+}
+
+/// Removes the container and the image den built for it. With no record
+/// (a container den lost track of), the context's default provider's
+/// engine is asked. With `force`, engine errors become warnings.
+pub(crate) fn delete(
+    den: &Den,
+    id: &str,
+    record: Option<&WorkspaceRecord>,
+    force: bool,
+    reporter: &mut dyn Reporter,
+) -> Result<()> {
+    let name = record.map(|r| r.container_name.clone()).unwrap_or_else(|| container_name(den, id));
+    let docker = match record {
+        Some(r) => docker_of(den, r),
+        None => {
+            let entry = providers::get(den, &providers::default_provider(den)?)?;
+            let opts = providers::resolve(den, &entry, &Default::default(), Some(id))?;
+            docker_for(&entry, &opts)
+        }
+    };
+    let engine = docker.and_then(|d| {
+        // A container of the same name that another DEN_HOME made is not ours.
+        let tag = home_tag(den);
+        let c = d.inspect_container(&name)?.filter(|c| c.label("den.home").is_none_or(|h| h == tag));
+        if record.is_none() && c.is_none() {
+            return Err(WorkspaceError::NotFound(id.into()));
+        }
+        if c.is_some() {
+            d.remove(&name)?;
+        }
+        // The image den built for this workspace, if any; one another
+        // workspace still uses is kept by the engine itself.
+        let built = format!("{name}:latest");
+        if d.inspect_image(&built)?.is_some() {
+            let _ = d.run_cmd(d.cmd().args(["rmi", &built]));
+        }
+        Ok(())
+    });
+    match engine {
+        Ok(()) => {}
+        Err(e @ WorkspaceError::NotFound(_)) => return Err(e),
+        Err(e) if !force => return Err(e),
+        Err(e) => reporter.line(&format!("warning: {e}; removing den's record anyway (--force)")),
+    }
+    Ok(())
+}
+
+/// The agent's log (setup and hook output) from inside the container.
+pub(crate) fn logs(den: &Den, r: &WorkspaceRecord) -> Result<String> {
+    let id = &r.id;
+    let docker = docker_of(den, r)?;
+    let c = docker.inspect_container(&r.container_name)?.ok_or_else(|| WorkspaceError::NotFound(id.into()))?;
+    let paths = [format!("{}/agent.log", den_agent::DATA_DIR), "/tmp/den/agent.log".to_string()];
+    if c.state.running {
+        let script = format!("cat {} 2>/dev/null || cat {} 2>/dev/null || true", paths[0], paths[1]);
+        let out =
+            docker.run_cmd(docker.exec(&r.container_name, Some("0"), &[], &["/bin/sh".into(), "-c".into(), script]))?;
+        return Ok(out);
+    }
+    // A stopped container cannot exec; copy the file out instead.
+    let tmp = std::env::temp_dir().join(format!("den-logs-{}-{id}", std::process::id()));
+    let _ = std::fs::create_dir_all(&tmp);
+    let mut text = String::new();
+    for p in &paths {
+        let dest = tmp.join("agent.log");
+        if docker.run_cmd(docker.cmd().args(["cp", &format!("{}:{p}", r.container_name)]).arg(&dest)).is_ok() {
+            text = std::fs::read_to_string(&dest).unwrap_or_default();
+            break;
+        }
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+    Ok(text)
+}
+
+pub(crate) fn list_status(
+    den: &Den,
+    r: &WorkspaceRecord,
+    by_engine: &mut HashMap<String, HashMap<String, bool>>,
+) -> Status {
+    match docker_of(den, r) {
+        Ok(d) => {
+            let key = format!("{}|{:?}", d.path, d.env);
+            if !by_engine.contains_key(&key) {
+                let running = running_map(&d).unwrap_or_default();
+                by_engine.insert(key.clone(), running);
+            }
+            match by_engine[&key].get(&r.container_name) {
+                Some(true) => Status::Running,
+                Some(false) => Status::Stopped,
+                None => Status::NotFound,
+            }
+        }
+        Err(_) => Status::NotFound,
+    }
+}
+
+fn running_map(d: &Docker) -> Result<HashMap<String, bool>> {
+    let out = d.run_cmd(d.cmd().args([
+        "ps",
+        "-a",
+        "--filter",
+        &format!("label={}", den_driver::WORKSPACE_LABEL),
+        "--format",
+        "{{.Names}}\t{{.State}}",
+    ]))?;
+    // docker prints `running`, podman `Up 3 minutes`.
+    let running = |s: &str| s == "running" || s.starts_with("Up ");
+    Ok(out.lines().filter_map(|l| l.split_once('\t')).map(|(n, s)| (n.to_string(), running(s))).collect())
+}
+
+/// `docker exec` of the container's SSH server.
+pub(crate) fn tunnel_cmd(docker: &Docker, record: &WorkspaceRecord, workdir: Option<&str>) -> den_process::Cmd {
+    let mut argv = vec![record.agent_path.clone(), "agent".into(), "ssh-server".into(), "--stdio".into()];
+    if let Some(w) = workdir {
+        argv.push("--workdir".into());
+        argv.push(w.into());
+    }
+    docker.exec(&record.container_name, Some("0"), &[], &argv)
+}

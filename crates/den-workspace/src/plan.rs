@@ -1,0 +1,321 @@
+//! What `up` knows before a backend takes over: the workspace's id and
+//! folder, its record, its provider and options, and its configuration
+//! read and substituted. Also the pieces every backend's `up` shares: the
+//! setup request, and what happens after the agent answers.
+
+use std::path::{Path, PathBuf};
+
+use den_agent::protocol::{Credentials, Hooks, SetupRequest};
+use den_devcontainer::{DevContainer, MergedConfig, Resolved};
+use den_provider::ResolvedOption;
+use indexmap::IndexMap;
+
+use crate::providers::{self, ProviderEntry};
+use crate::record::{Origin, WorkspaceRecord};
+use crate::{id, Den, DenConfig, Reporter, Result, WorkspaceError};
+
+/// A short, stable name for a DEN_HOME, for the `den.home` label.
+pub(crate) fn home_tag(den: &Den) -> String {
+    use sha2::Digest;
+    let hash = sha2::Sha256::digest(den.home.root().as_os_str().as_encoded_bytes());
+    hash.iter().take(6).map(|b| format!("{b:02x}")).collect()
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct UpOptions {
+    pub workspace: Source,
+    /// Make a new container (rebuilding the image), keeping the workspace.
+    pub recreate: bool,
+    /// Like `recreate`, and forget everything den made for the workspace.
+    pub reset: bool,
+    /// The ssh config file to write the `Host ID.den` block to (`None`:
+    /// write none).
+    pub ssh_config: Option<PathBuf>,
+    /// Machine providers: the machine to use (default: one of its own,
+    /// named like the workspace).
+    pub machine: Option<String>,
+    /// The public key that may log in (default: the workspace's own key in
+    /// DEN_HOME). The agent on a machine gets the client's key this way.
+    pub authorized_key: Option<String>,
+    /// Do not run initializeCommand (the agent on a machine: it ran where
+    /// the user is).
+    pub skip_initialize: bool,
+    /// Overrides the provider's `agent.injectGitCredentials` and
+    /// `injectDockerCredentials` (the agent on a machine gets the client's
+    /// provider's values this way).
+    pub credentials: Option<Credentials>,
+}
+
+#[derive(Debug, Clone)]
+pub struct UpResult {
+    pub record: WorkspaceRecord,
+    /// A new container was made.
+    pub created: bool,
+    /// A stopped container was started.
+    pub started: bool,
+    pub uploaded_agent: bool,
+    pub hooks_ran: Vec<String>,
+    /// The workspace's SSH host key (OpenSSH format).
+    pub host_key: String,
+}
+
+/// Which workspace: its folder, and how to read and place it.
+#[derive(Debug, Clone, Default)]
+pub struct Source {
+    pub source: PathBuf,
+    pub id: Option<String>,
+    pub devcontainer_path: Option<PathBuf>,
+    pub provider: Option<String>,
+    pub provider_options: Vec<(String, String)>,
+    pub fallback_image: Option<String>,
+}
+
+/// The container (and built image) name of a workspace.
+pub(crate) fn container_name(den: &Den, id: &str) -> String {
+    if den.context == "default" {
+        format!("den-{id}")
+    } else {
+        format!("den-{}-{id}", id::normalize(&den.context))
+    }
+}
+
+/// The provider's `agent.injectGitCredentials` and
+/// `injectDockerCredentials`: each on unless it says false.
+pub(crate) fn credentials_of(entry: &ProviderEntry, opts: &IndexMap<String, ResolvedOption>) -> Credentials {
+    let on =
+        |b: &den_provider::StrBool| den_provider::StrBool(den_provider::expand_options(&b.0, opts)).is_true_or(true);
+    Credentials {
+        git: on(&entry.manifest.agent.inject_git_credentials),
+        docker: on(&entry.manifest.agent.inject_docker_credentials),
+    }
+}
+
+/// The project's configuration, or the fallback image's when it has none.
+pub(crate) fn load_config(folder: &Path, devcontainer_path: Option<&Path>, fallback: &str) -> Result<Resolved> {
+    let env = |name: &str| std::env::var(name).ok();
+    match den_devcontainer::find_config(folder, devcontainer_path) {
+        Ok(file) => {
+            let loaded = den_devcontainer::load(&file)?;
+            Ok(den_devcontainer::resolve(&loaded, folder, &env))
+        }
+        Err(den_devcontainer::ConfigError::NotFound { .. }) if devcontainer_path.is_none() => {
+            let text = serde_json::json!({ "image": fallback }).to_string();
+            let loaded = den_devcontainer::load_str(&text, &folder.join(".devcontainer.json"))?;
+            let mut r = den_devcontainer::resolve(&loaded, folder, &env);
+            r.config_file = PathBuf::new();
+            Ok(r)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub(crate) fn check_supported(cfg: &DevContainer, reporter: &mut dyn Reporter) -> Result<()> {
+    if cfg.docker_compose_file.is_some() {
+        return Err(WorkspaceError::Unsupported(
+            "this configuration uses dockerComposeFile; den does not drive docker compose yet (use an image or a Dockerfile)"
+                .into(),
+        ));
+    }
+    if cfg.image.is_none()
+        && cfg.build.as_ref().and_then(|b| b.dockerfile.as_ref()).is_none()
+        && cfg.docker_file.is_none()
+    {
+        return Err(WorkspaceError::Invalid(
+            "the configuration names no container: set \"image\" or \"build\": {\"dockerfile\": …}".into(),
+        ));
+    }
+    if let Some(f) = cfg.features.as_ref().filter(|f| !f.is_empty()) {
+        let names: Vec<&str> = f.keys().map(String::as_str).collect();
+        reporter.line(&format!("note: den does not install dev container features yet; skipped: {}", names.join(", ")));
+    }
+    Ok(())
+}
+
+pub(crate) fn canonical_folder(source: &Path) -> Result<PathBuf> {
+    let folder = std::fs::canonicalize(source).map_err(WorkspaceError::io(format!("reading {}", source.display())))?;
+    if !folder.is_dir() {
+        return Err(WorkspaceError::Invalid(format!("{} is not a folder", folder.display())));
+    }
+    Ok(folder)
+}
+
+pub(crate) fn run_initialize_command(resolved: &Resolved, reporter: &mut dyn Reporter) -> Result<()> {
+    let Some(cmd) = resolved.config.initialize_command.as_ref().filter(|c| !c.is_empty()) else {
+        return Ok(());
+    };
+    reporter.phase("hooks", "initializeCommand (on this machine)");
+    let handles: Vec<_> = cmd
+        .steps()
+        .into_iter()
+        .map(|(name, step)| {
+            let label = name.map(|n| format!("initializeCommand:{n}")).unwrap_or_else(|| "initializeCommand".into());
+            let argv = step.argv();
+            let c = den_process::Cmd::new(&argv[0]).args(&argv[1..]).current_dir(&resolved.local_folder);
+            (label, std::thread::spawn(move || c.output()))
+        })
+        .collect();
+    let mut failure = None;
+    for (label, h) in handles {
+        match h.join().expect("initializeCommand runner") {
+            Ok(out) => {
+                for l in out.stdout.lines().chain(out.stderr.lines()) {
+                    reporter.line(&format!("[{label}] {l}"));
+                }
+            }
+            Err(e) => {
+                for l in e.stderr().lines() {
+                    reporter.line(&format!("[{label}] {l}"));
+                }
+                failure.get_or_insert(WorkspaceError::HookFailed { hook: label, code: e.code().unwrap_or(1) });
+            }
+        }
+    }
+    failure.map_or(Ok(()), Err)
+}
+
+pub(crate) fn hooks_of(m: &MergedConfig) -> Hooks {
+    Hooks {
+        on_create_command: m.on_create_commands.clone(),
+        update_content_command: m.update_content_commands.clone(),
+        post_create_command: m.post_create_commands.clone(),
+        post_start_command: m.post_start_commands.clone(),
+        post_attach_command: m.post_attach_commands.clone(),
+    }
+}
+
+/// What `up` knows before a backend takes over.
+pub(crate) struct Plan {
+    pub folder: PathBuf,
+    pub id: String,
+    pub entry: ProviderEntry,
+    pub record: Option<WorkspaceRecord>,
+    pub ws_options: IndexMap<String, String>,
+    pub devcontainer_path: Option<PathBuf>,
+    pub fallback_image: String,
+    pub resolved: Resolved,
+}
+
+impl Plan {
+    /// Reads everything `up` (and `build`) needs for the workspace `src`
+    /// names: `src.source` is the canonical folder and `src.id` is set.
+    /// A bad configuration fails here, with its position in the local file,
+    /// before any backend touches an engine or a machine.
+    pub(crate) fn load(den: &Den, src: &Source, reporter: &mut dyn Reporter) -> Result<Plan> {
+        let folder = src.source.clone();
+        let id = src.id.clone().expect("set by the caller");
+        let record = WorkspaceRecord::load(den, &id)?;
+        if let Some(r) = &record {
+            if r.local_folder != folder {
+                return Err(WorkspaceError::Invalid(format!(
+                    "workspace `{id}` already belongs to {}; choose another id with --id",
+                    r.local_folder.display()
+                )));
+            }
+        }
+        let entry = pick_provider(den, src, record.as_ref())?;
+        let ws_options = providers::workspace_options(den, &entry, record.as_ref(), &src.provider_options)?;
+        let devcontainer_path =
+            src.devcontainer_path.clone().or_else(|| record.as_ref().and_then(|r| r.devcontainer_path.clone()));
+        let cfg = DenConfig::load(&den.home)?;
+        let fallback_image = src.fallback_image.clone().unwrap_or_else(|| cfg.fallback_image().to_string());
+        let resolved = load_config(&folder, devcontainer_path.as_deref(), &fallback_image)?;
+        check_supported(&resolved.config, reporter)?;
+        Ok(Plan { folder, id, entry, record, ws_options, devcontainer_path, fallback_image, resolved })
+    }
+
+    pub(crate) fn origin(&self) -> Origin<'_> {
+        Origin {
+            id: &self.id,
+            provider: &self.entry.name,
+            options: &self.ws_options,
+            folder: &self.folder,
+            devcontainer_path: self.devcontainer_path.as_ref(),
+            config_file: &self.resolved.config_file,
+        }
+    }
+
+    /// A workspace on a machine or in a cluster stays on its provider: its
+    /// container is there, not where another provider would look.
+    pub(crate) fn refuse_provider_change(&self) -> Result<()> {
+        match &self.record {
+            Some(r) if r.provider != self.entry.name => Err(WorkspaceError::Invalid(format!(
+                "workspace `{}` runs on provider `{}`; delete it first to move it to `{}`",
+                self.id, r.provider, self.entry.name
+            ))),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The provider: the one asked for, else the workspace's, else the
+/// context's default.
+fn pick_provider(den: &Den, src: &Source, record: Option<&WorkspaceRecord>) -> Result<ProviderEntry> {
+    let name = match (&src.provider, record) {
+        (Some(p), _) => p.clone(),
+        (None, Some(r)) => r.provider.clone(),
+        (None, None) => providers::default_provider(den)?,
+    };
+    providers::get(den, &name)
+}
+
+/// After the agent's setup: pins its host key, writes the ssh config entry,
+/// and turns a failed setup into the error den reports.
+pub(crate) fn finish_setup(
+    den: &Den,
+    rec: &mut WorkspaceRecord,
+    result: &den_agent::protocol::SetupResult,
+    ssh_config: Option<&Path>,
+    reporter: &mut dyn Reporter,
+) -> Result<()> {
+    if !result.host_key.is_empty() {
+        let user = result.user.as_ref().map(|u| u.name.clone()).unwrap_or_else(|| rec.remote_user.clone());
+        crate::publish::publish(den, rec, &result.host_key, &user, ssh_config)?;
+    }
+    if let Some(msg) = result.error.as_ref().filter(|m| !m.contains("failed with exit code")) {
+        reporter.line(msg);
+    }
+    if !result.ok {
+        return Err(match (result.hook.clone(), result.exit_code) {
+            (Some(hook), Some(code)) => WorkspaceError::HookFailed { hook, code },
+            _ => WorkspaceError::Agent(result.error.clone().unwrap_or_else(|| "setup failed".into())),
+        });
+    }
+    Ok(())
+}
+
+/// The setup request for a container, from the merged configuration (the
+/// caller adds the key, the timeout and the credentials choice).
+pub(crate) fn setup_request(
+    id: &str,
+    resolved: &Resolved,
+    merged: &MergedConfig,
+    remote_user: String,
+    host: (u32, u32),
+) -> SetupRequest {
+    SetupRequest {
+        workspace_id: id.to_string(),
+        workspace_folder: resolved.workspace_folder.clone(),
+        remote_user,
+        update_remote_user_uid: merged.update_remote_user_uid.unwrap_or(true),
+        host_uid: host.0,
+        host_gid: host.1,
+        remote_env: merged.remote_env.clone(),
+        user_env_probe: merged.user_env_probe,
+        hooks: hooks_of(merged),
+        started_at: String::new(),
+        agent_path: String::new(),
+        authorized_key: String::new(),
+        inactivity_timeout: String::new(),
+        credentials: Credentials::default(),
+    }
+}
+
+/// The key that may log in: the one given, else the workspace's own.
+pub(crate) fn authorized_key(den: &Den, opts: &UpOptions, id: &str) -> Result<String> {
+    match &opts.authorized_key {
+        Some(k) => Ok(k.clone()),
+        None => den_ssh::keys::load_or_create(&crate::publish::client_key_path(den, id))
+            .map(|key| den_ssh::keys::public_openssh(key.public_key()))
+            .map_err(|e| WorkspaceError::Agent(format!("making the workspace's SSH key: {e}"))),
+    }
+}
