@@ -192,7 +192,7 @@ impl Via {
         let argv = [r.agent_path.clone(), "agent".into(), "credentials-server".into()];
         match self {
             Via::Docker(d) => Ok(d.exec(&r.container_name, Some("0"), &[], &argv)),
-            Via::Kube(run) => Ok(kube::Kubectl::from_run(run).exec(&r.container_name, &argv)),
+            Via::Kube(run) => Ok(kube::kubectl(run).exec(&r.container_name, &argv)),
             Via::Provider(run) => remote::credentials_tunnel(run, r),
         }
     }
