@@ -1,14 +1,19 @@
 //! Provider manifests and their options.
 
+pub mod binaries;
+mod exec;
 mod manifest;
 mod options;
 
+pub use exec::{MachineSubject, ProviderRun, Subject, WorkspaceSubject};
 pub use manifest::MAX_MANIFEST_BYTES;
 pub use manifest::{
     builtin, builtin_names, is_plain_file_name, AgentConfig, AgentDocker, Binary, Manifest, OptionEnum, OptionGroup,
     ProviderOption, StrArray, StrBool,
 };
-pub use options::{expand_options, resolve_options, resolve_options_partial, OptionSource, ResolvedOption};
+pub use options::{
+    expand_known, expand_options, resolve_options, resolve_options_partial, OptionSource, ResolvedOption,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderError {
@@ -28,6 +33,17 @@ pub enum ProviderError {
     Cycle(String),
     #[error("provider {provider} has no option {name}")]
     Unknown { provider: String, name: String },
+    #[error("provider `{provider}`: exec.{command} failed: {source}")]
+    Exec {
+        provider: String,
+        command: String,
+        #[source]
+        source: Box<den_process::ProcessError>,
+    },
+    #[error("provider `{0}` has no exec.command to reach its machine")]
+    NoCommand(String),
+    #[error("provider `{provider}`: {message}")]
+    Binary { provider: String, message: String },
 }
 
 /// This machine's architecture in Go's words, as manifests spell it

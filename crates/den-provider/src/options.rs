@@ -185,8 +185,9 @@ fn contains_bare(text: &str, name: &str) -> bool {
 
 /// Replaces each `${NAME}` that `lookup` knows, in one left-to-right pass:
 /// what a value brings in is data and is never expanded again (an option
-/// value holding `${OTHER}` stays exactly that). Unknown names stay.
-fn expand_once<'v>(text: &str, lookup: impl Fn(&str) -> Option<&'v str>) -> String {
+/// value holding `${OTHER}` stays exactly that). Unknown names stay, and
+/// set `unknown`.
+fn expand_pass<'v>(text: &str, lookup: impl Fn(&str) -> Option<&'v str>, unknown: &mut bool) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(start) = rest.find("${") {
@@ -195,12 +196,28 @@ fn expand_once<'v>(text: &str, lookup: impl Fn(&str) -> Option<&'v str>) -> Stri
         out.push_str(&rest[..start]);
         match lookup(&after[..end]) {
             Some(v) => out.push_str(v),
-            None => out.push_str(&rest[start..start + end + 3]),
+            None => {
+                *unknown = true;
+                out.push_str(&rest[start..start + end + 3]);
+            }
         }
         rest = &after[end + 1..];
     }
     out.push_str(rest);
     out
+}
+
+fn expand_once<'v>(text: &str, lookup: impl Fn(&str) -> Option<&'v str>) -> String {
+    expand_pass(text, lookup, &mut false)
+}
+
+/// Like [`expand_options`] with any lookup, in one pass; `None` when the
+/// text refers to a name `lookup` does not know (a field half-expanded is
+/// worse than none).
+pub fn expand_known<'v>(text: &str, lookup: impl Fn(&str) -> Option<&'v str>) -> Option<String> {
+    let mut unknown = false;
+    let out = expand_pass(text, lookup, &mut unknown);
+    (!unknown).then_some(out)
 }
 
 /// Replaces `${NAME}` of resolved options in a manifest field (e.g.

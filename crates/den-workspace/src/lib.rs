@@ -1,7 +1,6 @@
 //! Workspaces: bringing them up, and everything after.
 
 mod backend;
-mod binaries;
 mod config;
 pub mod context;
 mod docker_credentials;
@@ -113,13 +112,6 @@ pub enum WorkspaceError {
     UnknownProvider(String),
     #[error("{hook} failed with exit code {code}")]
     HookFailed { hook: String, code: i32 },
-    #[error("provider `{provider}`: exec.{command} failed: {source}")]
-    ProviderCommand {
-        provider: String,
-        command: String,
-        #[source]
-        source: Box<den_process::ProcessError>,
-    },
     #[error("{0}")]
     Invalid(String),
     #[error("{0}")]

@@ -81,12 +81,15 @@ pub(crate) fn container_name(den: &Den, id: &str) -> String {
 
 /// The provider's `agent.injectGitCredentials` and
 /// `injectDockerCredentials`: each on unless it says false.
-pub(crate) fn credentials_of(entry: &ProviderEntry, opts: &IndexMap<String, ResolvedOption>) -> Credentials {
+pub(crate) fn credentials_of(
+    manifest: &den_provider::Manifest,
+    opts: &IndexMap<String, ResolvedOption>,
+) -> Credentials {
     let on =
         |b: &den_provider::StrBool| den_provider::StrBool(den_provider::expand_options(&b.0, opts)).is_true_or(true);
     Credentials {
-        git: on(&entry.manifest.agent.inject_git_credentials),
-        docker: on(&entry.manifest.agent.inject_docker_credentials),
+        git: on(&manifest.agent.inject_git_credentials),
+        docker: on(&manifest.agent.inject_docker_credentials),
     }
 }
 

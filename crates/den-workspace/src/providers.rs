@@ -80,7 +80,7 @@ pub fn add(den: &Den, path: &Path) -> Result<ProviderEntry> {
         .and_then(|p| p.parent().map(Path::to_path_buf))
         .unwrap_or_else(|| PathBuf::from("."));
     // Binaries first: a provider whose binaries cannot be had is not added.
-    crate::binaries::install(den, &manifest, &source_dir)?;
+    den_provider::binaries::install(&crate::exec::binaries_dir(den, &manifest.name), &manifest, &source_dir)?;
     den_state::atomic_write(&file, text.as_bytes())?;
     Ok(ProviderEntry { name: manifest.name.clone(), manifest, builtin: false, source: file.display().to_string() })
 }

@@ -9,7 +9,7 @@ use den_devcontainer::{MergedConfig, Resolved};
 use den_driver::{Kubectl, PodContainer, PodSettings};
 use den_process::Cmd;
 
-use crate::exec::{ProviderRun, Subject};
+use crate::exec::{self, ProviderRun};
 use crate::inject::{inject_argv, run_agent, Feed};
 use crate::plan::Plan;
 use crate::record::{now, WorkspaceRecord};
@@ -18,7 +18,7 @@ use crate::{Den, Reporter, Result, Status, UpOptions, UpResult, WorkspaceError};
 /// A field of the manifest's `agent.kubernetes`, expanded (empty when
 /// absent).
 fn agent_field(run: &ProviderRun, name: &str) -> String {
-    let k = run.entry.manifest.agent.kubernetes.as_ref();
+    let k = run.manifest.agent.kubernetes.as_ref();
     k.and_then(|v| v.get(name)).and_then(|v| v.as_str()).map(|s| run.expand(s)).unwrap_or_default()
 }
 
@@ -65,12 +65,12 @@ fn settings(run: &ProviderRun, name: &str, id: &str, image: &str) -> PodSettings
 
 pub(crate) fn run_for(den: &Den, rec: &WorkspaceRecord) -> Result<ProviderRun> {
     let entry = crate::providers::get(den, &rec.provider)?;
-    ProviderRun::new(den, &entry, &rec.provider_options, &Subject::workspace(den, &rec.id, rec.local_folder.clone()))
+    exec::run_for(den, &entry, &rec.provider_options, &exec::workspace_subject(den, &rec.id, rec.local_folder.clone()))
 }
 
 pub(crate) fn up(den: &Den, opts: &UpOptions, p: Plan, reporter: &mut dyn Reporter) -> Result<UpResult> {
-    let run = ProviderRun::new(den, &p.entry, &p.ws_options, &Subject::workspace(den, &p.id, p.folder.clone()))?;
-    run.init(den)?;
+    let run = exec::run_for(den, &p.entry, &p.ws_options, &exec::workspace_subject(den, &p.id, p.folder.clone()))?;
+    exec::init(den, &run)?;
     let k = kubectl(&run);
     let cfg = &p.resolved.config;
     let Some(image) = cfg.image.clone() else {
@@ -87,7 +87,7 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, p: Plan, reporter: &mut dyn Report
     rec.image = image.clone();
     rec.workspace_folder = p.resolved.workspace_folder.clone();
     rec.forward_ports = merged.forward_ports.clone();
-    rec.credentials = crate::plan::credentials_of(&p.entry, &run.options);
+    rec.credentials = crate::plan::credentials_of(&p.entry.manifest, &run.options);
     rec.last_used_at = now();
     rec.save(den)?;
 

@@ -190,7 +190,7 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, plan: Plan, reporter: &mut dyn Rep
     };
     let inactivity_timeout = den_provider::expand_options(timeout, &resolved_options);
     let inactivity_timeout = if inactivity_timeout.contains("${") { String::new() } else { inactivity_timeout };
-    let credentials = credentials_of(&plan.entry, &resolved_options);
+    let credentials = credentials_of(&plan.entry.manifest, &resolved_options);
 
     let name = container_name(den, &plan.id);
     let mut container = docker.inspect_container(&name)?;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
-use crate::exec::{ProviderRun, Subject};
+use crate::exec::{self, ProviderRun, Subject};
 use crate::providers::{self, ProviderEntry};
 use crate::record::{now, remove_dir, WorkspaceRecord};
 use crate::{Den, Reporter, Result, WorkspaceError};
@@ -97,17 +97,17 @@ pub fn status_of(run: &ProviderRun) -> Result<MachineStatus> {
 pub(crate) fn run_for(den: &Den, m: &MachineRecord, workspace: Option<&WorkspaceRecord>) -> Result<ProviderRun> {
     let entry = providers::get(den, &m.provider)?;
     let subject = match workspace {
-        Some(w) => Subject::workspace(den, &w.id, w.local_folder.clone()),
+        Some(w) => exec::workspace_subject(den, &w.id, w.local_folder.clone()),
         None => Subject::default(),
-    }
-    .with_machine(den, &m.id);
-    ProviderRun::new(den, &entry, &m.provider_options, &subject)
+    };
+    let subject = exec::on_machine(den, subject, &m.id);
+    exec::run_for(den, &entry, &m.provider_options, &subject)
 }
 
 /// How long to wait for a machine to become Running after create/start:
 /// the manifest's `agent.timeout` if it gives one, else ten minutes.
 fn wait_limit(run: &ProviderRun) -> Duration {
-    let t = run.expand(&run.entry.manifest.agent.timeout);
+    let t = run.expand(&run.manifest.agent.timeout);
     den_agent::inactivity::parse_duration(&t).ok().flatten().unwrap_or(Duration::from_secs(600))
 }
 

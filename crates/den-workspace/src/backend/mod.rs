@@ -150,16 +150,19 @@ impl Backend {
             Backend::Local => {
                 let entry = providers::get(den, &r.provider)?;
                 let opts = providers::resolve(den, &entry, &r.provider_options, Some(&r.id))?;
-                Ok((Via::Docker(local::docker_for(&entry, &opts)?), crate::plan::credentials_of(&entry, &opts)))
+                Ok((
+                    Via::Docker(local::docker_for(&entry, &opts)?),
+                    crate::plan::credentials_of(&entry.manifest, &opts),
+                ))
             }
             Backend::Remote => {
                 let run = remote::run_for(den, r)?;
-                let now = crate::plan::credentials_of(&run.entry, &run.options);
+                let now = crate::plan::credentials_of(&run.manifest, &run.options);
                 Ok((Via::Provider(Box::new(run)), now))
             }
             Backend::Kube => {
                 let run = kube::run_for(den, r)?;
-                let now = crate::plan::credentials_of(&run.entry, &run.options);
+                let now = crate::plan::credentials_of(&run.manifest, &run.options);
                 Ok((Via::Kube(Box::new(run)), now))
             }
         }

@@ -8,7 +8,7 @@
 use den_process::Cmd;
 
 use super::machine::{self, MachineStatus};
-use crate::exec::{ProviderRun, Subject};
+use crate::exec::{self, ProviderRun};
 use crate::inject::{inject_command, run_agent, Feed};
 use crate::record::{now, WorkspaceRecord};
 use crate::transfer::{MachineWatch, RemoteUpRequest, RemoteUpResult};
@@ -27,15 +27,15 @@ pub(crate) fn run_for(den: &Den, rec: &WorkspaceRecord) -> Result<ProviderRun> {
         return machine::run_for(den, &m, Some(rec));
     }
     let entry = crate::providers::get(den, &rec.provider)?;
-    let subject = Subject::workspace(den, &rec.id, rec.local_folder.clone());
-    ProviderRun::new(den, &entry, &rec.provider_options, &subject)
+    let subject = exec::workspace_subject(den, &rec.id, rec.local_folder.clone());
+    exec::run_for(den, &entry, &rec.provider_options, &subject)
 }
 
 /// Where the agent goes on the machine: the manifest's `agent.path` alone
 /// when it names one (a copy elsewhere is not used instead), else den's
 /// defaults.
 fn agent_candidates(run: &ProviderRun) -> Vec<String> {
-    let p = run.expand(&run.entry.manifest.agent.path);
+    let p = run.expand(&run.manifest.agent.path);
     if !p.trim().is_empty() {
         return vec![p];
     }
@@ -43,12 +43,12 @@ fn agent_candidates(run: &ProviderRun) -> Vec<String> {
 }
 
 fn machine_watch(run: &ProviderRun) -> Option<MachineWatch> {
-    if !run.entry.manifest.is_machine_provider() {
+    if !run.manifest.is_machine_provider() {
         return None; // never power off a host den did not make
     }
-    let t = run.expand(&run.entry.manifest.agent.inactivity_timeout);
+    let t = run.expand(&run.manifest.agent.inactivity_timeout);
     let timeout = den_agent::inactivity::parse_duration(&t).ok().flatten()?;
-    let shutdown = run.entry.manifest.agent.exec.shutdown.script();
+    let shutdown = run.manifest.agent.exec.shutdown.script();
     let shutdown = if shutdown.trim().is_empty() { "shutdown -h now || poweroff".to_string() } else { shutdown };
     Some(MachineWatch { timeout_secs: timeout.as_secs(), shutdown, env: run.all_env() })
 }
@@ -65,9 +65,9 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, p: crate::plan::Plan, reporter: &m
         None if p.entry.manifest.is_machine_provider() => Some(opts.machine.clone().unwrap_or_else(|| p.id.clone())),
         None => None,
     };
-    let mut subject = Subject::workspace(den, &p.id, p.folder.clone());
+    let mut subject = exec::workspace_subject(den, &p.id, p.folder.clone());
     if let Some(m) = &machine_id {
-        subject = subject.with_machine(den, m);
+        subject = exec::on_machine(den, subject, m);
     }
     // A machine that exists keeps the options it was made with: status,
     // start and command must reach the same machine.
@@ -82,8 +82,8 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, p: crate::plan::Plan, reporter: &m
         )));
     }
     let options = existing.as_ref().map(|r| r.provider_options.clone()).unwrap_or_else(|| p.ws_options.clone());
-    let run = ProviderRun::new(den, &p.entry, &options, &subject)?;
-    run.init(den)?;
+    let run = exec::run_for(den, &p.entry, &options, &subject)?;
+    exec::init(den, &run)?;
     if let Some(m) = &machine_id {
         machine::ensure_running(den, &p.entry, m, &options, &run, reporter)?;
     }
@@ -93,7 +93,7 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, p: crate::plan::Plan, reporter: &m
     let fresh = p.record.is_none() || opts.recreate || opts.reset;
     let mut rec = WorkspaceRecord::for_up(p.record.as_ref(), den, p.origin());
     rec.machine = machine_id.clone();
-    rec.credentials = crate::plan::credentials_of(&p.entry, &run.options);
+    rec.credentials = crate::plan::credentials_of(&p.entry.manifest, &run.options);
     rec.last_used_at = now();
     rec.save(den)?;
 
@@ -144,7 +144,7 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, p: crate::plan::Plan, reporter: &m
         authorized_key: den_ssh::keys::public_openssh(key.public_key()),
         machine_watch: machine_watch(&run),
         docker_install: agent.docker.install.is_true_or(true),
-        credentials: crate::plan::credentials_of(&p.entry, &run.options),
+        credentials: crate::plan::credentials_of(&p.entry.manifest, &run.options),
     };
     reporter.phase("inject", &format!("reaching the machine through provider `{}`", p.entry.name));
     let command = inject_command(&agent_candidates(&run), "remote-up")?;
@@ -209,23 +209,24 @@ pub(crate) fn tunnel(run: &ProviderRun, rec: &WorkspaceRecord, workdir: Option<&
         command.push_str(&format!(" --workdir {}", den_process::shell_quote(w)));
     }
     command.push_str(&format!(" {}", den_process::shell_quote(&rec.id)));
-    run.remote(&command)
+    Ok(run.remote(&command)?)
 }
 
 /// The credentials relay in a remote workspace's container.
 pub(crate) fn credentials_tunnel(run: &ProviderRun, rec: &WorkspaceRecord) -> Result<Cmd> {
     let command =
         format!("{} --credentials {}", agent_command(rec, &["remote-tunnel"]), den_process::shell_quote(&rec.id));
-    run.remote(&command)
+    Ok(run.remote(&command)?)
 }
 
 fn op(run: &ProviderRun, rec: &WorkspaceRecord, what: &str) -> Result<String> {
     let command = format!("{} {}", agent_command(rec, &["remote-op", what]), den_process::shell_quote(&rec.id));
-    run.remote(&command)?.output().map(|o| o.stdout).map_err(|e| WorkspaceError::ProviderCommand {
+    let out = run.remote(&command)?.output().map_err(|e| den_provider::ProviderError::Exec {
         provider: run.name().into(),
         command: format!("command ({what} on the machine)"),
         source: Box::new(e),
-    })
+    })?;
+    Ok(out.stdout)
 }
 
 fn reachable(run: &ProviderRun, rec: &WorkspaceRecord) -> Result<bool> {

@@ -9,54 +9,44 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use den_provider::{Binary, Manifest};
-
-use crate::{Den, Result, WorkspaceError};
-
-fn binaries_dir(den: &Den, provider: &str) -> PathBuf {
-    den.home.provider_dir(&den.context, provider).join("binaries")
-}
+use crate::{Binary, Manifest, ProviderError};
 
 /// The entry for this machine, if the manifest has one.
 fn pick(entries: &[Binary]) -> Option<&Binary> {
-    let arch = den_provider::go_arch();
+    let arch = crate::go_arch();
     entries.iter().find(|b| b.os.eq_ignore_ascii_case(std::env::consts::OS) && b.arch.eq_ignore_ascii_case(arch))
 }
 
-/// Where a binary of a provider lives once installed.
-fn installed_path(den: &Den, provider: &str, name: &str, b: &Binary) -> PathBuf {
-    binaries_dir(den, provider).join(name).join(b.file_name(name))
+/// Where a binary lives once installed under `dir` (the provider's
+/// binaries folder).
+fn installed_path(dir: &Path, name: &str, b: &Binary) -> PathBuf {
+    dir.join(name).join(b.file_name(name))
 }
 
 /// Installs every binary the manifest has for this machine. `source_dir`
 /// is where relative paths start (the folder of the provider.yaml).
-pub fn install(den: &Den, manifest: &Manifest, source_dir: &Path) -> Result<()> {
+pub fn install(dir: &Path, manifest: &Manifest, source_dir: &Path) -> Result<(), ProviderError> {
+    let bad = |message: String| ProviderError::Binary { provider: manifest.name.clone(), message };
     for (name, entries) in &manifest.binaries {
         let Some(b) = pick(entries) else {
-            return Err(WorkspaceError::Invalid(format!(
-                "provider `{}`: binary {name} has no entry for {}/{}",
-                manifest.name,
-                std::env::consts::OS,
-                den_provider::go_arch()
-            )));
+            return Err(bad(format!("binary {name} has no entry for {}/{}", std::env::consts::OS, crate::go_arch())));
         };
-        let dest = installed_path(den, &manifest.name, name, b);
-        fetch(name, b, source_dir, &dest)
-            .map_err(|e| WorkspaceError::Invalid(format!("provider `{}`: binary {name}: {e}", manifest.name)))?;
+        fetch(name, b, source_dir, &installed_path(dir, name, b)).map_err(|e| bad(format!("binary {name}: {e}")))?;
     }
     Ok(())
 }
 
 /// `NAME=path` for each installed binary.
-pub fn env(den: &Den, provider: &str, manifest: &Manifest) -> Result<Vec<(String, String)>> {
+pub fn env(dir: &Path, provider: &str, manifest: &Manifest) -> Result<Vec<(String, String)>, ProviderError> {
     let mut out = Vec::new();
     for (name, entries) in &manifest.binaries {
         let Some(b) = pick(entries) else { continue };
-        let path = installed_path(den, provider, name, b);
+        let path = installed_path(dir, name, b);
         if !path.is_file() {
-            return Err(WorkspaceError::Invalid(format!(
-                "provider `{provider}`: binary {name} is not installed; add the provider again (`den provider add`)"
-            )));
+            return Err(ProviderError::Binary {
+                provider: provider.into(),
+                message: format!("binary {name} is not installed; add the provider again (`den provider add`)"),
+            });
         }
         out.push((name.clone(), path.display().to_string()));
     }
@@ -115,7 +105,8 @@ fn download(url: &str) -> Result<Vec<u8>, String> {
 }
 
 fn tempfile_path() -> PathBuf {
-    std::env::temp_dir().join(format!("den-download-{}-{}", std::process::id(), crate::record::now()))
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    std::env::temp_dir().join(format!("den-download-{}-{nanos}", std::process::id()))
 }
 
 /// One file out of a .tar.gz / .tgz / .tar.
@@ -146,10 +137,11 @@ fn from_archive(origin: &str, bytes: &[u8], inner: &str) -> Result<Vec<u8>, Stri
 mod tests {
     use super::*;
 
-    fn den() -> (tempfile::TempDir, Den) {
+    /// A scratch folder and the provider's binaries folder inside it.
+    fn den() -> (tempfile::TempDir, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
-        let den = Den { home: den_state::Home::at(dir.path().join("home")), context: "default".into() };
-        (dir, den)
+        let bin = dir.path().join("home/providers/p/binaries");
+        (dir, bin)
     }
 
     fn sha(b: &[u8]) -> String {
@@ -160,7 +152,7 @@ mod tests {
     fn manifest(path: &str, checksum: &str, archive: &str) -> Manifest {
         let text = format!(
             "name: p\nbinaries:\n  TOOL:\n    - os: linux\n      arch: arm64\n      path: /nope\n    - os: linux\n      arch: {}\n      path: {path}\n      checksum: '{checksum}'\n      archivePath: '{archive}'\n",
-            den_provider::go_arch()
+            crate::go_arch()
         );
         Manifest::parse(&text, "t").unwrap()
     }
@@ -189,7 +181,7 @@ mod tests {
         std::fs::write(dir.path().join("tool"), b"x").unwrap();
         let e = install(&den, &manifest("./tool", &"0".repeat(64), ""), dir.path()).unwrap_err().to_string();
         assert!(e.contains("binary TOOL: checksum mismatch"), "{e}");
-        assert!(!binaries_dir(&den, "p").join("TOOL/tool").exists(), "nothing half-written");
+        assert!(!den.join("TOOL/tool").exists(), "nothing half-written");
         let e = install(&den, &manifest("./missing", "", ""), dir.path()).unwrap_err().to_string();
         assert!(e.contains("reading") && e.contains("missing"), "{e}");
     }
@@ -212,7 +204,7 @@ mod tests {
         }
         let m = manifest("./tool.tar.gz", "", "bin/tool");
         install(&den, &m, dir.path()).unwrap();
-        let p = binaries_dir(&den, "p").join("TOOL/tool");
+        let p = den.join("TOOL/tool");
         assert_eq!(den_process::Cmd::new(&p).output().unwrap().stdout, "packed\n");
         let e = install(&den, &manifest("./tool.tar.gz", "", "bin/other"), dir.path()).unwrap_err().to_string();
         assert!(e.contains("holds no bin/other"), "{e}");
