@@ -18,24 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
-use serde::{Deserialize, Serialize};
-
-/// A request from the container, to den on the client.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CredentialRequest {
-    pub id: u64,
-    /// `get`, `store` or `erase` (git's helper operations).
-    pub op: String,
-    /// The attributes git gave the helper (`protocol=https\nhost=…\n`).
-    pub input: String,
-}
-
-/// den's answer: what the client's `git credential` printed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CredentialAnswer {
-    pub id: u64,
-    pub output: String,
-}
+pub use den_protocol::{CredentialAnswer, CredentialRequest};
 
 fn socket_dir(data: &Path) -> PathBuf {
     data.join("cred")

@@ -6,26 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-/// Parses `30s`, `10m`, `2h`, `1d` or plain seconds. Empty or zero: none.
-pub fn parse_duration(s: &str) -> Result<Option<Duration>, String> {
-    let s = s.trim();
-    if s.is_empty() {
-        return Ok(None);
-    }
-    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => s.split_at(i),
-        None => (s, "s"),
-    };
-    let n: u64 = num.parse().map_err(|_| format!("`{s}` is not a duration (e.g. 30s, 10m, 2h)"))?;
-    let secs = match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86400,
-        _ => return Err(format!("`{s}` is not a duration (e.g. 30s, 10m, 2h)")),
-    };
-    Ok((secs > 0).then(|| Duration::from_secs(secs)))
-}
+pub use den_protocol::parse_duration;
 
 /// The file whose modification time says when the workspace was last used.
 pub fn activity_file(data: &Path) -> PathBuf {

@@ -1,15 +1,18 @@
-//! The agent: what den does inside the workspace.
+//! The agent: what den does on the far side. In a container ([`setup`],
+//! [`hooks`], [`ssh`], [`credentials`], [`inactivity`]) it sets the workspace
+//! up and serves SSH; on a machine ([`machine`]) it keeps a den state of its
+//! own and brings containers up there with den-workspace.
 
 pub mod credentials;
 pub mod hooks;
 pub mod inactivity;
+pub mod machine;
 pub mod passwd;
-pub mod protocol;
 pub mod setup;
 pub mod ssh;
 
-/// Where the agent keeps its files inside the container.
-pub const DATA_DIR: &str = "/var/lib/den";
+pub use den_protocol as protocol;
+pub use den_protocol::DATA_DIR;
 
 /// Where the agent's files live: /var/lib/den, or /tmp/den when that
 /// cannot be made (a read-only image).

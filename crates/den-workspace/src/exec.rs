@@ -148,7 +148,8 @@ exec:
     /// how agent.dataPath fell back to ~/.den-agent).
     #[test]
     fn an_option_value_is_expanded_once_in_agent_fields() {
-        let (_dir, run) = provider_run("name: t\noptions:\n  P:\n    default: x\n", &[("P", "/data/${MACHINE_FOLDER}")]);
+        let (_dir, run) =
+            provider_run("name: t\noptions:\n  P:\n    default: x\n", &[("P", "/data/${MACHINE_FOLDER}")]);
         assert_eq!(run.expand("${P}/den"), "/data/${MACHINE_FOLDER}/den");
     }
 }

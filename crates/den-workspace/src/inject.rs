@@ -12,8 +12,8 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::Stdio;
 use std::sync::mpsc;
 
-use den_agent::protocol::{SetupRequest, SetupResult, PHASE_PREFIX, RESULT_PREFIX};
 use den_driver::Docker;
+use den_protocol::{SetupRequest, SetupResult, NO_CONTENT, PHASE_PREFIX, READY, RESULT_PREFIX, SEND_CONTENT};
 
 use crate::{Reporter, Result, WorkspaceError};
 
@@ -105,10 +105,6 @@ pub struct Feed {
     pub content: SendContent,
 }
 
-pub const SEND_CONTENT: &str = "DEN-SEND-CONTENT";
-pub use den_agent::protocol::READY;
-pub const NO_CONTENT: &str = "DEN-NO-CONTENT";
-
 /// Injects and sets up the agent in a container, in one `docker exec`.
 pub fn inject_and_setup(
     docker: &Docker,
@@ -124,7 +120,7 @@ pub fn inject_and_setup(
 
 /// The setup request for [`run_agent`]: one line on stdin, which then stays
 /// open until the agent is done; if den dies, its end tells the agent to
-/// stop the running hook (see [`den_agent::protocol`]).
+/// stop the running hook (see [`den_protocol`]).
 pub fn setup_feed(req: &SetupRequest) -> Feed {
     Feed { request: serde_json::to_string(req).expect("request serialises"), content: Box::new(|_| Ok(())) }
 }

@@ -12,9 +12,7 @@ mod plan;
 pub mod providers;
 mod publish;
 mod record;
-pub mod remote_agent;
 pub mod ssh;
-pub mod transfer;
 mod up;
 
 pub use backend::machine;

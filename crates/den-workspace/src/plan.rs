@@ -5,8 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
-use den_agent::protocol::{Credentials, Hooks, SetupRequest};
 use den_devcontainer::{DevContainer, MergedConfig, Resolved};
+use den_protocol::{Credentials, Hooks, SetupRequest};
 use den_provider::ResolvedOption;
 use indexmap::IndexMap;
 
@@ -266,7 +266,7 @@ fn pick_provider(den: &Den, src: &Source, record: Option<&WorkspaceRecord>) -> R
 pub(crate) fn finish_setup(
     den: &Den,
     rec: &mut WorkspaceRecord,
-    result: &den_agent::protocol::SetupResult,
+    result: &den_protocol::SetupResult,
     ssh_config: Option<&Path>,
     reporter: &mut dyn Reporter,
 ) -> Result<()> {

@@ -39,7 +39,7 @@ pub struct WorkspaceRecord {
     pub machine_agent_path: String,
     pub remote_home: String,
     /// What the workspace asks den for (injectGit/DockerCredentials).
-    pub credentials: den_agent::protocol::Credentials,
+    pub credentials: den_protocol::Credentials,
     /// The ssh config file that holds this workspace's `Host ID.den` block.
     pub ssh_config: Option<PathBuf>,
     pub created_at: u64,

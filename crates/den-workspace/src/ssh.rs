@@ -15,7 +15,7 @@ pub struct Target {
     pub via: Via,
     /// What the workspace may ask this machine for now: the record's choice
     /// at `up`, narrowed by the provider's current options.
-    pub credentials: den_agent::protocol::Credentials,
+    pub credentials: den_protocol::Credentials,
     pub key: den_ssh::PrivateKey,
     pub host_key: den_ssh::PublicKey,
 }
@@ -34,11 +34,17 @@ pub fn target(den: &Den, id: &str) -> Result<Target> {
             WorkspaceError::Invalid(format!("no host key is pinned for `{id}`; run `den up` for it first"))
         })?;
     let host_key = den_ssh::keys::parse_public(&pinned).map_err(|e| WorkspaceError::Agent(e.to_string()))?;
-    let credentials = den_agent::protocol::Credentials {
+    let credentials = den_protocol::Credentials {
         git: record.credentials.git && now.git,
         docker: record.credentials.docker && now.docker,
     };
     Ok(Target { record, via, key, host_key, credentials })
+}
+
+/// The way in to a workspace on this machine's engine: for den on a
+/// machine, the middle hop of a remote `den ssh`.
+pub fn engine_via(den: &Den, rec: &WorkspaceRecord) -> Result<Via> {
+    Ok(Via::Docker(crate::backend::local::docker_of(den, rec)?))
 }
 
 /// The tunnel: the agent's SSH server on the stdio of a `docker exec`, or
@@ -77,7 +83,7 @@ pub fn serve_credentials(t: &Target) {
     });
 }
 
-fn relay(cmd: &Cmd, wanted: den_agent::protocol::Credentials) {
+fn relay(cmd: &Cmd, wanted: den_protocol::Credentials) {
     use std::io::{BufRead, Write};
     use std::os::unix::process::CommandExt;
     let mut c = cmd.to_command();
@@ -93,7 +99,7 @@ fn relay(cmd: &Cmd, wanted: den_agent::protocol::Credentials) {
     let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else { return };
     let stdin = std::sync::Arc::new(std::sync::Mutex::new(stdin));
     for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
-        let Ok(req) = serde_json::from_str::<den_agent::credentials::CredentialRequest>(&line) else { continue };
+        let Ok(req) = serde_json::from_str::<den_protocol::CredentialRequest>(&line) else { continue };
         let stdin = stdin.clone();
         std::thread::spawn(move || {
             // Only what the provider lets the workspace ask for.
@@ -103,7 +109,7 @@ fn relay(cmd: &Cmd, wanted: den_agent::protocol::Credentials) {
                 "get" if wanted.git => local_git_credential(&req.op, &req.input),
                 _ => String::new(),
             };
-            let answer = den_agent::credentials::CredentialAnswer { id: req.id, output };
+            let answer = den_protocol::CredentialAnswer { id: req.id, output };
             if let Ok(mut w) = stdin.lock() {
                 let _ = writeln!(w, "{}", serde_json::to_string(&answer).expect("serialises"));
                 let _ = w.flush();

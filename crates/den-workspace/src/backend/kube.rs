@@ -41,7 +41,7 @@ const POD_AGENT_PATHS: [&str; 2] = ["/usr/local/bin/den", "/tmp/den-agent/den"];
 fn pod_container(resolved: &Resolved, merged: &MergedConfig) -> PodContainer {
     PodContainer {
         workspace_folder: resolved.workspace_folder.clone(),
-        agent_data_dir: den_agent::DATA_DIR.into(),
+        agent_data_dir: den_protocol::DATA_DIR.into(),
         env: merged.container_env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         entrypoints: merged.entrypoints.clone(),
         privileged: merged.privileged,
@@ -117,19 +117,23 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, p: Plan, reporter: &mut dyn Report
     // The files go into the volume once; a marker in the agent's state (on
     // the volume too) says they arrived, so an `up` that failed before that
     // sends them again.
-    let marker = format!("{}/{}", den_agent::DATA_DIR, crate::transfer::CONTENT_MARKER);
+    let marker = format!("{}/{}", den_protocol::DATA_DIR, den_protocol::transfer::CONTENT_MARKER);
     let need_files = fresh_claim
         || opts.reset
         || (phase.as_deref() != Some("Running")
             && k.exec(&name, &["test".into(), "-e".into(), marker]).output().is_err());
     if need_files {
-        let mut argv =
-            vec!["env".to_string(), format!("{}={}", crate::transfer::CONTENT_DIR_ENV, p.resolved.workspace_folder)];
+        let mut argv = vec![
+            "env".to_string(),
+            format!("{}={}", den_protocol::transfer::CONTENT_DIR_ENV, p.resolved.workspace_folder),
+        ];
         argv.extend(inject_argv(&candidates, "receive-content")?);
         let folder = p.folder.clone();
-        let feed =
-            Feed { request: "{}".into(), content: Box::new(move |out| crate::transfer::send_folder(&folder, out)) };
-        let sent = run_agent::<crate::transfer::RemoteUpResult>(&k.exec(&name, &argv), Some(feed), reporter)?;
+        let feed = Feed {
+            request: "{}".into(),
+            content: Box::new(move |out| den_protocol::transfer::send_folder(&folder, out)),
+        };
+        let sent = run_agent::<den_protocol::transfer::RemoteUpResult>(&k.exec(&name, &argv), Some(feed), reporter)?;
         if !sent.result.ok {
             return Err(WorkspaceError::Agent(
                 sent.result.error.unwrap_or_else(|| "the workspace's files did not arrive".into()),
@@ -150,7 +154,7 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, p: Plan, reporter: &mut dyn Report
     } else {
         &agent.container_inactivity_timeout
     });
-    let req = den_agent::protocol::SetupRequest {
+    let req = den_protocol::SetupRequest {
         authorized_key: crate::plan::authorized_key(den, opts, &p.id)?,
         inactivity_timeout: timeout,
         credentials: rec.credentials,
@@ -158,11 +162,8 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, p: Plan, reporter: &mut dyn Report
     };
     let argv = inject_argv(&candidates, "setup")?;
     reporter.phase("inject", "");
-    let agent_run = run_agent::<den_agent::protocol::SetupResult>(
-        &k.exec(&name, &argv),
-        Some(crate::inject::setup_feed(&req)),
-        reporter,
-    )?;
+    let agent_run =
+        run_agent::<den_protocol::SetupResult>(&k.exec(&name, &argv), Some(crate::inject::setup_feed(&req)), reporter)?;
     rec.agent_path = agent_run.agent_path.clone();
     rec.save(den)?;
     let result = agent_run.result;

@@ -8,7 +8,7 @@ use den_driver::{BuildSpec, Container, Docker, RunSpec, WORKSPACE_LABEL};
 use den_provider::ResolvedOption;
 use indexmap::IndexMap;
 
-use den_agent::protocol::SetupRequest;
+use den_protocol::SetupRequest;
 
 use crate::inject::{inject_and_setup, DEFAULT_AGENT_PATHS};
 use crate::plan::{authorized_key, container_name, credentials_of, finish_setup, home_tag, setup_request, Plan};
@@ -374,7 +374,7 @@ pub(crate) fn logs(den: &Den, r: &WorkspaceRecord) -> Result<String> {
     let id = &r.id;
     let docker = docker_of(den, r)?;
     let c = docker.inspect_container(&r.container_name)?.ok_or_else(|| WorkspaceError::NotFound(id.into()))?;
-    let paths = [format!("{}/agent.log", den_agent::DATA_DIR), "/tmp/den/agent.log".to_string()];
+    let paths = [format!("{}/agent.log", den_protocol::DATA_DIR), "/tmp/den/agent.log".to_string()];
     if c.state.running {
         let script = format!("cat {} 2>/dev/null || cat {} 2>/dev/null || true", paths[0], paths[1]);
         let out =

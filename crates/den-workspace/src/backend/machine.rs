@@ -108,7 +108,7 @@ pub(crate) fn run_for(den: &Den, m: &MachineRecord, workspace: Option<&Workspace
 /// the manifest's `agent.timeout` if it gives one, else ten minutes.
 fn wait_limit(run: &ProviderRun) -> Duration {
     let t = run.expand(&run.manifest.agent.timeout);
-    den_agent::inactivity::parse_duration(&t).ok().flatten().unwrap_or(Duration::from_secs(600))
+    den_protocol::parse_duration(&t).ok().flatten().unwrap_or(Duration::from_secs(600))
 }
 
 /// Makes sure the machine exists and runs: NotFound → create, Stopped →

@@ -16,9 +16,9 @@ pub(crate) mod remote;
 
 use std::collections::HashMap;
 
-use den_agent::protocol::Credentials;
 use den_driver::Docker;
 use den_process::Cmd;
+use den_protocol::Credentials;
 
 use crate::plan::{Plan, UpOptions, UpResult};
 use crate::providers::{self, ProviderEntry};
@@ -181,7 +181,7 @@ pub enum Via {
 
 impl Via {
     /// The agent's SSH server on this command's stdio.
-    pub(crate) fn tunnel(&self, r: &WorkspaceRecord, workdir: Option<&str>) -> Result<Cmd> {
+    pub fn tunnel(&self, r: &WorkspaceRecord, workdir: Option<&str>) -> Result<Cmd> {
         match self {
             Via::Docker(d) => Ok(local::tunnel_cmd(d, r, workdir)),
             Via::Provider(run) => remote::tunnel(run, r, workdir),
@@ -191,7 +191,7 @@ impl Via {
 
     /// The credentials relay (`den agent credentials-server`), reached the
     /// same way as the SSH server.
-    pub(crate) fn credentials_cmd(&self, r: &WorkspaceRecord) -> Result<Cmd> {
+    pub fn credentials_cmd(&self, r: &WorkspaceRecord) -> Result<Cmd> {
         let argv = [r.agent_path.clone(), "agent".into(), "credentials-server".into()];
         match self {
             Via::Docker(d) => Ok(d.exec(&r.container_name, Some("0"), &[], &argv)),

@@ -2,7 +2,7 @@
 //! (e.g. `ssh`) or that makes machines (`exec.create`). den reaches the
 //! machine only through the provider's `command`, puts its own binary there
 //! as the agent, and that agent runs the docker driver on the machine (see
-//! `remote_agent`). `den ssh` goes den → `command` → `den agent
+//! `den_agent::machine`). `den ssh` goes den → `command` → `den agent
 //! remote-tunnel` → `docker exec` → the SSH server in the container.
 
 use den_process::Cmd;
@@ -11,8 +11,8 @@ use super::machine::{self, MachineStatus};
 use crate::exec::{self, ProviderRun};
 use crate::inject::{inject_command, run_agent, Feed};
 use crate::record::{now, WorkspaceRecord};
-use crate::transfer::{MachineWatch, RemoteUpRequest, RemoteUpResult};
 use crate::{Den, Reporter, Result, UpOptions, UpResult, WorkspaceError};
+use den_protocol::transfer::{MachineWatch, RemoteUpRequest, RemoteUpResult};
 
 /// Where den puts its agent on a machine when the provider does not say
 /// (`~/` is the remote user's home).
@@ -47,7 +47,7 @@ fn machine_watch(run: &ProviderRun) -> Option<MachineWatch> {
         return None; // never power off a host den did not make
     }
     let t = run.expand(&run.manifest.agent.inactivity_timeout);
-    let timeout = den_agent::inactivity::parse_duration(&t).ok().flatten()?;
+    let timeout = den_protocol::parse_duration(&t).ok().flatten()?;
     let shutdown = run.manifest.agent.exec.shutdown.script();
     let shutdown = if shutdown.trim().is_empty() { "shutdown -h now || poweroff".to_string() } else { shutdown };
     Some(MachineWatch { timeout_secs: timeout.as_secs(), shutdown, env: run.all_env() })
@@ -152,7 +152,7 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, p: crate::plan::Plan, reporter: &m
     let folder = p.folder.clone();
     let feed = Feed {
         request: serde_json::to_string(&req).expect("serialises"),
-        content: Box::new(move |out| crate::transfer::send_folder(&folder, out)),
+        content: Box::new(move |out| den_protocol::transfer::send_folder(&folder, out)),
     };
     let agent_run = run_agent::<RemoteUpResult>(&cmd, Some(feed), reporter)?;
     let r = agent_run.result;

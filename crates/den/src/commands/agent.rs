@@ -13,20 +13,18 @@ pub fn run(cmd: AgentCommand) -> anyhow::Result<i32> {
             den_agent::inactivity::watch(&data, std::time::Duration::from_secs(timeout_secs));
             Ok(crate::exit::OK)
         }
-        AgentCommand::RemoteUp => Ok(den_workspace::remote_agent::remote_up_main()),
-        AgentCommand::ReceiveContent => Ok(den_workspace::remote_agent::receive_content_main()),
+        AgentCommand::RemoteUp => Ok(den_agent::machine::remote_up_main()),
+        AgentCommand::ReceiveContent => Ok(den_agent::machine::receive_content_main()),
         AgentCommand::GitCredential { op } => Ok(den_agent::credentials::helper_main(&op, &den_agent::data_dir())),
         AgentCommand::DockerCredential { op } => {
             Ok(den_agent::credentials::docker_helper_main(&op, &den_agent::data_dir()))
         }
         AgentCommand::CredentialsServer => Ok(den_agent::credentials::server_main(&den_agent::data_dir())),
         AgentCommand::RemoteTunnel { home, context, workdir, credentials, id } => {
-            Ok(den_workspace::remote_agent::tunnel_main(&home, &context, &id, workdir.as_deref(), credentials))
+            Ok(den_agent::machine::tunnel_main(&home, &context, &id, workdir.as_deref(), credentials))
         }
-        AgentCommand::RemoteOp { op, home, context, id } => {
-            Ok(den_workspace::remote_agent::op_main(&home, &context, &op, &id))
-        }
-        AgentCommand::MachineWatch { home } => Ok(den_workspace::remote_agent::machine_watch_main(&home)),
+        AgentCommand::RemoteOp { op, home, context, id } => Ok(den_agent::machine::op_main(&home, &context, &op, &id)),
+        AgentCommand::MachineWatch { home } => Ok(den_agent::machine::machine_watch_main(&home)),
     }
 }
 

@@ -1,6 +1,7 @@
-//! The agent on a machine (a host reached through a provider's `command`):
-//! it keeps its own den state there (the "agent home") and drives that
-//! machine's docker engine with the same code as `den up` on a laptop.
+//! The agent on a machine (a host reached through a provider's `command`),
+//! and in a pod for the files: it keeps its own den state there (the "agent
+//! home") and drives that machine's docker engine with den-workspace, the
+//! same code as `den up` on a laptop.
 //!
 //! - `den agent remote-up`: reads a [`RemoteUpRequest`] line on stdin,
 //!   receives the workspace's files when it needs them (a tar stream after
@@ -17,11 +18,11 @@ use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use den_agent::protocol::{PHASE_PREFIX, RESULT_PREFIX};
+use crate::protocol::{PHASE_PREFIX, RESULT_PREFIX};
 
-use crate::inject::{NO_CONTENT, READY, SEND_CONTENT};
-use crate::transfer::{receive, unpack_into, MachineWatch, RemoteUpRequest, RemoteUpResult, CONTENT_MARKER};
-use crate::{Den, Reporter, UpOptions};
+use crate::protocol::transfer::{receive, unpack_into, MachineWatch, RemoteUpRequest, RemoteUpResult, CONTENT_MARKER};
+use crate::protocol::{NO_CONTENT, READY, SEND_CONTENT};
+use den_workspace::{Den, Reporter, UpOptions};
 
 /// The agent home: the provider's `agent.dataPath`, else ~/.den-agent.
 pub fn agent_home(data_path: &str) -> PathBuf {
@@ -41,7 +42,7 @@ pub fn content_dir(home: &Path, context: &str, id: &str) -> PathBuf {
 
 fn agent_den(home: &Path, context: &str) -> Result<Den, String> {
     let den = Den { home: den_state::Home::at(home), context: context.to_string() };
-    if !crate::context::exists(&den, context) {
+    if !den_workspace::context::exists(&den, context) {
         den_state::create_private_dir(&den.home.context_dir(context)).map_err(|e| e.to_string())?;
     }
     Ok(den)
@@ -157,7 +158,7 @@ pub fn remote_up_main() -> i32 {
         options.push(("INACTIVITY_TIMEOUT".into(), req.container_inactivity_timeout.clone()));
     }
     let opts = UpOptions {
-        workspace: crate::Source {
+        workspace: den_workspace::Source {
             source: content,
             id: Some(req.workspace_id.clone()),
             devcontainer_path: req.devcontainer_path.clone(),
@@ -174,7 +175,7 @@ pub fn remote_up_main() -> i32 {
         credentials: Some(req.credentials),
     };
     let mut result = RemoteUpResult { home: home.display().to_string(), ..Default::default() };
-    match crate::up(&den, &opts, &mut Relay) {
+    match den_workspace::up(&den, &opts, &mut Relay) {
         Ok(r) => {
             let _ = den_state::atomic_write(&key_file(&den, &req.workspace_id), req.authorized_key.as_bytes());
             let _ = std::fs::remove_file(&pending);
@@ -193,7 +194,7 @@ pub fn remote_up_main() -> i32 {
         }
         Err(e) => {
             match e {
-                crate::WorkspaceError::HookFailed { hook, code } => {
+                den_workspace::WorkspaceError::HookFailed { hook, code } => {
                     result.error = Some(format!("{hook} failed with exit code {code}"));
                     result.hook = Some(hook);
                     result.exit_code = Some(code);
@@ -201,7 +202,7 @@ pub fn remote_up_main() -> i32 {
                 e => result.error = Some(e.to_string()),
             }
             // What exists despite the failure, so den can still reach it.
-            if let Ok(Some(r)) = crate::WorkspaceRecord::load(&den, &req.workspace_id) {
+            if let Ok(Some(r)) = den_workspace::WorkspaceRecord::load(&den, &req.workspace_id) {
                 result.container_name = r.container_name;
                 result.image = r.image;
                 result.agent_path = r.agent_path;
@@ -209,7 +210,7 @@ pub fn remote_up_main() -> i32 {
                 result.workspace_folder = r.workspace_folder;
                 result.forward_ports = r.forward_ports;
             }
-            let alias = crate::ssh::host_alias(&req.workspace_id);
+            let alias = den_workspace::ssh::host_alias(&req.workspace_id);
             if let Ok(Some(key)) = den_state::ssh_config::pinned_host_key(&den.home.known_hosts(), &alias) {
                 result.host_key = key;
             }
@@ -248,8 +249,8 @@ fn fail_at(home: &Path, msg: String) -> i32 {
 /// `den agent receive-content` (kubernetes): unpacks the workspace's files
 /// into $DEN_CONTENT_DIR, a volume's mount point, in place.
 pub fn receive_content_main() -> i32 {
-    let Some(dir) = std::env::var_os(crate::transfer::CONTENT_DIR_ENV).map(PathBuf::from) else {
-        return fail(format!("{} is not set", crate::transfer::CONTENT_DIR_ENV));
+    let Some(dir) = std::env::var_os(crate::protocol::transfer::CONTENT_DIR_ENV).map(PathBuf::from) else {
+        return fail(format!("{} is not set", crate::protocol::transfer::CONTENT_DIR_ENV));
     };
     ready();
     let stdin = std::io::stdin();
@@ -263,8 +264,8 @@ pub fn receive_content_main() -> i32 {
     let r = std::fs::create_dir_all(&dir).and_then(|_| unpack_into(&mut input, &dir));
     match r {
         Ok(()) => {
-            let marker = Path::new(den_agent::DATA_DIR).join(CONTENT_MARKER);
-            let _ = std::fs::create_dir_all(den_agent::DATA_DIR).and_then(|_| std::fs::write(marker, b""));
+            let marker = Path::new(crate::protocol::DATA_DIR).join(CONTENT_MARKER);
+            let _ = std::fs::create_dir_all(crate::protocol::DATA_DIR).and_then(|_| std::fs::write(marker, b""));
             answer(&RemoteUpResult { ok: true, ..Default::default() })
         }
         Err(e) => fail(format!("unpacking the workspace's files into {}: {e}", dir.display())),
@@ -279,17 +280,16 @@ pub fn tunnel_main(home: &Path, context: &str, id: &str, workdir: Option<&str>, 
     apply_docker_env(home);
     let den = Den { home: den_state::Home::at(home), context: context.to_string() };
     let run = || -> Result<i32, String> {
-        let rec = crate::WorkspaceRecord::load(&den, id)
+        let rec = den_workspace::WorkspaceRecord::load(&den, id)
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("workspace `{id}` is not on this machine"))?;
-        let docker = crate::backend::local::docker_of(&den, &rec).map_err(|e| e.to_string())?;
+        let via = den_workspace::ssh::engine_via(&den, &rec).map_err(|e| e.to_string())?;
         if credentials {
-            let argv = [rec.agent_path.clone(), "agent".into(), "credentials-server".into()];
-            let cmd = docker.exec(&rec.container_name, Some("0"), &[], &argv);
+            let cmd = via.credentials_cmd(&rec).map_err(|e| e.to_string())?;
             let status = cmd.to_command().status().map_err(|e| cmd.spawn_error(e).to_string())?;
             return Ok(status.code().unwrap_or(1));
         }
-        let cmd = crate::backend::local::tunnel_cmd(&docker, &rec, workdir);
+        let cmd = via.tunnel(&rec, workdir).map_err(|e| e.to_string())?;
         touch(home);
         let (code, not_running) = relay_tunnel(&cmd)?;
         if !not_running {
@@ -336,7 +336,7 @@ fn key_file(den: &Den, id: &str) -> PathBuf {
 
 /// Brings a stopped workspace on this machine up again, telling the client
 /// on stderr.
-fn restart(den: &Den, rec: &crate::WorkspaceRecord) -> Result<(), String> {
+fn restart(den: &Den, rec: &den_workspace::WorkspaceRecord) -> Result<(), String> {
     struct ToStderr;
     impl Reporter for ToStderr {
         fn phase(&mut self, _: &str, _: &str) {}
@@ -346,34 +346,51 @@ fn restart(den: &Den, rec: &crate::WorkspaceRecord) -> Result<(), String> {
     }
     let key = std::fs::read_to_string(key_file(den, &rec.id)).map_err(|e| format!("reading the workspace key: {e}"))?;
     let opts = UpOptions {
-        workspace: crate::Source { source: rec.local_folder.clone(), id: Some(rec.id.clone()), ..Default::default() },
+        workspace: den_workspace::Source {
+            source: rec.local_folder.clone(),
+            id: Some(rec.id.clone()),
+            ..Default::default()
+        },
         authorized_key: Some(key.trim().to_string()),
         skip_initialize: true,
         credentials: Some(rec.credentials),
         ..Default::default()
     };
-    crate::up(den, &opts, &mut ToStderr).map(|_| ()).map_err(|e| e.to_string())
+    den_workspace::up(den, &opts, &mut ToStderr).map(|_| ()).map_err(|e| e.to_string())
+}
+
+/// Removes a folder and what is in it; one that is not there is fine.
+fn remove_dir(path: &Path) -> std::io::Result<()> {
+    match std::fs::remove_dir_all(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
 }
 
 /// `den agent remote-op OP`: stop, delete or status of a workspace here.
 pub fn op_main(home: &Path, context: &str, op: &str, id: &str) -> i32 {
     apply_docker_env(home);
     let den = Den { home: den_state::Home::at(home), context: context.to_string() };
-    let mut quiet = crate::Quiet;
+    let mut quiet = den_workspace::Quiet;
     let r = match op {
-        "stop" => crate::stop(&den, id, &mut quiet).map(|_| String::new()),
-        "delete" => crate::delete(&den, id, true, &mut quiet)
+        "stop" => den_workspace::stop(&den, id, &mut quiet).map(|_| String::new()),
+        "delete" => den_workspace::delete(&den, id, true, &mut quiet)
             .or_else(|e| match e {
-                crate::WorkspaceError::NotFound(_) => Ok(()),
+                den_workspace::WorkspaceError::NotFound(_) => Ok(()),
                 e => Err(e),
             })
-            .and_then(|_| crate::record::remove_dir(&content_dir(home, context, id)))
+            .and_then(|_| {
+                remove_dir(&content_dir(home, context, id)).map_err(|source| den_workspace::WorkspaceError::Io {
+                    action: format!("removing {}", content_dir(home, context, id).display()),
+                    source,
+                })
+            })
             .map(|_| {
                 let _ = std::fs::remove_file(content_dir(home, context, id).with_extension("recreate"));
             })
             .map(|_| String::new()),
-        "status" => crate::status(&den, id).map(|s| s.to_string()),
-        "logs" => crate::logs(&den, id),
+        "status" => den_workspace::status(&den, id).map(|s| s.to_string()),
+        "logs" => den_workspace::logs(&den, id),
         _ => {
             eprintln!("den agent: unknown operation {op}");
             return 2;
@@ -508,10 +525,10 @@ pub fn machine_watch_main(home: &Path) -> i32 {
 /// Stops every running workspace container of this agent home.
 fn stop_all(home: &Path) {
     let den = Den { home: den_state::Home::at(home), context: "default".into() };
-    for context in crate::context::list(&den).unwrap_or_default() {
+    for context in den_workspace::context::list(&den).unwrap_or_default() {
         let den = Den { home: den.home.clone(), context };
-        for rec in crate::WorkspaceRecord::all(&den).unwrap_or_default() {
-            if let Err(e) = crate::stop(&den, &rec.id, &mut crate::Quiet) {
+        for rec in den_workspace::WorkspaceRecord::all(&den).unwrap_or_default() {
+            if let Err(e) = den_workspace::stop(&den, &rec.id, &mut den_workspace::Quiet) {
                 eprintln!("den agent: stopping {}: {e}", rec.id);
             }
         }

@@ -1,4 +1,9 @@
-//! What travels between den on the client and the agent in the workspace.
+//! What travels between den on the client and den on the far side: the
+//! agent in a container (setup, credentials) and den on a machine or in a
+//! pod ([`transfer`]). Both sides depend on this crate and on nothing of
+//! each other.
+//!
+//! ## Setup
 //!
 //! The one `exec` that injects and sets up carries the request on stdin:
 //! the agent says [`READY`], den writes the request as one JSON line and
@@ -10,13 +15,24 @@
 //! because it holds remoteEnv values and an exec's environment is on the
 //! command line of the engine's client.
 
+pub mod transfer;
+
+use std::time::Duration;
+
 use den_devcontainer::model::UserEnvProbe;
 use den_devcontainer::LifecycleCommand;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
+/// Where the agent keeps its files inside the container.
+pub const DATA_DIR: &str = "/var/lib/den";
+
 /// The agent reads its request now.
 pub const READY: &str = "DEN-READY";
+/// The agent wants the workspace's files now (a tar stream on stdin).
+pub const SEND_CONTENT: &str = "DEN-SEND-CONTENT";
+/// The agent needs no files: den closes stdin.
+pub const NO_CONTENT: &str = "DEN-NO-CONTENT";
 pub const RESULT_PREFIX: &str = "DEN-RESULT ";
 pub const PHASE_PREFIX: &str = "DEN-PHASE ";
 
@@ -109,4 +125,46 @@ pub struct WorkspaceInfo {
     pub user: RemoteUser,
     /// The environment sessions get (probe result + remoteEnv).
     pub env: IndexMap<String, String>,
+}
+
+// Credentials: the relay between the container's helpers and the client.
+
+/// A request from the container, to den on the client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CredentialRequest {
+    pub id: u64,
+    /// `get`, `store` or `erase` (git's helper operations).
+    pub op: String,
+    /// The attributes git gave the helper (`protocol=https\nhost=…\n`).
+    pub input: String,
+}
+
+/// den's answer: what the client's `git credential` printed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CredentialAnswer {
+    pub id: u64,
+    pub output: String,
+}
+
+// Durations as providers write them (inactivity timeouts).
+
+/// Parses `30s`, `10m`, `2h`, `1d` or plain seconds. Empty or zero: none.
+pub fn parse_duration(s: &str) -> Result<Option<Duration>, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Ok(None);
+    }
+    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: u64 = num.parse().map_err(|_| format!("`{s}` is not a duration (e.g. 30s, 10m, 2h)"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86400,
+        _ => return Err(format!("`{s}` is not a duration (e.g. 30s, 10m, 2h)")),
+    };
+    Ok((secs > 0).then(|| Duration::from_secs(secs)))
 }

@@ -30,7 +30,7 @@ pub struct RemoteUpRequest {
     /// The manifest's `agent.docker.install`.
     pub docker_install: bool,
     /// The manifest's `agent.injectGitCredentials`/`injectDockerCredentials`.
-    pub credentials: den_agent::protocol::Credentials,
+    pub credentials: crate::Credentials,
 }
 
 /// Machine inactivity: after `timeout_secs` without a tunnel, stop the
