@@ -22,11 +22,6 @@ pub(crate) fn on_machine(den: &Den, subject: Subject, id: &str) -> Subject {
     subject.with_machine(id, crate::record::machine_dir(den, id))
 }
 
-/// The provider's folder of installed binaries.
-pub(crate) fn binaries_dir(den: &Den, provider: &str) -> PathBuf {
-    den.home.provider_dir(&den.context, provider).join("binaries")
-}
-
 /// Resolves the provider's options (`values`: this workspace's own, over
 /// the provider's saved ones) for `subject`.
 pub(crate) fn run_for(
@@ -37,7 +32,7 @@ pub(crate) fn run_for(
 ) -> Result<ProviderRun> {
     let mut env = providers::provider_env(den, entry);
     env.extend(subject.env(&den.context, &entry.name));
-    env.extend(den_provider::binaries::env(&binaries_dir(den, &entry.name), &entry.name, &entry.manifest)?);
+    env.extend(den_provider::binaries::env(&providers::binaries_dir(den, &entry.name), &entry.name, &entry.manifest)?);
     let options = providers::resolve_with_env(den, entry, values, &env)?;
     Ok(ProviderRun { name: entry.name.clone(), manifest: entry.manifest.clone(), options, env })
 }

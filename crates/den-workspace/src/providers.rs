@@ -24,6 +24,11 @@ fn added_manifest(den: &Den, name: &str) -> PathBuf {
     den.home.provider_dir(&den.context, name).join("provider.yaml")
 }
 
+/// The provider's folder of installed binaries.
+pub(crate) fn binaries_dir(den: &Den, provider: &str) -> PathBuf {
+    den.home.provider_dir(&den.context, provider).join("binaries")
+}
+
 fn options_file(den: &Den, name: &str) -> PathBuf {
     den.home.provider_dir(&den.context, name).join("options.json")
 }
@@ -80,7 +85,7 @@ pub fn add(den: &Den, path: &Path) -> Result<ProviderEntry> {
         .and_then(|p| p.parent().map(Path::to_path_buf))
         .unwrap_or_else(|| PathBuf::from("."));
     // Binaries first: a provider whose binaries cannot be had is not added.
-    den_provider::binaries::install(&crate::exec::binaries_dir(den, &manifest.name), &manifest, &source_dir)?;
+    den_provider::binaries::install(&binaries_dir(den, &manifest.name), &manifest, &source_dir)?;
     den_state::atomic_write(&file, text.as_bytes())?;
     Ok(ProviderEntry { name: manifest.name.clone(), manifest, builtin: false, source: file.display().to_string() })
 }
