@@ -256,3 +256,42 @@ fn a_dozen_ups_and_deletes_at_once_lose_no_ssh_config_entry() {
     drop(cleanups);
     assert!(Path::new(&cfg).exists());
 }
+
+/// `--home` is resolved once in the binary and handed down (no library
+/// reads DEN_HOME again): the ProxyCommand still carries it, so OpenSSH
+/// reaches a workspace whose state is not in the default place.
+#[test]
+fn a_home_given_by_flag_reaches_the_proxy_command() {
+    require_engine();
+    let s = Sandbox::new();
+    let home = s.path().join("flag home");
+    let id = unique_id("flaghome");
+    let folder = busybox_project(&s, "flaghome");
+    let den = || {
+        let mut c = s.den();
+        c.env_remove("DEN_HOME").arg("--home").arg(&home);
+        c
+    };
+    let r = run(den().args(["up", "--id", &id]).arg(&folder));
+    let cleanup = || {
+        let _ = den().args(["delete", "--force", &id]).output();
+        let _ = Command::new("docker").args(["rm", "-f", &container(&id)]).output();
+    };
+    if r.code != 0 {
+        cleanup();
+        panic!("up failed: {}", r.stderr);
+    }
+    let cfg = s.path().join("ssh_config");
+    let block = std::fs::read_to_string(&cfg).unwrap();
+    let out = Command::new("ssh")
+        .arg("-F")
+        .arg(&cfg)
+        .env_remove("DEN_HOME")
+        .args(["-o", "BatchMode=yes", &format!("{id}.den"), "echo", "reached"])
+        .output()
+        .unwrap();
+    cleanup();
+    assert!(block.contains("--home '"), "{block}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "reached", "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(home.join("known_hosts").exists(), "state went elsewhere than --home");
+}

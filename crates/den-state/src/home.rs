@@ -17,14 +17,24 @@ pub struct Home {
 }
 
 impl Home {
-    /// `DEN_HOME` when set and not empty, else the platform's data folder.
-    pub fn from_env() -> Result<Self> {
-        match std::env::var_os("DEN_HOME") {
-            Some(v) if !v.is_empty() => Ok(Self::at(PathBuf::from(v))),
-            _ => directories::ProjectDirs::from("dev", "den", "den")
-                .map(|d| Self::at(d.data_dir().to_path_buf()))
-                .ok_or(StateError::NoHome),
+    /// The folder the user chose (`--home`, `DEN_HOME`: the binary reads
+    /// them), else the platform's data folder.
+    pub fn resolve(chosen: Option<PathBuf>) -> Result<Self> {
+        match chosen.filter(|p| !p.as_os_str().is_empty()) {
+            Some(p) => Ok(Self::at(p)),
+            None => Self::platform_default().map(Self::at).ok_or(StateError::NoHome),
         }
+    }
+
+    /// The platform's data folder for den (`~/.local/share/den` on Linux).
+    pub fn platform_default() -> Option<PathBuf> {
+        directories::ProjectDirs::from("dev", "den", "den").map(|d| d.data_dir().to_path_buf())
+    }
+
+    /// True when this is not the platform's default: a den started in
+    /// another process (the ProxyCommand) must be told where it is.
+    pub fn is_chosen(&self) -> bool {
+        Self::platform_default().as_deref() != Some(self.root.as_path())
     }
 
     pub fn at(root: impl Into<PathBuf>) -> Self {

@@ -33,17 +33,12 @@ pub struct Den {
 }
 
 impl Den {
-    /// From the environment: `DEN_HOME`, and the context in config.json
-    /// (`default` when none is chosen).
-    pub fn from_env() -> Result<Self, WorkspaceError> {
-        let home = Home::from_env()?;
-        let context = match std::env::var("DEN_CONTEXT").ok().filter(|c| !c.is_empty()) {
-            Some(c) => c,
-            None => DenConfig::load(&home)?.context.unwrap_or_else(|| context::DEFAULT_CONTEXT.into()),
-        };
-        let den = Den { home, context };
+    /// den's state at `home`, in `context` (`None`: the one chosen with
+    /// `den context use`, else `default`). The context must exist.
+    pub fn open(home: Home, context: Option<&str>) -> Result<Self, WorkspaceError> {
+        let den = Den::open_any(home, context)?;
         if !context::exists(&den, &den.context) {
-            // `den context use default` is the way out; see from_env_any.
+            // `den context use default` is the way out; see open_any.
             return Err(WorkspaceError::Invalid(format!(
                 "there is no context `{}` (see `den context list`)",
                 den.context
@@ -52,12 +47,11 @@ impl Den {
         Ok(den)
     }
 
-    /// Like [`Den::from_env`], without checking that the context exists
-    /// (for the context commands themselves).
-    pub fn from_env_any() -> Result<Self, WorkspaceError> {
-        let home = Home::from_env()?;
-        let context = match std::env::var("DEN_CONTEXT").ok().filter(|c| !c.is_empty()) {
-            Some(c) => c,
+    /// Like [`Den::open`], without checking that the context exists (for
+    /// the context commands themselves).
+    pub fn open_any(home: Home, context: Option<&str>) -> Result<Self, WorkspaceError> {
+        let context = match context.filter(|c| !c.is_empty()) {
+            Some(c) => c.to_string(),
             None => DenConfig::load(&home)?.context.unwrap_or_else(|| context::DEFAULT_CONTEXT.into()),
         };
         Ok(Den { home, context })

@@ -47,7 +47,7 @@ fn proxy_word(s: &str) -> Result<String> {
 pub fn proxy_command(den: &Den, id: &str) -> Result<String> {
     let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "den".into());
     let mut words = vec![proxy_word(&exe)?];
-    if std::env::var_os("DEN_HOME").is_some_and(|v| !v.is_empty()) {
+    if den.home.is_chosen() {
         words.push("--home".into());
         words.push(proxy_word(&den.home.root().display().to_string())?);
     }

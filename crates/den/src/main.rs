@@ -7,21 +7,16 @@ mod cli;
 mod commands;
 mod exit;
 mod progress;
+mod settings;
 
 use clap::Parser;
 
 fn main() {
     tune_allocator();
     let cli = cli::Cli::parse();
-    if let Some(home) = &cli.home {
-        // Before any thread starts: everything below reads DEN_HOME.
-        std::env::set_var("DEN_HOME", home);
-    }
-    if let Some(context) = &cli.context {
-        std::env::set_var("DEN_CONTEXT", context);
-    }
     init_tracing(cli.debug);
-    let code = match commands::run(cli) {
+    let settings = settings::Settings::resolve(cli.home.clone(), cli.context.clone());
+    let code = match commands::run(cli, &settings) {
         Ok(code) => code,
         Err(err) => {
             if is_broken_pipe(&err) {

@@ -6,9 +6,10 @@ use serde_json::json;
 use crate::cli::{ContextCommand, Output};
 use crate::commands::print_json;
 use crate::exit;
+use crate::settings::Settings;
 
-pub fn run(cmd: ContextCommand) -> anyhow::Result<i32> {
-    let den = den_workspace::Den::from_env_any()?;
+pub fn run(settings: &Settings, cmd: ContextCommand) -> anyhow::Result<i32> {
+    let den = settings.den_any()?;
     match cmd {
         ContextCommand::List(args) => {
             let all = context::list(&den)?;

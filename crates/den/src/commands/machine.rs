@@ -6,9 +6,10 @@ use crate::cli::{MachineCommand, Output};
 use crate::commands::print_json;
 use crate::exit;
 use crate::progress::Progress;
+use crate::settings::Settings;
 
-pub fn run(cmd: MachineCommand) -> anyhow::Result<i32> {
-    let den = den_workspace::Den::from_env()?;
+pub fn run(settings: &Settings, cmd: MachineCommand) -> anyhow::Result<i32> {
+    let den = settings.den()?;
     match cmd {
         MachineCommand::List { output } => {
             let all = machine::list(&den)?;

@@ -10,20 +10,21 @@ mod ssh;
 mod workspace;
 
 use crate::cli::{Cli, Command};
+use crate::settings::Settings;
 
-pub fn run(cli: Cli) -> anyhow::Result<i32> {
+pub fn run(cli: Cli, settings: &Settings) -> anyhow::Result<i32> {
     match cli.command {
-        Command::Up(args) => workspace::up(args),
-        Command::Stop(args) => workspace::stop(args),
-        Command::Delete(args) => workspace::delete(args),
-        Command::Status(args) => workspace::status(args),
-        Command::List(args) => workspace::list(args),
-        Command::Logs(args) => workspace::logs(args),
-        Command::Ssh(args) => ssh::run(args),
-        Command::Build(args) => workspace::build(args),
-        Command::Provider(cmd) => provider::run(cmd),
-        Command::Context(cmd) => context::run(cmd),
-        Command::Machine(cmd) => machine::run(cmd),
+        Command::Up(args) => workspace::up(settings, args),
+        Command::Stop(args) => workspace::stop(settings, args),
+        Command::Delete(args) => workspace::delete(settings, args),
+        Command::Status(args) => workspace::status(settings, args),
+        Command::List(args) => workspace::list(settings, args),
+        Command::Logs(args) => workspace::logs(settings, args),
+        Command::Ssh(args) => ssh::run(settings, args),
+        Command::Build(args) => workspace::build(settings, args),
+        Command::Provider(cmd) => provider::run(settings, cmd),
+        Command::Context(cmd) => context::run(settings, cmd),
+        Command::Machine(cmd) => machine::run(settings, cmd),
         Command::ReadConfig(args) => read_config::run(args),
         Command::Agent(cmd) => agent::run(cmd),
         Command::Helper(cmd) => agent::helper(cmd),

@@ -6,9 +6,10 @@ use serde_json::json;
 use crate::cli::{Output, ProviderCommand};
 use crate::commands::print_json;
 use crate::exit;
+use crate::settings::Settings;
 
-pub fn run(cmd: ProviderCommand) -> anyhow::Result<i32> {
-    let den = den_workspace::Den::from_env()?;
+pub fn run(settings: &Settings, cmd: ProviderCommand) -> anyhow::Result<i32> {
+    let den = settings.den()?;
     match cmd {
         ProviderCommand::List(args) => {
             let default = providers::default_provider(&den)?;

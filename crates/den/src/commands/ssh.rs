@@ -11,9 +11,10 @@ use den_workspace::ssh::Target;
 
 use crate::cli::SshArgs;
 use crate::progress::Progress;
+use crate::settings::Settings;
 
-pub fn run(args: SshArgs) -> anyhow::Result<i32> {
-    let den = den_workspace::Den::from_env()?;
+pub fn run(settings: &Settings, args: SshArgs) -> anyhow::Result<i32> {
+    let den = settings.den()?;
     let target = den_workspace::ssh::target(&den, &args.id)?;
     if args.stdio {
         return stdio(&den, target);

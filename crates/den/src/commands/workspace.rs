@@ -6,13 +6,10 @@ use crate::cli::{BuildArgs, DeleteArgs, IdArgs, ListArgs, Output, StatusArgs, Up
 use crate::commands::print_json;
 use crate::exit;
 use crate::progress::Progress;
+use crate::settings::Settings;
 
-fn den() -> anyhow::Result<den_workspace::Den> {
-    Ok(den_workspace::Den::from_env()?)
-}
-
-pub fn up(args: UpArgs) -> anyhow::Result<i32> {
-    let den = den()?;
+pub fn up(settings: &Settings, args: UpArgs) -> anyhow::Result<i32> {
+    let den = settings.den()?;
     let opts = den_workspace::UpOptions {
         workspace: args.workspace.into(),
         recreate: args.recreate,
@@ -67,18 +64,18 @@ pub fn ssh_config_path(flag: Option<std::path::PathBuf>) -> anyhow::Result<std::
     Ok(std::path::PathBuf::from(home).join(".ssh").join("config"))
 }
 
-pub fn stop(args: IdArgs) -> anyhow::Result<i32> {
-    den_workspace::stop(&den()?, &args.id, &mut Progress::new())?;
+pub fn stop(settings: &Settings, args: IdArgs) -> anyhow::Result<i32> {
+    den_workspace::stop(&settings.den()?, &args.id, &mut Progress::new())?;
     Ok(exit::OK)
 }
 
-pub fn delete(args: DeleteArgs) -> anyhow::Result<i32> {
-    den_workspace::delete(&den()?, &args.id, args.force, &mut Progress::new())?;
+pub fn delete(settings: &Settings, args: DeleteArgs) -> anyhow::Result<i32> {
+    den_workspace::delete(&settings.den()?, &args.id, args.force, &mut Progress::new())?;
     Ok(exit::OK)
 }
 
-pub fn status(args: StatusArgs) -> anyhow::Result<i32> {
-    let s = den_workspace::status(&den()?, &args.id)?;
+pub fn status(settings: &Settings, args: StatusArgs) -> anyhow::Result<i32> {
+    let s = den_workspace::status(&settings.den()?, &args.id)?;
     match args.output {
         Output::Json => print_json(&json!({ "id": args.id, "status": s }))?,
         Output::Text => println!("{s}"),
@@ -86,8 +83,8 @@ pub fn status(args: StatusArgs) -> anyhow::Result<i32> {
     Ok(exit::OK)
 }
 
-pub fn list(args: ListArgs) -> anyhow::Result<i32> {
-    let all = den_workspace::list(&den()?)?;
+pub fn list(settings: &Settings, args: ListArgs) -> anyhow::Result<i32> {
+    let all = den_workspace::list(&settings.den()?)?;
     match args.output {
         Output::Json => print_json(&all)?,
         Output::Text => {
@@ -105,15 +102,15 @@ pub fn list(args: ListArgs) -> anyhow::Result<i32> {
     Ok(exit::OK)
 }
 
-pub fn logs(args: IdArgs) -> anyhow::Result<i32> {
+pub fn logs(settings: &Settings, args: IdArgs) -> anyhow::Result<i32> {
     use std::io::Write;
-    let text = den_workspace::logs(&den()?, &args.id)?;
+    let text = den_workspace::logs(&settings.den()?, &args.id)?;
     std::io::stdout().write_all(text.as_bytes())?;
     Ok(exit::OK)
 }
 
-pub fn build(args: BuildArgs) -> anyhow::Result<i32> {
-    let den = den()?;
+pub fn build(settings: &Settings, args: BuildArgs) -> anyhow::Result<i32> {
+    let den = settings.den()?;
     let mut progress = Progress::new();
     let result = den_workspace::build(&den, &args.workspace.into(), &mut progress);
     progress.finish();
