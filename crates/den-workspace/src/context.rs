@@ -13,7 +13,7 @@ fn check_name(name: &str) -> Result<()> {
         || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         || name.starts_with('-')
     {
-        return Err(WorkspaceError::Invalid(format!(
+        return Err(WorkspaceError::BadInput(format!(
             "context name `{name}` must be 1-48 characters of a-z, 0-9 and - (not starting with -)"
         )));
     }
@@ -42,7 +42,7 @@ pub fn exists(den: &Den, name: &str) -> bool {
 pub fn create(den: &Den, name: &str, options: &[(String, String)]) -> Result<()> {
     check_name(name)?;
     if exists(den, name) && name != DEFAULT_CONTEXT {
-        return Err(WorkspaceError::Invalid(format!("context `{name}` exists already")));
+        return Err(WorkspaceError::Conflict(format!("context `{name}` exists already")));
     }
     den_state::create_private_dir(&den.home.context_dir(name))?;
     set_options(den, name, options)
@@ -51,7 +51,7 @@ pub fn create(den: &Den, name: &str, options: &[(String, String)]) -> Result<()>
 /// Makes `name` the current context.
 pub fn use_context(den: &Den, name: &str) -> Result<()> {
     if !exists(den, name) {
-        return Err(WorkspaceError::Invalid(format!("there is no context `{name}` (see `den context list`)")));
+        return Err(WorkspaceError::Missing(format!("there is no context `{name}` (see `den context list`)")));
     }
     let mut cfg = DenConfig::load(&den.home)?;
     cfg.context = (name != DEFAULT_CONTEXT).then(|| name.to_string());
@@ -61,15 +61,15 @@ pub fn use_context(den: &Den, name: &str) -> Result<()> {
 /// Deletes a context and its providers; refused while it has workspaces.
 pub fn delete(den: &Den, name: &str) -> Result<()> {
     if name == DEFAULT_CONTEXT {
-        return Err(WorkspaceError::Invalid("the default context cannot be deleted".into()));
+        return Err(WorkspaceError::Conflict("the default context cannot be deleted".into()));
     }
     if !exists(den, name) {
-        return Err(WorkspaceError::Invalid(format!("there is no context `{name}`")));
+        return Err(WorkspaceError::Missing(format!("there is no context `{name}`")));
     }
     let other = Den { home: den.home.clone(), context: name.to_string() };
     let workspaces: Vec<String> = crate::WorkspaceRecord::all(&other)?.into_iter().map(|w| w.id).collect();
     if !workspaces.is_empty() {
-        return Err(WorkspaceError::Invalid(format!(
+        return Err(WorkspaceError::Conflict(format!(
             "context `{name}` still has workspace(s) {}; delete them first (den --context {name} delete ID)",
             workspaces.join(", ")
         )));
@@ -94,7 +94,7 @@ pub fn options(den: &Den, name: &str) -> Result<IndexMap<String, String>> {
 /// Sets context options (KEY=VALUE; an empty value removes the key).
 pub fn set_options(den: &Den, name: &str, values: &[(String, String)]) -> Result<()> {
     if !exists(den, name) {
-        return Err(WorkspaceError::Invalid(format!("there is no context `{name}`")));
+        return Err(WorkspaceError::Missing(format!("there is no context `{name}`")));
     }
     if values.is_empty() {
         return Ok(());
@@ -102,7 +102,7 @@ pub fn set_options(den: &Den, name: &str, values: &[(String, String)]) -> Result
     let mut opts = options(den, name)?;
     for (k, v) in values {
         if k.is_empty() || !k.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_') {
-            return Err(WorkspaceError::Invalid(format!("context option `{k}` must be in A-Z, 0-9 and _")));
+            return Err(WorkspaceError::BadInput(format!("context option `{k}` must be in A-Z, 0-9 and _")));
         }
         if v.is_empty() {
             opts.shift_remove(k);

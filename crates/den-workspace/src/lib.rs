@@ -39,7 +39,7 @@ impl Den {
         let den = Den::open_any(home, context)?;
         if !context::exists(&den, &den.context) {
             // `den context use default` is the way out; see open_any.
-            return Err(WorkspaceError::Invalid(format!(
+            return Err(WorkspaceError::Missing(format!(
                 "there is no context `{}` (see `den context list`)",
                 den.context
             )));
@@ -104,8 +104,28 @@ pub enum WorkspaceError {
     UnknownProvider(String),
     #[error("{hook} failed with exit code {code}")]
     HookFailed { hook: String, code: i32 },
+    /// Something den needs is not there: a context, a machine, a pinned
+    /// key, a workspace never brought up.
     #[error("{0}")]
-    Invalid(String),
+    Missing(String),
+    /// The request collides with what exists: an id taken by another
+    /// folder, a provider or context still in use, a container of another
+    /// DEN_HOME.
+    #[error("{0}")]
+    Conflict(String),
+    /// An argument or a file den cannot use as given (and that has no
+    /// position to point at; bad configuration files are `Config`).
+    #[error("{0}")]
+    BadInput(String),
+    /// The machine or container must run for this and does not.
+    #[error("{0}")]
+    NotRunning(String),
+    /// Waited as long as the provider allows.
+    #[error("{0}")]
+    Timeout(String),
+    /// A provider command answered something den cannot read.
+    #[error("{0}")]
+    ProviderAnswer(String),
     #[error("{0}")]
     Unsupported(String),
     #[error("in the workspace: {0}")]

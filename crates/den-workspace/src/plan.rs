@@ -123,7 +123,7 @@ pub(crate) fn check_supported(cfg: &DevContainer, reporter: &mut dyn Reporter) -
         && cfg.build.as_ref().and_then(|b| b.dockerfile.as_ref()).is_none()
         && cfg.docker_file.is_none()
     {
-        return Err(WorkspaceError::Invalid(
+        return Err(WorkspaceError::BadInput(
             "the configuration names no container: set \"image\" or \"build\": {\"dockerfile\": …}".into(),
         ));
     }
@@ -137,7 +137,7 @@ pub(crate) fn check_supported(cfg: &DevContainer, reporter: &mut dyn Reporter) -
 pub(crate) fn canonical_folder(source: &Path) -> Result<PathBuf> {
     let folder = std::fs::canonicalize(source).map_err(WorkspaceError::io(format!("reading {}", source.display())))?;
     if !folder.is_dir() {
-        return Err(WorkspaceError::Invalid(format!("{} is not a folder", folder.display())));
+        return Err(WorkspaceError::BadInput(format!("{} is not a folder", folder.display())));
     }
     Ok(folder)
 }
@@ -209,7 +209,7 @@ impl Plan {
         let record = WorkspaceRecord::load(den, &id)?;
         if let Some(r) = &record {
             if r.local_folder != folder {
-                return Err(WorkspaceError::Invalid(format!(
+                return Err(WorkspaceError::Conflict(format!(
                     "workspace `{id}` already belongs to {}; choose another id with --id",
                     r.local_folder.display()
                 )));
@@ -241,7 +241,7 @@ impl Plan {
     /// container is there, not where another provider would look.
     pub(crate) fn refuse_provider_change(&self) -> Result<()> {
         match &self.record {
-            Some(r) if r.provider != self.entry.name => Err(WorkspaceError::Invalid(format!(
+            Some(r) if r.provider != self.entry.name => Err(WorkspaceError::Conflict(format!(
                 "workspace `{}` runs on provider `{}`; delete it first to move it to `{}`",
                 self.id, r.provider, self.entry.name
             ))),

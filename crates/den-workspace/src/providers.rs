@@ -95,12 +95,12 @@ pub fn add(den: &Den, path: &Path) -> Result<ProviderEntry> {
 pub fn delete(den: &Den, name: &str) -> Result<()> {
     let entry = get(den, name)?;
     if entry.builtin {
-        return Err(WorkspaceError::Invalid(format!("`{name}` is built in and cannot be deleted")));
+        return Err(WorkspaceError::Conflict(format!("`{name}` is built in and cannot be deleted")));
     }
     let users: Vec<String> =
         crate::WorkspaceRecord::all(den)?.into_iter().filter(|w| w.provider == name).map(|w| w.id).collect();
     if !users.is_empty() {
-        return Err(WorkspaceError::Invalid(format!(
+        return Err(WorkspaceError::Conflict(format!(
             "provider `{name}` is used by workspace(s) {}; delete them first",
             users.join(", ")
         )));

@@ -23,7 +23,7 @@ pub fn client_key_path(den: &Den, id: &str) -> PathBuf {
 fn config_path(p: &Path) -> Result<String> {
     let s = p.display().to_string();
     if s.contains(['\n', '\r']) || s.contains("${") {
-        return Err(WorkspaceError::Invalid(format!(
+        return Err(WorkspaceError::BadInput(format!(
             "{s:?} cannot be written into an ssh config (it holds a line break or `${{`); choose another DEN_HOME"
         )));
     }
@@ -35,7 +35,7 @@ fn config_path(p: &Path) -> Result<String> {
 /// `$(…)` or backtick in a path stays text) and its `%` doubled.
 fn proxy_word(s: &str) -> Result<String> {
     if s.contains(['\n', '\r']) {
-        return Err(WorkspaceError::Invalid(format!(
+        return Err(WorkspaceError::BadInput(format!(
             "{s:?} cannot be written into an ssh config ProxyCommand (it holds a line break)"
         )));
     }
@@ -66,7 +66,7 @@ fn config_user(user: &str) -> Result<String> {
     if user.is_empty()
         || user.chars().any(|c| c.is_control() || c.is_whitespace() || matches!(c, '"' | '\'' | '\\' | '%' | '#'))
     {
-        return Err(WorkspaceError::Invalid(format!(
+        return Err(WorkspaceError::BadInput(format!(
             "remote user {user:?} cannot be written into an ssh config; use a plain user name"
         )));
     }

@@ -31,7 +31,7 @@ pub fn target(den: &Den, id: &str) -> Result<Target> {
         .and_then(|t| den_ssh::keys::parse_private(&t).map_err(|e| WorkspaceError::Agent(e.to_string())))?;
     let pinned =
         den_state::ssh_config::pinned_host_key(&den.home.known_hosts(), &host_alias(id))?.ok_or_else(|| {
-            WorkspaceError::Invalid(format!("no host key is pinned for `{id}`; run `den up` for it first"))
+            WorkspaceError::Missing(format!("no host key is pinned for `{id}`; run `den up` for it first"))
         })?;
     let host_key = den_ssh::keys::parse_public(&pinned).map_err(|e| WorkspaceError::Agent(e.to_string()))?;
     let credentials = den_protocol::Credentials {

@@ -12,7 +12,7 @@ use crate::{id, Den, Reporter, Result, WorkspaceError};
 fn identify(src: &Source) -> Result<Source> {
     let folder = canonical_folder(&src.source)?;
     let id = src.id.clone().unwrap_or_else(|| crate::workspace_id_for(&folder));
-    id::validate(&id).map_err(WorkspaceError::Invalid)?;
+    id::validate(&id).map_err(WorkspaceError::BadInput)?;
     Ok(Source { source: folder, id: Some(id), ..src.clone() })
 }
 

@@ -105,7 +105,7 @@ fn prepare_image(
 fn image_metadata(image: &den_driver::Image) -> Result<Vec<MetadataEntry>> {
     match image.label("devcontainer.metadata") {
         Some(text) => den_devcontainer::parse_metadata_label(text)
-            .map_err(|e| WorkspaceError::Invalid(format!("image {}: {e}", image.id))),
+            .map_err(|e| WorkspaceError::BadInput(format!("image {}: {e}", image.id))),
         None => Ok(vec![]),
     }
 }
@@ -196,7 +196,7 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, plan: Plan, reporter: &mut dyn Rep
     let mut container = docker.inspect_container(&name)?;
     if let Some(owner) = container.as_ref().and_then(|c| c.label(HOME_LABEL)) {
         if owner != home_tag(den) {
-            return Err(WorkspaceError::Invalid(format!(
+            return Err(WorkspaceError::Conflict(format!(
                 "container {name} belongs to another den state folder (DEN_HOME); choose another id with --id"
             )));
         }

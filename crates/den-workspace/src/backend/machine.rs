@@ -78,7 +78,7 @@ pub fn parse_status(provider: &str, out: &str) -> Result<MachineStatus> {
         "STOPPED" => Ok(MachineStatus::Stopped),
         "BUSY" => Ok(MachineStatus::Busy),
         "NOTFOUND" => Ok(MachineStatus::NotFound),
-        _ => Err(WorkspaceError::Invalid(format!(
+        _ => Err(WorkspaceError::ProviderAnswer(format!(
             "provider `{provider}`: exec.status printed {last:?}; expected RUNNING, STOPPED, BUSY or NOTFOUND"
         ))),
     }
@@ -156,7 +156,7 @@ pub(crate) fn ensure_running(
             _ => {}
         }
         if Instant::now() >= deadline {
-            return Err(WorkspaceError::Invalid(format!(
+            return Err(WorkspaceError::Timeout(format!(
                 "machine `{id}` is still {status} after {}s; see `den machine status {id}`",
                 wait_limit(run).as_secs()
             )));
@@ -176,7 +176,7 @@ pub struct MachineSummary {
 
 fn require(den: &Den, id: &str) -> Result<MachineRecord> {
     MachineRecord::load(den, id)?
-        .ok_or_else(|| WorkspaceError::Invalid(format!("there is no machine `{id}` (see `den machine list`)")))
+        .ok_or_else(|| WorkspaceError::Missing(format!("there is no machine `{id}` (see `den machine list`)")))
 }
 
 /// The workspaces that live on a machine.
@@ -222,7 +222,7 @@ pub fn delete(den: &Den, id: &str, force: bool, reporter: &mut dyn Reporter) -> 
     let users = workspaces_on(den, id)?;
     if !users.is_empty() && !force {
         let ids: Vec<_> = users.iter().map(|w| w.id.as_str()).collect();
-        return Err(WorkspaceError::Invalid(format!(
+        return Err(WorkspaceError::Conflict(format!(
             "machine `{id}` holds workspace(s) {}; delete them first, or use --force to delete them with it",
             ids.join(", ")
         )));

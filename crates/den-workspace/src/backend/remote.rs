@@ -22,7 +22,7 @@ const DEFAULT_MACHINE_AGENT_PATHS: [&str; 2] = ["~/.den-agent/bin/den", "/tmp/de
 pub(crate) fn run_for(den: &Den, rec: &WorkspaceRecord) -> Result<ProviderRun> {
     if let Some(mid) = &rec.machine {
         let m = machine::MachineRecord::load(den, mid)?.ok_or_else(|| {
-            WorkspaceError::Invalid(format!("workspace `{}` is on machine `{mid}`, which den no longer knows", rec.id))
+            WorkspaceError::Missing(format!("workspace `{}` is on machine `{mid}`, which den no longer knows", rec.id))
         })?;
         return machine::run_for(den, &m, Some(rec));
     }
@@ -76,7 +76,7 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, p: crate::plan::Plan, reporter: &m
         None => None,
     };
     if let Some(rec) = existing.as_ref().filter(|r| r.provider != p.entry.name) {
-        return Err(WorkspaceError::Invalid(format!(
+        return Err(WorkspaceError::Conflict(format!(
             "machine `{}` belongs to provider `{}`, not `{}`",
             rec.id, rec.provider, p.entry.name
         )));
@@ -110,7 +110,7 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, p: crate::plan::Plan, reporter: &m
     // inside it.
     let devcontainer_path = match &p.devcontainer_path {
         Some(d) if d.is_absolute() => Some(d.strip_prefix(&p.folder).map(|r| r.to_path_buf()).map_err(|_| {
-            WorkspaceError::Invalid(format!(
+            WorkspaceError::BadInput(format!(
                 "--devcontainer-path {} is outside {}; a remote workspace only has the project folder",
                 d.display(),
                 p.folder.display()
@@ -202,7 +202,7 @@ fn agent_command(rec: &WorkspaceRecord, words: &[&str]) -> String {
 /// The tunnel to a remote workspace's SSH server.
 pub(crate) fn tunnel(run: &ProviderRun, rec: &WorkspaceRecord, workdir: Option<&str>) -> Result<Cmd> {
     if rec.machine_agent_path.is_empty() {
-        return Err(WorkspaceError::Invalid(format!("workspace `{}` was never brought up; run `den up`", rec.id)));
+        return Err(WorkspaceError::Missing(format!("workspace `{}` was never brought up; run `den up`", rec.id)));
     }
     let mut command = agent_command(rec, &["remote-tunnel"]);
     if let Some(w) = workdir {
@@ -299,7 +299,7 @@ pub(crate) fn delete(den: &Den, rec: &WorkspaceRecord, force: bool, reporter: &m
             reporter.phase("delete", &format!("removing {} from the machine", rec.container_name));
             op(&run, rec, "delete")?;
         } else if rec.machine.is_some() {
-            return Err(WorkspaceError::Invalid(format!(
+            return Err(WorkspaceError::NotRunning(format!(
                 "machine `{}` is not running, so workspace `{}` cannot be removed from it; start it with `den up {}` or use --force",
                 rec.machine.as_deref().unwrap_or(""),
                 rec.id,
@@ -331,7 +331,7 @@ pub(crate) fn delete(den: &Den, rec: &WorkspaceRecord, force: bool, reporter: &m
 pub(crate) fn logs(den: &Den, rec: &WorkspaceRecord) -> Result<String> {
     let run = run_for(den, rec)?;
     if !reachable(&run, rec)? {
-        return Err(WorkspaceError::Invalid(format!("workspace `{}`'s machine is not running", rec.id)));
+        return Err(WorkspaceError::NotRunning(format!("workspace `{}`'s machine is not running", rec.id)));
     }
     op(&run, rec, "logs")
 }
