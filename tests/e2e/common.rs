@@ -1,5 +1,11 @@
 //! What every end-to-end test shares: a sandbox with its own DEN_HOME and ssh
 //! config, a command builder for the built binary, and engine helpers.
+//!
+//! `run(…).assert_ok()` / `.assert_code(n)` show the command, its stdout and
+//! its stderr when they fail. `Sandbox::workspace` gives a project and an id
+//! that are cleaned up when the test ends. With `DEN_E2E_KEEP=1`, a failing
+//! test keeps its containers and its sandbox folder (the paths are printed)
+//! for a look afterwards.
 
 #![allow(dead_code)]
 
@@ -15,9 +21,27 @@ pub fn repo_root() -> PathBuf {
 }
 
 /// An isolated place to run den: private DEN_HOME, private ssh config,
-/// removed when dropped.
+/// removed when dropped (kept after a failure with `DEN_E2E_KEEP=1`).
 pub struct Sandbox {
     pub dir: tempfile::TempDir,
+}
+
+/// True when a failing test should leave what it made behind.
+pub fn keep_after_failure() -> bool {
+    std::thread::panicking() && std::env::var_os("DEN_E2E_KEEP").is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        if keep_after_failure() {
+            self.dir.disable_cleanup(true);
+            eprintln!(
+                "DEN_E2E_KEEP: sandbox kept at {} (DEN_HOME: {})",
+                self.dir.path().display(),
+                self.home().display()
+            );
+        }
+    }
 }
 
 impl Sandbox {
@@ -54,17 +78,54 @@ impl Sandbox {
 }
 
 pub struct Run {
+    /// What ran, for failure messages.
+    pub command: String,
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
 }
 
 pub fn run(cmd: &mut Command) -> Run {
+    let command = std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| format!("{:?}", a.to_string_lossy()))
+        .collect::<Vec<_>>()
+        .join(" ");
     let Output { status, stdout, stderr } = cmd.output().expect("running den");
     Run {
+        command,
         code: status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&stdout).into_owned(),
         stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
+
+impl Run {
+    /// Panics unless the command exited 0, showing what ran and said.
+    #[track_caller]
+    pub fn assert_ok(&self) -> &Self {
+        self.assert_code(0)
+    }
+
+    /// Panics unless the command exited with `code`.
+    #[track_caller]
+    pub fn assert_code(&self, code: i32) -> &Self {
+        assert!(
+            self.code == code,
+            "expected exit code {code}, got {}\ncommand: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.code,
+            self.command,
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    /// stdout as JSON (`--output json`).
+    #[track_caller]
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e})\ncommand: {}\nstdout: {}", self.command, self.stdout))
     }
 }
 
@@ -98,6 +159,10 @@ pub struct Cleanup<'a> {
 
 impl Drop for Cleanup<'_> {
     fn drop(&mut self) {
+        if keep_after_failure() {
+            eprintln!("DEN_E2E_KEEP: workspace `{}` kept (container den-{})", self.id, self.id);
+            return;
+        }
         let _ = self.sandbox.den().args(["delete", "--force", &self.id]).output();
         let _ = Command::new("docker").args(["rm", "-f", &format!("den-{}", self.id)]).output();
     }
@@ -114,6 +179,40 @@ impl Sandbox {
 
     pub fn cleanup(&self, id: &str) -> Cleanup<'_> {
         Cleanup { sandbox: self, id: id.to_string() }
+    }
+
+    /// A project `name` with `config` as its devcontainer.json, and an id
+    /// unique to this run; the workspace is deleted when the test ends.
+    pub fn workspace(&self, name: &str, config: &str) -> TestWorkspace<'_> {
+        let folder = self.project(name, &[(".devcontainer/devcontainer.json", config)]);
+        let id = unique_id(name);
+        TestWorkspace { folder, cleanup: self.cleanup(&id), id }
+    }
+}
+
+/// A sandboxed workspace: its project folder and id, deleted on drop.
+pub struct TestWorkspace<'a> {
+    pub id: String,
+    pub folder: PathBuf,
+    pub cleanup: Cleanup<'a>,
+}
+
+impl TestWorkspace<'_> {
+    /// `den up FOLDER --id ID ARGS…`, not yet run.
+    pub fn up_cmd(&self, extra: &[&str]) -> Command {
+        let mut c = self.cleanup.sandbox.den();
+        c.args(["up", "--id", &self.id]).args(extra).arg(&self.folder);
+        c
+    }
+
+    /// Runs `den up` for it (see [`TestWorkspace::up_cmd`]).
+    pub fn up(&self, extra: &[&str]) -> Run {
+        run(&mut self.up_cmd(extra))
+    }
+
+    /// The container's name.
+    pub fn container(&self) -> String {
+        format!("den-{}", self.id)
     }
 }
 

@@ -92,22 +92,16 @@ fn shell_text_in_den_home_never_runs_through_the_proxy_command() {
 fn secrets_stay_out_of_labels_command_lines_and_other_users_reach() {
     require_engine();
     let s = Sandbox::new();
-    let id = unique_id("secret");
-    let _c = s.cleanup(&id);
-    let folder = s.project(
+    let ws = s.workspace(
         "secretproj",
-        &[(
-            ".devcontainer/devcontainer.json",
-            r#"{"image": "den-test/busybox", "remoteEnv": {"TOKEN": "${localEnv:DEN_E2E_TOKEN}"}}"#,
-        )],
+        r#"{"image": "den-test/busybox", "remoteEnv": {"TOKEN": "${localEnv:DEN_E2E_TOKEN}"}}"#,
     );
     let token = "tok-3f9a1c77e2";
-    let r = run(s.den().args(["up", "--output", "json", "--id", &id]).arg(&folder).env("DEN_E2E_TOKEN", token));
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    let c = container(&id);
+    run(ws.up_cmd(&[]).env("DEN_E2E_TOKEN", token)).assert_ok();
+    let (id, c) = (&ws.id, ws.container());
     // The session has it …
-    let r = run(s.den().args(["ssh", &id, "--command", "echo $TOKEN"]));
-    assert_eq!(r.stdout.trim(), token, "{}", r.stderr);
+    let r = run(s.den().args(["ssh", id, "--command", "echo $TOKEN"]));
+    assert_eq!(r.assert_ok().stdout.trim(), token);
     // … but nothing an onlooker reads does.
     assert!(!docker(&["inspect", &c]).contains(token), "the token is in docker inspect");
     let modes = exec(&c, "cd /var/lib/den && stat -c '%a %n' workspace.json probed-env.json agent.log");
@@ -162,7 +156,7 @@ fn a_deeply_nested_config_is_a_located_error_not_a_crash() {
     let folder = s.project("deep", &[(".devcontainer/devcontainer.json", &deep)]);
     for cmd in [&["read-config"][..], &["up", "--id", "deep-x"][..]] {
         let r = run(s.den().args(cmd).arg(&folder));
-        assert_eq!(r.code, 1, "{cmd:?}: {}", r.stderr);
+        r.assert_code(1);
         assert!(r.stderr.contains("devcontainer.json:1:163: arrays and objects nest deeper than 128"), "{}", r.stderr);
     }
     assert!(Command::new("docker")
