@@ -186,7 +186,7 @@ fn a_killed_up_ends_its_hook_and_the_next_up_runs_it_once() {
         &[(
             ".devcontainer/devcontainer.json",
             r#"{"image": "den-test/busybox",
-                "postCreateCommand": "echo start >> /tmp/hook.log; sleep 3; echo end >> /tmp/hook.log"}"#,
+                "postCreateCommand": "trap 'echo trapped >> /tmp/hook.log; exit 0' TERM; echo start >> /tmp/hook.log; sleep 3 & wait; echo end >> /tmp/hook.log"}"#,
         )],
     );
     let c = container(&id);
@@ -203,12 +203,13 @@ fn a_killed_up_ends_its_hook_and_the_next_up_runs_it_once() {
     first.kill().unwrap();
     first.wait().unwrap();
     // The hook dies with its up: no `end` ever follows the first `start`.
+    // It catches SIGTERM and exits 0, which must not count as done.
     std::thread::sleep(Duration::from_secs(4));
-    assert_eq!(log(), "start\n", "the hook outlived the up that ran it");
+    assert_eq!(log(), "start\ntrapped\n", "the hook outlived the up that ran it");
     s.up(&folder, &id, &[]);
-    assert_eq!(log(), "start\nstart\nend\n", "the next up runs the hook once, to its end");
+    assert_eq!(log(), "start\ntrapped\nstart\nend\n", "the next up runs the hook once, to its end");
     s.up(&folder, &id, &[]);
-    assert_eq!(log(), "start\nstart\nend\n", "and not again");
+    assert_eq!(log(), "start\ntrapped\nstart\nend\n", "and not again");
 }
 
 #[test]

@@ -66,18 +66,39 @@ pub fn run_hook(hook: &str, commands: &[LifecycleCommand], who: &RunAs, sink: &S
     Ok(())
 }
 
-/// The process groups of the hook commands running now.
-static RUNNING: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+/// The hook commands running now (their process groups), and whether
+/// [`abort_all`] has begun: from then on no command starts, and none that
+/// ends counts as done, whatever its exit status (a command may catch
+/// SIGTERM and exit 0).
+struct Running {
+    groups: Vec<i32>,
+    aborting: bool,
+}
 
-fn running() -> std::sync::MutexGuard<'static, Vec<i32>> {
+static RUNNING: Mutex<Running> = Mutex::new(Running { groups: Vec::new(), aborting: false });
+
+fn running() -> std::sync::MutexGuard<'static, Running> {
     RUNNING.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// True once [`abort_all`] has begun: nothing may be marked done.
+pub fn aborting() -> bool {
+    running().aborting
+}
+
+fn interrupted(label: &str) -> HookFailure {
+    HookFailure { name: label.into(), code: 143, message: format!("{label} was interrupted: den went away") }
 }
 
 /// Ends every hook command that runs now, with all it started: SIGTERM to
 /// each one's process group, then SIGKILL to what is left after 3 s. For
 /// when den is gone and the hook must not outlive the `up` that ran it.
 pub fn abort_all() {
-    let groups = running().clone();
+    let groups = {
+        let mut r = running();
+        r.aborting = true;
+        r.groups.clone()
+    };
     let alive = |g: i32| unsafe { libc::kill(-g, 0) } == 0;
     for &g in &groups {
         // SAFETY: kill(2) with a negative pid signals that process group.
@@ -102,24 +123,36 @@ fn run_step(label: &str, step: &Step, who: &RunAs, sink: &Sink) -> Result<(), Ho
     // command starts.
     c.process_group(0);
     c.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    // Spawned and registered under the lock, so that abort_all either sees
+    // this command or keeps it from starting.
     let mut guard = running();
+    if guard.aborting {
+        return Err(interrupted(label));
+    }
     let mut child = c.spawn().map_err(|e| HookFailure {
         name: label.into(),
         code: 127,
         message: format!("{label}: cannot start `{}`: {e}", argv[0]),
     })?;
     let pgid = child.id() as i32;
-    guard.push(pgid);
+    guard.groups.push(pgid);
     drop(guard);
     let out = child.stdout.take().expect("piped");
     let err = child.stderr.take().expect("piped");
     let t1 = pump(out, label.to_string(), sink.clone());
     let t2 = pump(err, label.to_string(), sink.clone());
     let status = child.wait();
-    running().retain(|&g| g != pgid);
+    let aborted = {
+        let mut r = running();
+        r.groups.retain(|&g| g != pgid);
+        r.aborting
+    };
     let status = status.map_err(|e| HookFailure { name: label.into(), code: 1, message: e.to_string() })?;
     let _ = t1.join();
     let _ = t2.join();
+    if aborted {
+        return Err(interrupted(label));
+    }
     if status.success() {
         Ok(())
     } else {

@@ -88,20 +88,3 @@ pub fn ensure_watcher(data: &Path, timeout: Duration) -> Result<(), String> {
     std::fs::write(&pidfile, child.id().to_string()).map_err(|e| e.to_string())?;
     Ok(())
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("").unwrap(), None);
-        assert_eq!(parse_duration("0").unwrap(), None);
-        assert_eq!(parse_duration("45").unwrap(), Some(Duration::from_secs(45)));
-        assert_eq!(parse_duration("30s").unwrap(), Some(Duration::from_secs(30)));
-        assert_eq!(parse_duration("10m").unwrap(), Some(Duration::from_secs(600)));
-        assert_eq!(parse_duration("2h").unwrap(), Some(Duration::from_secs(7200)));
-        assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("5y").is_err());
-    }
-}

@@ -188,7 +188,7 @@ fn setup(req: &SetupRequest, data: &Path, sink: &Sink) -> Result<SetupResult, St
             }
             result.ran.push(name.to_string());
         }
-        if let Some(v) = marker_value {
+        if let Some(v) = marker_value.filter(|_| !hooks::aborting()) {
             let _ = write_file(&marker, v.as_bytes());
         }
     }
@@ -373,6 +373,12 @@ pub fn main() -> i32 {
             return 2;
         }
     };
+    // Watch for den going away from here on, waiting for the lock included.
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut stdin, &mut std::io::sink());
+        hooks::abort_all();
+        std::process::exit(CLIENT_GONE);
+    });
     let _lock = match setup_lock(&data_dir()) {
         Ok(l) => l,
         Err(e) => {
@@ -380,11 +386,6 @@ pub fn main() -> i32 {
             return 1;
         }
     };
-    std::thread::spawn(move || {
-        let _ = std::io::copy(&mut stdin, &mut std::io::sink());
-        hooks::abort_all();
-        std::process::exit(CLIENT_GONE);
-    });
     let result = run(req, Box::new(std::io::stdout()));
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{RESULT_PREFIX}{}", serde_json::to_string(&result).unwrap_or_default());
@@ -409,12 +410,18 @@ fn setup_lock(data: &Path) -> Result<std::fs::File, String> {
         .mode(0o600)
         .open(&path)
         .map_err(|e| format!("{}: {e}", path.display()))?;
-    if let Err(std::fs::TryLockError::WouldBlock) = f.try_lock() {
-        let mut holder = String::new();
-        let _ = std::io::Read::read_to_string(&mut f, &mut holder);
-        println!("another den up is still setting this container up (agent pid {}); waiting for it", holder.trim());
-        let _ = std::io::stdout().flush();
-        f.lock().map_err(|e| format!("{}: {e}", path.display()))?;
+    match f.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = std::io::Read::read_to_string(&mut f, &mut holder);
+            println!("another den up is still setting this container up (agent pid {}); waiting for it", holder.trim());
+            let _ = std::io::stdout().flush();
+            f.lock().map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+        // A file system without flock: one setup at a time cannot be
+        // promised, so say so rather than pretend.
+        Err(std::fs::TryLockError::Error(e)) => return Err(format!("locking {}: {e}", path.display())),
     }
     let _ = f.set_len(0);
     let _ = std::io::Seek::rewind(&mut f);

@@ -38,12 +38,20 @@ pub struct Loaded {
 pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
     use std::io::Read;
     let io = |source| ConfigError::Io { path: path.to_path_buf(), source };
-    // Read one byte past the limit, so an endless or huge file is refused
-    // by the parser's size check without being read whole.
-    let mut text = String::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(jsonc::MAX_BYTES as u64 + 1).read_to_string(&mut text))
-        .map_err(io)?;
+    // One byte past the limit at most, so that a huge (or endless) file is
+    // refused without being read whole; its size is checked before its
+    // text, so a character cut at the limit does not hide the real reason.
+    let mut bytes = Vec::new();
+    std::fs::File::open(path).and_then(|f| f.take(jsonc::MAX_BYTES as u64 + 1).read_to_end(&mut bytes)).map_err(io)?;
+    if bytes.len() > jsonc::MAX_BYTES {
+        return Err(ConfigError::Syntax {
+            path: path.to_path_buf(),
+            pos: Pos { line: 1, column: 1 },
+            message: format!("the file has more than {} bytes; at most that many are read", jsonc::MAX_BYTES),
+        });
+    }
+    let text = String::from_utf8(bytes)
+        .map_err(|e| io(std::io::Error::new(std::io::ErrorKind::InvalidData, e.utf8_error())))?;
     load_str(&text, path)
 }
 

@@ -319,16 +319,13 @@ impl Docker {
     }
 
     /// `docker exec` as a command to run: `-i` keeps stdin open (the tunnel).
-    pub fn exec(&self, container: &str, user: Option<&str>, env: &[(String, String)], argv: &[String]) -> Cmd {
+    /// `docker exec -i [-u USER] CONTAINER ARGV…`. It takes no environment:
+    /// what the program needs travels on its stdin, not on a command line
+    /// every user of this machine can read (`ps`).
+    pub fn exec(&self, container: &str, user: Option<&str>, argv: &[String]) -> Cmd {
         let mut c = self.cmd().args(["exec", "-i"]);
         if let Some(u) = user {
             c = c.arg("-u").arg(u);
-        }
-        // `-e NAME` takes the value from the CLI's own environment, so it
-        // is not on a command line that every user of this machine can
-        // read in `ps` (the setup request carries remoteEnv values).
-        for (k, v) in env {
-            c = c.arg("-e").arg(k).env(k, v);
         }
         c.arg(container).args(argv)
     }
@@ -344,17 +341,6 @@ fn is_no_such(e: &ProcessError) -> bool {
 mod tests {
     use super::*;
     use crate::keep_alive_script;
-
-    #[test]
-    fn exec_env_values_stay_off_the_command_line() {
-        let d = Docker::new("docker", vec![]);
-        let c =
-            d.exec("ws", Some("0"), &[("DEN_SETUP_REQUEST".into(), "{\"token\": \"s3cret\"}".into())], &["x".into()]);
-        assert_eq!(c.display(), "docker exec -i -u 0 -e DEN_SETUP_REQUEST ws x");
-        let cmd = c.to_command();
-        let value = cmd.get_envs().find(|(k, _)| *k == "DEN_SETUP_REQUEST").and_then(|(_, v)| v);
-        assert_eq!(value, Some(std::ffi::OsStr::new("{\"token\": \"s3cret\"}")));
-    }
 
     #[test]
     fn run_command_line() {

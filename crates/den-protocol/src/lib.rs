@@ -1,7 +1,8 @@
 //! What travels between den on the client and den on the far side: the
 //! agent in a container (setup, credentials) and den on a machine or in a
-//! pod ([`transfer`]). Both sides depend on this crate and on nothing of
-//! each other.
+//! pod ([`transfer`]). den-workspace depends on this crate, not on
+//! den-agent; den-agent depends on both (den on a machine runs
+//! den-workspace's `up`).
 //!
 //! ## Setup
 //!
@@ -167,4 +168,21 @@ pub fn parse_duration(s: &str) -> Result<Option<Duration>, String> {
         _ => return Err(format!("`{s}` is not a duration (e.g. 30s, 10m, 2h)")),
     };
     Ok((secs > 0).then(|| Duration::from_secs(secs)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("").unwrap(), None);
+        assert_eq!(parse_duration("0").unwrap(), None);
+        assert_eq!(parse_duration("45").unwrap(), Some(Duration::from_secs(45)));
+        assert_eq!(parse_duration("30s").unwrap(), Some(Duration::from_secs(30)));
+        assert_eq!(parse_duration("10m").unwrap(), Some(Duration::from_secs(600)));
+        assert_eq!(parse_duration("2h").unwrap(), Some(Duration::from_secs(7200)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5y").is_err());
+    }
 }

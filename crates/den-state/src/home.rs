@@ -14,6 +14,9 @@ use crate::{create_private_dir, Result, StateError};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Home {
     root: PathBuf,
+    /// The user chose this folder (`--home`, `DEN_HOME`), rather than den
+    /// taking the platform's default.
+    chosen: bool,
 }
 
 impl Home {
@@ -22,23 +25,24 @@ impl Home {
     pub fn resolve(chosen: Option<PathBuf>) -> Result<Self> {
         match chosen.filter(|p| !p.as_os_str().is_empty()) {
             Some(p) => Ok(Self::at(p)),
-            None => Self::platform_default().map(Self::at).ok_or(StateError::NoHome),
+            None => Self::platform_default().map(|root| Home { root, chosen: false }).ok_or(StateError::NoHome),
         }
     }
 
     /// The platform's data folder for den (`~/.local/share/den` on Linux).
-    pub fn platform_default() -> Option<PathBuf> {
+    fn platform_default() -> Option<PathBuf> {
         directories::ProjectDirs::from("dev", "den", "den").map(|d| d.data_dir().to_path_buf())
     }
 
-    /// True when this is not the platform's default: a den started in
-    /// another process (the ProxyCommand) must be told where it is.
+    /// True when the user chose this folder: a den started in another
+    /// process (the ProxyCommand) must be told where it is.
     pub fn is_chosen(&self) -> bool {
-        Self::platform_default().as_deref() != Some(self.root.as_path())
+        self.chosen
     }
 
+    /// A folder given explicitly.
     pub fn at(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        Self { root: root.into(), chosen: true }
     }
 
     pub fn root(&self) -> &Path {

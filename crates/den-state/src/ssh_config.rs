@@ -9,7 +9,7 @@ use std::fs::File;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::{atomic_write, create_private_dir, replace_file, Result, StateError};
+use crate::{create_private_dir, replace_file, Result, StateError};
 
 fn begin(id: &str) -> String {
     format!("# den: begin {id}")
@@ -83,10 +83,9 @@ fn edit(path: &Path, remove_if_empty: bool, change: impl FnOnce(&str) -> Option<
         // Only what den itself put there was in it: no file is as good.
         return std::fs::remove_file(&target).map_err(StateError::io("removing", &target));
     }
-    match mode {
-        Some(mode) => replace_file(&target, new.as_bytes(), mode),
-        None => atomic_write(&target, new.as_bytes()),
-    }
+    // A new file is 0600; the folder (made above when missing) is left as
+    // the user has it.
+    replace_file(&target, new.as_bytes(), mode.unwrap_or(0o600))
 }
 
 fn read(path: &Path) -> Result<String> {

@@ -114,7 +114,7 @@ pub fn inject_and_setup(
     reporter: &mut dyn Reporter,
 ) -> Result<AgentRun<SetupResult>> {
     let argv = inject_argv(candidates, "setup")?;
-    let cmd = docker.exec(container, Some("0"), &[], &argv);
+    let cmd = docker.exec(container, Some("0"), &argv);
     run_agent(&cmd, Some(setup_feed(req)), reporter)
 }
 

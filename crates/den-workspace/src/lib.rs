@@ -4,7 +4,7 @@ mod backend;
 mod config;
 pub mod context;
 mod docker_credentials;
-pub mod exec;
+mod exec;
 mod id;
 mod inject;
 mod manage;

@@ -66,8 +66,7 @@ pub fn delete(den: &Den, id: &str, force: bool, reporter: &mut dyn Reporter) -> 
     let _l = den.lock_workspace(id, reporter)?;
     match &record {
         Some(r) => Backend::of_record(den, r).delete(den, r, force, reporter)?,
-        // No record: a container den lost track of, on the local engine.
-        None => crate::backend::local::delete(den, id, None, force, reporter)?,
+        None => Backend::delete_unrecorded(den, id, force, reporter)?,
     }
     crate::publish::unpublish(den, id, record.as_ref().and_then(|r| r.ssh_config.as_deref()))?;
     remove_dir(&den.home.workspace_dir(&den.context, id))?;

@@ -142,7 +142,7 @@ pub(crate) fn canonical_folder(source: &Path) -> Result<PathBuf> {
     Ok(folder)
 }
 
-pub(crate) fn run_initialize_command(resolved: &Resolved, reporter: &mut dyn Reporter) -> Result<()> {
+fn run_initialize_command(resolved: &Resolved, reporter: &mut dyn Reporter) -> Result<()> {
     let Some(cmd) = resolved.config.initialize_command.as_ref().filter(|c| !c.is_empty()) else {
         return Ok(());
     };
@@ -224,6 +224,34 @@ impl Plan {
         let resolved = load_config(&folder, devcontainer_path.as_deref(), &fallback_image)?;
         check_supported(&resolved.config, reporter)?;
         Ok(Plan { folder, id, entry, record, ws_options, devcontainer_path, fallback_image, resolved })
+    }
+
+    /// `initializeCommand`, on this machine, unless the caller runs it
+    /// elsewhere (den on a machine: it ran where the user is).
+    pub(crate) fn initialize(&self, opts: &UpOptions, reporter: &mut dyn Reporter) -> Result<()> {
+        if opts.skip_initialize {
+            return Ok(());
+        }
+        run_initialize_command(&self.resolved, reporter)
+    }
+
+    /// The owner of the project folder (the UID the remote user follows).
+    pub(crate) fn folder_owner(&self) -> Result<(u32, u32)> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(&self.folder)
+            .map_err(WorkspaceError::io(format!("reading {}", self.folder.display())))?;
+        Ok((m.uid(), m.gid()))
+    }
+
+    /// The provider's inactivity timeout for the container, unexpanded:
+    /// `containerInactivityTimeout`, else `inactivityTimeout`.
+    pub(crate) fn container_inactivity_timeout(&self) -> &str {
+        let agent = &self.entry.manifest.agent;
+        if agent.container_inactivity_timeout.is_empty() {
+            &agent.inactivity_timeout
+        } else {
+            &agent.container_inactivity_timeout
+        }
     }
 
     pub(crate) fn origin(&self) -> Origin<'_> {

@@ -72,12 +72,22 @@ pub fn get(den: &Den, name: &str) -> Result<ProviderEntry> {
 /// Adds (or replaces) a provider from a provider.yaml file.
 pub fn add(den: &Den, path: &Path) -> Result<ProviderEntry> {
     use std::io::Read;
-    // One byte past the limit, so that the parser refuses a huge (or
-    // endless) file without it being read whole.
-    let mut text = String::new();
+    // One byte past the limit at most; a file over it goes to the parser
+    // as lossy text, which refuses it by its size.
+    let mut bytes = Vec::new();
     std::fs::File::open(path)
-        .and_then(|f| f.take(den_provider::MAX_MANIFEST_BYTES as u64 + 1).read_to_string(&mut text))
+        .and_then(|f| f.take(den_provider::MAX_MANIFEST_BYTES as u64 + 1).read_to_end(&mut bytes))
         .map_err(WorkspaceError::io(format!("reading {}", path.display())))?;
+    let text = if bytes.len() > den_provider::MAX_MANIFEST_BYTES {
+        String::from_utf8_lossy(&bytes).into_owned()
+    } else {
+        String::from_utf8(bytes).map_err(|e| {
+            WorkspaceError::io(format!("reading {}", path.display()))(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                e.utf8_error(),
+            ))
+        })?
+    };
     let manifest = Manifest::parse(&text, &path.display().to_string())?;
     let file = added_manifest(den, &manifest.name);
     let source_dir = std::fs::canonicalize(path)
@@ -215,6 +225,12 @@ pub fn provider_env(den: &Den, entry: &ProviderEntry) -> Vec<(String, String)> {
     env.push(("PROVIDER_ID".into(), entry.name.clone()));
     env.push(("PROVIDER_CONTEXT".into(), den.context.clone()));
     env.push(("PROVIDER_FOLDER".into(), den.home.provider_dir(&den.context, &entry.name).display().to_string()));
+    // A den the command starts itself works on the same state: --home and
+    // --context reach it as they would have from the environment.
+    if den.home.is_chosen() {
+        env.push(("DEN_HOME".into(), den.home.root().display().to_string()));
+    }
+    env.push(("DEN_CONTEXT".into(), den.context.clone()));
     env
 }
 

@@ -1,10 +1,9 @@
 //! `den up` and `den build`: the path every backend shares. The
 //! workspace's id and lock, its [`Plan`] (record, provider, configuration),
-//! `initializeCommand` on this machine, then the [`Backend`] of its
-//! provider does the rest.
+//! then the [`Backend`] of its provider does the rest.
 
 use crate::backend::Backend;
-use crate::plan::{canonical_folder, run_initialize_command, Plan, Source, UpOptions, UpResult};
+use crate::plan::{canonical_folder, Plan, Source, UpOptions, UpResult};
 use crate::{id, Den, Reporter, Result, WorkspaceError};
 
 /// The workspace `src` names, with its folder made canonical and its id
@@ -26,9 +25,8 @@ pub fn up(den: &Den, opts: &UpOptions, reporter: &mut dyn Reporter) -> Result<Up
     let plan = Plan::load(den, &src, reporter)?;
     let backend = Backend::of(&plan.entry)?;
     backend.check(&plan)?;
-    if !opts.skip_initialize {
-        run_initialize_command(&plan.resolved, reporter)?;
-    }
+    // The backend runs initializeCommand (Plan::initialize) once it has
+    // checked what it must before anything runs.
     backend.up(den, opts, plan, reporter)
 }
 

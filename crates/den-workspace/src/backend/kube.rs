@@ -1,7 +1,7 @@
 //! The kubernetes driver (`agent.driver: kubernetes`): a workspace is a pod
 //! running the config's image, with a persistent volume claim holding the
 //! workspace folder. Everything goes through `kubectl`: `apply` of what
-//! [`render`] makes, `wait`, `exec -i` for the agent (the same inject
+//! [`den_driver::render_pod`] makes, `wait`, `exec -i` for the agent (the same inject
 //! script as docker), `delete`. Stopping deletes the pod and keeps the
 //! claim; `up` makes the pod again.
 
@@ -69,6 +69,7 @@ pub(crate) fn run_for(den: &Den, rec: &WorkspaceRecord) -> Result<ProviderRun> {
 }
 
 pub(crate) fn up(den: &Den, opts: &UpOptions, p: Plan, reporter: &mut dyn Reporter) -> Result<UpResult> {
+    p.initialize(opts, reporter)?;
     let run = exec::run_for(den, &p.entry, &p.ws_options, &exec::workspace_subject(den, &p.id, p.folder.clone()))?;
     exec::init(den, &run)?;
     let k = kubectl(&run);
@@ -143,17 +144,8 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, p: Plan, reporter: &mut dyn Report
     let remote_user =
         merged.remote_user.clone().or_else(|| merged.container_user.clone()).unwrap_or_else(|| "root".into());
     rec.remote_user = remote_user.clone();
-    let host = {
-        use std::os::unix::fs::MetadataExt;
-        let m = std::fs::metadata(&p.folder).map_err(WorkspaceError::io(format!("reading {}", p.folder.display())))?;
-        (m.uid(), m.gid())
-    };
-    let agent = &p.entry.manifest.agent;
-    let timeout = run.expand(if agent.container_inactivity_timeout.is_empty() {
-        &agent.inactivity_timeout
-    } else {
-        &agent.container_inactivity_timeout
-    });
+    let host = p.folder_owner()?;
+    let timeout = run.expand(p.container_inactivity_timeout());
     let req = den_protocol::SetupRequest {
         authorized_key: crate::plan::authorized_key(den, opts, &p.id)?,
         inactivity_timeout: timeout,
@@ -212,10 +204,5 @@ pub(crate) fn delete(den: &Den, rec: &WorkspaceRecord, force: bool, reporter: &m
 
 /// The tunnel: the agent's SSH server through `kubectl exec -i`.
 pub(crate) fn tunnel(run: &ProviderRun, rec: &WorkspaceRecord, workdir: Option<&str>) -> Cmd {
-    let mut argv = vec![rec.agent_path.clone(), "agent".into(), "ssh-server".into(), "--stdio".into()];
-    if let Some(w) = workdir {
-        argv.push("--workdir".into());
-        argv.push(w.into());
-    }
-    kubectl(run).exec(&rec.container_name, &argv)
+    kubectl(run).exec(&rec.container_name, &super::ssh_server_argv(rec, workdir))
 }

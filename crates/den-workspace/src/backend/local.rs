@@ -13,7 +13,7 @@ use den_protocol::SetupRequest;
 use crate::inject::{inject_and_setup, DEFAULT_AGENT_PATHS};
 use crate::plan::{authorized_key, container_name, credentials_of, finish_setup, home_tag, setup_request, Plan};
 use crate::providers::{self, ProviderEntry};
-use crate::record::{now, Origin, WorkspaceRecord};
+use crate::record::{now, WorkspaceRecord};
 use crate::{Den, Reporter, Result, Status, UpOptions, UpResult, WorkspaceError};
 
 /// The label that says how many entries of `devcontainer.metadata` came
@@ -25,7 +25,7 @@ const HOME_LABEL: &str = "den.home";
 
 /// The driver for a provider: providers that run containers on the local
 /// (or a DOCKER_HOST) engine through a docker-compatible CLI.
-pub(crate) fn docker_for(entry: &ProviderEntry, opts: &IndexMap<String, ResolvedOption>) -> Result<Docker> {
+pub(crate) fn docker_for(entry: &ProviderEntry, opts: &IndexMap<String, ResolvedOption>) -> Docker {
     let m = &entry.manifest;
     let path = den_provider::expand_options(&m.agent.docker.path, opts);
     let path = if path.trim().is_empty() { "docker".to_string() } else { path };
@@ -37,7 +37,7 @@ pub(crate) fn docker_for(entry: &ProviderEntry, opts: &IndexMap<String, Resolved
         .map(|(k, v)| (k.clone(), den_provider::expand_options(v, opts)))
         .filter(|(_, v)| !v.contains("${"))
         .collect();
-    Ok(Docker::new(path, env))
+    Docker::new(path, env)
 }
 
 /// Where the provider wants the agent, then den's defaults.
@@ -59,7 +59,7 @@ fn agent_candidates(entry: &ProviderEntry, opts: &IndexMap<String, ResolvedOptio
 pub(crate) fn docker_of(den: &Den, r: &WorkspaceRecord) -> Result<Docker> {
     let entry = providers::get(den, &r.provider)?;
     let opts = providers::resolve(den, &entry, &r.provider_options, Some(&r.id))?;
-    docker_for(&entry, &opts)
+    Ok(docker_for(&entry, &opts))
 }
 
 /// Builds the image of a Dockerfile config, or makes sure the image is
@@ -180,17 +180,12 @@ fn container_metadata(c: &Container) -> Vec<MetadataEntry> {
 /// container, injects the agent, runs setup and the hooks that are due.
 pub(crate) fn up(den: &Den, opts: &UpOptions, plan: Plan, reporter: &mut dyn Reporter) -> Result<UpResult> {
     let resolved_options = providers::resolve(den, &plan.entry, &plan.ws_options, Some(&plan.id))?;
-    let docker = &docker_for(&plan.entry, &resolved_options)?;
+    let docker = &docker_for(&plan.entry, &resolved_options);
     let agent_paths = agent_candidates(&plan.entry, &resolved_options);
-    let agent = &plan.entry.manifest.agent;
-    let timeout = if agent.container_inactivity_timeout.is_empty() {
-        &agent.inactivity_timeout
-    } else {
-        &agent.container_inactivity_timeout
-    };
-    let inactivity_timeout = den_provider::expand_options(timeout, &resolved_options);
+    let inactivity_timeout = den_provider::expand_options(plan.container_inactivity_timeout(), &resolved_options);
     let inactivity_timeout = if inactivity_timeout.contains("${") { String::new() } else { inactivity_timeout };
     let credentials = credentials_of(&plan.entry.manifest, &resolved_options);
+    plan.initialize(opts, reporter)?;
 
     let name = container_name(den, &plan.id);
     let mut container = docker.inspect_container(&name)?;
@@ -245,24 +240,11 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, plan: Plan, reporter: &mut dyn Rep
         .or_else(|| merged.container_user.clone())
         .or_else(|| Some(container_user).filter(|u| !u.is_empty()))
         .unwrap_or_else(|| "root".into());
-    let (host_uid, host_gid) = {
-        use std::os::unix::fs::MetadataExt;
-        let m = std::fs::metadata(&plan.folder)
-            .map_err(WorkspaceError::io(format!("reading {}", plan.folder.display())))?;
-        (m.uid(), m.gid())
-    };
+    let (host_uid, host_gid) = plan.folder_owner()?;
 
     // From here on a container exists: record it first, so that `den
     // delete` can always clean up, even if setup fails below.
-    let origin = Origin {
-        id: &plan.id,
-        provider: &plan.entry.name,
-        options: &plan.ws_options,
-        folder: &plan.folder,
-        devcontainer_path: plan.devcontainer_path.as_ref(),
-        config_file: &plan.resolved.config_file,
-    };
-    let mut rec = WorkspaceRecord::for_up(record.as_ref(), den, origin);
+    let mut rec = WorkspaceRecord::for_up(record.as_ref(), den, plan.origin());
     rec.container_name = name.clone();
     rec.image = image;
     rec.remote_user = remote_user.clone();
@@ -276,7 +258,7 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, plan: Plan, reporter: &mut dyn Rep
 
     let req = SetupRequest {
         authorized_key: authorized_key(den, opts, &plan.id)?,
-        inactivity_timeout: inactivity_timeout,
+        inactivity_timeout,
         credentials: rec.credentials,
         ..setup_request(&plan.id, &plan.resolved, &merged, remote_user, (host_uid, host_gid))
     };
@@ -301,7 +283,7 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, plan: Plan, reporter: &mut dyn Rep
 /// Builds (or fetches) the workspace's image without starting anything.
 pub(crate) fn build(den: &Den, plan: &Plan, reporter: &mut dyn Reporter) -> Result<String> {
     let resolved_options = providers::resolve(den, &plan.entry, &plan.ws_options, Some(&plan.id))?;
-    let docker = docker_for(&plan.entry, &resolved_options)?;
+    let docker = docker_for(&plan.entry, &resolved_options);
     let (image, _) = prepare_image(&docker, &plan.resolved, &container_name(den, &plan.id), reporter)?;
     Ok(image)
 }
@@ -339,7 +321,7 @@ pub(crate) fn delete(
         None => {
             let entry = providers::get(den, &providers::default_provider(den)?)?;
             let opts = providers::resolve(den, &entry, &Default::default(), Some(id))?;
-            docker_for(&entry, &opts)
+            Ok(docker_for(&entry, &opts))
         }
     };
     let engine = docker.and_then(|d| {
@@ -378,7 +360,7 @@ pub(crate) fn logs(den: &Den, r: &WorkspaceRecord) -> Result<String> {
     if c.state.running {
         let script = format!("cat {} 2>/dev/null || cat {} 2>/dev/null || true", paths[0], paths[1]);
         let out =
-            docker.run_cmd(docker.exec(&r.container_name, Some("0"), &[], &["/bin/sh".into(), "-c".into(), script]))?;
+            docker.run_cmd(docker.exec(&r.container_name, Some("0"), &["/bin/sh".into(), "-c".into(), script]))?;
         return Ok(out);
     }
     // A stopped container cannot exec; copy the file out instead.
@@ -434,10 +416,5 @@ fn running_map(d: &Docker) -> Result<HashMap<String, bool>> {
 
 /// `docker exec` of the container's SSH server.
 pub(crate) fn tunnel_cmd(docker: &Docker, record: &WorkspaceRecord, workdir: Option<&str>) -> den_process::Cmd {
-    let mut argv = vec![record.agent_path.clone(), "agent".into(), "ssh-server".into(), "--stdio".into()];
-    if let Some(w) = workdir {
-        argv.push("--workdir".into());
-        argv.push(w.into());
-    }
-    docker.exec(&record.container_name, Some("0"), &[], &argv)
+    docker.exec(&record.container_name, Some("0"), &super::ssh_server_argv(record, workdir))
 }

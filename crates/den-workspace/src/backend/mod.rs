@@ -60,7 +60,8 @@ impl Backend {
     }
 
     /// The backend of a recorded workspace: a workspace on a machine stays
-    /// there; one whose provider is gone is looked for on the local engine.
+    /// there; one whose provider is gone counts as local (what it is asked
+    /// then says that the provider is missing).
     pub(crate) fn of_record(den: &Den, r: &WorkspaceRecord) -> Backend {
         if r.machine.is_some() {
             return Backend::Remote;
@@ -131,6 +132,17 @@ impl Backend {
         }
     }
 
+    /// `den delete` of an id den has no record of: a container of the
+    /// default provider's local engine that den lost track of. Other
+    /// backends have nothing den could find without a record.
+    pub(crate) fn delete_unrecorded(den: &Den, id: &str, force: bool, reporter: &mut dyn Reporter) -> Result<()> {
+        let entry = providers::get(den, &providers::default_provider(den)?)?;
+        match Backend::of(&entry)? {
+            Backend::Local => local::delete(den, id, None, force, reporter),
+            Backend::Remote | Backend::Kube => Err(WorkspaceError::NotFound(id.into())),
+        }
+    }
+
     /// The agent's log from where the workspace runs.
     pub(crate) fn logs(self, den: &Den, r: &WorkspaceRecord) -> Result<String> {
         match self {
@@ -150,10 +162,7 @@ impl Backend {
             Backend::Local => {
                 let entry = providers::get(den, &r.provider)?;
                 let opts = providers::resolve(den, &entry, &r.provider_options, Some(&r.id))?;
-                Ok((
-                    Via::Docker(local::docker_for(&entry, &opts)?),
-                    crate::plan::credentials_of(&entry.manifest, &opts),
-                ))
+                Ok((Via::Docker(local::docker_for(&entry, &opts)), crate::plan::credentials_of(&entry.manifest, &opts)))
             }
             Backend::Remote => {
                 let run = remote::run_for(den, r)?;
@@ -167,6 +176,17 @@ impl Backend {
             }
         }
     }
+}
+
+/// `AGENT agent ssh-server --stdio [--workdir DIR]`: the agent's SSH
+/// server on the stdio of whatever reaches the container.
+fn ssh_server_argv(r: &WorkspaceRecord, workdir: Option<&str>) -> Vec<String> {
+    let mut argv = vec![r.agent_path.clone(), "agent".into(), "ssh-server".into(), "--stdio".into()];
+    if let Some(w) = workdir {
+        argv.push("--workdir".into());
+        argv.push(w.into());
+    }
+    argv
 }
 
 /// How a client reaches a workspace's agent, resolved once per connection.
@@ -194,7 +214,7 @@ impl Via {
     pub fn credentials_cmd(&self, r: &WorkspaceRecord) -> Result<Cmd> {
         let argv = [r.agent_path.clone(), "agent".into(), "credentials-server".into()];
         match self {
-            Via::Docker(d) => Ok(d.exec(&r.container_name, Some("0"), &[], &argv)),
+            Via::Docker(d) => Ok(d.exec(&r.container_name, Some("0"), &argv)),
             Via::Kube(run) => Ok(kube::kubectl(run).exec(&r.container_name, &argv)),
             Via::Provider(run) => remote::credentials_tunnel(run, r),
         }

@@ -54,6 +54,7 @@ fn machine_watch(run: &ProviderRun) -> Option<MachineWatch> {
 }
 
 pub(crate) fn up(den: &Den, opts: &UpOptions, p: crate::plan::Plan, reporter: &mut dyn Reporter) -> Result<UpResult> {
+    p.initialize(opts, reporter)?;
     if p.entry.manifest.exec_proxy {
         return Err(WorkspaceError::Unsupported(format!(
             "provider `{}` is a proxy provider (exec.proxy); den does not run those",
