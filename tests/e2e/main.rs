@@ -10,6 +10,7 @@ mod fuzz;
 mod hostile;
 mod kubernetes;
 mod machine;
+mod parity;
 mod podman;
 mod provider;
 mod read_config;

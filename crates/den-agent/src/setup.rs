@@ -114,6 +114,12 @@ fn setup(req: &SetupRequest, data: &Path, sink: &Sink) -> Result<SetupResult, St
     for (k, v) in probed {
         env.insert(k, v);
     }
+    // A login shell resets PATH for non-root users (/etc/profile); what the
+    // image put on it (`ENV PATH=/opt/go/bin:$PATH`) comes back in.
+    if let (Some(shell), Some(image)) = (env.get("PATH"), container_env.get("PATH")) {
+        let merged = merge_paths(shell, image, user.uid == 0);
+        env.insert("PATH".into(), merged);
+    }
     for (k, v) in &remote_env {
         match v {
             Some(v) => {
@@ -310,6 +316,30 @@ fn run_probe(argv: &[String], who: &RunAs) -> Option<IndexMap<String, String>> {
     parse_probe(&out)
 }
 
+/// The user's shell PATH with the container's PATH entries it lacks put
+/// back, each right after the entry it follows in the container's PATH (or
+/// in front), in the container's order. `sbin` folders stay out for
+/// non-root users, as the reference implementation does.
+pub fn merge_paths(shell: &str, container: &str, root: bool) -> String {
+    let mut out: Vec<&str> = shell.split(':').filter(|p| !p.is_empty()).collect();
+    let mut at = 0;
+    for entry in container.split(':').filter(|p| !p.is_empty()) {
+        match out.iter().position(|p| *p == entry) {
+            Some(i) => at = i + 1,
+            None if root || !is_sbin(entry) => {
+                out.insert(at, entry);
+                at += 1;
+            }
+            None => {}
+        }
+    }
+    out.join(":")
+}
+
+fn is_sbin(dir: &str) -> bool {
+    dir.trim_end_matches('/').rsplit('/').next() == Some("sbin")
+}
+
 /// The NUL-separated environment between the probe's markers.
 fn parse_probe(out: &[u8]) -> Option<IndexMap<String, String>> {
     let text = String::from_utf8_lossy(out);
@@ -432,6 +462,23 @@ fn setup_lock(data: &Path) -> Result<std::fs::File, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_images_path_comes_back_after_a_login_shell() {
+        let login = "/usr/local/bin:/usr/bin:/bin:/usr/local/games:/usr/games";
+        let image = "/opt/tool/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/go/bin";
+        assert_eq!(
+            merge_paths(login, image, false),
+            "/opt/tool/bin:/usr/local/bin:/usr/bin:/bin:/go/bin:/usr/local/games:/usr/games"
+        );
+        assert_eq!(
+            merge_paths(login, image, true),
+            "/opt/tool/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/go/bin:/usr/local/games:/usr/games"
+        );
+        // Nothing to add: the shell's PATH as it is.
+        assert_eq!(merge_paths("/a:/b", "/b:/a", false), "/a:/b");
+        assert_eq!(merge_paths("/home/u/.cargo/bin:/usr/bin", "/usr/bin", false), "/home/u/.cargo/bin:/usr/bin");
+    }
 
     #[test]
     fn agent_files_are_owner_only() {

@@ -1,0 +1,38 @@
+//! Where den must do what the reference CLI (devcontainers/cli) does, and
+//! the rough edges a newcomer hits first.
+
+use std::process::Command;
+
+use crate::common::{exec, require_engine, run, Sandbox};
+
+/// A Dockerfile's `ENV PATH=…:$PATH` reaches a non-root user's hooks, `den
+/// ssh` and OpenSSH sessions, though a login shell resets PATH for them.
+#[test]
+fn a_non_root_user_keeps_the_images_path() {
+    require_engine();
+    let s = Sandbox::new();
+    let dockerfile = "FROM den-test/debian:bookworm\n\
+        RUN useradd -m -s /bin/bash dev && mkdir -p /opt/tool/bin \
+        && printf '#!/bin/sh\\necho tool-ran\\n' > /opt/tool/bin/mytool && chmod +x /opt/tool/bin/mytool\n\
+        ENV PATH=/opt/tool/bin:$PATH\n";
+    let ws = s.workspace(
+        "imagepath",
+        r#"{"build": {"dockerfile": "Dockerfile"}, "remoteUser": "dev", "postCreateCommand": "mytool > /tmp/hook-tool"}"#,
+    );
+    std::fs::write(ws.folder.join(".devcontainer/Dockerfile"), dockerfile).unwrap();
+    ws.up(&[]).assert_ok();
+    assert_eq!(exec(&ws.container(), "cat /tmp/hook-tool"), "tool-ran\n", "the hook finds it");
+    let r = run(s.den().args(["ssh", &ws.id, "--", "mytool"]));
+    assert_eq!(r.assert_ok().stdout, "tool-ran\n");
+    let path = run(s.den().args(["ssh", &ws.id, "--command", "echo $PATH"]));
+    let path = path.assert_ok().stdout.trim().to_string();
+    assert!(path.starts_with("/opt/tool/bin:"), "{path}");
+    assert!(!path.split(':').any(|p| p.ends_with("sbin")), "no sbin for a non-root user: {path}");
+    let out = Command::new("ssh")
+        .arg("-F")
+        .arg(s.path().join("ssh_config"))
+        .args(["-o", "BatchMode=yes", &format!("{}.den", ws.id), "mytool"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "tool-ran\n", "{}", String::from_utf8_lossy(&out.stderr));
+}
