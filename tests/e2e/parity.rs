@@ -36,3 +36,17 @@ fn a_non_root_user_keeps_the_images_path() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "tool-ran\n", "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// With no `build.context`, the Dockerfile's own folder is the context (as
+/// the reference CLI and DevPod build), not the config's folder.
+#[test]
+fn a_dockerfile_outside_the_config_folder_builds_from_its_own_folder() {
+    require_engine();
+    let s = Sandbox::new();
+    let ws = s.workspace("ctx", r#"{"build": {"dockerfile": "../Dockerfile"}}"#);
+    std::fs::write(ws.folder.join("Dockerfile"), "FROM den-test/busybox\nCOPY scripts /scripts\n").unwrap();
+    std::fs::create_dir_all(ws.folder.join("scripts")).unwrap();
+    std::fs::write(ws.folder.join("scripts/hello.sh"), "echo hello\n").unwrap();
+    ws.up(&[]).assert_ok();
+    assert_eq!(exec(&ws.container(), "cat /scripts/hello.sh"), "echo hello\n");
+}

@@ -160,6 +160,7 @@ pub fn resolve(loaded: &Loaded, local_folder: &Path, local_env: &dyn Fn(&str) ->
     let ctx = substitute::Context { container_workspace_folder: Some(&workspace_folder), ..first };
     let mut raw = loaded.document.value.clone();
     substitute_config(&mut raw, &ctx);
+    move_legacy_vscode_properties(&mut raw);
     // Substitution only rewrites strings inside strings, so the shape that
     // passed the check still passes.
     let config: DevContainer = serde_json::from_value(raw.clone()).unwrap_or_else(|_| loaded.config.clone());
@@ -182,6 +183,39 @@ pub fn resolve(loaded: &Loaded, local_folder: &Path, local_env: &dyn Fn(&str) ->
         workspace_mount,
         devcontainer_id: id,
         remote_env_as_written: loaded.document.value.get("remoteEnv").cloned(),
+    }
+}
+
+/// Top-level `extensions`, `settings` and `devPort` are the old spelling
+/// of `customizations.vscode`'s; they move there as the reference CLI moves
+/// them: extensions after the ones already there, settings under the ones
+/// already there (those win), devPort as is.
+fn move_legacy_vscode_properties(raw: &mut Value) {
+    let Value::Object(map) = raw else { return };
+    let (extensions, settings, dev_port) = (map.remove("extensions"), map.remove("settings"), map.remove("devPort"));
+    if extensions.is_none() && settings.is_none() && dev_port.is_none() {
+        return;
+    }
+    let customizations = map.entry("customizations").or_insert_with(|| Value::Object(Default::default()));
+    let Value::Object(customizations) = customizations else { return };
+    let vscode = customizations.entry("vscode").or_insert_with(|| Value::Object(Default::default()));
+    let Value::Object(vscode) = vscode else { return };
+    if let Some(Value::Array(legacy)) = extensions {
+        match vscode.get_mut("extensions") {
+            Some(Value::Array(current)) => current.extend(legacy),
+            _ => {
+                vscode.insert("extensions".into(), Value::Array(legacy));
+            }
+        }
+    }
+    if let Some(Value::Object(mut legacy)) = settings {
+        if let Some(Value::Object(current)) = vscode.get("settings") {
+            legacy.extend(current.clone());
+        }
+        vscode.insert("settings".into(), Value::Object(legacy));
+    }
+    if let Some(port) = dev_port {
+        vscode.insert("devPort".into(), port);
     }
 }
 

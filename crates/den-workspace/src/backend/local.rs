@@ -80,14 +80,19 @@ fn prepare_image(
     };
     let dir = resolved.config_dir();
     let build = cfg.build.clone().unwrap_or_default();
-    let context = build.context.clone().or_else(|| cfg.context.clone()).unwrap_or_else(|| ".".into());
+    // With no context given, the Dockerfile's own folder, as the reference
+    // CLI and DevPod do (a `COPY scripts …` next to a ../Dockerfile works).
+    let context = match build.context.clone().or_else(|| cfg.context.clone()) {
+        Some(c) => dir.join(c),
+        None => dir.join(&dockerfile).parent().map(std::path::Path::to_path_buf).unwrap_or_else(|| dir.to_path_buf()),
+    };
     let image = format!("{tag}:latest");
     reporter.phase("build", &format!("building {image} from {dockerfile}"));
     let log = std::env::temp_dir().join(format!("{tag}-build.log"));
     let spec = BuildSpec {
         tag: image.clone(),
         dockerfile: dir.join(&dockerfile),
-        context: dir.join(&context),
+        context,
         args: build.args.clone().unwrap_or_default().into_iter().collect(),
         target: build.target.clone(),
         cache_from: build.cache_from.as_ref().map(|c| c.to_vec()).unwrap_or_default(),
