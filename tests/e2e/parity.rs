@@ -50,3 +50,28 @@ fn a_dockerfile_outside_the_config_folder_builds_from_its_own_folder() {
     ws.up(&[]).assert_ok();
     assert_eq!(exec(&ws.container(), "cat /scripts/hello.sh"), "echo hello\n");
 }
+
+/// An engine den cannot reach, or a docker CLI that is not there, is exit
+/// code 3 with a message, for `den list` as for `den status`, never a list
+/// of `NotFound`s with exit 0.
+#[test]
+fn an_unreachable_engine_or_missing_cli_is_exit_3_everywhere() {
+    require_engine();
+    let s = Sandbox::new();
+    let ws = s.workspace("noengine-list", r#"{"image": "den-test/busybox"}"#);
+    ws.up(&[]).assert_ok();
+    let set = |kv: &str| run(s.den().args(["provider", "set-options", "docker", "-o", kv])).assert_ok().code;
+    set("DOCKER_HOST=unix:///tmp/den-no-engine.sock");
+    let r = run(s.den().args(["list"]));
+    r.assert_code(3);
+    assert!(r.stderr.contains("Cannot reach the Docker engine at unix:///tmp/den-no-engine.sock"), "{}", r.stderr);
+    run(s.den().args(["status", &ws.id])).assert_code(3);
+    set("DOCKER_HOST=");
+    set("DOCKER_PATH=/nonexistent/docker");
+    let r = run(s.den().args(["list"]));
+    r.assert_code(3);
+    assert!(r.stderr.contains("`/nonexistent/docker` was not found"), "{}", r.stderr);
+    run(s.den().args(["status", &ws.id])).assert_code(3);
+    set("DOCKER_PATH=docker");
+    run(s.den().args(["list"])).assert_ok();
+}

@@ -78,7 +78,7 @@ pub fn list(den: &Den) -> Result<Vec<WorkspaceSummary>> {
     let mut cache = ListCache::default();
     let mut out = Vec::new();
     for r in WorkspaceRecord::all(den)? {
-        let status = Backend::of_record(den, &r).list_status(den, &r, &mut cache);
+        let status = Backend::of_record(den, &r).list_status(den, &r, &mut cache)?;
         out.push(WorkspaceSummary {
             id: r.id,
             provider: r.provider,

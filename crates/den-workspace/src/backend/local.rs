@@ -383,26 +383,31 @@ pub(crate) fn logs(den: &Den, r: &WorkspaceRecord) -> Result<String> {
     Ok(text)
 }
 
+/// A workspace's status for `den list`, from one `docker ps` per engine.
+/// An engine that cannot be reached is an error (the list would be a lie);
+/// other failures show the workspace as `NotFound`.
 pub(crate) fn list_status(
     den: &Den,
     r: &WorkspaceRecord,
     by_engine: &mut HashMap<String, HashMap<String, bool>>,
-) -> Status {
-    match docker_of(den, r) {
-        Ok(d) => {
-            let key = format!("{}|{:?}", d.path, d.env);
-            if !by_engine.contains_key(&key) {
-                let running = running_map(&d).unwrap_or_default();
-                by_engine.insert(key.clone(), running);
-            }
-            match by_engine[&key].get(&r.container_name) {
-                Some(true) => Status::Running,
-                Some(false) => Status::Stopped,
-                None => Status::NotFound,
-            }
-        }
-        Err(_) => Status::NotFound,
+) -> Result<Status> {
+    let Ok(d) = docker_of(den, r) else { return Ok(Status::NotFound) };
+    let key = format!("{}|{:?}", d.path, d.env);
+    if !by_engine.contains_key(&key) {
+        let running = match running_map(&d) {
+            Ok(m) => m,
+            Err(WorkspaceError::Driver(
+                e @ (den_driver::DriverError::EngineUnreachable { .. } | den_driver::DriverError::CliMissing(_)),
+            )) => return Err(e.into()),
+            Err(_) => HashMap::new(),
+        };
+        by_engine.insert(key.clone(), running);
     }
+    Ok(match by_engine[&key].get(&r.container_name) {
+        Some(true) => Status::Running,
+        Some(false) => Status::Stopped,
+        None => Status::NotFound,
+    })
 }
 
 fn running_map(d: &Docker) -> Result<HashMap<String, bool>> {

@@ -106,12 +106,13 @@ impl Backend {
         }
     }
 
-    /// The status `den list` shows: never an error (a workspace that cannot
-    /// be asked is `NotFound`).
-    pub(crate) fn list_status(self, den: &Den, r: &WorkspaceRecord, cache: &mut ListCache) -> Status {
+    /// The status `den list` shows. A workspace that cannot be asked is
+    /// `NotFound`, except that a local engine that cannot be reached is an
+    /// error: every local workspace would show wrongly.
+    pub(crate) fn list_status(self, den: &Den, r: &WorkspaceRecord, cache: &mut ListCache) -> Result<Status> {
         match self {
             Backend::Local => local::list_status(den, r, &mut cache.engines),
-            Backend::Remote | Backend::Kube => self.status(den, r).unwrap_or(Status::NotFound),
+            Backend::Remote | Backend::Kube => Ok(self.status(den, r).unwrap_or(Status::NotFound)),
         }
     }
 
