@@ -75,3 +75,18 @@ fn an_unreachable_engine_or_missing_cli_is_exit_3_everywhere() {
     set("DOCKER_PATH=docker");
     run(s.den().args(["list"])).assert_ok();
 }
+
+/// A folder name that is not an id gives one den accepts, and den says
+/// which.
+#[test]
+fn a_unicode_folder_name_gives_a_valid_id() {
+    require_engine();
+    let s = Sandbox::new();
+    let folder = s.project("Ünïcødé-名前", &[(".devcontainer.json", r#"{"image": "den-test/busybox"}"#)]);
+    let id = "unicode-ming-qian";
+    let _c = s.cleanup(id);
+    let r = run(s.den().arg("up").arg(&folder));
+    r.assert_ok();
+    assert!(r.stderr.contains("workspace id `unicode-ming-qian` (from the folder name `Ünïcødé-名前`"), "{}", r.stderr);
+    assert_eq!(run(s.den().args(["status", id])).assert_ok().stdout.trim(), "Running");
+}

@@ -50,8 +50,18 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
             message: format!("the file has more than {} bytes; at most that many are read", jsonc::MAX_BYTES),
         });
     }
-    let text = String::from_utf8(bytes)
-        .map_err(|e| io(std::io::Error::new(std::io::ErrorKind::InvalidData, e.utf8_error())))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        // Located like any other syntax error: where the valid text ends.
+        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let valid = std::str::from_utf8(valid).expect("valid up to here");
+        let line = valid.matches('\n').count() + 1;
+        let column = valid.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        ConfigError::Syntax {
+            path: path.to_path_buf(),
+            pos: Pos { line, column },
+            message: "the file is not valid UTF-8 here".into(),
+        }
+    })?;
     load_str(&text, path)
 }
 
@@ -268,6 +278,15 @@ mod tests {
         let e = load_text("{\"forwardPorts\": [1, \"bad port\"]}").unwrap_err();
         assert!(e.to_string().contains("property `forwardPorts[1]`"), "{e}");
         assert!(e.to_string().contains(":1:22:"), "{e}");
+    }
+
+    #[test]
+    fn invalid_utf8_is_located() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("devcontainer.json");
+        std::fs::write(&p, b"{\n  \"image\": \"caf\xc3\xa9-\xff\"\n}\n").unwrap();
+        let e = load(&p).unwrap_err().to_string();
+        assert_eq!(e, format!("{}:2:18: the file is not valid UTF-8 here", p.display()));
     }
 
     #[test]

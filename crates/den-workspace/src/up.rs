@@ -7,10 +7,21 @@ use crate::plan::{canonical_folder, Plan, Source, UpOptions, UpResult};
 use crate::{id, Den, Reporter, Result, WorkspaceError};
 
 /// The workspace `src` names, with its folder made canonical and its id
-/// chosen and checked.
-fn identify(src: &Source) -> Result<Source> {
+/// chosen and checked. An id derived from a folder name that is not itself
+/// a valid id is said.
+fn identify(src: &Source, reporter: &mut dyn Reporter) -> Result<Source> {
     let folder = canonical_folder(&src.source)?;
-    let id = src.id.clone().unwrap_or_else(|| crate::workspace_id_for(&folder));
+    let id = match &src.id {
+        Some(id) => id.clone(),
+        None => {
+            let id = crate::workspace_id_for(&folder);
+            let name = folder.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            if name != id {
+                reporter.line(&format!("workspace id `{id}` (from the folder name `{name}`; --id chooses another)"));
+            }
+            id
+        }
+    };
     id::validate(&id).map_err(WorkspaceError::BadInput)?;
     Ok(Source { source: folder, id: Some(id), ..src.clone() })
 }
@@ -19,7 +30,7 @@ fn identify(src: &Source) -> Result<Source> {
 /// runs setup and the lifecycle hooks that are due, records the workspace.
 pub fn up(den: &Den, opts: &UpOptions, reporter: &mut dyn Reporter) -> Result<UpResult> {
     reporter.phase("resolve", &opts.workspace.source.display().to_string());
-    let src = identify(&opts.workspace)?;
+    let src = identify(&opts.workspace, reporter)?;
     // The lock comes first: the record the plan reads is the one it guards.
     let _lock = den.lock_workspace(src.id.as_deref().expect("identified"), reporter)?;
     let plan = Plan::load(den, &src, reporter)?;
@@ -34,6 +45,6 @@ pub fn up(den: &Den, opts: &UpOptions, reporter: &mut dyn Reporter) -> Result<Up
 /// Returns the image reference.
 pub fn build(den: &Den, src: &Source, reporter: &mut dyn Reporter) -> Result<String> {
     reporter.phase("resolve", &src.source.display().to_string());
-    let plan = Plan::load(den, &identify(src)?, reporter)?;
+    let plan = Plan::load(den, &identify(src, reporter)?, reporter)?;
     Backend::of(&plan.entry)?.build(den, &plan, reporter)
 }
