@@ -90,3 +90,20 @@ fn a_unicode_folder_name_gives_a_valid_id() {
     assert!(r.stderr.contains("workspace id `unicode-ming-qian` (from the folder name `Ünïcødé-名前`"), "{}", r.stderr);
     assert_eq!(run(s.den().args(["status", id])).assert_ok().stdout.trim(), "Running");
 }
+
+/// A manifest named like a built-in provider does not silently replace it.
+#[test]
+fn adding_a_provider_named_like_a_builtin_needs_force() {
+    let s = Sandbox::new();
+    let dir = s.project("shadow", &[("provider.yaml", "name: docker\nversion: v9\nexec:\n  command: echo mine\n")]);
+    let builtin = |s: &Sandbox| {
+        let list = run(s.den().args(["provider", "list", "--output", "json"])).assert_ok().json();
+        list.as_array().unwrap().iter().find(|p| p["name"] == "docker").unwrap()["builtin"].clone()
+    };
+    let r = run(s.den().args(["provider", "add"]).arg(dir.join("provider.yaml")));
+    r.assert_code(1);
+    assert!(r.stderr.contains("like den's built-in provider") && r.stderr.contains("--force"), "{}", r.stderr);
+    assert_eq!(builtin(&s), true);
+    run(s.den().args(["provider", "add", "--force"]).arg(dir.join("provider.yaml"))).assert_ok();
+    assert_eq!(builtin(&s), false);
+}

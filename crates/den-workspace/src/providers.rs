@@ -69,8 +69,10 @@ pub fn get(den: &Den, name: &str) -> Result<ProviderEntry> {
     Ok(ProviderEntry { name: name.into(), manifest, builtin: true, source: "built-in".into() })
 }
 
-/// Adds (or replaces) a provider from a provider.yaml file.
-pub fn add(den: &Den, path: &Path) -> Result<ProviderEntry> {
+/// Adds (or replaces) a provider from a provider.yaml file. One named like
+/// a built-in provider would hide it for every workspace of the context:
+/// only with `force`.
+pub fn add(den: &Den, path: &Path, force: bool) -> Result<ProviderEntry> {
     use std::io::Read;
     // One byte past the limit at most; a file over it goes to the parser
     // as lossy text, which refuses it by its size.
@@ -89,6 +91,13 @@ pub fn add(den: &Den, path: &Path) -> Result<ProviderEntry> {
         })?
     };
     let manifest = Manifest::parse(&text, &path.display().to_string())?;
+    if den_provider::builtin(&manifest.name).is_some() && !force {
+        return Err(WorkspaceError::Conflict(format!(
+            "{} is named `{}`, like den's built-in provider; adding it would replace that one for this context (use --force to do so, or rename it)",
+            path.display(),
+            manifest.name
+        )));
+    }
     let file = added_manifest(den, &manifest.name);
     let source_dir = std::fs::canonicalize(path)
         .ok()

@@ -255,6 +255,9 @@ pub enum ProviderCommand {
     /// Add a provider from a provider.yaml file.
     Add {
         path: PathBuf,
+        /// Replace a built-in provider of the same name.
+        #[arg(long)]
+        force: bool,
         #[arg(long, value_enum, default_value_t)]
         output: Output,
     },

@@ -87,8 +87,8 @@ pub fn run(settings: &Settings, cmd: ProviderCommand) -> anyhow::Result<i32> {
         ProviderCommand::SetOptions { name, options } => {
             providers::set_options(&den, &name, &options)?;
         }
-        ProviderCommand::Add { path, output } => {
-            let p = providers::add(&den, &path)?;
+        ProviderCommand::Add { path, force, output } => {
+            let p = providers::add(&den, &path, force)?;
             match output {
                 Output::Json => print_json(&json!({"name": p.name, "source": p.source}))?,
                 Output::Text => eprintln!("added provider `{}`", p.name),
