@@ -107,3 +107,24 @@ fn adding_a_provider_named_like_a_builtin_needs_force() {
     run(s.den().args(["provider", "add", "--force"]).arg(dir.join("provider.yaml"))).assert_ok();
     assert_eq!(builtin(&s), false);
 }
+
+/// `exec.init` runs for a provider on this machine's engine too (as
+/// docs/providers.md says), once per set of option values.
+#[test]
+fn exec_init_runs_for_a_local_provider() {
+    require_engine();
+    let s = Sandbox::new();
+    let marker = s.path().join("init-ran");
+    let manifest = format!(
+        "name: localinit\nversion: v1\noptions:\n  MARK:\n    default: {}\n  FLAVOUR:\n    default: a\nagent:\n  local: true\n  driver: docker\nexec:\n  init: echo \"$FLAVOUR\" >> \"$MARK\"\n",
+        marker.display()
+    );
+    let dir = s.project("localinit-provider", &[("provider.yaml", &manifest)]);
+    run(s.den().args(["provider", "add"]).arg(dir.join("provider.yaml"))).assert_ok();
+    let ws = s.workspace("localinit", r#"{"image": "den-test/busybox"}"#);
+    ws.up(&["--provider", "localinit"]).assert_ok();
+    ws.up(&["--provider", "localinit"]).assert_ok();
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "a\n", "once per set of option values");
+    ws.up(&["--provider", "localinit", "--provider-option", "FLAVOUR=b"]).assert_ok();
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "a\nb\n", "again when they change");
+}

@@ -267,7 +267,7 @@ mod tests {
         let den = Den { home: den_state::Home::at(dir.path()), context: "default".into() };
         let yaml = "name: p\noptions:\n  ZONE:\n    default: a\n  TOKEN:\n    global: true\n    default: none\n";
         std::fs::write(dir.path().join("p.yaml"), yaml).unwrap();
-        let entry = add(&den, &dir.path().join("p.yaml")).unwrap();
+        let entry = add(&den, &dir.path().join("p.yaml"), false).unwrap();
         let given =
             |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>();
 

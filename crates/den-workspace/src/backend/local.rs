@@ -184,7 +184,12 @@ fn container_metadata(c: &Container) -> Vec<MetadataEntry> {
 /// Brings the workspace up on this machine's engine: finds or makes its
 /// container, injects the agent, runs setup and the hooks that are due.
 pub(crate) fn up(den: &Den, opts: &UpOptions, plan: Plan, reporter: &mut dyn Reporter) -> Result<UpResult> {
-    let resolved_options = providers::resolve(den, &plan.entry, &plan.ws_options, Some(&plan.id))?;
+    // The provider with its options and DevPod's variables, as for the
+    // other backends; its exec.init runs once per set of option values.
+    let subject = crate::exec::workspace_subject(den, &plan.id, plan.folder.clone());
+    let run = crate::exec::run_for(den, &plan.entry, &plan.ws_options, &subject)?;
+    crate::exec::init(den, &run)?;
+    let resolved_options = run.options;
     let docker = &docker_for(&plan.entry, &resolved_options);
     let agent_paths = agent_candidates(&plan.entry, &resolved_options);
     let inactivity_timeout = den_provider::expand_options(plan.container_inactivity_timeout(), &resolved_options);
