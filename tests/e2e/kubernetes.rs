@@ -1,8 +1,8 @@
 //! The kubernetes provider. No cluster runs on these machines, so the
 //! workflow test drives den against tests/mock-kubectl/kubectl, a stand-in
 //! that carries den's kubectl calls out with docker (named as a mock; it
-//! proves den's side, not Kubernetes). The live test runs only when a real
-//! `kubectl cluster-info` answers, and otherwise says why it did nothing.
+//! proves den's side, not Kubernetes). The live test is ignored unless asked
+//! for with `--ignored`, and then fails if no cluster answers.
 
 use std::process::Command;
 
@@ -105,8 +105,11 @@ fn kubernetes_refuses_dockerfile_configs() {
     assert!(r.stderr.contains("kubernetes driver runs configs that name an \"image\""), "{}", r.stderr);
 }
 
-/// Against a real cluster, when one answers.
+/// Against a real cluster. No cluster runs here, so the runner lists it as
+/// ignored rather than passed; run it where one answers with
+/// `cargo test --test e2e -- --ignored kubernetes_live_cluster`.
 #[test]
+#[ignore = "needs a live Kubernetes cluster (run with --ignored where kubectl reaches one)"]
 fn kubernetes_live_cluster() {
     let answer = Command::new("kubectl").args(["cluster-info", "--request-timeout=5s"]).output();
     let reason = match &answer {
@@ -117,8 +120,7 @@ fn kubernetes_live_cluster() {
         Ok(_) => None,
     };
     if let Some(reason) = reason {
-        eprintln!("SKIPPED kubernetes_live_cluster: no cluster answers: {reason}");
-        return;
+        panic!("kubernetes_live_cluster was asked for, but no cluster answers: {reason}");
     }
     let s = Sandbox::new();
     let id = unique_id("kubelive");

@@ -128,3 +128,25 @@ fn exec_init_runs_for_a_local_provider() {
     ws.up(&["--provider", "localinit", "--provider-option", "FLAVOUR=b"]).assert_ok();
     assert_eq!(std::fs::read_to_string(&marker).unwrap(), "a\nb\n", "again when they change");
 }
+
+/// `den completion bash` prints a script bash accepts and that completes
+/// den's commands.
+#[test]
+fn bash_completion_completes_commands() {
+    let s = Sandbox::new();
+    let script = run(s.den().args(["completion", "bash"])).assert_ok().stdout.clone();
+    let file = s.path().join("den.bash");
+    std::fs::write(&file, script).unwrap();
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "source '{}'; COMP_WORDS=(den pro); COMP_CWORD=1; COMP_LINE='den pro'; COMP_POINT=7; _den den pro den; echo \"${{COMPREPLY[@]}}\"",
+            file.display()
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "provider", "{}", String::from_utf8_lossy(&out.stderr));
+    for shell in ["zsh", "fish", "powershell"] {
+        assert!(!run(s.den().args(["completion", shell])).assert_ok().stdout.is_empty(), "{shell}");
+    }
+}

@@ -54,6 +54,11 @@ pub enum Command {
     Machine(MachineCommand),
     /// Print a project's devcontainer configuration with its variables resolved.
     ReadConfig(ReadConfigArgs),
+    /// Print a shell completion script (e.g. `den completion bash > /etc/bash_completion.d/den`).
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Runs inside the workspace (started by den itself).
     #[command(subcommand, hide = true)]
     Agent(AgentCommand),

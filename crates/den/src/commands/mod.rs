@@ -26,6 +26,16 @@ pub fn run(cli: Cli, settings: &Settings) -> anyhow::Result<i32> {
         Command::Context(cmd) => context::run(settings, cmd),
         Command::Machine(cmd) => machine::run(settings, cmd),
         Command::ReadConfig(args) => read_config::run(args),
+        Command::Completion { shell } => {
+            use clap::CommandFactory;
+            use std::io::Write;
+            // Into memory first: the generator panics on a write error, and
+            // `den completion bash | head` is not a failure.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "den", &mut script);
+            std::io::stdout().write_all(&script)?;
+            Ok(crate::exit::OK)
+        }
         Command::Agent(cmd) => agent::run(cmd),
         Command::Helper(cmd) => agent::helper(cmd),
     }
