@@ -150,3 +150,30 @@ fn bash_completion_completes_commands() {
         assert!(!run(s.den().args(["completion", shell])).assert_ok().stdout.is_empty(), "{shell}");
     }
 }
+
+/// A command asked for `--output json` answers in JSON on failure too: a
+/// script reads what failed and what the exit code means.
+#[test]
+fn json_output_reports_failures_as_json() {
+    let s = Sandbox::new();
+    let r = run(s.den().args(["status", "nope", "--output", "json"]));
+    r.assert_ok();
+    let r = run(s.den().args(["up", "--output", "json", "--id", "x"]).arg(s.path().join("missing")));
+    r.assert_code(1);
+    let e = &r.json()["error"];
+    assert_eq!(e["exitCode"], 1);
+    assert_eq!(e["kind"], "failure");
+    assert!(e["message"].as_str().unwrap().contains("missing"), "{e}");
+    let bad = s.project("badjson", &[(".devcontainer.json", "{\n  \"image\": 1\n}\n")]);
+    let r = run(s.den().args(["read-config", "--output", "json"]).arg(&bad));
+    r.assert_code(1);
+    let e = &r.json()["error"];
+    assert_eq!(e["kind"], "bad-config");
+    assert!(e["message"].as_str().unwrap().contains(".devcontainer.json:2:"), "{e}");
+    let r = run(s
+        .den()
+        .args(["up", "--output", "json", "--provider-option", "DOCKER_HOST=unix:///tmp/den-none.sock"])
+        .arg(&bad));
+    r.assert_code(1);
+    assert_eq!(r.json()["error"]["kind"], "bad-config");
+}

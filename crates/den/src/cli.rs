@@ -378,6 +378,25 @@ fn parse_key_value(s: &str) -> Result<(String, String), String> {
     }
 }
 
+impl Cli {
+    /// The output the command asked for (`--output json` where it has one),
+    /// so that a failure can answer a script in the same form.
+    pub fn output(&self) -> Output {
+        match &self.command {
+            Command::Up(a) => a.output,
+            Command::Status(a) => a.output,
+            Command::List(a) => a.output,
+            Command::Build(a) => a.output,
+            Command::ReadConfig(a) => a.output,
+            Command::Provider(ProviderCommand::List(a)) | Command::Context(ContextCommand::List(a)) => a.output,
+            Command::Provider(ProviderCommand::Options { output, .. } | ProviderCommand::Add { output, .. })
+            | Command::Context(ContextCommand::Options { output, .. })
+            | Command::Machine(MachineCommand::List { output } | MachineCommand::Status { output, .. }) => *output,
+            _ => Output::Text,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum Output {
     /// For people.

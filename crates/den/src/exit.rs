@@ -33,3 +33,26 @@ pub fn code_for(err: &anyhow::Error) -> i32 {
     }
     FAILURE
 }
+
+/// What kind of failure an error is, in one word, for `--output json`.
+pub fn kind(err: &anyhow::Error) -> &'static str {
+    for cause in err.chain() {
+        if let Some(w) = cause.downcast_ref::<WorkspaceError>() {
+            match w {
+                WorkspaceError::HookFailed { .. } => return "hook-failed",
+                WorkspaceError::NotFound(_) => return "not-found",
+                WorkspaceError::Config(_) => return "bad-config",
+                WorkspaceError::Unsupported(_) => return "unsupported",
+                _ => {}
+            }
+        }
+        if cause.downcast_ref::<den_devcontainer::ConfigError>().is_some() {
+            return "bad-config";
+        }
+    }
+    match code_for(err) {
+        ENGINE_UNREACHABLE => "engine-unreachable",
+        NOT_FOUND => "not-found",
+        _ => "failure",
+    }
+}

@@ -16,6 +16,7 @@ fn main() {
     let cli = cli::Cli::parse();
     init_tracing(cli.debug);
     let settings = settings::Settings::resolve(cli.home.clone(), cli.context.clone());
+    let json = cli.output() == cli::Output::Json;
     let code = match commands::run(cli, &settings) {
         Ok(code) => code,
         Err(err) => {
@@ -23,8 +24,16 @@ fn main() {
                 // `den … | head` closing early is not a failure.
                 exit::OK
             } else {
+                let code = exit::code_for(&err);
                 eprintln!("den: {}", render(&err));
-                exit::code_for(&err)
+                if json {
+                    // A script that asked for JSON gets JSON on failure too.
+                    let error = serde_json::json!({
+                        "error": { "message": render(&err), "exitCode": code, "kind": exit::kind(&err) }
+                    });
+                    println!("{error}");
+                }
+                code
             }
         }
     };
