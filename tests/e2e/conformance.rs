@@ -42,8 +42,11 @@ fn run_case(case: &Path) -> Result<(), String> {
         if out.status.code() != Some(1) {
             return Err(format!("expected exit 1, got {:?}; stdout: {stdout}", out.status.code()));
         }
-        if !stdout.trim().is_empty() {
-            return Err(format!("an error must print nothing on stdout: {stdout}"));
+        // With --output json, stdout holds only the JSON error object.
+        let error: serde_json::Value = serde_json::from_str(stdout.trim())
+            .map_err(|e| format!("an error must print only a JSON error on stdout ({e}): {stdout}"))?;
+        if error["error"]["exitCode"] != 1 || !error["error"]["message"].is_string() {
+            return Err(format!("not the JSON error den prints: {stdout}"));
         }
         return if stderr.contains(want.trim()) {
             Ok(())

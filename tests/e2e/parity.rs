@@ -177,3 +177,29 @@ fn json_output_reports_failures_as_json() {
     r.assert_code(1);
     assert_eq!(r.json()["error"]["kind"], "bad-config");
 }
+
+/// A failed `up` does not save the provider options it was given, and an
+/// engine error names where the option that pointed at it came from.
+#[test]
+fn a_failed_up_keeps_no_options_and_names_their_source() {
+    require_engine();
+    let s = Sandbox::new();
+    let ws = s.workspace("optsource", r#"{"image": "den-test/busybox"}"#);
+    let bad = "DOCKER_HOST=unix:///tmp/den-no-engine.sock";
+    let r = ws.up(&["--provider-option", bad]);
+    r.assert_code(3);
+    assert!(
+        r.stderr.contains("DOCKER_HOST=\"unix:///tmp/den-no-engine.sock\" was given with --provider-option"),
+        "{}",
+        r.stderr
+    );
+    let opts = run(s.den().args(["provider", "options", "docker", "--output", "json"])).assert_ok().json();
+    assert_ne!(opts["DOCKER_HOST"]["source"], "user", "the failed up saved it: {opts}");
+    ws.up(&[]).assert_ok();
+
+    run(s.den().args(["provider", "set-options", "docker", "-o", bad])).assert_ok();
+    let r = ws.up(&[]);
+    r.assert_code(3);
+    assert!(r.stderr.contains("comes from the options saved for provider `docker`"), "{}", r.stderr);
+    run(s.den().args(["provider", "set-options", "docker", "-o", "DOCKER_HOST="])).assert_ok();
+}

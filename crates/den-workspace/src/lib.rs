@@ -128,6 +128,13 @@ pub enum WorkspaceError {
     ProviderAnswer(String),
     #[error("{0}")]
     Unsupported(String),
+    /// An error with a word on what likely caused it (an option's source).
+    #[error("{source}\n  ({hint})")]
+    Hinted {
+        #[source]
+        source: Box<WorkspaceError>,
+        hint: String,
+    },
     #[error("in the workspace: {0}")]
     Agent(String),
     #[error("{action}: {source}")]

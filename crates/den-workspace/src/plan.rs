@@ -196,6 +196,11 @@ pub(crate) struct Plan {
     pub devcontainer_path: Option<PathBuf>,
     pub fallback_image: String,
     pub resolved: Resolved,
+    /// The option values given with this command (`--provider-option`).
+    pub given: Vec<(String, String)>,
+    /// The provider's saved options as they were before this command saved
+    /// the global ones it was given: what a failed `up` puts back.
+    pub saved_before: IndexMap<String, String>,
 }
 
 impl Plan {
@@ -216,6 +221,7 @@ impl Plan {
             }
         }
         let entry = pick_provider(den, src, record.as_ref())?;
+        let saved_before = providers::saved_options(den, &entry.name)?;
         let ws_options = providers::workspace_options(den, &entry, record.as_ref(), &src.provider_options)?;
         let devcontainer_path =
             src.devcontainer_path.clone().or_else(|| record.as_ref().and_then(|r| r.devcontainer_path.clone()));
@@ -223,7 +229,19 @@ impl Plan {
         let fallback_image = src.fallback_image.clone().unwrap_or_else(|| cfg.fallback_image().to_string());
         let resolved = load_config(&folder, devcontainer_path.as_deref(), &fallback_image)?;
         check_supported(&resolved.config, reporter)?;
-        Ok(Plan { folder, id, entry, record, ws_options, devcontainer_path, fallback_image, resolved })
+        let given = src.provider_options.clone();
+        Ok(Plan {
+            folder,
+            id,
+            entry,
+            record,
+            ws_options,
+            devcontainer_path,
+            fallback_image,
+            resolved,
+            given,
+            saved_before,
+        })
     }
 
     /// `initializeCommand`, on this machine, unless the caller runs it
@@ -252,6 +270,25 @@ impl Plan {
         } else {
             &agent.container_inactivity_timeout
         }
+    }
+
+    /// Where an option's value came from, for an error that may be its
+    /// fault: given now, saved for the provider, or the workspace's own.
+    pub(crate) fn option_origin(&self, name: &str) -> Option<String> {
+        let provider = &self.entry.name;
+        if let Some((_, v)) = self.given.iter().rev().find(|(k, _)| k == name) {
+            return Some(format!("{name}={v:?} was given with --provider-option"));
+        }
+        if let Some(v) = self.ws_options.get(name) {
+            return Some(format!(
+                "{name}={v:?} is this workspace's own (from an earlier `den up --provider-option`; give another value to change it)"
+            ));
+        }
+        self.saved_before.get(name).map(|v| {
+            format!(
+                "{name}={v:?} comes from the options saved for provider `{provider}` (`den provider set-options {provider} -o {name}=` clears it)"
+            )
+        })
     }
 
     pub(crate) fn origin(&self) -> Origin<'_> {

@@ -153,6 +153,16 @@ pub fn saved_options(den: &Den, name: &str) -> Result<IndexMap<String, String>> 
     Ok(den_state::read_json(&options_file(den, name))?.unwrap_or_default())
 }
 
+/// Puts a provider's saved options back as they were (a failed `up` does
+/// not keep the global options it was given).
+pub(crate) fn restore_saved_options(den: &Den, name: &str, before: &IndexMap<String, String>) -> Result<()> {
+    if saved_options(den, name)? == *before {
+        return Ok(());
+    }
+    den_state::write_json(&options_file(den, name), before)?;
+    Ok(())
+}
+
 /// Saves option values for a provider after checking that they resolve
 /// (known names, valid values).
 pub fn set_options(den: &Den, name: &str, values: &[(String, String)]) -> Result<IndexMap<String, ResolvedOption>> {

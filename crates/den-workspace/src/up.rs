@@ -34,11 +34,19 @@ pub fn up(den: &Den, opts: &UpOptions, reporter: &mut dyn Reporter) -> Result<Up
     // The lock comes first: the record the plan reads is the one it guards.
     let _lock = den.lock_workspace(src.id.as_deref().expect("identified"), reporter)?;
     let plan = Plan::load(den, &src, reporter)?;
-    let backend = Backend::of(&plan.entry)?;
-    backend.check(&plan)?;
-    // The backend runs initializeCommand (Plan::initialize) once it has
-    // checked what it must before anything runs.
-    backend.up(den, opts, plan, reporter)
+    // Options given with a failed up are not kept: later ups would fail
+    // the same way without saying why.
+    let (provider, saved_before) = (plan.entry.name.clone(), plan.saved_before.clone());
+    let result = Backend::of(&plan.entry).and_then(|backend| {
+        backend.check(&plan)?;
+        // The backend runs initializeCommand (Plan::initialize) once it
+        // has checked what it must before anything runs.
+        backend.up(den, opts, plan, reporter)
+    });
+    if result.is_err() {
+        crate::providers::restore_saved_options(den, &provider, &saved_before)?;
+    }
+    result
 }
 
 /// Builds (or fetches) the workspace's image without starting anything.

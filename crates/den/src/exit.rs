@@ -14,7 +14,7 @@ pub const NOT_FOUND: i32 = 4;
 
 pub fn code_for(err: &anyhow::Error) -> i32 {
     for cause in err.chain() {
-        if let Some(w) = cause.downcast_ref::<WorkspaceError>() {
+        if let Some(w) = workspace_error(cause) {
             match w {
                 // A failing lifecycle hook: den exits with the hook's code.
                 WorkspaceError::HookFailed { code, .. } if *code > 0 && *code < 256 => return *code,
@@ -37,7 +37,7 @@ pub fn code_for(err: &anyhow::Error) -> i32 {
 /// What kind of failure an error is, in one word, for `--output json`.
 pub fn kind(err: &anyhow::Error) -> &'static str {
     for cause in err.chain() {
-        if let Some(w) = cause.downcast_ref::<WorkspaceError>() {
+        if let Some(w) = workspace_error(cause) {
             match w {
                 WorkspaceError::HookFailed { .. } => return "hook-failed",
                 WorkspaceError::NotFound(_) => return "not-found",
@@ -55,4 +55,9 @@ pub fn kind(err: &anyhow::Error) -> &'static str {
         NOT_FOUND => "not-found",
         _ => "failure",
     }
+}
+
+/// A cause as den's own error; a hinted error's cause is a boxed one.
+fn workspace_error<'a>(cause: &'a (dyn std::error::Error + 'static)) -> Option<&'a WorkspaceError> {
+    cause.downcast_ref::<WorkspaceError>().or_else(|| cause.downcast_ref::<Box<WorkspaceError>>().map(|b| &**b))
 }

@@ -198,7 +198,7 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, plan: Plan, reporter: &mut dyn Rep
     plan.initialize(opts, reporter)?;
 
     let name = container_name(den, &plan.id);
-    let mut container = docker.inspect_container(&name)?;
+    let mut container = docker.inspect_container(&name).map_err(|e| engine_hint(&plan, e))?;
     if let Some(owner) = container.as_ref().and_then(|c| c.label(HOME_LABEL)) {
         if owner != home_tag(den) {
             return Err(WorkspaceError::Conflict(format!(
@@ -288,6 +288,22 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, plan: Plan, reporter: &mut dyn Rep
         hooks_ran: result.ran,
         host_key: result.host_key,
     })
+}
+
+/// An engine den cannot reach, or a CLI that is not there, often comes from
+/// an option value: the error says where DOCKER_HOST or DOCKER_PATH came
+/// from.
+fn engine_hint(plan: &Plan, e: den_driver::DriverError) -> WorkspaceError {
+    use den_driver::DriverError::{CliMissing, EngineUnreachable};
+    let key = match &e {
+        EngineUnreachable { .. } => "DOCKER_HOST",
+        CliMissing(_) => "DOCKER_PATH",
+        _ => return e.into(),
+    };
+    match plan.option_origin(key) {
+        Some(hint) => WorkspaceError::Hinted { source: Box::new(e.into()), hint },
+        None => e.into(),
+    }
 }
 
 /// Builds (or fetches) the workspace's image without starting anything.
