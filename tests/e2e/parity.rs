@@ -203,3 +203,20 @@ fn a_failed_up_keeps_no_options_and_names_their_source() {
     assert!(r.stderr.contains("comes from the options saved for provider `docker`"), "{}", r.stderr);
     run(s.den().args(["provider", "set-options", "docker", "-o", "DOCKER_HOST="])).assert_ok();
 }
+
+/// A failed `up` of a workspace that never came to be leaves no lock file
+/// (nor options, nor a record) behind.
+#[test]
+fn a_failed_up_leaves_no_lock_file() {
+    let s = Sandbox::new();
+    let bad = s.project("lockless", &[(".devcontainer.json", "{\n  \"image\": 1\n}\n")]);
+    run(s.den().args(["up", "--id", "lockless", "--provider-option", "DOCKER_HOST=unix:///x.sock"]).arg(&bad))
+        .assert_code(1);
+    let locks = s.home().join("contexts/default/locks");
+    let left: Vec<_> =
+        std::fs::read_dir(&locks).map(|d| d.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    assert!(!s.home().join("contexts/default/workspaces/lockless").exists());
+    let opts = run(s.den().args(["provider", "options", "docker", "--output", "json"])).assert_ok().json();
+    assert_ne!(opts["DOCKER_HOST"]["source"], "user", "{opts}");
+}

@@ -29,30 +29,42 @@ impl Lock {
         if let Some(dir) = path.parent() {
             create_private_dir(dir)?;
         }
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(path)
-            .map_err(StateError::io("opening lock", path))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                let mut s = String::new();
-                let _ = file.read_to_string(&mut s);
-                on_wait(LockWait { holder: s.trim().parse().ok() });
-                file.lock().map_err(StateError::io("locking", path))?;
+        let mut on_wait = Some(on_wait);
+        // The holder may remove the file before it lets go (`remove`): a
+        // waiter that then gets the lock of a file no longer at `path`
+        // tries again on the file that is there now. Bounded: each round
+        // needs another holder to remove the file under it.
+        for _ in 0..64 {
+            let mut file = open(path)?;
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(TryLockError::WouldBlock) => {
+                    let mut s = String::new();
+                    let _ = file.read_to_string(&mut s);
+                    if let Some(f) = on_wait.take() {
+                        f(LockWait { holder: s.trim().parse().ok() });
+                    }
+                    file.lock().map_err(StateError::io("locking", path))?;
+                }
+                Err(TryLockError::Error(e)) => return Err(StateError::io("locking", path)(e)),
             }
-            Err(TryLockError::Error(e)) => return Err(StateError::io("locking", path)(e)),
+            if !is_current(&file, path) {
+                continue;
+            }
+            // Record who holds it, for the message a waiter prints.
+            let _ = file.set_len(0);
+            let _ = file.rewind();
+            let _ = write!(file, "{}", std::process::id());
+            let _ = file.flush();
+            return Ok(Lock { file, path: path.to_path_buf() });
         }
-        // Record who holds it, for the message a waiter prints.
-        let _ = file.set_len(0);
-        let _ = file.rewind();
-        let _ = write!(file, "{}", std::process::id());
-        let _ = file.flush();
-        Ok(Lock { file, path: path.to_path_buf() })
+        Err(StateError::io("locking", path)(std::io::Error::other("the lock file keeps being replaced")))
+    }
+
+    /// Removes the lock file while holding the lock (for a workspace that no
+    /// longer exists); a den waiting on it tries again on a new file.
+    pub fn remove(self) {
+        let _ = std::fs::remove_file(&self.path);
     }
 
     /// Takes the lock only if it is free right now.
@@ -60,16 +72,11 @@ impl Lock {
         if let Some(dir) = path.parent() {
             create_private_dir(dir)?;
         }
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(path)
-            .map_err(StateError::io("opening lock", path))?;
+        let file = open(path)?;
         match file.try_lock() {
-            Ok(()) => Ok(Some(Lock { file, path: path.to_path_buf() })),
+            Ok(()) if is_current(&file, path) => Ok(Some(Lock { file, path: path.to_path_buf() })),
+            // Removed under us by the holder: it was busy a moment ago.
+            Ok(()) => Ok(None),
             Err(TryLockError::WouldBlock) => Ok(None),
             Err(TryLockError::Error(e)) => Err(StateError::io("locking", path)(e)),
         }
@@ -77,6 +84,26 @@ impl Lock {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+fn open(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .map_err(StateError::io("opening lock", path))
+}
+
+/// True when `file` is still the file at `path` (not removed or replaced).
+fn is_current(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
     }
 }
 
@@ -92,6 +119,27 @@ mod tests {
     use super::*;
     use std::sync::mpsc;
     use std::time::Duration;
+
+    #[test]
+    fn a_lock_removed_by_its_holder_is_taken_anew_by_the_waiter() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("locks/ws.lock");
+        let first = Lock::acquire(&p, |_| {}).unwrap();
+        let (done, finished) = mpsc::channel();
+        let p2 = p.clone();
+        let waiter = std::thread::spawn(move || {
+            let l = Lock::acquire(&p2, |_| {}).unwrap();
+            done.send(()).unwrap();
+            // Not free for a third taker while this one holds it.
+            assert!(Lock::try_acquire(&p2).unwrap().is_none());
+            drop(l);
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        first.remove();
+        finished.recv_timeout(Duration::from_secs(10)).expect("waiter gets a lock");
+        waiter.join().unwrap();
+        assert!(p.exists(), "the waiter's lock file is in place");
+    }
 
     #[test]
     fn second_taker_waits_until_the_first_lets_go() {

@@ -225,10 +225,21 @@ impl Plan {
         let ws_options = providers::workspace_options(den, &entry, record.as_ref(), &src.provider_options)?;
         let devcontainer_path =
             src.devcontainer_path.clone().or_else(|| record.as_ref().and_then(|r| r.devcontainer_path.clone()));
-        let cfg = DenConfig::load(&den.home)?;
-        let fallback_image = src.fallback_image.clone().unwrap_or_else(|| cfg.fallback_image().to_string());
-        let resolved = load_config(&folder, devcontainer_path.as_deref(), &fallback_image)?;
-        check_supported(&resolved.config, reporter)?;
+        let mut read = || -> Result<(String, Resolved)> {
+            let cfg = DenConfig::load(&den.home)?;
+            let fallback_image = src.fallback_image.clone().unwrap_or_else(|| cfg.fallback_image().to_string());
+            let resolved = load_config(&folder, devcontainer_path.as_deref(), &fallback_image)?;
+            check_supported(&resolved.config, reporter)?;
+            Ok((fallback_image, resolved))
+        };
+        let (fallback_image, resolved) = match read() {
+            Ok(r) => r,
+            Err(e) => {
+                // The global options this command was given are not kept.
+                providers::restore_saved_options(den, &entry.name, &saved_before)?;
+                return Err(e);
+            }
+        };
         let given = src.provider_options.clone();
         Ok(Plan {
             folder,

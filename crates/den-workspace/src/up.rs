@@ -32,19 +32,26 @@ pub fn up(den: &Den, opts: &UpOptions, reporter: &mut dyn Reporter) -> Result<Up
     reporter.phase("resolve", &opts.workspace.source.display().to_string());
     let src = identify(&opts.workspace, reporter)?;
     // The lock comes first: the record the plan reads is the one it guards.
-    let _lock = den.lock_workspace(src.id.as_deref().expect("identified"), reporter)?;
-    let plan = Plan::load(den, &src, reporter)?;
-    // Options given with a failed up are not kept: later ups would fail
-    // the same way without saying why.
-    let (provider, saved_before) = (plan.entry.name.clone(), plan.saved_before.clone());
-    let result = Backend::of(&plan.entry).and_then(|backend| {
-        backend.check(&plan)?;
-        // The backend runs initializeCommand (Plan::initialize) once it
-        // has checked what it must before anything runs.
-        backend.up(den, opts, plan, reporter)
+    let id = src.id.clone().expect("identified");
+    let lock = den.lock_workspace(&id, reporter)?;
+    let result = Plan::load(den, &src, reporter).and_then(|plan| {
+        // Options given with a failed up are not kept: later ups would
+        // fail the same way without saying why.
+        let (provider, saved_before) = (plan.entry.name.clone(), plan.saved_before.clone());
+        let result = Backend::of(&plan.entry).and_then(|backend| {
+            backend.check(&plan)?;
+            // The backend runs initializeCommand (Plan::initialize) once it
+            // has checked what it must before anything runs.
+            backend.up(den, opts, plan, reporter)
+        });
+        if result.is_err() {
+            crate::providers::restore_saved_options(den, &provider, &saved_before)?;
+        }
+        result
     });
-    if result.is_err() {
-        crate::providers::restore_saved_options(den, &provider, &saved_before)?;
+    // Nothing of a workspace that never came to be stays behind.
+    if result.is_err() && crate::WorkspaceRecord::load(den, &id)?.is_none() {
+        lock.remove();
     }
     result
 }
