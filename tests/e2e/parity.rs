@@ -220,3 +220,43 @@ fn a_failed_up_leaves_no_lock_file() {
     let opts = run(s.den().args(["provider", "options", "docker", "--output", "json"])).assert_ok().json();
     assert_ne!(opts["DOCKER_HOST"]["source"], "user", "{opts}");
 }
+
+/// A container removed behind den's back: `den logs` and `den stop` say so
+/// and how to make it again, and `den ssh` makes it again (as it starts a
+/// stopped one). A session whose container is killed under it says what
+/// happened instead of exiting 255 in silence.
+#[test]
+fn a_container_gone_or_killed_under_den_is_said() {
+    require_engine();
+    let s = Sandbox::new();
+    let ws = s.workspace("gone", r#"{"image": "den-test/busybox"}"#);
+    ws.up(&[]).assert_ok();
+    crate::common::docker(&["rm", "-f", &ws.container()]);
+    let r = run(s.den().args(["logs", &ws.id]));
+    r.assert_code(1);
+    assert!(r.stderr.contains("has no container any more") && r.stderr.contains("den up"), "{}", r.stderr);
+    let r = run(s.den().args(["stop", &ws.id]));
+    r.assert_ok();
+    assert!(r.stderr.contains("has no container any more") && r.stderr.contains("nothing to stop"), "{}", r.stderr);
+    let r = run(s.den().args(["ssh", &ws.id, "--", "echo", "back"]));
+    assert_eq!(r.assert_ok().stdout, "back\n");
+
+    let mut session = s
+        .den()
+        .args(["ssh", &ws.id, "--", "sleep", "30"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    crate::common::docker(&["kill", &ws.container()]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while session.try_wait().unwrap().is_none() {
+        assert!(std::time::Instant::now() < deadline, "den ssh did not notice the container going");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let out = session.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(255));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("ended before the command did") && stderr.contains("den ssh"), "{stderr}");
+}

@@ -210,8 +210,9 @@ pub fn terminal_size() -> (u32, u32) {
 }
 
 /// Runs one session over `stream`; returns the remote exit code (128+n for
-/// a signal, like a shell).
-pub async fn run<S>(stream: S, key: PrivateKey, host_key: PublicKey, opts: Options) -> Result<i32, SshError>
+/// a signal, like a shell), or `None` when the connection ended before the
+/// remote program did (the far end went away).
+pub async fn run<S>(stream: S, key: PrivateKey, host_key: PublicKey, opts: Options) -> Result<Option<i32>, SshError>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -376,7 +377,8 @@ where
     drop(out_tx);
     let _ = writer.join();
     let _ = handle.disconnect(russh::Disconnect::ByApplication, "", "en").await;
-    Ok(code.unwrap_or(255))
+    // `None`: the connection ended before the remote program did.
+    Ok(code)
 }
 
 fn bind_addr(b: &str) -> &str {

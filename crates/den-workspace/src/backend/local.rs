@@ -323,12 +323,24 @@ pub(crate) fn status(den: &Den, r: &WorkspaceRecord) -> Result<Status> {
     })
 }
 
-pub(crate) fn stop(den: &Den, r: &WorkspaceRecord) -> Result<()> {
+pub(crate) fn stop(den: &Den, r: &WorkspaceRecord, reporter: &mut dyn Reporter) -> Result<()> {
     let docker = docker_of(den, r)?;
     match docker.inspect_container(&r.container_name)? {
         Some(c) if c.state.running => Ok(docker.stop(&r.container_name)?),
-        _ => Ok(()),
+        Some(_) => Ok(()),
+        None => {
+            reporter.line(&format!("{}; nothing to stop", container_gone(r)));
+            Ok(())
+        }
     }
+}
+
+/// What den says of a workspace whose container was removed outside den.
+fn container_gone(r: &WorkspaceRecord) -> String {
+    format!(
+        "workspace `{}` has no container any more ({} was removed outside den); `den up {}` makes it again",
+        r.id, r.container_name, r.id
+    )
 }
 
 /// Removes the container and the image den built for it. With no record
@@ -381,7 +393,7 @@ pub(crate) fn delete(
 pub(crate) fn logs(den: &Den, r: &WorkspaceRecord) -> Result<String> {
     let id = &r.id;
     let docker = docker_of(den, r)?;
-    let c = docker.inspect_container(&r.container_name)?.ok_or_else(|| WorkspaceError::NotFound(id.into()))?;
+    let c = docker.inspect_container(&r.container_name)?.ok_or_else(|| WorkspaceError::Missing(container_gone(r)))?;
     let paths = [format!("{}/agent.log", den_protocol::DATA_DIR), "/tmp/den/agent.log".to_string()];
     if c.state.running {
         let script = format!("cat {} 2>/dev/null || cat {} 2>/dev/null || true", paths[0], paths[1]);

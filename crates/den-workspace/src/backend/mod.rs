@@ -118,7 +118,7 @@ impl Backend {
 
     pub(crate) fn stop(self, den: &Den, r: &WorkspaceRecord, reporter: &mut dyn Reporter) -> Result<()> {
         match self {
-            Backend::Local => local::stop(den, r),
+            Backend::Local => local::stop(den, r, reporter),
             Backend::Remote => remote::stop(den, r, reporter),
             Backend::Kube => kube::stop(den, r, reporter),
         }

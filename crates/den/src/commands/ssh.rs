@@ -27,6 +27,8 @@ pub fn run(settings: &Settings, args: SshArgs) -> anyhow::Result<i32> {
         Outcome::Done(code) => code,
         Outcome::NotRunning => {
             start(&den, &target)?;
+            // A container made anew has a new host key, pinned by that up.
+            let target = den_workspace::ssh::target(&den, &args.id)?;
             den_workspace::ssh::serve_credentials(&target);
             match rt.block_on(session(&den, &target, &args))? {
                 Outcome::Done(code) => code,
@@ -43,10 +45,15 @@ enum Outcome {
     NotRunning,
 }
 
-/// The tunnel's complaint that the workspace is stopped: docker's and
-/// podman's "is not running", kubectl's `pods "…" not found`.
+/// The tunnel's complaint that the workspace is stopped, or that its
+/// container is gone (removed outside den): docker's and podman's "is not
+/// running" and "no such container", kubectl's `pods "…" not found`. `den
+/// up` starts or makes it again, as the ProxyCommand does.
 fn says_not_running(text: &str) -> bool {
-    text.contains("is not running") || (text.contains("pods \"") && text.contains("not found"))
+    let lower = text.to_ascii_lowercase();
+    lower.contains("is not running")
+        || lower.contains("no such container")
+        || (text.contains("pods \"") && text.contains("not found"))
 }
 
 /// After a failed tunnel: start the workspace when the engine said it is
@@ -218,7 +225,14 @@ async fn session(den: &den_workspace::Den, t: &Target, args: &SshArgs) -> anyhow
     let result = den_ssh::client::run(stream, t.key.clone(), t.host_key.clone(), opts).await;
     drop(raw);
     match result {
-        Ok(code) => Ok(Outcome::Done(code)),
+        Ok(Some(code)) => Ok(Outcome::Done(code)),
+        Ok(None) => {
+            let id = &t.record.id;
+            eprintln!(
+                "den: the connection to workspace `{id}` ended before the command did: its container stopped or restarted (see `den status {id}`); `den ssh {id}` connects again"
+            );
+            Ok(Outcome::Done(255))
+        }
         Err(e) => {
             let _ = child.kill().await;
             let stderr = errs.await.unwrap_or_default();
