@@ -287,3 +287,34 @@ fn ssh_provider_failed_hook_is_deletable() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(container_running(&container), None, "nothing left on the machine");
 }
+
+/// An up killed before the machine's agent answered leaves den's record
+/// without the agent's place; `den delete` still removes what the machine
+/// got (its container and record), looking where the agent would be.
+#[test]
+fn a_remote_up_killed_before_it_answered_is_deletable() {
+    require_engine();
+    let s = Sandbox::new();
+    let sshd = Sshd::start(&s.path().join("sshd"));
+    let id = unique_id("sshkilled");
+    let _c = s.cleanup(&id);
+    let p = s.project(
+        "killedproj",
+        &[(".devcontainer.json", r#"{"image": "den-test/busybox", "postCreateCommand": "sleep 4"}"#)],
+    );
+    let container = format!("den-{id}");
+    let mut up = s.den();
+    up.args(["up", "--provider", "ssh", "--id", &id]).args(sshd.provider_args()).arg(&p);
+    let mut child = up.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let start = Instant::now();
+    while container_running(&container) != Some(true) {
+        assert!(start.elapsed() < Duration::from_secs(60), "the container never came");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let r = run(s.den().args(["delete", &id]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(container_running(&container), None, "the container stayed on the machine");
+    assert_eq!(run(s.den().args(["status", &id])).stdout.trim(), "NotFound");
+}

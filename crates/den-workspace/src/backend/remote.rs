@@ -230,6 +230,22 @@ fn op(run: &ProviderRun, rec: &WorkspaceRecord, what: &str) -> Result<String> {
     Ok(out.stdout)
 }
 
+/// `remote-op delete` through the agent at whichever of its usual places
+/// it is, under its usual home (`agent.dataPath`, else `~/.den-agent`), for
+/// a record that does not say where they are. Nothing there: nothing to do.
+fn blind_delete_command(run: &ProviderRun, rec: &WorkspaceRecord) -> String {
+    let q = den_process::shell_quote;
+    let candidates: Vec<String> = agent_candidates(run).iter().map(|c| q(c)).collect();
+    let data_path = run.expand(&run.manifest.agent.data_path);
+    let home = if data_path.trim().is_empty() { "\"$HOME/.den-agent\"".to_string() } else { q(&data_path) };
+    format!(
+        "for p in {}; do case $p in \"~/\"*) p=$HOME/${{p#??}};; esac; if [ -x \"$p\" ]; then exec \"$p\" agent remote-op delete --home {home} --context {} {}; fi; done; exit 0",
+        candidates.join(" "),
+        q(&rec.context),
+        q(&rec.id)
+    )
+}
+
 fn reachable(run: &ProviderRun, rec: &WorkspaceRecord) -> Result<bool> {
     if rec.machine_agent_path.is_empty() || rec.remote_home.is_empty() {
         return Ok(false);
@@ -299,6 +315,16 @@ pub(crate) fn delete(den: &Den, rec: &WorkspaceRecord, force: bool, reporter: &m
         if reachable(&run, rec)? {
             reporter.phase("delete", &format!("removing {} from the machine", rec.container_name));
             op(&run, rec, "delete")?;
+        } else if rec.machine.is_none() {
+            // An up that failed before the agent answered: den never learned
+            // where the agent and its home are. Look where they would be.
+            reporter.phase("delete", "removing what a failed up left on the machine");
+            let command = blind_delete_command(&run, rec);
+            run.remote(&command)?.output().map_err(|e| den_provider::ProviderError::Exec {
+                provider: run.name().into(),
+                command: "command (delete on the machine)".into(),
+                source: Box::new(e),
+            })?;
         } else if rec.machine.is_some() {
             return Err(WorkspaceError::NotRunning(format!(
                 "machine `{}` is not running, so workspace `{}` cannot be removed from it; start it with `den up {}` or use --force",
