@@ -52,23 +52,15 @@ fn folder_names_with_csv_and_shell_characters_mount_only_the_project() {
     }
 }
 
-#[test]
-fn shell_text_in_den_home_never_runs_through_the_proxy_command() {
-    require_engine();
-    let s = Sandbox::new();
-    let pwned1 = s.path().join("pwned1");
-    let pwned2 = s.path().join("pwned2");
-    let home =
-        s.path().join(format!("h $(touch {}) `touch {}` %h %% 'q' \\ \"d\"", pwned1.display(), pwned2.display()));
-    let id = unique_id("proxy");
-    let folder = busybox_project(&s, "proxy");
-    let cfg = s.path().join("ssh_config");
-    let den = || {
-        let mut c = s.den();
-        c.env("DEN_HOME", &home);
-        c
-    };
-    let r = run(den().args(["up", "--output", "json", "--id", &id]).arg(&folder));
+/// Brings a busybox workspace up with `den` (a den whose state is not the
+/// sandbox's own), then asks the real OpenSSH client to reach it through
+/// the Host block den wrote, with no DEN_HOME in its environment; removes
+/// the workspace either way. Returns what `echo reached` printed, ssh's
+/// stderr, and the ssh config as den left it.
+fn up_and_reach_with(s: &Sandbox, den: &dyn Fn() -> Command, name: &str) -> (String, String, String) {
+    let id = unique_id(name);
+    let folder = busybox_project(s, name);
+    let r = run(den().args(["up", "--id", &id]).arg(&folder));
     let cleanup = || {
         let _ = den().args(["delete", "--force", &id]).output();
         let _ = Command::new("docker").args(["rm", "-f", &container(&id)]).output();
@@ -77,14 +69,35 @@ fn shell_text_in_den_home_never_runs_through_the_proxy_command() {
         cleanup();
         panic!("up failed: {}", r.stderr);
     }
+    let cfg = s.path().join("ssh_config");
+    let block = std::fs::read_to_string(&cfg).unwrap();
     let out = Command::new("ssh")
         .arg("-F")
         .arg(&cfg)
+        .env_remove("DEN_HOME")
         .args(["-o", "BatchMode=yes", &format!("{id}.den"), "echo", "reached"])
         .output()
         .unwrap();
     cleanup();
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "reached", "{}", String::from_utf8_lossy(&out.stderr));
+    let text = |b: &[u8]| String::from_utf8_lossy(b).trim().to_string();
+    (text(&out.stdout), text(&out.stderr), block)
+}
+
+#[test]
+fn shell_text_in_den_home_never_runs_through_the_proxy_command() {
+    require_engine();
+    let s = Sandbox::new();
+    let pwned1 = s.path().join("pwned1");
+    let pwned2 = s.path().join("pwned2");
+    let home =
+        s.path().join(format!("h $(touch {}) `touch {}` %h %% 'q' \\ \"d\"", pwned1.display(), pwned2.display()));
+    let den = || {
+        let mut c = s.den();
+        c.env("DEN_HOME", &home);
+        c
+    };
+    let (reached, stderr, _) = up_and_reach_with(&s, &den, "proxy");
+    assert_eq!(reached, "reached", "{stderr}");
     assert!(!pwned1.exists() && !pwned2.exists(), "text from DEN_HOME ran as a command");
 }
 
@@ -260,33 +273,13 @@ fn a_home_given_by_flag_reaches_the_proxy_command() {
     require_engine();
     let s = Sandbox::new();
     let home = s.path().join("flag home");
-    let id = unique_id("flaghome");
-    let folder = busybox_project(&s, "flaghome");
     let den = || {
         let mut c = s.den();
         c.env_remove("DEN_HOME").arg("--home").arg(&home);
         c
     };
-    let r = run(den().args(["up", "--id", &id]).arg(&folder));
-    let cleanup = || {
-        let _ = den().args(["delete", "--force", &id]).output();
-        let _ = Command::new("docker").args(["rm", "-f", &container(&id)]).output();
-    };
-    if r.code != 0 {
-        cleanup();
-        panic!("up failed: {}", r.stderr);
-    }
-    let cfg = s.path().join("ssh_config");
-    let block = std::fs::read_to_string(&cfg).unwrap();
-    let out = Command::new("ssh")
-        .arg("-F")
-        .arg(&cfg)
-        .env_remove("DEN_HOME")
-        .args(["-o", "BatchMode=yes", &format!("{id}.den"), "echo", "reached"])
-        .output()
-        .unwrap();
-    cleanup();
+    let (reached, stderr, block) = up_and_reach_with(&s, &den, "flaghome");
     assert!(block.contains("--home '"), "{block}");
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "reached", "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(reached, "reached", "{stderr}");
     assert!(home.join("known_hosts").exists(), "state went elsewhere than --home");
 }
