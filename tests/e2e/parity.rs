@@ -260,3 +260,14 @@ fn a_container_gone_or_killed_under_den_is_said() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("ended before the command did") && stderr.contains("den ssh"), "{stderr}");
 }
+
+/// `den man` prints a man page that names den's commands.
+#[test]
+fn man_page_names_the_commands() {
+    let s = Sandbox::new();
+    let page = run(s.den().arg("man")).assert_ok().stdout.clone();
+    assert!(page.contains(".TH den 1") && page.contains(".SH SUBCOMMANDS"), "{}", &page[..page.len().min(300)]);
+    for cmd in ["up", "ssh", "provider", "completion"] {
+        assert!(page.contains(&format!("den\\-{cmd}(1)")), "{cmd} missing");
+    }
+}

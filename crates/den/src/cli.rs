@@ -54,6 +54,8 @@ pub enum Command {
     Machine(MachineCommand),
     /// Print a project's devcontainer configuration with its variables resolved.
     ReadConfig(ReadConfigArgs),
+    /// Print den's man page (roff), e.g. `den man > /usr/local/share/man/man1/den.1`.
+    Man,
     /// Print a shell completion script (e.g. `den completion bash > /etc/bash_completion.d/den`).
     Completion {
         #[arg(value_enum)]

@@ -26,6 +26,14 @@ pub fn run(cli: Cli, settings: &Settings) -> anyhow::Result<i32> {
         Command::Context(cmd) => context::run(settings, cmd),
         Command::Machine(cmd) => machine::run(settings, cmd),
         Command::ReadConfig(args) => read_config::run(args),
+        Command::Man => {
+            use clap::CommandFactory;
+            use std::io::Write;
+            let mut page = Vec::new();
+            clap_mangen::Man::new(Cli::command()).render(&mut page)?;
+            std::io::stdout().write_all(&page)?;
+            Ok(crate::exit::OK)
+        }
         Command::Completion { shell } => {
             use clap::CommandFactory;
             use std::io::Write;
