@@ -64,6 +64,8 @@ fn an_unreachable_engine_or_missing_cli_is_exit_3_everywhere() {
     set("DOCKER_HOST=unix:///tmp/den-no-engine.sock");
     let r = run(s.den().args(["list"]));
     r.assert_code(3);
+    // The row is there all the same: the list is how one finds it to fix.
+    assert!(r.stdout.contains(&ws.id) && r.stdout.contains("Unreachable"), "{}", r.stdout);
     assert!(r.stderr.contains("Cannot reach the Docker engine at unix:///tmp/den-no-engine.sock"), "{}", r.stderr);
     run(s.den().args(["status", &ws.id])).assert_code(3);
     set("DOCKER_HOST=");
@@ -270,4 +272,34 @@ fn man_page_names_the_commands() {
     for cmd in ["up", "ssh", "provider", "completion"] {
         assert!(page.contains(&format!("den\\-{cmd}(1)")), "{cmd} missing");
     }
+}
+
+/// A workspace brought up under den's earlier id rule keeps its id: `den
+/// up FOLDER` finds it rather than making a second one.
+#[test]
+fn a_workspace_made_under_the_earlier_id_rule_is_found_again() {
+    require_engine();
+    let s = Sandbox::new();
+    let folder = s.project("my_app_", &[(".devcontainer.json", r#"{"image": "den-test/busybox"}"#)]);
+    let _c = s.cleanup("my-app-");
+    let _c2 = s.cleanup("my-app");
+    // What an earlier den derived for this folder.
+    run(s.den().args(["up", "--id", "my-app-"]).arg(&folder)).assert_ok();
+    run(s.den().arg("up").arg(&folder)).assert_ok();
+    let list = run(s.den().args(["list", "--output", "json"])).assert_ok().json();
+    let ids: Vec<&str> = list.as_array().unwrap().iter().map(|w| w["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["my-app-"]);
+}
+
+/// Options an up made a container with stay, even when a hook then fails:
+/// they say which engine the container is on.
+#[test]
+fn options_stay_when_the_failed_up_made_a_container() {
+    require_engine();
+    let s = Sandbox::new();
+    let ws = s.workspace("optstay", r#"{"image": "den-test/busybox", "postCreateCommand": "exit 7"}"#);
+    ws.up(&["--provider-option", "DOCKER_HOST=unix:///var/run/docker.sock"]).assert_code(7);
+    let opts = run(s.den().args(["provider", "options", "docker", "--output", "json"])).assert_ok().json();
+    assert_eq!(opts["DOCKER_HOST"]["value"], "unix:///var/run/docker.sock", "{opts}");
+    run(s.den().args(["provider", "set-options", "docker", "-o", "DOCKER_HOST="])).assert_ok();
 }

@@ -230,6 +230,11 @@ fn ssh_provider_requires_host_and_reports_unreachable() {
         .arg(&p));
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("Connection refused"), "{}", r.stderr);
+    // Deleting what never reached its host works, and says what it could
+    // not look at.
+    let r = run(s.den().args(["delete", "nobody"]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("could not look for what a failed up left"), "{}", r.stderr);
     // den build builds on this machine's engine only, and says so
     let r = run(s
         .den()

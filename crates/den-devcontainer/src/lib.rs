@@ -199,7 +199,7 @@ pub fn resolve(loaded: &Loaded, local_folder: &Path, local_env: &dyn Fn(&str) ->
 /// Top-level `extensions`, `settings` and `devPort` are the old spelling
 /// of `customizations.vscode`'s; they move there as the reference CLI moves
 /// them: extensions after the ones already there, settings under the ones
-/// already there (those win), devPort as is.
+/// already there (those win), devPort unless one is there.
 fn move_legacy_vscode_properties(raw: &mut Value) {
     let Value::Object(map) = raw else { return };
     let (extensions, settings, dev_port) = (map.remove("extensions"), map.remove("settings"), map.remove("devPort"));
@@ -225,7 +225,8 @@ fn move_legacy_vscode_properties(raw: &mut Value) {
         vscode.insert("settings".into(), Value::Object(legacy));
     }
     if let Some(port) = dev_port {
-        vscode.insert("devPort".into(), port);
+        // One already under customizations.vscode wins, as in the reference.
+        vscode.entry("devPort").or_insert(port);
     }
 }
 

@@ -117,6 +117,9 @@ pub enum WorkspaceError {
     /// position to point at; bad configuration files are `Config`).
     #[error("{0}")]
     BadInput(String),
+    /// The engine a workspace is on cannot be reached (`den list`'s rows).
+    #[error("{0}")]
+    Unreachable(String),
     /// The machine or container must run for this and does not.
     #[error("{0}")]
     NotRunning(String),

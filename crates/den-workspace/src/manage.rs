@@ -14,6 +14,8 @@ pub enum Status {
     NotFound,
     /// Another den process is working on it right now.
     Busy,
+    /// Its engine cannot be reached (`den list` only; the summary says why).
+    Unreachable,
 }
 
 impl std::fmt::Display for Status {
@@ -23,6 +25,7 @@ impl std::fmt::Display for Status {
             Status::Stopped => "Stopped",
             Status::NotFound => "NotFound",
             Status::Busy => "Busy",
+            Status::Unreachable => "Unreachable",
         })
     }
 }
@@ -35,6 +38,9 @@ pub struct WorkspaceSummary {
     pub local_folder: String,
     pub container: String,
     pub status: Status,
+    /// Why the status could not be learned (an engine den cannot reach).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
 }
 
 fn require(den: &Den, id: &str) -> Result<WorkspaceRecord> {
@@ -78,13 +84,19 @@ pub fn list(den: &Den) -> Result<Vec<WorkspaceSummary>> {
     let mut cache = ListCache::default();
     let mut out = Vec::new();
     for r in WorkspaceRecord::all(den)? {
-        let status = Backend::of_record(den, &r).list_status(den, &r, &mut cache)?;
+        // Every row is listed, the ones den cannot ask included: the list
+        // is how one finds a workspace to fix or delete.
+        let (status, problem) = match Backend::of_record(den, &r).list_status(den, &r, &mut cache) {
+            Ok(s) => (s, None),
+            Err(e) => (Status::Unreachable, Some(e.to_string())),
+        };
         out.push(WorkspaceSummary {
             id: r.id,
             provider: r.provider,
             local_folder: r.local_folder.display().to_string(),
             container: r.container_name,
             status,
+            problem,
         });
     }
     Ok(out)

@@ -236,7 +236,9 @@ impl Plan {
             Ok(r) => r,
             Err(e) => {
                 // The global options this command was given are not kept.
-                providers::restore_saved_options(den, &entry.name, &saved_before)?;
+                if let Err(undo) = providers::undo_given_globals(den, &entry, &saved_before, &src.provider_options) {
+                    reporter.line(&format!("warning: {undo}"));
+                }
                 return Err(e);
             }
         };
@@ -295,7 +297,7 @@ impl Plan {
                 "{name}={v:?} is this workspace's own (from an earlier `den up --provider-option`; give another value to change it)"
             ));
         }
-        self.saved_before.get(name).map(|v| {
+        self.saved_before.get(name).filter(|v| !v.is_empty()).map(|v| {
             format!(
                 "{name}={v:?} comes from the options saved for provider `{provider}` (`den provider set-options {provider} -o {name}=` clears it)"
             )

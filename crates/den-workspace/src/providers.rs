@@ -153,13 +153,35 @@ pub fn saved_options(den: &Den, name: &str) -> Result<IndexMap<String, String>> 
     Ok(den_state::read_json(&options_file(den, name))?.unwrap_or_default())
 }
 
-/// Puts a provider's saved options back as they were (a failed `up` does
-/// not keep the global options it was given).
-pub(crate) fn restore_saved_options(den: &Den, name: &str, before: &IndexMap<String, String>) -> Result<()> {
-    if saved_options(den, name)? == *before {
-        return Ok(());
+/// Takes back the global options one command saved (`given`), where they
+/// still hold the value it wrote: each goes back to what it was `before`.
+/// Values saved meanwhile by anyone else stay.
+pub(crate) fn undo_given_globals(
+    den: &Den,
+    entry: &ProviderEntry,
+    before: &IndexMap<String, String>,
+    given: &[(String, String)],
+) -> Result<()> {
+    let is_global = |k: &str| entry.manifest.options.get(k).is_some_and(|o| o.global);
+    let mut saved = saved_options(den, &entry.name)?;
+    let mut changed = false;
+    for (k, v) in given.iter().filter(|(k, _)| is_global(k)) {
+        if saved.get(k) != Some(v) {
+            continue;
+        }
+        match before.get(k) {
+            Some(old) => {
+                saved.insert(k.clone(), old.clone());
+            }
+            None => {
+                saved.shift_remove(k);
+            }
+        }
+        changed = true;
     }
-    den_state::write_json(&options_file(den, name), before)?;
+    if changed {
+        den_state::write_json(&options_file(den, &entry.name), &saved)?;
+    }
     Ok(())
 }
 
@@ -296,5 +318,30 @@ mod tests {
         // a bad value is refused and not saved
         let e = workspace_options(&den, &entry, None, &given(&[("NOPE", "x")]));
         assert!(resolve(&den, &entry, &e.unwrap(), None).unwrap_err().to_string().contains("has no option NOPE"));
+    }
+
+    /// A failed up takes back only the global values it wrote, and only
+    /// where nobody changed them since.
+    #[test]
+    fn undoing_given_globals_leaves_other_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let den = Den { home: den_state::Home::at(dir.path()), context: "default".into() };
+        let yaml =
+            "name: p\noptions:\n  A:\n    global: true\n  B:\n    global: true\n  C:\n    global: true\n  L: {}\n";
+        std::fs::write(dir.path().join("p.yaml"), yaml).unwrap();
+        let entry = add(&den, &dir.path().join("p.yaml"), false).unwrap();
+        let pairs = |p: &[(&str, &str)]| p.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>();
+        set_options(&den, "p", &pairs(&[("A", "old")])).unwrap();
+        let before = saved_options(&den, "p").unwrap();
+        let given = pairs(&[("A", "new"), ("B", "new"), ("L", "local")]);
+        workspace_options(&den, &entry, None, &given).unwrap();
+        // Meanwhile someone else saves B and C.
+        set_options(&den, "p", &pairs(&[("B", "theirs"), ("C", "theirs")])).unwrap();
+        undo_given_globals(&den, &entry, &before, &given).unwrap();
+        let now = saved_options(&den, "p").unwrap();
+        assert_eq!(now.get("A").map(String::as_str), Some("old"), "ours, taken back");
+        assert_eq!(now.get("B").map(String::as_str), Some("theirs"), "changed since: kept");
+        assert_eq!(now.get("C").map(String::as_str), Some("theirs"));
+        assert!(!now.contains_key("L"));
     }
 }

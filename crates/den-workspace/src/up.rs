@@ -6,16 +6,32 @@ use crate::backend::Backend;
 use crate::plan::{canonical_folder, Plan, Source, UpOptions, UpResult};
 use crate::{id, Den, Reporter, Result, WorkspaceError};
 
+/// The id of a folder's workspace: the one it was brought up with under
+/// den's earlier rule (which kept runs of `-`, a trailing `-` and
+/// non-ASCII letters as `-`) when such a workspace exists, else today's.
+fn derived_id(den: &Den, folder: &std::path::Path, name: &str) -> Result<String> {
+    let id = crate::workspace_id_for(folder);
+    let earlier = id::normalize(name);
+    if earlier != id
+        && id::validate(&earlier).is_ok()
+        && crate::WorkspaceRecord::load(den, &id)?.is_none()
+        && crate::WorkspaceRecord::load(den, &earlier)?.is_some_and(|r| r.local_folder == folder)
+    {
+        return Ok(earlier);
+    }
+    Ok(id)
+}
+
 /// The workspace `src` names, with its folder made canonical and its id
 /// chosen and checked. An id derived from a folder name that is not itself
 /// a valid id is said.
-fn identify(src: &Source, reporter: &mut dyn Reporter) -> Result<Source> {
+fn identify(den: &Den, src: &Source, reporter: &mut dyn Reporter) -> Result<Source> {
     let folder = canonical_folder(&src.source)?;
     let id = match &src.id {
         Some(id) => id.clone(),
         None => {
-            let id = crate::workspace_id_for(&folder);
             let name = folder.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let id = derived_id(den, &folder, &name)?;
             if name != id {
                 reporter.line(&format!("workspace id `{id}` (from the folder name `{name}`; --id chooses another)"));
             }
@@ -30,27 +46,32 @@ fn identify(src: &Source, reporter: &mut dyn Reporter) -> Result<Source> {
 /// runs setup and the lifecycle hooks that are due, records the workspace.
 pub fn up(den: &Den, opts: &UpOptions, reporter: &mut dyn Reporter) -> Result<UpResult> {
     reporter.phase("resolve", &opts.workspace.source.display().to_string());
-    let src = identify(&opts.workspace, reporter)?;
+    let src = identify(den, &opts.workspace, reporter)?;
     // The lock comes first: the record the plan reads is the one it guards.
     let id = src.id.clone().expect("identified");
     let lock = den.lock_workspace(&id, reporter)?;
     let result = Plan::load(den, &src, reporter).and_then(|plan| {
-        // Options given with a failed up are not kept: later ups would
-        // fail the same way without saying why.
-        let (provider, saved_before) = (plan.entry.name.clone(), plan.saved_before.clone());
+        let (entry, saved_before, given) = (plan.entry.clone(), plan.saved_before.clone(), plan.given.clone());
+        let record_before = plan.record.clone();
         let result = Backend::of(&plan.entry).and_then(|backend| {
             backend.check(&plan)?;
             // The backend runs initializeCommand (Plan::initialize) once it
             // has checked what it must before anything runs.
             backend.up(den, opts, plan, reporter)
         });
-        if result.is_err() {
-            crate::providers::restore_saved_options(den, &provider, &saved_before)?;
+        // Global options given with an up that failed before it made or
+        // changed anything are not kept: later ups would fail the same way
+        // without saying why. Once a container was made with them, they
+        // say where it is, and stay.
+        if result.is_err() && crate::WorkspaceRecord::load(den, &id).ok().flatten() == record_before {
+            if let Err(undo) = crate::providers::undo_given_globals(den, &entry, &saved_before, &given) {
+                reporter.line(&format!("warning: {undo}"));
+            }
         }
         result
     });
     // Nothing of a workspace that never came to be stays behind.
-    if result.is_err() && crate::WorkspaceRecord::load(den, &id)?.is_none() {
+    if result.is_err() && matches!(crate::WorkspaceRecord::load(den, &id), Ok(None)) {
         lock.remove();
     }
     result
@@ -60,6 +81,6 @@ pub fn up(den: &Den, opts: &UpOptions, reporter: &mut dyn Reporter) -> Result<Up
 /// Returns the image reference.
 pub fn build(den: &Den, src: &Source, reporter: &mut dyn Reporter) -> Result<String> {
     reporter.phase("resolve", &src.source.display().to_string());
-    let plan = Plan::load(den, &identify(src, reporter)?, reporter)?;
+    let plan = Plan::load(den, &identify(den, src, reporter)?, reporter)?;
     Backend::of(&plan.entry)?.build(den, &plan, reporter)
 }

@@ -417,26 +417,24 @@ pub(crate) fn logs(den: &Den, r: &WorkspaceRecord) -> Result<String> {
 }
 
 /// A workspace's status for `den list`, from one `docker ps` per engine.
-/// An engine that cannot be reached is an error (the list would be a lie);
-/// other failures show the workspace as `NotFound`.
+/// An engine that cannot be reached is an error (for this row and every
+/// other of that engine); other failures show the workspace as `NotFound`.
 pub(crate) fn list_status(
     den: &Den,
     r: &WorkspaceRecord,
-    by_engine: &mut HashMap<String, HashMap<String, bool>>,
+    by_engine: &mut HashMap<String, std::result::Result<HashMap<String, bool>, String>>,
 ) -> Result<Status> {
     let Ok(d) = docker_of(den, r) else { return Ok(Status::NotFound) };
     let key = format!("{}|{:?}", d.path, d.env);
-    if !by_engine.contains_key(&key) {
-        let running = match running_map(&d) {
-            Ok(m) => m,
-            Err(WorkspaceError::Driver(
-                e @ (den_driver::DriverError::EngineUnreachable { .. } | den_driver::DriverError::CliMissing(_)),
-            )) => return Err(e.into()),
-            Err(_) => HashMap::new(),
-        };
-        by_engine.insert(key.clone(), running);
-    }
-    Ok(match by_engine[&key].get(&r.container_name) {
+    let running = by_engine.entry(key).or_insert_with(|| match running_map(&d) {
+        Ok(m) => Ok(m),
+        Err(WorkspaceError::Driver(
+            e @ (den_driver::DriverError::EngineUnreachable { .. } | den_driver::DriverError::CliMissing(_)),
+        )) => Err(e.to_string()),
+        Err(_) => Ok(HashMap::new()),
+    });
+    let running = running.as_ref().map_err(|e| WorkspaceError::Unreachable(e.clone()))?;
+    Ok(match running.get(&r.container_name) {
         Some(true) => Status::Running,
         Some(false) => Status::Stopped,
         None => Status::NotFound,

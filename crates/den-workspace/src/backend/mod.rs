@@ -39,7 +39,9 @@ pub(crate) enum Backend {
 /// once (`docker ps`), not once per workspace.
 #[derive(Default)]
 pub(crate) struct ListCache {
-    engines: HashMap<String, HashMap<String, bool>>,
+    /// Per engine: its containers and whether each runs, or why it could
+    /// not be asked.
+    engines: HashMap<String, std::result::Result<HashMap<String, bool>, String>>,
 }
 
 impl Backend {

@@ -320,11 +320,14 @@ pub(crate) fn delete(den: &Den, rec: &WorkspaceRecord, force: bool, reporter: &m
             // where the agent and its home are. Look where they would be.
             reporter.phase("delete", "removing what a failed up left on the machine");
             let command = blind_delete_command(&run, rec);
-            run.remote(&command)?.output().map_err(|e| den_provider::ProviderError::Exec {
-                provider: run.name().into(),
-                command: "command (delete on the machine)".into(),
-                source: Box::new(e),
-            })?;
+            // That up may never have reached the machine (a wrong host): a
+            // failure here is said, not fatal.
+            if let Err(e) = run.remote(&command)?.output() {
+                reporter.line(&format!(
+                    "warning: could not look for what a failed up left on the machine: {}",
+                    e.to_string().lines().next().unwrap_or_default()
+                ));
+            }
         } else if rec.machine.is_some() {
             return Err(WorkspaceError::NotRunning(format!(
                 "machine `{}` is not running, so workspace `{}` cannot be removed from it; start it with `den up {}` or use --force",

@@ -92,14 +92,27 @@ pub fn list(settings: &Settings, args: ListArgs) -> anyhow::Result<i32> {
                 eprintln!("no workspaces yet: `den up FOLDER` makes one");
             } else {
                 let w = all.iter().map(|s| s.id.len()).max().unwrap_or(2).max(2);
-                println!("{:<w$}  {:<8}  {:<10}  FOLDER", "ID", "STATUS", "PROVIDER");
+                println!("{:<w$}  {:<11}  {:<10}  FOLDER", "ID", "STATUS", "PROVIDER");
                 for s in &all {
-                    println!("{:<w$}  {:<8}  {:<10}  {}", s.id, s.status.to_string(), s.provider, s.local_folder);
+                    println!("{:<w$}  {:<11}  {:<10}  {}", s.id, s.status.to_string(), s.provider, s.local_folder);
                 }
             }
         }
     }
-    Ok(exit::OK)
+    // Rows whose engine den cannot reach are listed, then said, exit 3.
+    let mut problems: Vec<&str> = Vec::new();
+    for p in all.iter().filter_map(|s| s.problem.as_deref()) {
+        if !problems.contains(&p) {
+            problems.push(p);
+        }
+    }
+    if problems.is_empty() {
+        return Ok(exit::OK);
+    }
+    for p in problems {
+        eprintln!("den: {p}");
+    }
+    Ok(exit::ENGINE_UNREACHABLE)
 }
 
 pub fn logs(settings: &Settings, args: IdArgs) -> anyhow::Result<i32> {
