@@ -8,6 +8,7 @@ mod context;
 mod credentials;
 mod fuzz;
 mod hostile;
+mod ide;
 mod kubernetes;
 mod machine;
 mod parity;

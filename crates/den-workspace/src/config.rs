@@ -18,6 +18,9 @@ pub struct DenConfig {
     pub context: Option<String>,
     /// Per context: the default provider.
     pub default_provider: IndexMap<String, String>,
+    /// Per context: the IDE `den up` opens (`den ide use`).
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    pub default_ide: IndexMap<String, String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fallback_image: Option<String>,
 }

@@ -54,6 +54,17 @@ pub enum Command {
     Machine(MachineCommand),
     /// Print a project's devcontainer configuration with its variables resolved.
     ReadConfig(ReadConfigArgs),
+    /// Open a workspace in an IDE (it is brought up first when it is not running).
+    Open {
+        /// The workspace id.
+        id: String,
+        /// The IDE (default: the one chosen with `den ide use`, else VS Code).
+        #[arg(long, value_name = "NAME")]
+        ide: Option<String>,
+    },
+    /// The IDEs den can open, and the default one.
+    #[command(subcommand)]
+    Ide(IdeCommand),
     /// Print den's man page (roff), e.g. `den man > /usr/local/share/man/man1/den.1`.
     Man,
     /// Print a shell completion script (e.g. `den completion bash > /etc/bash_completion.d/den`).
@@ -116,9 +127,10 @@ pub struct UpArgs {
     /// Like --recreate, and also forget everything den made for the workspace.
     #[arg(long)]
     pub reset: bool,
-    /// The IDE to open afterwards.
-    #[arg(long, value_enum, default_value_t = Ide::None)]
-    pub ide: Ide,
+    /// The IDE to open afterwards (see `den ide list`; default: the one
+    /// chosen with `den ide use`, else none).
+    #[arg(long, value_name = "NAME")]
+    pub ide: Option<String>,
     /// The ssh config to write the `Host ID.den` entry to (default:
     /// $DEN_SSH_CONFIG, else ~/.ssh/config).
     #[arg(long, value_name = "PATH")]
@@ -129,6 +141,15 @@ pub struct UpArgs {
     pub machine: Option<String>,
     #[arg(long, value_enum, default_value_t)]
     pub output: Output,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IdeCommand {
+    /// List the IDEs den can open, and which is the default.
+    #[command(alias = "ls")]
+    List(ListArgs),
+    /// Make an IDE the default of the current context (`none`: open none).
+    Use { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -194,11 +215,6 @@ pub struct SshArgs {
     /// (for ProxyCommand).
     #[arg(long)]
     pub stdio: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Ide {
-    None,
 }
 
 #[derive(Debug, Args)]
@@ -390,7 +406,9 @@ impl Cli {
             Command::List(a) => a.output,
             Command::Build(a) => a.output,
             Command::ReadConfig(a) => a.output,
-            Command::Provider(ProviderCommand::List(a)) | Command::Context(ContextCommand::List(a)) => a.output,
+            Command::Provider(ProviderCommand::List(a))
+            | Command::Context(ContextCommand::List(a))
+            | Command::Ide(IdeCommand::List(a)) => a.output,
             Command::Provider(ProviderCommand::Options { output, .. } | ProviderCommand::Add { output, .. })
             | Command::Context(ContextCommand::Options { output, .. })
             | Command::Machine(MachineCommand::List { output } | MachineCommand::Status { output, .. }) => *output,

@@ -3,6 +3,7 @@
 
 mod agent;
 mod context;
+mod ide;
 mod machine;
 mod provider;
 mod read_config;
@@ -26,6 +27,8 @@ pub fn run(cli: Cli, settings: &Settings) -> anyhow::Result<i32> {
         Command::Context(cmd) => context::run(settings, cmd),
         Command::Machine(cmd) => machine::run(settings, cmd),
         Command::ReadConfig(args) => read_config::run(args),
+        Command::Open { id, ide } => ide::open(settings, &id, ide.as_deref()),
+        Command::Ide(cmd) => ide::run(settings, cmd),
         Command::Man => {
             use clap::CommandFactory;
             use std::io::Write;

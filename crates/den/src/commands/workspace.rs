@@ -10,6 +10,10 @@ use crate::settings::Settings;
 
 pub fn up(settings: &Settings, args: UpArgs) -> anyhow::Result<i32> {
     let den = settings.den()?;
+    if let Some(name) = &args.ide {
+        // A wrong IDE name is said before anything is made.
+        den_ide::by_name(name)?;
+    }
     let opts = den_workspace::UpOptions {
         workspace: args.workspace.into(),
         recreate: args.recreate,
@@ -47,6 +51,7 @@ pub fn up(settings: &Settings, args: UpArgs) -> anyhow::Result<i32> {
             );
         }
     }
+    crate::commands::ide::open_after_up(&den, rec, args.ide.as_deref())?;
     Ok(exit::OK)
 }
 

@@ -1,0 +1,95 @@
+//! `den open`, `den ide list/use`, and the IDE step of `den up`.
+
+use den_workspace::{Den, DenConfig, WorkspaceRecord};
+use serde_json::json;
+
+use crate::cli::{IdeCommand, Output};
+use crate::commands::print_json;
+use crate::exit;
+use crate::settings::Settings;
+
+/// The IDE named, else the context's default (`den ide use`), else
+/// `fallback`.
+fn choose(den: &Den, name: Option<&str>, fallback: &str) -> anyhow::Result<den_ide::Ide> {
+    let saved = DenConfig::load(&den.home)?.default_ide.get(&den.context).cloned();
+    Ok(den_ide::by_name(name.or(saved.as_deref()).unwrap_or(fallback))?)
+}
+
+/// Opens the IDE on a workspace that is up. An IDE that cannot be found
+/// or started is said, not fatal: the workspace is up all the same.
+pub fn open_after_up(den: &Den, rec: &WorkspaceRecord, name: Option<&str>) -> anyhow::Result<()> {
+    let ide = choose(den, name, "none")?;
+    launch(ide, rec);
+    Ok(())
+}
+
+fn launch(ide: den_ide::Ide, rec: &WorkspaceRecord) {
+    let target = den_ide::Target {
+        host: den_workspace::ssh::host_alias(&rec.id),
+        user: rec.remote_user.clone(),
+        folder: rec.workspace_folder.clone(),
+    };
+    match den_ide::open(ide, &target, &den_ide::Search::from_env()) {
+        Ok(()) if ide.name != "none" => eprintln!("opening {} on {}:{}", ide.title, target.host, target.folder),
+        Ok(()) => {}
+        Err(e) => eprintln!("den: {e}"),
+    }
+}
+
+/// `den open ID [--ide NAME]`: brings the workspace up when it does not
+/// run, then opens the IDE (VS Code when none was chosen).
+pub fn open(settings: &Settings, id: &str, name: Option<&str>) -> anyhow::Result<i32> {
+    let den = settings.den()?;
+    let ide = choose(&den, name, "vscode")?;
+    let rec = WorkspaceRecord::load(&den, id)?.ok_or_else(|| den_workspace::WorkspaceError::NotFound(id.into()))?;
+    let rec = if den_workspace::status(&den, id)? == den_workspace::Status::Running {
+        rec
+    } else {
+        let opts = den_workspace::UpOptions {
+            workspace: den_workspace::Source {
+                source: rec.local_folder.clone(),
+                id: Some(rec.id.clone()),
+                ..Default::default()
+            },
+            ssh_config: rec.ssh_config.clone(),
+            ..Default::default()
+        };
+        let mut progress = crate::progress::Progress::new();
+        let r = den_workspace::up(&den, &opts, &mut progress);
+        progress.finish();
+        r?.record
+    };
+    launch(ide, &rec);
+    Ok(exit::OK)
+}
+
+pub fn run(settings: &Settings, cmd: IdeCommand) -> anyhow::Result<i32> {
+    let den = settings.den()?;
+    match cmd {
+        IdeCommand::List(args) => {
+            let default = DenConfig::load(&den.home)?.default_ide.get(&den.context).cloned();
+            let default = default.as_deref().unwrap_or("none");
+            match args.output {
+                Output::Json => print_json(
+                    &den_ide::all()
+                        .iter()
+                        .map(|i| json!({"name": i.name, "title": i.title, "default": i.name == default}))
+                        .collect::<Vec<_>>(),
+                )?,
+                Output::Text => {
+                    for i in den_ide::all() {
+                        let mark = if i.name == default { "*" } else { " " };
+                        println!("{mark} {:<16} {}", i.name, i.title);
+                    }
+                }
+            }
+        }
+        IdeCommand::Use { name } => {
+            den_ide::by_name(&name)?;
+            let mut cfg = DenConfig::load(&den.home)?;
+            cfg.default_ide.insert(den.context.clone(), name);
+            cfg.save(&den.home)?;
+        }
+    }
+    Ok(exit::OK)
+}

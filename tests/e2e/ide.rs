@@ -1,0 +1,90 @@
+//! Opening the IDE. No editor runs on these machines, so the editors are
+//! recording stand-ins (named as such): scripts on PATH under the editors'
+//! names that write the arguments den gave them. What is checked is den's
+//! side: which program, with exactly which arguments.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::common::{require_engine, run, Sandbox};
+
+/// Recording stand-ins for `names` in a folder of their own; each writes
+/// its arguments, one per line, to `<folder>/<name>.args`.
+fn standins(dir: &Path, names: &[&str]) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = dir.join("standin-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for n in names {
+        let p = bin.join(n);
+        let script = format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$@\" > '{}.args.tmp' && mv '{0}.args.tmp' '{0}.args'\n",
+            bin.join(n).display()
+        );
+        std::fs::write(&p, script).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    bin
+}
+
+/// The arguments a stand-in got (it runs detached from den: bounded wait).
+fn args_of(bin: &Path, name: &str) -> Vec<String> {
+    let file = bin.join(format!("{name}.args"));
+    let start = Instant::now();
+    while !file.exists() {
+        assert!(start.elapsed() < Duration::from_secs(10), "{name} was never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::remove_file(&file).unwrap();
+    text.lines().map(str::to_string).collect()
+}
+
+fn path_with(bin: &Path) -> String {
+    format!("{}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", bin.display())
+}
+
+#[test]
+fn up_and_open_start_the_chosen_ide_with_its_arguments() {
+    require_engine();
+    let s = Sandbox::new();
+    let bin = standins(s.path(), &["code", "cursor", "zed", "xdg-open"]);
+    let ws = s.workspace("ideproj", r#"{"image": "den-test/busybox"}"#);
+    let (id, folder) = (ws.id.clone(), "/workspaces/ideproj");
+    run(ws.up_cmd(&["--ide", "vscode"]).env("PATH", path_with(&bin))).assert_ok();
+    assert_eq!(args_of(&bin, "code"), ["--folder-uri", &format!("vscode-remote://ssh-remote+{id}.den{folder}")]);
+
+    run(s.den().args(["open", &id, "--ide", "cursor"]).env("PATH", path_with(&bin))).assert_ok();
+    assert_eq!(args_of(&bin, "cursor"), ["--folder-uri", &format!("vscode-remote://ssh-remote+{id}.den{folder}")]);
+
+    run(s.den().args(["open", &id, "--ide", "goland"]).env("PATH", path_with(&bin))).assert_ok();
+    assert_eq!(
+        args_of(&bin, "xdg-open"),
+        [format!(
+            "jetbrains-gateway://connect#type=ssh&deploy=true&host={id}.den&port=22&user=root&projectPath=%2Fworkspaces%2Fideproj&productCode=GO"
+        )]
+    );
+
+    // The default of the context, for up and open alike.
+    run(s.den().args(["ide", "use", "zed"])).assert_ok();
+    let list = run(s.den().args(["ide", "list", "--output", "json"])).assert_ok().json();
+    let zed = list.as_array().unwrap().iter().find(|i| i["name"] == "zed").unwrap();
+    assert_eq!(zed["default"], true);
+    run(ws.up_cmd(&[]).env("PATH", path_with(&bin))).assert_ok();
+    assert_eq!(args_of(&bin, "zed"), [format!("ssh://root@{id}.den{folder}")]);
+}
+
+#[test]
+fn a_missing_ide_is_said_and_up_still_succeeds() {
+    require_engine();
+    let s = Sandbox::new();
+    let bin = standins(s.path(), &[]);
+    let ws = s.workspace("noide", r#"{"image": "den-test/busybox"}"#);
+    let r = run(ws.up_cmd(&["--ide", "vscode"]).env("PATH", path_with(&bin)).env("HOME", s.path()));
+    r.assert_ok();
+    assert!(r.stderr.contains("Visual Studio Code was not found (looked for "), "{}", r.stderr);
+    assert!(r.stderr.contains(&format!("ssh {}.den", ws.id)), "{}", r.stderr);
+    assert!(r.stderr.contains("vscode-remote://ssh-remote+"), "{}", r.stderr);
+    let r = ws.up(&["--ide", "notepad"]);
+    r.assert_code(1);
+    assert!(r.stderr.contains("there is no IDE `notepad`"), "{}", r.stderr);
+}
