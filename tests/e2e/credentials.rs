@@ -30,7 +30,7 @@ fn git_credentials_come_from_the_client() {
     let r = den(&["up", "--id", &id, p.to_str().unwrap()]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     // git as the (non-root) remote user gets the client's credentials
-    let r = den(&["ssh", &id, "--", FILL]);
+    let r = den(&["ssh", &id, "--command", FILL]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.contains("username=alice\npassword=s3cret\n"), "{}|{}", r.stdout, r.stderr);
     let o = Command::new("ssh")
@@ -45,18 +45,18 @@ fn git_credentials_come_from_the_client() {
     // another user of the container cannot ask (the relay's socket is the
     // remote user's)
     let other = r#"/usr/sbin/useradd -M other; sleep 1; su other -s /bin/sh -c 'printf "protocol=https\nhost=git.example.com\n\n" | /usr/local/bin/den agent git-credential get'; echo end"#;
-    let r = den(&["ssh", "--user", "root", &id, "--", other]);
+    let r = den(&["ssh", "--user", "root", &id, "--command", other]);
     assert_eq!(r.stdout, "end\n", "{}", r.stderr);
 
     // git's erase after a 401 in the workspace does not touch the client's store
-    let r = den(&["ssh", &id, "--", "printf 'protocol=https\\nhost=git.example.com\\nusername=alice\\npassword=s3cret\\n\\n' | git credential reject"]);
+    let r = den(&["ssh", &id, "--command", "printf 'protocol=https\\nhost=git.example.com\\nusername=alice\\npassword=s3cret\\n\\n' | git credential reject"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(std::fs::read_to_string(&store).unwrap().contains("alice:s3cret"), "the client's credential stays");
     // a host the client has nothing for: git gets nothing, and says so
     let r = den(&[
         "ssh",
         &id,
-        "--",
+        "--command",
         "printf 'protocol=https\\nhost=other.example\\n\\n' | GIT_TERMINAL_PROMPT=0 git credential fill",
     ]);
     assert_ne!(r.code, 0);
@@ -68,9 +68,9 @@ fn git_credentials_come_from_the_client() {
     let p2 = s.project("nogitcred", &[(".devcontainer.json", r#"{"image": "den-test/debian:bookworm"}"#)]);
     let r = den(&["up", "--id", &id2, "--provider-option", "INJECT_GIT_CREDENTIALS=false", p2.to_str().unwrap()]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let r = den(&["ssh", &id2, "--", "git config --system --get-all credential.helper; echo end"]);
+    let r = den(&["ssh", &id2, "--command", "git config --system --get-all credential.helper; echo end"]);
     assert_eq!(r.stdout, "end\n", "{}", r.stderr);
-    let r = den(&["ssh", &id2, "--", FILL]);
+    let r = den(&["ssh", &id2, "--command", FILL]);
     assert!(!r.stdout.contains("s3cret"), "{}", r.stdout);
 }
 
@@ -109,7 +109,7 @@ fn docker_credentials_come_from_the_client() {
     let r = den(&[
         "ssh",
         &id,
-        "--",
+        "--command",
         "grep credsStore ~/.docker/config.json; echo registry.example.com | docker-credential-den get",
     ]);
     assert!(r.stdout.contains(r#""credsStore": "den""#), "{}", r.stdout);
@@ -119,15 +119,15 @@ fn docker_credentials_come_from_the_client() {
         r.stdout,
         r.stderr
     );
-    let r = den(&["ssh", &id, "--", "echo https://helped.example.com | docker-credential-den get"]);
+    let r = den(&["ssh", &id, "--command", "echo https://helped.example.com | docker-credential-den get"]);
     assert!(r.stdout.contains(r#""Username":"erin""#), "{}|{}", r.stdout, r.stderr);
     // none for this registry: the helper protocol's "not found"
-    let r = den(&["ssh", &id, "--", "echo nowhere.example | docker-credential-den get"]);
+    let r = den(&["ssh", &id, "--command", "echo nowhere.example | docker-credential-den get"]);
     assert_eq!(r.code, 1);
     assert_eq!(r.stdout, "credentials not found in native keychain\n");
     // docker login in the workspace stores in the workspace, never on the client
     let stored = r#"echo '{"ServerURL":"in.example","Username":"inside","Secret":"x"}' | docker-credential-den store && echo in.example | docker-credential-den get && docker-credential-den list"#;
-    let r = den(&["ssh", &id, "--", stored]);
+    let r = den(&["ssh", &id, "--command", stored]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.contains(r#""Username":"inside""#), "{}", r.stdout);
     assert!(
@@ -138,7 +138,7 @@ fn docker_credentials_come_from_the_client() {
     let r = den(&[
         "ssh",
         &id,
-        "--",
+        "--command",
         "echo in.example | docker-credential-den erase && echo in.example | docker-credential-den get",
     ]);
     assert_eq!(r.code, 1, "erased: {}", r.stdout);
@@ -147,6 +147,6 @@ fn docker_credentials_come_from_the_client() {
     // turned off: no helper, no credsStore
     let r = den(&["up", "--id", &id, "--provider-option", "INJECT_DOCKER_CREDENTIALS=false", p.to_str().unwrap()]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let r = den(&["ssh", &id, "--", "command -v docker-credential-den; cat ~/.docker/config.json"]);
+    let r = den(&["ssh", &id, "--command", "command -v docker-credential-den; cat ~/.docker/config.json"]);
     assert!(!r.stdout.contains("docker-credential-den") && !r.stdout.contains("credsStore"), "{}", r.stdout);
 }

@@ -56,7 +56,7 @@ fn kubernetes_provider_through_mock_kubectl() {
     assert!(calls.contains(r#""--namespace", "dev", "apply", "-f", "-""#), "{calls}");
     assert!(calls.contains(&format!(r#""wait", "--for=condition=Ready", "pod/den-{id}""#)), "{calls}");
 
-    let r = den(&["ssh", &id, "--", "cat src/main.txt made.txt; echo $IN_POD"]);
+    let r = den(&["ssh", &id, "--command", "cat src/main.txt made.txt; echo $IN_POD"]);
     assert_eq!(r.stdout, "source\nmade\nyes\n", "{}", r.stderr);
     let o = Command::new("ssh")
         .arg("-F")
@@ -74,8 +74,11 @@ fn kubernetes_provider_through_mock_kubectl() {
     let gitconfig = s.path().join("gitconfig");
     std::fs::write(&gitconfig, format!("[credential]\n\thelper = store --file={}\n", store.display())).unwrap();
     let ask = "printf 'protocol=https\\nhost=git.example.com\\n\\n' | /usr/local/bin/den agent git-credential get";
-    let r =
-        run(s.den().args(["ssh", &id, "--", ask]).env("GIT_CONFIG_GLOBAL", &gitconfig).env("MOCK_KUBECTL_LOG", &log));
+    let r = run(s
+        .den()
+        .args(["ssh", &id, "--command", ask])
+        .env("GIT_CONFIG_GLOBAL", &gitconfig)
+        .env("MOCK_KUBECTL_LOG", &log));
     assert!(r.stdout.contains("username=carol\npassword=pw\n"), "{}|{}", r.stdout, r.stderr);
 
     // stop deletes the pod and keeps the volume; ssh makes the pod again
@@ -83,7 +86,7 @@ fn kubernetes_provider_through_mock_kubectl() {
     assert_eq!(container_running(&pod), None);
     assert!(volume_exists(&pod));
     assert_eq!(den(&["status", &id]).stdout.trim(), "Stopped");
-    let r = den(&["ssh", &id, "--", "cat made.txt"]);
+    let r = den(&["ssh", &id, "--command", "cat made.txt"]);
     assert_eq!(r.stdout, "made\n", "the workspace survived in its volume: {}", r.stderr);
     assert_eq!(den(&["status", &id]).stdout.trim(), "Running");
 
@@ -128,6 +131,6 @@ fn kubernetes_live_cluster() {
     let p = s.project("kubelive", &[(".devcontainer.json", r#"{"image": "busybox:stable"}"#)]);
     let r = run(s.den().args(["up", "--provider", "kubernetes", "--id", &id]).arg(&p));
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert_eq!(run(s.den().args(["ssh", &id, "--", "echo live"])).stdout, "live\n");
+    assert_eq!(run(s.den().args(["ssh", &id, "--command", "echo live"])).stdout, "live\n");
     assert_eq!(run(s.den().args(["delete", &id])).code, 0);
 }

@@ -59,7 +59,7 @@ fn machine_provider_lifecycle() {
     assert_eq!(machines[0]["status"], "Running");
     assert_eq!(machines[0]["workspaces"][0], id.as_str());
 
-    let r = den(&["ssh", &id, "--", "cat file.txt /tmp/starts"]);
+    let r = den(&["ssh", &id, "--command", "cat file.txt /tmp/starts"]);
     assert_eq!(r.stdout, "on the machine\nstarted\n", "{}", r.stderr);
     let o = Command::new("ssh")
         .arg("-F")
@@ -84,7 +84,7 @@ fn machine_provider_lifecycle() {
     assert_eq!(den(&["status", &id]).stdout.trim(), "Stopped");
 
     // den ssh starts the machine and the workspace again
-    let r = den(&["ssh", &id, "--", "cat /tmp/starts"]);
+    let r = den(&["ssh", &id, "--command", "cat /tmp/starts"]);
     assert_eq!(r.stdout, "started\nstarted\n", "{}", r.stderr);
     assert_eq!(den(&["machine", "status", &id]).stdout.trim(), "Running");
 
@@ -92,7 +92,7 @@ fn machine_provider_lifecycle() {
     let p2 = s.project("machproj2", &[(".devcontainer.json", r#"{"image": "den-test/busybox"}"#)]);
     let r = den(&["up", "--provider", "folder-machine", "--machine", &id, "--id", &id2, p2.to_str().unwrap()]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert_eq!(den(&["ssh", &id2, "--", "echo two"]).stdout, "two\n");
+    assert_eq!(den(&["ssh", &id2, "--command", "echo two"]).stdout, "two\n");
     assert!(!s.home().join(format!("contexts/default/machines/{id2}")).exists(), "no machine of its own");
     let r = den(&["machine", "delete", &id]);
     assert_ne!(r.code, 0);

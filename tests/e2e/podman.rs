@@ -37,7 +37,7 @@ fn up_ssh_stop_delete_through_podman() {
     let name = format!("den-{id}");
     assert!(podman(&["ps", "--format", "{{.Names}}"]).lines().any(|l| l == name), "podman runs {name}");
     assert!(!Command::new("docker").args(["inspect", &name]).output().unwrap().status.success());
-    let r = den(&["ssh", &id, "--", "cat /tmp/created; echo $VIA"]);
+    let r = den(&["ssh", &id, "--command", "cat /tmp/created; echo $VIA"]);
     assert_eq!(r.stdout, "created\npodman\n", "{}", r.stderr);
     let o = Command::new("ssh")
         .arg("-F")

@@ -140,7 +140,7 @@ fn ssh_provider_up_ssh_stop_delete() {
     let r = den(&[
         "ssh",
         &id,
-        "--",
+        "--command",
         "cat /tmp/created; echo $VIA; pwd; cat hello.txt sub/dir/deep.txt; readlink link; cat init.log; ls editor.sock",
     ]);
     let ws = v["workspaceFolder"].as_str().unwrap();
@@ -166,7 +166,7 @@ fn ssh_provider_up_ssh_stop_delete() {
     let gitconfig = s.path().join("gitconfig");
     std::fs::write(&gitconfig, format!("[credential]\n\thelper = store --file={}\n", store.display())).unwrap();
     let fill = "printf 'protocol=https\\nhost=git.example.com\\n\\n' | GIT_TERMINAL_PROMPT=0 git credential fill";
-    let r = run(s.den().args(["ssh", &id, "--", fill]).env("GIT_CONFIG_GLOBAL", &gitconfig));
+    let r = run(s.den().args(["ssh", &id, "--command", fill]).env("GIT_CONFIG_GLOBAL", &gitconfig));
     assert!(r.stdout.contains("username=bob\npassword=hunter2\n"), "{}|{}", r.stdout, r.stderr);
 
     // a warm up sends nothing; --recreate sends the files again
@@ -174,16 +174,16 @@ fn ssh_provider_up_ssh_stop_delete() {
     let r = den(&["up", "--id", &id, "--output", "json", p.to_str().unwrap()]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(!r.stderr.contains("sending the workspace"), "{}", r.stderr);
-    assert_eq!(den(&["ssh", &id, "--", "cat hello.txt"]).stdout, "from the laptop\n");
+    assert_eq!(den(&["ssh", &id, "--command", "cat hello.txt"]).stdout, "from the laptop\n");
     let r = den(&["up", "--id", &id, "--recreate", p.to_str().unwrap()]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert_eq!(den(&["ssh", &id, "--", "cat hello.txt"]).stdout, "changed\n");
+    assert_eq!(den(&["ssh", &id, "--command", "cat hello.txt"]).stdout, "changed\n");
 
     // stop: the container stops on the "machine"; ssh starts it again
     assert_eq!(den(&["stop", &id]).code, 0);
     assert_eq!(den(&["status", &id]).stdout.trim(), "Stopped");
     assert_eq!(container_running(&container), Some(false));
-    let r = den(&["ssh", &id, "--", "echo back"]);
+    let r = den(&["ssh", &id, "--command", "echo back"]);
     assert_eq!(r.stdout, "back\n", "{}", r.stderr);
     assert_eq!(den(&["status", &id]).stdout.trim(), "Running");
     let list = den(&["list", "--output", "json"]);
@@ -199,7 +199,7 @@ fn ssh_provider_up_ssh_stop_delete() {
     again.args(sshd.provider_args());
     let r = run(again.arg(&p));
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert_eq!(den(&["ssh", &id, "--", "cat hello.txt"]).stdout, "third\n");
+    assert_eq!(den(&["ssh", &id, "--command", "cat hello.txt"]).stdout, "third\n");
 
     // delete: no container, no files on the machine, no record, no ssh entry
     let r = den(&["delete", &id]);
@@ -287,7 +287,7 @@ fn ssh_provider_failed_hook_is_deletable() {
     assert_eq!(r.code, 9, "{}", r.stderr);
     let container = format!("den-{id}");
     assert_eq!(container_running(&container), Some(true));
-    assert_eq!(run(s.den().args(["ssh", &id, "--", "echo reachable"])).stdout, "reachable\n");
+    assert_eq!(run(s.den().args(["ssh", &id, "--command", "echo reachable"])).stdout, "reachable\n");
     let r = run(s.den().args(["delete", &id]));
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(container_running(&container), None, "nothing left on the machine");

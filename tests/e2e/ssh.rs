@@ -148,16 +148,22 @@ fn command_exit_code_env_and_workdir() {
     let line = out(&o);
     assert!(line.starts_with("yes-") && line.trim_end().ends_with(" /workspaces/cmd root"), "{line}");
     // den ssh: the same, and its own exit code is the remote one
-    let o = w.den_ssh().args(["--", "echo", "$FROM_REMOTE_ENV", "$(pwd)"]).output().unwrap();
+    let o = w.den_ssh().args(["--command", "echo $FROM_REMOTE_ENV $(pwd)"]).output().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", err(&o));
     assert!(out(&o).trim_end().ends_with(" /workspaces/cmd"), "{}", out(&o));
+    // after --, exactly that argument vector, as docker exec runs it: each
+    // word stays one word, and nothing in it is the shell's
+    let o = w.den_ssh().args(["--", "sh", "-c", "exit 5"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(5), "{}", err(&o));
+    let o = w.den_ssh().args(["--", "printf", "[%s]\\n", "a b", "it's", "$HOME", "\"q\""]).output().unwrap();
+    assert_eq!(out(&o), "[a b]\n[it's]\n[$HOME]\n[\"q\"]\n", "{}", err(&o));
     let o = w.den_ssh().args(["--command", "exit 42"]).output().unwrap();
     assert_eq!(o.status.code(), Some(42));
     let o = w.den_ssh().args(["--workdir", "/tmp", "--", "pwd"]).output().unwrap();
     assert_eq!(out(&o), "/tmp\n");
     // another user of the container
     exec(&w.container(), "useradd -m other");
-    let o = w.den_ssh().args(["--user", "other", "--", "id -un; echo $HOME"]).output().unwrap();
+    let o = w.den_ssh().args(["--user", "other", "--command", "id -un; echo $HOME"]).output().unwrap();
     assert_eq!(out(&o), "other\n/home/other\n", "{}", err(&o));
     let o = w.ssh().arg(format!("other@{}", w.host())).arg("id -un").output().unwrap();
     assert_eq!(out(&o), "other\n", "{}", err(&o));
@@ -165,7 +171,7 @@ fn command_exit_code_env_and_workdir() {
     let o = w.den_ssh().args(["--user", "ghost", "--", "true"]).output().unwrap();
     assert_ne!(o.status.code(), Some(0));
     // a signal ends the remote command: 128 + n, like a shell
-    let o = w.den_ssh().args(["--", "kill -TERM $$"]).output().unwrap();
+    let o = w.den_ssh().args(["--command", "kill -TERM $$"]).output().unwrap();
     assert_eq!(o.status.code(), Some(128 + 15), "{}", err(&o));
 }
 
@@ -318,7 +324,7 @@ fn den_ssh_forwards_ports() {
         .den_ssh()
         .arg("-L")
         .arg(format!("{lport}:localhost:8123"))
-        .args(["--", "sleep 20"])
+        .args(["--command", "sleep 20"])
         .stdin(Stdio::null())
         .spawn()
         .unwrap());
@@ -338,7 +344,7 @@ fn den_ssh_forwards_ports() {
         .den_ssh()
         .arg("-R")
         .arg(format!("9126:127.0.0.1:{hport}"))
-        .args(["--", "sleep 0.5; wget -q -O - http://127.0.0.1:9126/"])
+        .args(["--command", "sleep 0.5; wget -q -O - http://127.0.0.1:9126/"])
         .output()
         .unwrap();
     assert_eq!(out(&o), "served-from-host", "{}", err(&o));
@@ -372,10 +378,10 @@ fn agent_forwarding_reaches_a_real_ssh_agent() {
     let (_agent, sock) = agent(s.path());
     let o = w.ssh().arg("-A").arg(w.host()).arg("ssh-add -l").env("SSH_AUTH_SOCK", &sock).output().unwrap();
     assert!(out(&o).contains("den-agent-test-key"), "openssh -A: {}{}", out(&o), err(&o));
-    let o = w.den_ssh().args(["-A", "--", "ssh-add -l"]).env("SSH_AUTH_SOCK", &sock).output().unwrap();
+    let o = w.den_ssh().args(["-A", "--command", "ssh-add -l"]).env("SSH_AUTH_SOCK", &sock).output().unwrap();
     assert!(out(&o).contains("den-agent-test-key"), "den ssh -A: {}{}", out(&o), err(&o));
     // without -A there is no agent inside
-    let o = w.den_ssh().args(["--", "ssh-add -l"]).env("SSH_AUTH_SOCK", &sock).output().unwrap();
+    let o = w.den_ssh().args(["--command", "ssh-add -l"]).env("SSH_AUTH_SOCK", &sock).output().unwrap();
     assert!(!out(&o).contains("den-agent-test-key"));
 }
 
@@ -427,7 +433,7 @@ fn stopped_workspace_is_started_by_the_proxy_command_and_by_den_ssh() {
     assert!(o.status.success(), "{}", err(&o));
     assert_eq!(out(&o).trim(), "2", "started again, postStartCommand ran");
     assert_eq!(run(s.den().args(["stop", &w.id])).code, 0);
-    let o = w.den_ssh().args(["--", "wc -l < /tmp/starts"]).output().unwrap();
+    let o = w.den_ssh().args(["--command", "wc -l < /tmp/starts"]).output().unwrap();
     assert_eq!(out(&o).trim(), "3", "{}", err(&o));
 }
 

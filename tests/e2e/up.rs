@@ -453,7 +453,7 @@ fn inactivity_timeout_stops_an_idle_container_but_not_a_busy_one() {
     let p = s.project("idle", &[(".devcontainer.json", r#"{"image": "den-test/busybox"}"#)]);
     s.up(&p, &id, &["--provider-option", "INACTIVITY_TIMEOUT=3s"]);
     // A session keeps it alive past the timeout…
-    let o = s.den().args(["ssh", &id, "--", "sleep 5; echo still-here"]).output().unwrap();
+    let o = s.den().args(["ssh", &id, "--command", "sleep 5; echo still-here"]).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&o.stdout), "still-here\n", "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(run(s.den().args(["status", &id])).stdout.trim(), "Running");
     // …and without one it stops (bounded wait).

@@ -181,10 +181,12 @@ pub enum MachineCommand {
 pub struct SshArgs {
     /// The workspace id.
     pub id: String,
-    /// The command to run instead of a shell (`den ssh ID -- make test`).
+    /// The command to run instead of a shell: exactly these words, as
+    /// `docker exec` runs them (`den ssh ID -- make test`).
     #[arg(last = true)]
     pub command: Vec<String>,
-    /// The command to run, as one string (`--command 'make test'`).
+    /// The command to run, as one line for the remote shell
+    /// (`--command 'make test && make lint'`).
     #[arg(long = "command", value_name = "CMD", conflicts_with = "command")]
     pub command_string: Option<String>,
     /// Log in as this user (default: the workspace's remoteUser).

@@ -151,7 +151,9 @@ fn forwards_of(ports: &[ForwardPort]) -> Vec<Forward> {
 async fn session(den: &den_workspace::Den, t: &Target, args: &SshArgs) -> anyhow::Result<Outcome> {
     let command = match (&args.command_string, args.command.is_empty()) {
         (Some(c), _) => Some(c.clone()),
-        (None, false) => Some(args.command.join(" ")),
+        // After `--`: exactly that argument vector, as docker exec and
+        // kubectl exec run one: each word quoted for the remote shell.
+        (None, false) => Some(args.command.iter().map(|w| den_process::shell_quote(w)).collect::<Vec<_>>().join(" ")),
         (None, true) => None,
     };
     let stdin_tty = std::io::IsTerminal::is_terminal(&std::io::stdin());
