@@ -88,3 +88,68 @@ fn a_missing_ide_is_said_and_up_still_succeeds() {
     r.assert_code(1);
     assert!(r.stderr.contains("there is no IDE `notepad`"), "{}", r.stderr);
 }
+
+/// What VS Code's Remote-SSH extension does on connecting, with the real
+/// OpenSSH client through the Host block den wrote: `ssh -T -D PORT ID.den
+/// bash` with a script on stdin that looks at the system and the home,
+/// makes ~/.vscode-server, starts a server, and `exec`s a long-lived
+/// process; the editor then reaches the server through the -D SOCKS proxy.
+#[test]
+fn a_remote_ssh_session_as_vs_code_opens_it() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command, Stdio};
+    require_engine();
+    let s = Sandbox::new();
+    let ws = s.workspace("remotessh", r#"{"image": "den-test/debian:bookworm"}"#);
+    ws.up(&[]).assert_ok();
+    // A small HTTP server for the workspace (busybox's, copied in).
+    crate::common::docker(&["cp", "/bin/busybox", &format!("{}:/usr/local/bin/busybox", ws.container())]);
+    crate::common::exec(&ws.container(), "mkdir -p /tmp/www && echo hello-socks > /tmp/www/index.html");
+    let socks = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut ssh = Command::new("ssh")
+        .arg("-F")
+        .arg(s.path().join("ssh_config"))
+        .args(["-T", "-o", "BatchMode=yes", "-D", &format!("127.0.0.1:{socks}"), &format!("{}.den", ws.id), "bash"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let script = "uname -s\necho \"HOME=$HOME\"\nmkdir -p \"$HOME/.vscode-server/bin\" && touch \"$HOME/.vscode-server/.probe\" && echo writable\n\
+        busybox httpd -p 127.0.0.1:8123 -h /tmp/www\necho ready\nexec sleep 60\n";
+    ssh.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
+    let mut lines = BufReader::new(ssh.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    let start = Instant::now();
+    while !seen.iter().any(|l: &String| l == "ready") {
+        assert!(start.elapsed() < Duration::from_secs(30), "no ready: {seen:?}");
+        match lines.next() {
+            Some(Ok(l)) => seen.push(l),
+            _ => panic!("the session ended early: {seen:?}"),
+        }
+    }
+    assert_eq!(seen, ["Linux", "HOME=/root", "writable", "ready"]);
+    // Through the SOCKS proxy of the same connection, as the editor does.
+    let mut body = String::new();
+    for _ in 0..50 {
+        let out = Command::new("curl")
+            .args([
+                "-s",
+                "--max-time",
+                "5",
+                "--socks5-hostname",
+                &format!("127.0.0.1:{socks}"),
+                "http://127.0.0.1:8123/",
+            ])
+            .output()
+            .unwrap();
+        body = String::from_utf8_lossy(&out.stdout).into_owned();
+        if body.contains("hello-socks") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = ssh.kill();
+    let _ = ssh.wait();
+    assert_eq!(body.trim(), "hello-socks");
+}
