@@ -153,3 +153,30 @@ fn a_remote_ssh_session_as_vs_code_opens_it() {
     let _ = ssh.wait();
     assert_eq!(body.trim(), "hello-socks");
 }
+
+/// `customizations.vscode.settings` reach the VS Code family servers'
+/// machine settings in the workspace, owned by the remote user.
+#[test]
+fn vscode_settings_reach_the_servers_machine_settings() {
+    require_engine();
+    let s = Sandbox::new();
+    let ws = s.workspace(
+        "vssettings",
+        r#"{"build": {"dockerfile": "Dockerfile"}, "remoteUser": "dev",
+            "customizations": {"vscode": {"settings": {"editor.tabSize": 3, "files.eol": "\n"}}}}"#,
+    );
+    std::fs::write(
+        ws.folder.join(".devcontainer/Dockerfile"),
+        "FROM den-test/debian:bookworm\nRUN useradd -m -s /bin/bash dev\n",
+    )
+    .unwrap();
+    ws.up(&[]).assert_ok();
+    let c = ws.container();
+    for dir in [".vscode-server", ".cursor-server"] {
+        let file = format!("/home/dev/{dir}/data/Machine/settings.json");
+        let text = crate::common::exec(&c, &format!("cat {file}"));
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v, serde_json::json!({"editor.tabSize": 3, "files.eol": "\n"}), "{dir}");
+        assert_eq!(crate::common::exec(&c, &format!("stat -c %U {file} /home/dev/{dir}")), "dev\ndev\n");
+    }
+}

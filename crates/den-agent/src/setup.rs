@@ -140,6 +140,11 @@ fn setup(req: &SetupRequest, data: &Path, sink: &Sink) -> Result<SetupResult, St
             hooks::line(sink, "setup", &format!("docker credentials from the client are not set up: {e}"));
         }
     }
+    if !req.vscode_settings.is_empty() {
+        for problem in write_vscode_settings(Path::new(&user.home), user.uid, user.gid, &req.vscode_settings) {
+            hooks::line(sink, "setup", &problem);
+        }
+    }
     let remote_user = RemoteUser {
         name: user.name.clone(),
         uid: user.uid,
@@ -316,6 +321,68 @@ fn run_probe(argv: &[String], who: &RunAs) -> Option<IndexMap<String, String>> {
     parse_probe(&out)
 }
 
+/// Where the VS Code family's servers keep their data in the remote
+/// user's home (VS Code, Insiders, Cursor, Windsurf, VSCodium, Positron).
+const VSCODE_SERVER_DIRS: [&str; 6] = [
+    ".vscode-server",
+    ".vscode-server-insiders",
+    ".cursor-server",
+    ".windsurf-server",
+    ".vscodium-server",
+    ".positron-server",
+];
+
+/// Writes `customizations.vscode.settings` into each VS Code family
+/// server's machine settings (`DIR/data/Machine/settings.json`), which the
+/// editor applies to the workspace: keys already there stay unless the
+/// config sets them. A file den cannot read as JSON(C) is left alone and
+/// said. Folders and files den makes belong to the user. Returns problems.
+pub fn write_vscode_settings(
+    home: &Path,
+    uid: u32,
+    gid: u32,
+    settings: &serde_json::Map<String, serde_json::Value>,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    for dir in VSCODE_SERVER_DIRS {
+        let machine = home.join(dir).join("data").join("Machine");
+        let file = machine.join("settings.json");
+        let made = [home.join(dir), home.join(dir).join("data"), machine.clone()];
+        if let Err(e) = std::fs::create_dir_all(&machine) {
+            problems.push(format!("editor settings not written: {}: {e}", machine.display()));
+            continue;
+        }
+        for d in &made {
+            let _ = std::os::unix::fs::chown(d, Some(uid), Some(gid));
+        }
+        let mut current = match std::fs::read_to_string(&file) {
+            Ok(text) if !text.trim().is_empty() => match den_devcontainer::jsonc::parse(&text, &file) {
+                Ok(doc) => match doc.value {
+                    serde_json::Value::Object(m) => m,
+                    _ => {
+                        problems.push(format!("editor settings not written: {} is not a JSON object", file.display()));
+                        continue;
+                    }
+                },
+                Err(e) => {
+                    problems.push(format!("editor settings not written: {e}"));
+                    continue;
+                }
+            },
+            _ => serde_json::Map::new(),
+        };
+        current.extend(settings.clone());
+        let text = serde_json::to_vec_pretty(&serde_json::Value::Object(current)).unwrap_or_default();
+        match write_file(&file, &text) {
+            Ok(()) => {
+                let _ = std::os::unix::fs::chown(&file, Some(uid), Some(gid));
+            }
+            Err(e) => problems.push(format!("editor settings not written: {}: {e}", file.display())),
+        }
+    }
+    problems
+}
+
 /// The user's shell PATH with the container's PATH entries it lacks put
 /// back, each right after the entry it follows in the container's PATH (or
 /// in front), in the container's order. `sbin` folders stay out for
@@ -462,6 +529,32 @@ fn setup_lock(data: &Path) -> Result<std::fs::File, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn editor_settings_merge_into_each_servers_machine_settings() {
+        let home = tempfile::tempdir().unwrap();
+        let machine = home.path().join(".cursor-server/data/Machine");
+        std::fs::create_dir_all(&machine).unwrap();
+        std::fs::write(
+            machine.join("settings.json"),
+            "{\n  // mine\n  \"files.eol\": \"\\n\", \"editor.tabSize\": 8\n}\n",
+        )
+        .unwrap();
+        let me = (unsafe { libc::getuid() }, unsafe { libc::getgid() });
+        let settings = serde_json::json!({"editor.tabSize": 3}).as_object().unwrap().clone();
+        assert!(write_vscode_settings(home.path(), me.0, me.1, &settings).is_empty());
+        let read = |dir: &str| -> serde_json::Value {
+            let p = home.path().join(dir).join("data/Machine/settings.json");
+            serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+        };
+        assert_eq!(read(".vscode-server"), serde_json::json!({"editor.tabSize": 3}));
+        assert_eq!(read(".cursor-server"), serde_json::json!({"files.eol": "\n", "editor.tabSize": 3}));
+        // Not JSON: left alone, and said.
+        std::fs::write(machine.join("settings.json"), "not json").unwrap();
+        let problems = write_vscode_settings(home.path(), me.0, me.1, &settings);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(std::fs::read_to_string(machine.join("settings.json")).unwrap(), "not json");
+    }
 
     #[test]
     fn the_images_path_comes_back_after_a_login_shell() {

@@ -63,6 +63,10 @@ pub struct SetupRequest {
     pub inactivity_timeout: String,
     /// Which credentials the container may ask the client for.
     pub credentials: Credentials,
+    /// `customizations.vscode.settings` of the config and its image, merged
+    /// (later wins): the VS Code family's server machine settings.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub vscode_settings: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Credentials the workspace asks the client for while a connection is

@@ -388,7 +388,20 @@ pub(crate) fn setup_request(
         authorized_key: String::new(),
         inactivity_timeout: String::new(),
         credentials: Credentials::default(),
+        vscode_settings: vscode_settings(merged),
     }
+}
+
+/// `customizations.vscode.settings` of every metadata entry and the config,
+/// merged in order (a later entry's value wins).
+fn vscode_settings(merged: &MergedConfig) -> serde_json::Map<String, serde_json::Value> {
+    let mut out = serde_json::Map::new();
+    for entry in merged.customizations.get("vscode").into_iter().flatten() {
+        if let Some(serde_json::Value::Object(settings)) = entry.get("settings") {
+            out.extend(settings.clone());
+        }
+    }
+    out
 }
 
 /// The key that may log in: the one given, else the workspace's own.
