@@ -69,6 +69,10 @@ fn up_and_open_start_the_chosen_ide_with_its_arguments() {
     let list = run(s.den().args(["ide", "list", "--output", "json"])).assert_ok().json();
     let zed = list.as_array().unwrap().iter().find(|i| i["name"] == "zed").unwrap();
     assert_eq!(zed["default"], true);
+    run(ws.up_cmd(&["--open-ide=false"]).env("PATH", path_with(&bin))).assert_ok();
+    // The stand-in would have written within milliseconds of its start.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!bin.join("zed.args").exists(), "--open-ide=false opened it all the same");
     run(ws.up_cmd(&[]).env("PATH", path_with(&bin))).assert_ok();
     assert_eq!(args_of(&bin, "zed"), [format!("ssh://root@{id}.den{folder}")]);
 }

@@ -131,6 +131,9 @@ pub struct UpArgs {
     /// chosen with `den ide use`, else none).
     #[arg(long, value_name = "NAME")]
     pub ide: Option<String>,
+    /// `--open-ide=false`: open no IDE this time, whatever the default.
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub open_ide: bool,
     /// The ssh config to write the `Host ID.den` entry to (default:
     /// $DEN_SSH_CONFIG, else ~/.ssh/config).
     #[arg(long, value_name = "PATH")]

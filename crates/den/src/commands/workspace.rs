@@ -51,7 +51,9 @@ pub fn up(settings: &Settings, args: UpArgs) -> anyhow::Result<i32> {
             );
         }
     }
-    crate::commands::ide::open_after_up(&den, rec, args.ide.as_deref())?;
+    if args.open_ide {
+        crate::commands::ide::open_after_up(&den, rec, args.ide.as_deref())?;
+    }
     Ok(exit::OK)
 }
 
