@@ -108,14 +108,17 @@ pub fn command(ide: Ide, target: &Target, search: &Search) -> Result<Option<(Pat
         Kind::None => return Ok(None),
         Kind::VsCode { cli, app } => (
             vscode_places(cli, app, search),
-            vec!["--folder-uri".into(), format!("vscode-remote://ssh-remote+{}{}", target.host, target.folder)],
+            vec![
+                "--folder-uri".into(),
+                format!("vscode-remote://ssh-remote+{}{}", target.host, encode_path(&target.folder)),
+            ],
         ),
         Kind::Zed => (
             places("zed", &["/usr/bin/zed", "/usr/local/bin/zed", "/Applications/Zed.app/Contents/MacOS/cli"], search)
                 .into_iter()
                 .chain(search.home.iter().map(|h| h.join(".local/bin/zed")))
                 .collect(),
-            vec![format!("ssh://{}@{}{}", target.user, target.host, target.folder)],
+            vec![format!("ssh://{}@{}{}", encode(&target.user), target.host, encode_path(&target.folder))],
         ),
         Kind::JetBrains { product } => {
             let opener = if cfg!(target_os = "macos") { "open" } else { "xdg-open" };
@@ -180,6 +183,11 @@ fn encode(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// A path in a URI: each segment percent-encoded, the `/`s kept.
+fn encode_path(path: &str) -> String {
+    path.split('/').map(encode).collect::<Vec<_>>().join("/")
 }
 
 /// `name` on PATH, then the `fixed` places.
@@ -248,6 +256,10 @@ mod tests {
             ["jetbrains-gateway://connect#type=ssh&deploy=true&host=api.den&port=22&user=dev&projectPath=%2Fworkspaces%2Fapi&productCode=GO"]
         );
         assert!(command(by_name("none").unwrap(), &target(), &s).unwrap().is_none());
+        // A folder with a space or a `#` stays one path in the URI.
+        let odd = Target { folder: "/workspaces/my app#1".into(), ..target() };
+        let (_, args) = command(by_name("vscode").unwrap(), &odd, &s).unwrap().unwrap();
+        assert_eq!(args[1], "vscode-remote://ssh-remote+api.den/workspaces/my%20app%231");
     }
 
     #[test]
