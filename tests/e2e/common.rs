@@ -212,8 +212,13 @@ impl TestWorkspace<'_> {
 
     /// The container's name.
     pub fn container(&self) -> String {
-        format!("den-{}", self.id)
+        container(&self.id)
     }
+}
+
+/// The container of workspace `id` in the default context.
+pub fn container(id: &str) -> String {
+    format!("den-{id}")
 }
 
 /// Whether a container runs: `None` when there is no such container.

@@ -7,14 +7,10 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{docker, exec, require_engine, run, unique_id, Sandbox};
+use crate::common::{container, docker, exec, require_engine, run, unique_id, Sandbox};
 
 fn busybox_project(s: &Sandbox, name: &str) -> std::path::PathBuf {
     s.project(name, &[(".devcontainer/devcontainer.json", r#"{"image": "den-test/busybox"}"#), ("marker", "project")])
-}
-
-fn container(id: &str) -> String {
-    format!("den-{id}")
 }
 
 #[test]

@@ -3,11 +3,7 @@
 use std::os::unix::fs::MetadataExt;
 use std::process::Command;
 
-use crate::common::{docker, exec, require_engine, run, unique_id, Sandbox};
-
-fn container(id: &str) -> String {
-    format!("den-{id}")
-}
+use crate::common::{container, docker, exec, require_engine, run, unique_id, Sandbox};
 
 #[test]
 fn image_only_then_warm_up_changes_nothing() {

@@ -495,35 +495,16 @@ pub const CLIENT_GONE: i32 = 75;
 
 /// One setup at a time in a container: a second `up` (whose first one was
 /// killed a moment ago, say) waits here instead of starting the same hooks
-/// beside it. The kernel drops the lock when the holder exits.
-fn setup_lock(data: &Path) -> Result<std::fs::File, String> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let path = data.join("setup.lock");
-    let mut f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(&path)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    match f.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => {
-            let mut holder = String::new();
-            let _ = std::io::Read::read_to_string(&mut f, &mut holder);
-            println!("another den up is still setting this container up (agent pid {}); waiting for it", holder.trim());
-            let _ = std::io::stdout().flush();
-            f.lock().map_err(|e| format!("{}: {e}", path.display()))?;
-        }
-        // A file system without flock: one setup at a time cannot be
-        // promised, so say so rather than pretend.
-        Err(std::fs::TryLockError::Error(e)) => return Err(format!("locking {}: {e}", path.display())),
-    }
-    let _ = f.set_len(0);
-    let _ = std::io::Seek::rewind(&mut f);
-    let _ = write!(f, "{}", std::process::id());
-    Ok(f)
+/// beside it. den-state's lock (flock; the kernel drops it when the holder
+/// exits), in a folder of its own: the lock makes its folder 0700, and the
+/// data folder must stay reachable for the credentials sockets.
+fn setup_lock(data: &Path) -> Result<den_state::Lock, String> {
+    den_state::Lock::acquire(&data.join("locks").join("setup.lock"), |w| {
+        let pid = w.holder.map(|p| p.to_string()).unwrap_or_else(|| "?".into());
+        println!("another den up is still setting this container up (agent pid {pid}); waiting for it");
+        let _ = std::io::stdout().flush();
+    })
+    .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
