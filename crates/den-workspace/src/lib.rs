@@ -3,7 +3,7 @@
 mod backend;
 mod config;
 pub mod context;
-mod docker_credentials;
+
 mod exec;
 mod id;
 mod inject;

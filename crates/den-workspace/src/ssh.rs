@@ -104,8 +104,8 @@ fn relay(cmd: &Cmd, wanted: den_protocol::Credentials) {
         std::thread::spawn(move || {
             // Only what the provider lets the workspace ask for.
             let output = match req.op.as_str() {
-                "docker-get" if wanted.docker => crate::docker_credentials::get(req.input.trim()),
-                "docker-list" if wanted.docker => crate::docker_credentials::list(),
+                "docker-get" if wanted.docker => den_oci::credentials::get(req.input.trim()),
+                "docker-list" if wanted.docker => den_oci::credentials::list(),
                 "get" if wanted.git => local_git_credential(&req.op, &req.input),
                 _ => String::new(),
             };

@@ -82,6 +82,19 @@ pub fn list() -> String {
     Value::Object(out).to_string()
 }
 
+/// The user name and secret this machine has for a registry host
+/// (`localhost:5000`, `ghcr.io`; `docker.io` is Docker Hub's index).
+pub fn login(registry_host: &str) -> Option<(String, String)> {
+    let host = match registry_host {
+        "docker.io" | "registry-1.docker.io" => "https://index.docker.io/v1/",
+        h => h,
+    };
+    let v: Value = serde_json::from_str(&get(host)).ok()?;
+    let user = v.get("Username")?.as_str()?.to_string();
+    let secret = v.get("Secret")?.as_str()?.to_string();
+    (!secret.is_empty()).then_some((user, secret))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,119 @@
+//! The image build that installs Features: a build context with one folder
+//! per Feature and a Dockerfile with one `COPY` + `RUN` per Feature in
+//! install order, so that the engine's layer cache rebuilds from the first
+//! changed Feature on and keeps the layers before it.
+
+use std::path::{Path, PathBuf};
+
+use crate::options::{env_file, sh_quote};
+use crate::Feature;
+
+/// Who the install scripts are told the users are.
+#[derive(Debug, Clone)]
+pub struct Users {
+    /// The base image's own user (`Config.User`, else root), restored at
+    /// the end.
+    pub image_user: String,
+    pub container_user: String,
+    pub remote_user: String,
+}
+
+/// Where Feature files are put in the image while they install.
+const STAGE: &str = "/tmp/den-features";
+
+/// The wrapper each Feature's install runs through: the option and user
+/// variables, the users' homes from the image's passwd, then install.sh.
+fn wrapper(n: usize, f: &Feature) -> String {
+    let label = match &f.json.version {
+        Some(v) => format!("{} {v}", f.user_id),
+        None => f.user_id.clone(),
+    };
+    format!(
+        r#"#!/bin/sh
+set -e
+cd {STAGE}/{n}
+trap 'code=$?; [ "$code" = 0 ] || echo "den: Feature {label_q} failed: install.sh exited with $code" >&2' EXIT
+echo "den: installing Feature {label_q}"
+home_of() {{ (getent passwd "$1" 2>/dev/null || grep "^$1:" /etc/passwd) | head -n 1 | cut -d: -f6; }}
+set -a
+. ./devcontainer-features.builtin.env
+. ./devcontainer-features.env
+_CONTAINER_USER_HOME=$(home_of "$_CONTAINER_USER")
+_REMOTE_USER_HOME=$(home_of "$_REMOTE_USER")
+set +a
+chmod +x ./install.sh
+case "$(head -c 2 ./install.sh)" in
+  '#!') ./install.sh ;;
+  *) sh ./install.sh ;;
+esac
+"#,
+        label_q = label.replace('\'', "").replace('"', "")
+    )
+}
+
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        let t = e.file_type()?;
+        let dest = to.join(e.file_name());
+        if t.is_dir() {
+            copy_dir(&e.path(), &dest)?;
+        } else if t.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(e.path())?, &dest)?;
+        } else {
+            std::fs::copy(e.path(), &dest)?;
+        }
+    }
+    Ok(())
+}
+
+/// A value in a Dockerfile `ENV K="v"` line (`${PATH}` stays for the
+/// builder to expand, as Features expect).
+fn env_value(v: &str) -> String {
+    format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n"))
+}
+
+/// Writes the build context into `dir` (made empty first) and returns the
+/// Dockerfile's path. `base` is the image the Features go on.
+pub fn write_context(dir: &Path, base: &str, features: &[Feature], users: &Users) -> std::io::Result<PathBuf> {
+    if dir.exists() {
+        std::fs::remove_dir_all(dir)?;
+    }
+    std::fs::create_dir_all(dir)?;
+    let mut df = format!("FROM {base}\nUSER root\n");
+    for (n, f) in features.iter().enumerate() {
+        let folder = dir.join(n.to_string());
+        copy_dir(&f.fetched.dir, &folder)?;
+        std::fs::write(folder.join("devcontainer-features.env"), env_file(&f.options))?;
+        std::fs::write(
+            folder.join("devcontainer-features.builtin.env"),
+            format!("_CONTAINER_USER={}\n_REMOTE_USER={}\n", sh_quote(&users.container_user), sh_quote(&users.remote_user)),
+        )?;
+        std::fs::write(folder.join("den-feature-install.sh"), wrapper(n, f))?;
+        // Before the Feature's own install, so it and every later one see
+        // them (a PATH entry, a home folder variable).
+        for (k, v) in &f.json.container_env {
+            if !k.is_empty() && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                df.push_str(&format!("ENV {k}={}\n", env_value(v)));
+            }
+        }
+        df.push_str(&format!("COPY {n}/ {STAGE}/{n}/\n"));
+        df.push_str(&format!("RUN sh {STAGE}/{n}/den-feature-install.sh && rm -rf {STAGE}/{n}\n"));
+    }
+    df.push_str(&format!("USER {}\n", if users.image_user.is_empty() { "root" } else { &users.image_user }));
+    let path = dir.join("Dockerfile");
+    std::fs::write(&path, df)?;
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_values_keep_variables_and_escape_quotes() {
+        assert_eq!(env_value("/opt/x/bin:${PATH}"), "\"/opt/x/bin:${PATH}\"");
+        assert_eq!(env_value("a\"b\\c"), "\"a\\\"b\\\\c\"");
+    }
+}

@@ -1,0 +1,434 @@
+//! A client of the OCI distribution API, for artifacts that are not images
+//! (dev container Features): manifests, blobs and tags, pulled and pushed,
+//! with the registry's auth flows (anonymous and credentialed bearer tokens,
+//! basic auth) and the client's docker credentials.
+//!
+//! Plain http is used only for loopback registries (`localhost:PORT`,
+//! `127.0.0.1:PORT`), as the devcontainer CLI does; everything else is https.
+
+pub mod credentials;
+mod reference;
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::sync::Mutex;
+use std::time::Duration;
+
+pub use reference::Reference;
+
+/// The manifest media type den pushes and asks for first.
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
+
+/// Largest manifest read (they are a few hundred bytes).
+const MAX_MANIFEST: u64 = 4 << 20;
+/// Largest blob read into memory.
+pub const MAX_BLOB: u64 = 512 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OciError {
+    #[error("`{0}` is not a valid OCI reference: {1}")]
+    BadReference(String, String),
+    #[error("cannot reach {url}: {message}")]
+    Unreachable { url: String, message: String },
+    #[error("{registry}: {message}")]
+    Auth { registry: String, message: String },
+    #[error("{url}: the registry answered {status}{}", if body.is_empty() { String::new() } else { format!(": {body}") })]
+    Status { url: String, status: u16, body: String },
+    #[error("{url}: {message}")]
+    Invalid { url: String, message: String },
+}
+
+impl OciError {
+    /// The registry does not have what was asked for.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, OciError::Status { status: 404, .. })
+    }
+}
+
+pub type Result<T, E = OciError> = std::result::Result<T, E>;
+
+/// A manifest as fetched: its bytes, its digest and its parsed form.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    pub digest: String,
+    pub bytes: Vec<u8>,
+    pub json: serde_json::Value,
+}
+
+impl Manifest {
+    /// The manifest's layers: (media type, digest, size).
+    pub fn layers(&self) -> Vec<(String, String, u64)> {
+        self.json
+            .get("layers")
+            .and_then(|l| l.as_array())
+            .map(|l| {
+                l.iter()
+                    .map(|x| {
+                        let s = |k: &str| x.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
+                        (s("mediaType"), s("digest"), x.get("size").and_then(|v| v.as_u64()).unwrap_or(0))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// An annotation of the manifest.
+    pub fn annotation(&self, key: &str) -> Option<&str> {
+        self.json.get("annotations")?.get(key)?.as_str()
+    }
+}
+
+/// `sha256:<hex>` of some bytes.
+pub fn sha256_digest(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    let h = sha2::Sha256::digest(bytes);
+    format!("sha256:{}", h.iter().map(|b| format!("{b:02x}")).collect::<String>())
+}
+
+type Login = Box<dyn Fn(&str) -> Option<(String, String)> + Send + Sync>;
+
+/// A registry client. Tokens are kept per registry and scope for the
+/// client's lifetime.
+pub struct Client {
+    agent: ureq::Agent,
+    login: Login,
+    tokens: Mutex<HashMap<(String, String), String>>,
+}
+
+impl Default for Client {
+    fn default() -> Self {
+        Self::new(Box::new(credentials::login))
+    }
+}
+
+/// What a 401 asked for.
+enum Challenge {
+    Bearer { realm: String, service: Option<String>, scope: Option<String> },
+    Basic,
+}
+
+fn parse_challenge(header: &str) -> Option<Challenge> {
+    let (scheme, rest) = header.trim().split_once(' ').unwrap_or((header.trim(), ""));
+    if scheme.eq_ignore_ascii_case("basic") {
+        return Some(Challenge::Basic);
+    }
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    // key="value" pairs separated by commas; values may hold commas
+    // (scope="repository:a:pull,push").
+    let mut params = HashMap::new();
+    let mut s = rest.trim();
+    while !s.is_empty() {
+        let Some((key, after)) = s.split_once('=') else { break };
+        let key = key.trim().trim_start_matches(',').trim().to_ascii_lowercase();
+        let after = after.trim_start();
+        let (value, next) = if let Some(q) = after.strip_prefix('"') {
+            match q.find('"') {
+                Some(end) => (&q[..end], &q[end + 1..]),
+                None => (q, ""),
+            }
+        } else {
+            match after.find(',') {
+                Some(end) => (&after[..end], &after[end..]),
+                None => (after, ""),
+            }
+        };
+        params.insert(key, value.to_string());
+        s = next.trim_start().trim_start_matches(',').trim_start();
+    }
+    Some(Challenge::Bearer {
+        realm: params.remove("realm")?,
+        service: params.remove("service"),
+        scope: params.remove("scope"),
+    })
+}
+
+fn basic(user: &str, secret: &str) -> String {
+    use base64ct::Encoding;
+    format!("Basic {}", base64ct::Base64::encode_string(format!("{user}:{secret}").as_bytes()))
+}
+
+fn percent(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn read_limited(resp: ureq::Response, limit: u64, url: &str) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    resp.into_reader().take(limit + 1).read_to_end(&mut out).map_err(|e| OciError::Unreachable {
+        url: url.to_string(),
+        message: format!("reading the answer: {e}"),
+    })?;
+    if out.len() as u64 > limit {
+        return Err(OciError::Invalid { url: url.into(), message: format!("the answer is larger than {limit} bytes") });
+    }
+    Ok(out)
+}
+
+/// A request to send: method, headers and body.
+struct Req<'a> {
+    method: &'a str,
+    url: String,
+    headers: Vec<(&'a str, String)>,
+    body: Option<&'a [u8]>,
+}
+
+impl Client {
+    /// A client that asks `login(registry_host)` for credentials when a
+    /// registry wants them.
+    pub fn new(login: Login) -> Self {
+        let agent = ureq::AgentBuilder::new()
+            .timeout_connect(Duration::from_secs(15))
+            .timeout_read(Duration::from_secs(120))
+            .timeout_write(Duration::from_secs(120))
+            .user_agent(concat!("den/", env!("CARGO_PKG_VERSION")))
+            .build();
+        Client { agent, login, tokens: Mutex::new(HashMap::new()) }
+    }
+
+    fn send(&self, r: &Req<'_>, auth: Option<&str>) -> Result<std::result::Result<ureq::Response, ureq::Response>> {
+        let mut req = self.agent.request(r.method, &r.url);
+        for (k, v) in &r.headers {
+            req = req.set(k, v);
+        }
+        if let Some(a) = auth {
+            req = req.set("Authorization", a);
+        }
+        let res = match r.body {
+            Some(b) => req.send_bytes(b),
+            None => req.call(),
+        };
+        match res {
+            Ok(resp) => Ok(Ok(resp)),
+            Err(ureq::Error::Status(_, resp)) => Ok(Err(resp)),
+            Err(ureq::Error::Transport(t)) => {
+                Err(OciError::Unreachable { url: r.url.clone(), message: t.to_string() })
+            }
+        }
+    }
+
+    /// Sends a request, answering the registry's auth challenge once.
+    fn request(&self, r: &Reference, req: Req<'_>, push: bool) -> Result<ureq::Response> {
+        let scope = format!("repository:{}:{}", r.repository, if push { "pull,push" } else { "pull" });
+        let key = (r.registry.clone(), scope.clone());
+        let cached = self.tokens.lock().expect("token cache").get(&key).cloned();
+        let first = self.send(&req, cached.as_deref())?;
+        let failed = match first {
+            Ok(resp) => return Ok(resp),
+            Err(resp) if resp.status() == 401 && cached.is_none() => resp,
+            Err(resp) => return Err(self.status_error(&req.url, resp)),
+        };
+        let challenge = failed.header("www-authenticate").and_then(parse_challenge);
+        let auth = match challenge {
+            Some(Challenge::Basic) => match (self.login)(&r.registry) {
+                Some((u, s)) => basic(&u, &s),
+                None => {
+                    return Err(OciError::Auth {
+                        registry: r.registry.clone(),
+                        message: format!(
+                            "the registry wants a user name and password; none is stored for it (run `docker login {}`)",
+                            r.registry
+                        ),
+                    })
+                }
+            },
+            Some(Challenge::Bearer { realm, service, scope: asked }) => {
+                let scope = asked.unwrap_or(scope);
+                self.token(r, &realm, service.as_deref(), &scope)?
+            }
+            None => return Err(self.status_error(&req.url, failed)),
+        };
+        self.tokens.lock().expect("token cache").insert(key, auth.clone());
+        match self.send(&req, Some(&auth))? {
+            Ok(resp) => Ok(resp),
+            Err(resp) if resp.status() == 401 || resp.status() == 403 => Err(OciError::Auth {
+                registry: r.registry.clone(),
+                message: format!(
+                    "access to {} was refused ({}){}",
+                    r.repository,
+                    resp.status(),
+                    if (self.login)(&r.registry).is_some() {
+                        " with the stored credentials"
+                    } else {
+                        "; no credentials are stored for this registry (docker login)"
+                    }
+                ),
+            }),
+            Err(resp) => Err(self.status_error(&req.url, resp)),
+        }
+    }
+
+    /// A bearer token from the registry's token service: with the stored
+    /// credentials when there are any, anonymous otherwise.
+    fn token(&self, r: &Reference, realm: &str, service: Option<&str>, scope: &str) -> Result<String> {
+        let mut url = format!("{realm}{}scope={}", if realm.contains('?') { "&" } else { "?" }, percent(scope));
+        if let Some(s) = service {
+            url.push_str(&format!("&service={}", percent(s)));
+        }
+        let mut req = self.agent.get(&url);
+        if let Some((u, s)) = (self.login)(&r.registry) {
+            req = req.set("Authorization", &basic(&u, &s));
+        }
+        let resp = match req.call() {
+            Ok(resp) => resp,
+            Err(ureq::Error::Status(code, resp)) => {
+                let body = resp.into_string().unwrap_or_default();
+                return Err(OciError::Auth {
+                    registry: r.registry.clone(),
+                    message: format!("the token service at {realm} answered {code}: {}", body.trim()),
+                });
+            }
+            Err(ureq::Error::Transport(t)) => {
+                return Err(OciError::Unreachable { url: realm.to_string(), message: t.to_string() })
+            }
+        };
+        let body = read_limited(resp, 1 << 20, realm)?;
+        let v: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|e| OciError::Invalid { url: realm.to_string(), message: format!("token answer: {e}") })?;
+        let token = v
+            .get("token")
+            .or_else(|| v.get("access_token"))
+            .and_then(|t| t.as_str())
+            .ok_or_else(|| OciError::Invalid { url: realm.to_string(), message: "the answer holds no token".into() })?;
+        Ok(format!("Bearer {token}"))
+    }
+
+    fn status_error(&self, url: &str, resp: ureq::Response) -> OciError {
+        let status = resp.status();
+        let body = resp.into_string().unwrap_or_default();
+        // Registries answer JSON `{"errors":[{"code","message"}]}`.
+        let body = serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| {
+                let e = v.get("errors")?.as_array()?.first()?.clone();
+                Some(format!(
+                    "{} {}",
+                    e.get("code").and_then(|c| c.as_str()).unwrap_or(""),
+                    e.get("message").and_then(|c| c.as_str()).unwrap_or("")
+                ))
+            })
+            .unwrap_or_else(|| body.chars().take(300).collect());
+        OciError::Status { url: url.to_string(), status, body: body.trim().to_string() }
+    }
+
+    /// The manifest a reference names (its tag or digest); a digest
+    /// reference is checked against the bytes.
+    pub fn manifest(&self, r: &Reference) -> Result<Manifest> {
+        let url = format!("{}/manifests/{}", r.api_base(), r.target());
+        let req = Req { method: "GET", url: url.clone(), headers: vec![("Accept", ACCEPT.into())], body: None };
+        let resp = self.request(r, req, false)?;
+        let bytes = read_limited(resp, MAX_MANIFEST, &url)?;
+        let digest = sha256_digest(&bytes);
+        if let Some(want) = &r.digest {
+            if *want != digest {
+                return Err(OciError::Invalid {
+                    url,
+                    message: format!("the manifest's digest is {digest}, not the {want} asked for"),
+                });
+            }
+        }
+        let json = serde_json::from_slice(&bytes)
+            .map_err(|e| OciError::Invalid { url: url.clone(), message: format!("the manifest is not JSON: {e}") })?;
+        Ok(Manifest { digest, bytes, json })
+    }
+
+    /// A blob, checked against its digest.
+    pub fn blob(&self, r: &Reference, digest: &str) -> Result<Vec<u8>> {
+        let url = format!("{}/blobs/{digest}", r.api_base());
+        let req = Req { method: "GET", url: url.clone(), headers: vec![], body: None };
+        let resp = self.request(r, req, false)?;
+        let bytes = read_limited(resp, MAX_BLOB, &url)?;
+        let got = sha256_digest(&bytes);
+        if got != digest {
+            return Err(OciError::Invalid { url, message: format!("the blob's digest is {got}, not {digest}") });
+        }
+        Ok(bytes)
+    }
+
+    /// The repository's tags.
+    pub fn tags(&self, r: &Reference) -> Result<Vec<String>> {
+        let url = format!("{}/tags/list?n=1000", r.api_base());
+        let req = Req { method: "GET", url: url.clone(), headers: vec![], body: None };
+        let resp = self.request(r, req, false)?;
+        let bytes = read_limited(resp, MAX_MANIFEST, &url)?;
+        let v: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|e| OciError::Invalid { url: url.clone(), message: format!("the tag list is not JSON: {e}") })?;
+        Ok(v.get("tags")
+            .and_then(|t| t.as_array())
+            .map(|t| t.iter().filter_map(|x| x.as_str().map(String::from)).collect())
+            .unwrap_or_default())
+    }
+
+    /// Uploads a blob (unless the registry has it) and returns its digest.
+    pub fn push_blob(&self, r: &Reference, bytes: &[u8]) -> Result<String> {
+        let digest = sha256_digest(bytes);
+        let head = Req { method: "HEAD", url: format!("{}/blobs/{digest}", r.api_base()), headers: vec![], body: None };
+        match self.request(r, head, true) {
+            Ok(_) => return Ok(digest),
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e),
+        }
+        let start = Req { method: "POST", url: format!("{}/blobs/uploads/", r.api_base()), headers: vec![], body: Some(&[]) };
+        let resp = self.request(r, start, true)?;
+        let location = resp.header("location").unwrap_or("").to_string();
+        if location.is_empty() {
+            return Err(OciError::Invalid { url: r.api_base(), message: "the upload answer has no Location".into() });
+        }
+        let mut url = if location.starts_with('/') { format!("{}{location}", r.origin()) } else { location };
+        url.push_str(if url.contains('?') { "&" } else { "?" });
+        url.push_str(&format!("digest={}", percent(&digest)));
+        let put = Req {
+            method: "PUT",
+            url,
+            headers: vec![("Content-Type", "application/octet-stream".into())],
+            body: Some(bytes),
+        };
+        self.request(r, put, true)?;
+        Ok(digest)
+    }
+
+    /// Uploads a manifest under a tag and returns its digest.
+    pub fn push_manifest(&self, r: &Reference, tag: &str, media_type: &str, bytes: &[u8]) -> Result<String> {
+        let put = Req {
+            method: "PUT",
+            url: format!("{}/manifests/{tag}", r.api_base()),
+            headers: vec![("Content-Type", media_type.into())],
+            body: Some(bytes),
+        };
+        self.request(r, put, true)?;
+        Ok(sha256_digest(bytes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_challenges_are_read_with_commas_in_values() {
+        let c = parse_challenge(
+            r#"Bearer realm="https://ghcr.io/token",service="ghcr.io",scope="repository:devcontainers/features/node:pull,push""#,
+        );
+        let Some(Challenge::Bearer { realm, service, scope }) = c else { panic!("not bearer") };
+        assert_eq!(realm, "https://ghcr.io/token");
+        assert_eq!(service.as_deref(), Some("ghcr.io"));
+        assert_eq!(scope.as_deref(), Some("repository:devcontainers/features/node:pull,push"));
+        assert!(matches!(parse_challenge(r#"Basic realm="Registry Realm""#), Some(Challenge::Basic)));
+        assert!(parse_challenge("Negotiate").is_none());
+        assert!(parse_challenge("Bearer service=\"x\"").is_none(), "no realm");
+    }
+
+    #[test]
+    fn digests_are_sha256_hex() {
+        assert_eq!(
+            sha256_digest(b""),
+            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
+}
