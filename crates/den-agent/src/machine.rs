@@ -173,6 +173,7 @@ pub fn remote_up_main() -> i32 {
         authorized_key: Some(req.authorized_key.clone()),
         skip_initialize: true,
         credentials: Some(req.credentials),
+        lockfile: Default::default(),
     };
     let mut result = RemoteUpResult { home: home.display().to_string(), ..Default::default() };
     match den_workspace::up(&den, &opts, &mut Relay) {

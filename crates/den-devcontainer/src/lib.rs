@@ -119,6 +119,8 @@ pub struct Resolved {
     /// mounts it itself).
     pub workspace_mount: Option<String>,
     pub devcontainer_id: String,
+    /// The file as parsed, for pointing at a value in it.
+    pub document: Document,
     /// `remoteEnv` as written, before substitution (see [`Resolved::label_entry`]).
     remote_env_as_written: Option<Value>,
 }
@@ -135,6 +137,16 @@ impl Resolved {
             obj.insert("remoteEnv".into(), env.clone());
         }
         entry
+    }
+
+    /// A located error about the value at `pointer` (`/features/x`).
+    pub fn invalid_at(&self, pointer: &str, property: &str, message: String) -> ConfigError {
+        ConfigError::Invalid {
+            path: self.config_file.clone(),
+            pos: self.document.position(pointer),
+            property: property.to_string(),
+            message,
+        }
     }
 
     pub fn is_compose(&self) -> bool {
@@ -192,6 +204,7 @@ pub fn resolve(loaded: &Loaded, local_folder: &Path, local_env: &dyn Fn(&str) ->
         workspace_folder,
         workspace_mount,
         devcontainer_id: id,
+        document: loaded.document.clone(),
         remote_env_as_written: loaded.document.value.get("remoteEnv").cloned(),
     }
 }

@@ -35,6 +35,17 @@ pub struct MetadataEntry {
     pub config: DevContainer,
 }
 
+impl MetadataEntry {
+    /// The entry as the label holds it: only the properties it sets.
+    pub fn to_label_value(&self) -> Value {
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        if let Value::Object(map) = &mut v {
+            map.retain(|_, x| !x.is_null());
+        }
+        v
+    }
+}
+
 /// Parses the label's text: an array of entries, or (older images) one object.
 pub fn parse_metadata_label(text: &str) -> Result<Vec<MetadataEntry>, String> {
     let v: Value = serde_json::from_str(text).map_err(|e| format!("devcontainer.metadata label is not JSON: {e}"))?;

@@ -219,7 +219,11 @@ impl Docker {
     }
 
     /// `docker build`, output to `spec.log`; a failure carries its last lines.
-    pub fn build(&self, spec: &BuildSpec) -> Result<(), DriverError> {
+    /// Builds an image; each line of the builder's output goes to
+    /// `on_line` as it comes, and all of it to the spec's log file.
+    pub fn build(&self, spec: &BuildSpec, on_line: &mut dyn FnMut(&str)) -> Result<(), DriverError> {
+        use std::io::{BufRead, Read};
+        use std::process::Stdio;
         // --force-rm: the legacy builder otherwise keeps the container of a
         // failed step (podman's default is the same as this).
         let mut c = self.cmd().args(["build", "--force-rm", "-f"]).arg(&spec.dockerfile).arg("-t").arg(&spec.tag);
@@ -236,23 +240,38 @@ impl Docker {
             c = c.arg("--label").arg(format!("{k}={v}"));
         }
         c = c.args(&spec.options).arg(&spec.context);
-        let result = c.output();
-        let (stdout, stderr, err) = match result {
-            Ok(o) => (o.stdout, o.stderr, None),
-            Err(e) => (String::new(), e.stderr().to_string(), Some(e)),
-        };
-        let log = format!("$ {}\n{stdout}{stderr}", c.display());
+        let mut log = format!("$ {}\n", c.display());
+        let mut child = c.spawn(Stdio::null(), Stdio::piped(), Stdio::piped()).map_err(|e| self.classify(e))?;
+        let mut stderr = child.stderr.take().expect("piped");
+        let errors = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text);
+            text
+        });
+        let stdout = child.stdout.take().expect("piped");
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            on_line(&line);
+            log.push_str(&line);
+            log.push('\n');
+        }
+        let status = child.wait().map_err(|e| self.classify(c.spawn_error(e)))?;
+        let stderr = errors.join().unwrap_or_default();
+        for line in stderr.lines() {
+            on_line(line);
+        }
+        log.push_str(&stderr);
         let _ = std::fs::write(&spec.log, &log);
-        match err {
-            None => Ok(()),
-            Some(e) => match self.classify(e) {
-                DriverError::Command(_) => {
-                    let lines: Vec<&str> = log.trim_end().lines().collect();
-                    let tail = lines[lines.len().saturating_sub(15)..].join("\n");
-                    Err(DriverError::BuildFailed { image: spec.tag.clone(), tail, log: spec.log.display().to_string() })
-                }
-                other => Err(other),
-            },
+        if status.success() {
+            return Ok(());
+        }
+        match self.classify(c.failed(status, stderr)) {
+            DriverError::Command(_) => {
+                let lines: Vec<&str> = log.trim_end().lines().collect();
+                let tail = lines[lines.len().saturating_sub(15)..].join("\n");
+                Err(DriverError::BuildFailed { image: spec.tag.clone(), tail, log: spec.log.display().to_string() })
+            }
+            other => Err(other),
         }
     }
 

@@ -5,6 +5,7 @@ mod config;
 pub mod context;
 
 mod exec;
+pub mod features;
 mod id;
 mod inject;
 mod manage;
@@ -98,6 +99,8 @@ pub enum WorkspaceError {
     Driver(#[from] den_driver::DriverError),
     #[error(transparent)]
     Process(#[from] den_process::ProcessError),
+    #[error(transparent)]
+    Feature(#[from] den_features::FeatureError),
     #[error("workspace `{0}` does not exist (see `den list`)")]
     NotFound(String),
     #[error("provider `{0}` is not installed (see `den provider list`)")]

@@ -44,6 +44,8 @@ pub struct UpOptions {
     /// `injectDockerCredentials` (the agent on a machine gets the client's
     /// provider's values this way).
     pub credentials: Option<Credentials>,
+    /// What to do with devcontainer-lock.json.
+    pub lockfile: crate::features::LockMode,
 }
 
 #[derive(Debug, Clone)]
@@ -112,7 +114,7 @@ pub(crate) fn load_config(folder: &Path, devcontainer_path: Option<&Path>, fallb
     }
 }
 
-pub(crate) fn check_supported(cfg: &DevContainer, reporter: &mut dyn Reporter) -> Result<()> {
+pub(crate) fn check_supported(cfg: &DevContainer) -> Result<()> {
     if cfg.docker_compose_file.is_some() {
         return Err(WorkspaceError::Unsupported(
             "this configuration uses dockerComposeFile; den does not drive docker compose yet (use an image or a Dockerfile)"
@@ -126,10 +128,6 @@ pub(crate) fn check_supported(cfg: &DevContainer, reporter: &mut dyn Reporter) -
         return Err(WorkspaceError::BadInput(
             "the configuration names no container: set \"image\" or \"build\": {\"dockerfile\": …}".into(),
         ));
-    }
-    if let Some(f) = cfg.features.as_ref().filter(|f| !f.is_empty()) {
-        let names: Vec<&str> = f.keys().map(String::as_str).collect();
-        reporter.line(&format!("note: den does not install dev container features yet; skipped: {}", names.join(", ")));
     }
     Ok(())
 }
@@ -225,11 +223,11 @@ impl Plan {
         let ws_options = providers::workspace_options(den, &entry, record.as_ref(), &src.provider_options)?;
         let devcontainer_path =
             src.devcontainer_path.clone().or_else(|| record.as_ref().and_then(|r| r.devcontainer_path.clone()));
-        let mut read = || -> Result<(String, Resolved)> {
+        let read = || -> Result<(String, Resolved)> {
             let cfg = DenConfig::load(&den.home)?;
             let fallback_image = src.fallback_image.clone().unwrap_or_else(|| cfg.fallback_image().to_string());
             let resolved = load_config(&folder, devcontainer_path.as_deref(), &fallback_image)?;
-            check_supported(&resolved.config, reporter)?;
+            check_supported(&resolved.config)?;
             Ok((fallback_image, resolved))
         };
         let (fallback_image, resolved) = match read() {

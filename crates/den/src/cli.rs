@@ -142,8 +142,18 @@ pub struct UpArgs {
     /// missing) instead of one of its own.
     #[arg(long, value_name = "NAME")]
     pub machine: Option<String>,
+    /// `write`: write (or update) devcontainer-lock.json beside the
+    /// configuration. Without it, an existing lockfile pins the Features
+    /// and is kept up to date.
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub lockfile: Option<LockfileMode>,
     #[arg(long, value_enum, default_value_t)]
     pub output: Output,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LockfileMode {
+    Write,
 }
 
 #[derive(Debug, Subcommand)]

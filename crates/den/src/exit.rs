@@ -43,6 +43,7 @@ pub fn kind(err: &anyhow::Error) -> &'static str {
                 WorkspaceError::NotFound(_) => return "not-found",
                 WorkspaceError::Config(_) => return "bad-config",
                 WorkspaceError::Unsupported(_) => return "unsupported",
+                WorkspaceError::Feature(_) => return "feature",
                 _ => {}
             }
         }

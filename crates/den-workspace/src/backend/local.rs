@@ -10,6 +10,7 @@ use indexmap::IndexMap;
 
 use den_protocol::SetupRequest;
 
+use crate::features::LockMode;
 use crate::inject::{inject_and_setup, DEFAULT_AGENT_PATHS};
 use crate::plan::{authorized_key, container_name, credentials_of, finish_setup, home_tag, setup_request, Plan};
 use crate::providers::{self, ProviderEntry};
@@ -65,6 +66,20 @@ pub(crate) fn docker_of(den: &Den, r: &WorkspaceRecord) -> Result<Docker> {
 /// Builds the image of a Dockerfile config, or makes sure the image is
 /// there. Returns the image reference and its inspect data.
 fn prepare_image(
+    den: &Den,
+    docker: &Docker,
+    resolved: &Resolved,
+    tag: &str,
+    lock: LockMode,
+    reporter: &mut dyn Reporter,
+) -> Result<(String, den_driver::Image)> {
+    let base = base_image(docker, resolved, tag, reporter)?;
+    crate::features::install(den, docker, resolved, base, lock, reporter)
+}
+
+/// The configuration's own image: pulled when missing, or built from its
+/// Dockerfile.
+fn base_image(
     docker: &Docker,
     resolved: &Resolved,
     tag: &str,
@@ -100,7 +115,7 @@ fn prepare_image(
         labels: vec![],
         log,
     };
-    docker.build(&spec)?;
+    docker.build(&spec, &mut |line| reporter.line(&format!("  │ {line}")))?;
     let info = docker
         .inspect_image(&image)?
         .ok_or_else(|| WorkspaceError::Agent(format!("{image} vanished after its build")))?;
@@ -129,7 +144,7 @@ fn create_container(
 ) -> Result<()> {
     let cfg = &resolved.config;
     let mut label_entries: Vec<serde_json::Value> =
-        meta.iter().map(|m| serde_json::to_value(m).unwrap_or_default()).collect();
+        meta.iter().map(MetadataEntry::to_label_value).collect();
     label_entries.push(resolved.label_entry());
     let mut mounts: Vec<String> = resolved.workspace_mount.iter().cloned().collect();
     mounts.extend(merged.mounts.iter().map(|m| m.to_docker_arg()));
@@ -233,7 +248,7 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, plan: Plan, reporter: &mut dyn Rep
             (container_metadata(c), c.config.image.clone(), c.config.user.clone())
         }
         None => {
-            let (image, info) = prepare_image(docker, &plan.resolved, &name, reporter)?;
+            let (image, info) = prepare_image(den, docker, &plan.resolved, &name, opts.lockfile, reporter)?;
             let meta = image_metadata(&info)?;
             let merged = den_devcontainer::merge(&meta, &plan.resolved.config);
             reporter.phase("create", &format!("container {name} from {image}"));
@@ -310,7 +325,8 @@ fn engine_hint(plan: &Plan, e: den_driver::DriverError) -> WorkspaceError {
 pub(crate) fn build(den: &Den, plan: &Plan, reporter: &mut dyn Reporter) -> Result<String> {
     let resolved_options = providers::resolve(den, &plan.entry, &plan.ws_options, Some(&plan.id))?;
     let docker = docker_for(&plan.entry, &resolved_options);
-    let (image, _) = prepare_image(&docker, &plan.resolved, &container_name(den, &plan.id), reporter)?;
+    let (image, _) =
+        prepare_image(den, &docker, &plan.resolved, &container_name(den, &plan.id), LockMode::Write, reporter)?;
     Ok(image)
 }
 

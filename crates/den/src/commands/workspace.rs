@@ -23,6 +23,10 @@ pub fn up(settings: &Settings, args: UpArgs) -> anyhow::Result<i32> {
         authorized_key: None,
         skip_initialize: false,
         credentials: None,
+        lockfile: match args.lockfile {
+            Some(crate::cli::LockfileMode::Write) => den_workspace::features::LockMode::Write,
+            None => den_workspace::features::LockMode::Auto,
+        },
     };
     let mut progress = Progress::new();
     let result = den_workspace::up(&den, &opts, &mut progress);

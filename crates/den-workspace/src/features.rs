@@ -1,0 +1,129 @@
+//! Installing a configuration's Features on top of its image: resolved and
+//! fetched by den-features, built with the engine's builder into an image
+//! named by the content hash of what went in, so that the same inputs
+//! (another `up`, a `--recreate`, another workspace) build nothing.
+
+use den_devcontainer::{MetadataEntry, Resolved};
+use den_driver::{BuildSpec, Docker, Image};
+use den_features::{layers::Users, FeatureError, Fetcher, Request};
+
+use crate::{Den, Reporter, Result, WorkspaceError};
+
+/// What to do with `devcontainer-lock.json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LockMode {
+    /// Honour it when it is there, and keep it up to date then.
+    #[default]
+    Auto,
+    /// Write (or update) it.
+    Write,
+}
+
+/// The repository of the images den builds with Features; the tag is the
+/// content hash.
+pub const IMAGE_REPOSITORY: &str = "den-features";
+
+/// Points a Feature error at its place in the configuration, when it has
+/// one.
+fn locate(resolved: &Resolved, e: FeatureError) -> WorkspaceError {
+    match e {
+        FeatureError::Value { feature, option, message } => {
+            let token = den_devcontainer::jsonc::pointer_token;
+            let mut pointer = format!("/features/{}", token(&feature));
+            let mut property = format!("features.{feature}");
+            if let Some(o) = &option {
+                pointer.push_str(&format!("/{}", token(o)));
+                property.push_str(&format!(".{o}"));
+            }
+            resolved.invalid_at(&pointer, &property, message).into()
+        }
+        other => WorkspaceError::Feature(other),
+    }
+}
+
+/// The Features of a configuration, fetched and ordered (no build).
+pub(crate) fn resolve(den: &Den, resolved: &Resolved, mode: LockMode) -> Result<Option<den_features::Resolved>> {
+    let Some(features) = resolved.config.features.as_ref().filter(|f| !f.is_empty()) else { return Ok(None) };
+    let lock_path = den_features::lockfile::path_for(&resolved.config_file);
+    let lock = den_features::lockfile::read(&lock_path).map_err(FeatureError::Lock)?;
+    let fetcher = Fetcher::new(den.home.root().join("cache").join("features"));
+    let order = resolved.config.override_feature_install_order.clone().unwrap_or_default();
+    let req = Request { config_dir: resolved.config_dir(), features, override_order: &order, lock: lock.as_ref() };
+    let out = den_features::resolve(&fetcher, &req).map_err(|e| locate(resolved, e))?;
+    // Kept up to date once it exists (an empty file asks for one), or when
+    // asked to write it.
+    if mode == LockMode::Write || lock_path.exists() {
+        let new = den_features::lockfile_of(&out.features);
+        if lock.as_ref() != Some(&new) && (mode == LockMode::Write || !new.features.is_empty() || lock.is_some()) {
+            den_features::lockfile::write(&lock_path, &new)
+                .map_err(WorkspaceError::io(format!("writing {}", lock_path.display())))?;
+        }
+    }
+    Ok(Some(out))
+}
+
+/// Installs the configuration's Features on `base` (already present), and
+/// returns the image to run, with its inspect data. Without Features, the
+/// base itself.
+pub(crate) fn install(
+    den: &Den,
+    docker: &Docker,
+    resolved: &Resolved,
+    base: (String, Image),
+    mode: LockMode,
+    reporter: &mut dyn Reporter,
+) -> Result<(String, Image)> {
+    let Some(found) = resolve(den, resolved, mode)? else { return Ok(base) };
+    for n in &found.notes {
+        reporter.line(&format!("note: {n}"));
+    }
+    if found.features.is_empty() {
+        return Ok(base);
+    }
+    let (base_ref, base_info) = base;
+    let base_meta: Vec<MetadataEntry> = match base_info.label("devcontainer.metadata") {
+        Some(text) => den_devcontainer::parse_metadata_label(text)
+            .map_err(|e| WorkspaceError::BadInput(format!("image {base_ref}: {e}")))?,
+        None => vec![],
+    };
+    let merged = den_devcontainer::merge(&base_meta, &resolved.config);
+    let image_user = base_info.config.user.clone();
+    let container_user = merged
+        .container_user
+        .clone()
+        .or_else(|| Some(image_user.clone()).filter(|u| !u.is_empty()))
+        .unwrap_or_else(|| "root".into());
+    let remote_user = merged.remote_user.clone().unwrap_or_else(|| container_user.clone());
+    let users = Users { image_user, container_user, remote_user };
+    let hash = den_features::build_hash(&base_info.id, &found.features, &users);
+    let tag = format!("{IMAGE_REPOSITORY}:{}", &hash[..24]);
+    let names: Vec<String> = found.features.iter().map(|f| f.user_id.clone()).collect();
+    if let Some(info) = docker.inspect_image(&tag)? {
+        reporter.phase("build", &format!("Features {} (built before: {tag})", names.join(", ")));
+        return Ok((tag, info));
+    }
+    reporter.phase("build", &format!("installing Features {} on {base_ref}", names.join(", ")));
+    let mut entries: Vec<serde_json::Value> =
+        base_meta.iter().map(MetadataEntry::to_label_value).collect();
+    for f in &found.features {
+        entries.push(f.metadata()?.to_label_value());
+    }
+    let work = den.home.root().join("cache").join("builds").join(&hash[..24]);
+    let dockerfile = den_features::layers::write_context(&work, &base_ref, &found.features, &users)
+        .map_err(WorkspaceError::io(format!("writing the Feature build in {}", work.display())))?;
+    let spec = BuildSpec {
+        tag: tag.clone(),
+        dockerfile,
+        context: work.clone(),
+        labels: vec![("devcontainer.metadata".into(), serde_json::Value::Array(entries).to_string())],
+        log: den.home.root().join("cache").join("builds").join(format!("{}.log", &hash[..24])),
+        ..BuildSpec::default()
+    };
+    let result = docker.build(&spec, &mut |line| reporter.line(&format!("  │ {line}")));
+    let _ = std::fs::remove_dir_all(&work);
+    result?;
+    let info = docker
+        .inspect_image(&tag)?
+        .ok_or_else(|| WorkspaceError::Agent(format!("{tag} vanished after its build")))?;
+    Ok((tag, info))
+}
