@@ -9,6 +9,7 @@ pub mod layers;
 pub mod lockfile;
 pub mod options;
 pub mod order;
+pub mod publish;
 pub mod source;
 
 use std::path::Path;

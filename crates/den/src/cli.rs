@@ -65,6 +65,9 @@ pub enum Command {
     /// The IDEs den can open, and the default one.
     #[command(subcommand)]
     Ide(IdeCommand),
+    /// Dev Container Features: publish them to a registry.
+    #[command(subcommand)]
+    Feature(FeatureCommand),
     /// Print den's man page (roff), e.g. `den man > /usr/local/share/man/man1/den.1`.
     Man,
     /// Print a shell completion script (e.g. `den completion bash > /etc/bash_completion.d/den`).
@@ -154,6 +157,22 @@ pub struct UpArgs {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LockfileMode {
     Write,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FeatureCommand {
+    /// Publish a Feature folder (or every Feature folder under PATH) to
+    /// REGISTRY/NAMESPACE/<id>, tagged with its version, MAJOR.MINOR, MAJOR
+    /// and latest when it is the newest. Uses the registry credentials of
+    /// `docker login`; plain http only for localhost registries.
+    Publish {
+        path: PathBuf,
+        /// Where to publish: REGISTRY/NAMESPACE (e.g. ghcr.io/me/features).
+        #[arg(long, value_name = "REGISTRY/NAMESPACE")]
+        namespace: String,
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -424,6 +443,7 @@ impl Cli {
             Command::Provider(ProviderCommand::List(a))
             | Command::Context(ContextCommand::List(a))
             | Command::Ide(IdeCommand::List(a)) => a.output,
+            Command::Feature(FeatureCommand::Publish { output, .. }) => *output,
             Command::Provider(ProviderCommand::Options { output, .. } | ProviderCommand::Add { output, .. })
             | Command::Context(ContextCommand::Options { output, .. })
             | Command::Machine(MachineCommand::List { output } | MachineCommand::Status { output, .. }) => *output,

@@ -3,6 +3,7 @@
 
 mod agent;
 mod context;
+mod feature;
 mod ide;
 mod machine;
 mod provider;
@@ -29,6 +30,7 @@ pub fn run(cli: Cli, settings: &Settings) -> anyhow::Result<i32> {
         Command::ReadConfig(args) => read_config::run(args),
         Command::Open { id, ide } => ide::open(settings, &id, ide.as_deref()),
         Command::Ide(cmd) => ide::run(settings, cmd),
+        Command::Feature(cmd) => feature::run(cmd),
         Command::Man => {
             use clap::CommandFactory;
             use std::io::Write;
