@@ -6,6 +6,7 @@ mod common;
 mod conformance;
 mod context;
 mod credentials;
+mod features;
 mod fuzz;
 mod hostile;
 mod ide;

@@ -28,7 +28,10 @@ command -v tmux >/dev/null 2>&1 || need+=(tmux)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v sftp >/dev/null 2>&1 || need+=(openssh-client)
 command -v podman >/dev/null 2>&1 || need+=(podman)
-command -v python3 >/dev/null 2>&1 || need+=(python3) # tests/mock-kubectl
+command -v python3 >/dev/null 2>&1 || need+=(python3) # tests/mock-kubectl, loopback web servers
+command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry) # Features from a real registry
+command -v htpasswd >/dev/null 2>&1 || need+=(apache2-utils) # that registry with basic auth
+command -v tar >/dev/null 2>&1 || need+=(tar)
 if [ -x /bin/busybox ] && ! /bin/busybox --list 2>/dev/null | grep -qx sh; then need+=(busybox-static); fi
 if [ ${#need[@]} -gt 0 ]; then
   log "installing ${need[*]}"

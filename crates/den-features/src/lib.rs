@@ -202,7 +202,7 @@ pub fn resolve(fetcher: &Fetcher, req: &Request<'_>) -> Result<Resolved, Feature
         if let (Source::Tarball(_), Some(entry)) = (&source, req.lock.and_then(|l| l.features.get(&user_id))) {
             if entry.integrity != fetched.digest {
                 return Err(FeatureError::Lock(format!(
-                    "devcontainer-lock.json: `{user_id}` was locked at {} but the download is {}; if the change is wanted, update the lockfile (den up --lockfile write)",
+                    "devcontainer-lock.json: `{user_id}` has integrity {} but the download is {}; if the change is wanted, update the lockfile (den up --lockfile write)",
                     entry.integrity, fetched.digest
                 )));
             }

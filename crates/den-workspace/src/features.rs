@@ -15,7 +15,7 @@ pub enum LockMode {
     /// Honour it when it is there, and keep it up to date then.
     #[default]
     Auto,
-    /// Write (or update) it.
+    /// Resolve every Feature anew and write (or update) it.
     Write,
 }
 
@@ -48,7 +48,10 @@ pub(crate) fn resolve(den: &Den, resolved: &Resolved, mode: LockMode) -> Result<
     let lock = den_features::lockfile::read(&lock_path).map_err(FeatureError::Lock)?;
     let fetcher = Fetcher::new(den.home.root().join("cache").join("features"));
     let order = resolved.config.override_feature_install_order.clone().unwrap_or_default();
-    let req = Request { config_dir: resolved.config_dir(), features, override_order: &order, lock: lock.as_ref() };
+    // Writing resolves every Feature anew (the way to move a pin);
+    // otherwise the lockfile's digests are what is fetched.
+    let pins = if mode == LockMode::Write { None } else { lock.as_ref() };
+    let req = Request { config_dir: resolved.config_dir(), features, override_order: &order, lock: pins };
     let out = den_features::resolve(&fetcher, &req).map_err(|e| locate(resolved, e))?;
     // Kept up to date once it exists (an empty file asks for one), or when
     // asked to write it.

@@ -221,6 +221,12 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, plan: Plan, reporter: &mut dyn Rep
             )));
         }
     }
+    // A new container's image is made first: a build that fails leaves
+    // the old container as it was.
+    let mut prepared = None;
+    if opts.reset || opts.recreate || container.is_none() {
+        prepared = Some(prepare_image(den, docker, &plan.resolved, &name, opts.lockfile, reporter)?);
+    }
     if opts.reset {
         if container.is_some() {
             reporter.phase("create", "removing the old container (--reset)");
@@ -248,7 +254,10 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, plan: Plan, reporter: &mut dyn Rep
             (container_metadata(c), c.config.image.clone(), c.config.user.clone())
         }
         None => {
-            let (image, info) = prepare_image(den, docker, &plan.resolved, &name, opts.lockfile, reporter)?;
+            let (image, info) = match prepared.take() {
+                Some(p) => p,
+                None => prepare_image(den, docker, &plan.resolved, &name, opts.lockfile, reporter)?,
+            };
             let meta = image_metadata(&info)?;
             let merged = den_devcontainer::merge(&meta, &plan.resolved.config);
             reporter.phase("create", &format!("container {name} from {image}"));
