@@ -371,3 +371,49 @@ impl Drop for KillOnDrop {
         let _ = Command::new("kill").arg(self.0.to_string()).status();
     }
 }
+
+#[test]
+fn a_prebuilt_image_is_pushed_once_and_pulled_instead_of_building() {
+    require_engine();
+    let builder = Sandbox::new();
+    let registry = Registry::start(builder.path(), None);
+    let repo = format!("{}/prebuilt/app", registry.host());
+    let config = r#"{"image": "den-test/busybox", "features": {"./marker": {"word": "prebuilt"}}}"#;
+    let ws = builder.workspace("feat-prebuild", config);
+    // Unique to this run, so that no image of an earlier run answers.
+    feature(
+        &ws.folder.join(".devcontainer/marker"),
+        &format!(r#"{{"id": "marker", "version": "1.0.0", "options": {{"word": {{"type": "string", "default": "x"}}}}, "containerEnv": {{"RUN_ID": "{}"}}}}"#, ws.id),
+        "echo \"$WORD\" > /usr/local/share/marker",
+    );
+    let built = run(builder.den().args(["build", "--repository", &repo, "--push", "--output", "json"]).arg(&ws.folder));
+    built.assert_ok();
+    let image = built.json()["image"].as_str().unwrap().to_string();
+    assert!(image.starts_with(&format!("{repo}:")), "{image}");
+    // Nothing of it stays on this engine: the next up must pull it.
+    let id = docker(&["image", "inspect", "-f", "{{.Id}}", &image]).trim().to_string();
+    docker(&["rmi", "-f", &id]);
+
+    // Another den (a teammate, CI): the same project, the repository as a
+    // context option.
+    let user = Sandbox::new();
+    let copy = user.project("feat-prebuild", &[]);
+    let st = Command::new("cp").arg("-a").arg(ws.folder.join(".devcontainer")).arg(&copy).status().unwrap();
+    assert!(st.success());
+    run(user.den().args(["context", "set-options", "-o", &format!("PREBUILD_REPOSITORY={repo}")])).assert_ok();
+    let uid = unique_id("feat-prebuild-user");
+    let _cleanup = user.cleanup(&uid);
+    let up = run(user.den().args(["up", "--ide", "none", "--id", &uid]).arg(&copy));
+    up.assert_ok();
+    assert!(up.stderr.contains(&format!("pulled the prebuilt image {image}")), "{}", up.stderr);
+    assert!(!up.stderr.contains("den: installing Feature"), "{}", up.stderr);
+    assert_eq!(docker(&["inspect", "-f", "{{.Config.Image}}", &container(&uid)]).trim(), image);
+    assert_eq!(exec(&container(&uid), "cat /usr/local/share/marker"), "prebuilt\n");
+
+    // A changed option is another image: not in the registry, so built.
+    std::fs::write(copy.join(".devcontainer/devcontainer.json"), config.replace("\"prebuilt\"", "\"changed\"")).unwrap();
+    let again = run(user.den().args(["up", "--ide", "none", "--recreate", "--id", &uid]).arg(&copy));
+    again.assert_ok();
+    assert!(again.stderr.contains("no prebuilt image") && again.stderr.contains("den: installing Feature"), "{}", again.stderr);
+    assert_eq!(exec(&container(&uid), "cat /usr/local/share/marker"), "changed\n");
+}

@@ -165,6 +165,11 @@ pub fn remote_up_main() -> i32 {
             provider: Some("docker".into()),
             provider_options: options,
             fallback_image: Some(req.fallback_image.clone()).filter(|f| !f.is_empty()),
+            prebuild: match req.prebuild_repository.as_str() {
+                "" => None,
+                // Checked on the client already.
+                r => den_workspace::features::Prebuild::new(r, false).ok(),
+            },
         },
         recreate: req.recreate || replaced,
         reset: false,

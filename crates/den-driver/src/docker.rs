@@ -196,6 +196,33 @@ impl Docker {
         }
     }
 
+    /// Pulls an image; `false` when the registry does not have it.
+    pub fn pull(&self, image: &str) -> Result<bool, DriverError> {
+        match self.cmd().args(["pull", "-q", image]).output() {
+            Ok(_) => Ok(true),
+            Err(e) => match self.classify(e) {
+                DriverError::Command(e)
+                    if ["not found", "manifest unknown", "does not exist", "no such host"]
+                        .iter()
+                        .any(|m| e.stderr().contains(m)) =>
+                {
+                    Ok(false)
+                }
+                other => Err(other),
+            },
+        }
+    }
+
+    /// `docker tag SOURCE TARGET`.
+    pub fn tag(&self, source: &str, target: &str) -> Result<(), DriverError> {
+        self.run_cmd(self.cmd().args(["tag", source, target])).map(|_| ())
+    }
+
+    /// `docker push IMAGE`.
+    pub fn push(&self, image: &str) -> Result<(), DriverError> {
+        self.run_cmd(self.cmd().args(["push", image])).map(|_| ())
+    }
+
     /// The image, pulled only when it is not present locally.
     pub fn ensure_image(&self, image: &str) -> Result<Image, DriverError> {
         if let Some(i) = self.inspect_image(image)? {
@@ -218,7 +245,6 @@ impl Docker {
         })
     }
 
-    /// `docker build`, output to `spec.log`; a failure carries its last lines.
     /// Builds an image; each line of the builder's output goes to
     /// `on_line` as it comes, and all of it to the spec's log file.
     pub fn build(&self, spec: &BuildSpec, on_line: &mut dyn FnMut(&str)) -> Result<(), DriverError> {

@@ -119,7 +119,7 @@ fn tempdir_in(parent: &Path) -> std::io::Result<PathBuf> {
 }
 
 /// A digest of a folder's files: each relative path and its bytes, in
-/// sorted order.
+/// sorted order (`.git` folders left out).
 pub fn folder_digest(dir: &Path) -> std::io::Result<String> {
     use sha2::Digest;
     let mut files = Vec::new();
@@ -129,7 +129,9 @@ pub fn folder_digest(dir: &Path) -> std::io::Result<String> {
             let e = e?;
             let t = e.file_type()?;
             if t.is_dir() {
-                stack.push(e.path());
+                if e.file_name() != ".git" {
+                    stack.push(e.path());
+                }
             } else {
                 files.push(e.path());
             }

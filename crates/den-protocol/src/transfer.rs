@@ -31,6 +31,8 @@ pub struct RemoteUpRequest {
     pub docker_install: bool,
     /// The manifest's `agent.injectGitCredentials`/`injectDockerCredentials`.
     pub credentials: crate::Credentials,
+    /// Where to look for a prebuilt image (`REGISTRY/NAME`); empty: none.
+    pub prebuild_repository: String,
 }
 
 /// Machine inactivity: after `timeout_secs` without a tunnel, stop the

@@ -19,6 +19,77 @@ pub enum LockMode {
     Write,
 }
 
+/// A registry repository for prebuilt images: `den build --repository`
+/// tags (and pushes) there, `den up --prebuild-repository` takes the image
+/// from there when it has one for the same inputs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prebuild {
+    pub repository: String,
+    /// Push after building (`den build --push`).
+    pub push: bool,
+}
+
+impl Prebuild {
+    /// Checks the repository name (`registry/name`, no tag).
+    pub fn new(repository: &str, push: bool) -> Result<Prebuild> {
+        let r = repository.trim();
+        let last = r.rsplit('/').next().unwrap_or(r);
+        if r.is_empty() || last.contains(':') || r.contains('@') || r.chars().any(|c| c.is_whitespace() || c.is_ascii_uppercase()) {
+            return Err(WorkspaceError::BadInput(format!(
+                "`{repository}` is not an image repository: write REGISTRY/NAME in lower case, without a tag (den tags it with the build's content hash)"
+            )));
+        }
+        Ok(Prebuild { repository: r.to_string(), push })
+    }
+}
+
+/// The content hash a prebuilt image is tagged with: the configuration's
+/// image reference (or its Dockerfile, build arguments and context
+/// files), the users it names, and each Feature's content and options.
+/// The same inputs on any machine give the same hash.
+pub(crate) fn prebuild_hash(den: &Den, resolved: &Resolved) -> Result<String> {
+    use sha2::Digest;
+    let cfg = &resolved.config;
+    let mut h = sha2::Sha256::new();
+    let mut part = |s: &str| {
+        h.update(s.as_bytes());
+        h.update([0]);
+    };
+    part("den-prebuild-v1");
+    let dockerfile = cfg.build.as_ref().and_then(|b| b.dockerfile.clone()).or_else(|| cfg.docker_file.clone());
+    match dockerfile {
+        None => part(&format!("image={}", cfg.image.clone().unwrap_or_default())),
+        Some(df) => {
+            let dir = resolved.config_dir();
+            let build = cfg.build.clone().unwrap_or_default();
+            let path = dir.join(&df);
+            let text = std::fs::read_to_string(&path).map_err(WorkspaceError::io(format!("reading {}", path.display())))?;
+            part(&text);
+            let context = match build.context.clone().or_else(|| cfg.context.clone()) {
+                Some(c) => dir.join(c),
+                None => path.parent().map(std::path::Path::to_path_buf).unwrap_or_else(|| dir.to_path_buf()),
+            };
+            let digest = den_features::source::folder_digest(&context)
+                .map_err(WorkspaceError::io(format!("reading the build context {}", context.display())))?;
+            part(&digest);
+            for (k, v) in build.args.clone().unwrap_or_default() {
+                part(&format!("arg {k}={v}"));
+            }
+            part(&format!("target={}", build.target.clone().unwrap_or_default()));
+        }
+    }
+    part(&format!("users={:?}/{:?}", cfg.container_user, cfg.remote_user));
+    if let Some(found) = resolve(den, resolved, LockMode::Auto)? {
+        for f in &found.features {
+            // The id as written, not the resolved path: a local Feature is
+            // the same on every clone.
+            let opts: Vec<String> = f.options.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            part(&format!("{}@{}?{}", f.user_id, f.fetched.digest, opts.join("&")));
+        }
+    }
+    Ok(h.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect())
+}
+
 /// The repository of the images den builds with Features; the tag is the
 /// content hash.
 pub const IMAGE_REPOSITORY: &str = "den-features";

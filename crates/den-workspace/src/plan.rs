@@ -70,6 +70,9 @@ pub struct Source {
     pub provider: Option<String>,
     pub provider_options: Vec<(String, String)>,
     pub fallback_image: Option<String>,
+    /// Where prebuilt images are looked for (and, for `build`, tagged and
+    /// pushed); default: the context's PREBUILD_REPOSITORY option.
+    pub prebuild: Option<crate::features::Prebuild>,
 }
 
 /// The container (and built image) name of a workspace.
@@ -196,6 +199,7 @@ pub(crate) struct Plan {
     pub resolved: Resolved,
     /// The option values given with this command (`--provider-option`).
     pub given: Vec<(String, String)>,
+    pub prebuild: Option<crate::features::Prebuild>,
     /// The provider's saved options as they were before this command saved
     /// the global ones it was given: what a failed `up` puts back.
     pub saved_before: IndexMap<String, String>,
@@ -241,7 +245,15 @@ impl Plan {
             }
         };
         let given = src.provider_options.clone();
+        let prebuild = match &src.prebuild {
+            Some(p) => Some(p.clone()),
+            None => match crate::context::options(den, &den.context)?.get("PREBUILD_REPOSITORY") {
+                Some(r) if !r.trim().is_empty() => Some(crate::features::Prebuild::new(r, false)?),
+                _ => None,
+            },
+        };
         Ok(Plan {
+            prebuild,
             folder,
             id,
             entry,

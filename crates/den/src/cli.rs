@@ -116,6 +116,7 @@ impl From<SourceArgs> for den_workspace::Source {
             provider: a.provider,
             provider_options: a.provider_options,
             fallback_image: a.fallback_image,
+            prebuild: None,
         }
     }
 }
@@ -145,11 +146,16 @@ pub struct UpArgs {
     /// missing) instead of one of its own.
     #[arg(long, value_name = "NAME")]
     pub machine: Option<String>,
-    /// `write`: write (or update) devcontainer-lock.json beside the
-    /// configuration. Without it, an existing lockfile pins the Features
-    /// and is kept up to date.
+    /// `write`: resolve every Feature anew and write (or update)
+    /// devcontainer-lock.json beside the configuration. Without it, an
+    /// existing lockfile pins the Features and is kept up to date.
     #[arg(long, value_enum, value_name = "MODE")]
     pub lockfile: Option<LockfileMode>,
+    /// Use the image `den build --repository REGISTRY/NAME --push` made for
+    /// the same configuration and Features, when the engine or the registry
+    /// has it; build otherwise (default: the context's PREBUILD_REPOSITORY).
+    #[arg(long, value_name = "REGISTRY/NAME")]
+    pub prebuild_repository: Option<String>,
     #[arg(long, value_enum, default_value_t)]
     pub output: Output,
 }
@@ -284,6 +290,13 @@ pub struct ListArgs {
 pub struct BuildArgs {
     #[command(flatten)]
     pub workspace: SourceArgs,
+    /// Also tag the image REGISTRY/NAME:<content hash>, the name
+    /// `den up --prebuild-repository REGISTRY/NAME` looks for.
+    #[arg(long, value_name = "REGISTRY/NAME")]
+    pub repository: Option<String>,
+    /// Push the tagged image (needs --repository).
+    #[arg(long, requires = "repository")]
+    pub push: bool,
     #[arg(long, value_enum, default_value_t)]
     pub output: Output,
 }

@@ -74,11 +74,19 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, p: Plan, reporter: &mut dyn Report
     exec::init(den, &run)?;
     let k = kubectl(&run);
     let cfg = &p.resolved.config;
-    let Some(image) = cfg.image.clone() else {
-        return Err(WorkspaceError::Unsupported(
-            "the kubernetes driver runs configs that name an \"image\"; build and push the Dockerfile's image, then name it"
-                .into(),
-        ));
+    let image = match prebuilt(den, &p, reporter)? {
+        Some(image) => image,
+        None => {
+            if cfg.features.as_ref().is_some_and(|f| !f.is_empty()) {
+                return Err(WorkspaceError::Unsupported(
+                    "the kubernetes driver does not build images in the cluster, and this configuration has Features: build and push it with `den build --repository REGISTRY/NAME --push`, then `den up --prebuild-repository REGISTRY/NAME`".into(),
+                ));
+            }
+            cfg.image.clone().ok_or_else(|| WorkspaceError::Unsupported(
+                "the kubernetes driver runs configs that name an \"image\"; build and push the Dockerfile's image (`den build --repository REGISTRY/NAME --push`), then `den up --prebuild-repository REGISTRY/NAME`"
+                    .into(),
+            ))?
+        }
     };
     let name = crate::plan::container_name(den, &p.id);
     let merged = den_devcontainer::merge(&[], cfg);
@@ -205,4 +213,24 @@ pub(crate) fn delete(den: &Den, rec: &WorkspaceRecord, force: bool, reporter: &m
 /// The tunnel: the agent's SSH server through `kubectl exec -i`.
 pub(crate) fn tunnel(run: &ProviderRun, rec: &WorkspaceRecord, workdir: Option<&str>) -> Cmd {
     kubectl(run).exec(&rec.container_name, &super::ssh_server_argv(rec, workdir))
+}
+
+/// The prebuilt image for this configuration, when a prebuild repository
+/// is set and its registry has the image (asked through the registry API:
+/// the cluster pulls it, not this machine).
+fn prebuilt(den: &Den, p: &Plan, reporter: &mut dyn Reporter) -> Result<Option<String>> {
+    let Some(pb) = &p.prebuild else { return Ok(None) };
+    let reference = format!("{}:{}", pb.repository, crate::features::prebuild_hash(den, &p.resolved)?);
+    let parsed = den_oci::Reference::parse(&reference).map_err(|e| WorkspaceError::BadInput(e.to_string()))?;
+    match den_oci::Client::default().manifest(&parsed) {
+        Ok(_) => {
+            reporter.phase("build", &format!("prebuilt image {reference}"));
+            Ok(Some(reference))
+        }
+        Err(e) if e.is_not_found() => {
+            reporter.line(&format!("no prebuilt image {reference} in its registry"));
+            Ok(None)
+        }
+        Err(e) => Err(WorkspaceError::Unreachable(format!("looking for the prebuilt image {reference}: {e}"))),
+    }
 }

@@ -10,7 +10,7 @@ use indexmap::IndexMap;
 
 use den_protocol::SetupRequest;
 
-use crate::features::LockMode;
+use crate::features::{LockMode, Prebuild};
 use crate::inject::{inject_and_setup, DEFAULT_AGENT_PATHS};
 use crate::plan::{authorized_key, container_name, credentials_of, finish_setup, home_tag, setup_request, Plan};
 use crate::providers::{self, ProviderEntry};
@@ -71,10 +71,39 @@ fn prepare_image(
     resolved: &Resolved,
     tag: &str,
     lock: LockMode,
+    prebuild: Option<&Prebuild>,
     reporter: &mut dyn Reporter,
 ) -> Result<(String, den_driver::Image)> {
+    let Some(p) = prebuild else {
+        let base = base_image(docker, resolved, tag, reporter)?;
+        return crate::features::install(den, docker, resolved, base, lock, reporter);
+    };
+    let reference = format!("{}:{}", p.repository, crate::features::prebuild_hash(den, resolved)?);
+    if !p.push {
+        if let Some(info) = docker.inspect_image(&reference)? {
+            reporter.phase("build", &format!("prebuilt image {reference} (present)"));
+            return Ok((reference, info));
+        }
+        reporter.phase("build", &format!("looking for the prebuilt image {reference}"));
+        if docker.pull(&reference)? {
+            if let Some(info) = docker.inspect_image(&reference)? {
+                reporter.line(&format!("pulled the prebuilt image {reference}"));
+                return Ok((reference, info));
+            }
+        }
+        reporter.line(&format!("no prebuilt image {reference}; building"));
+    }
     let base = base_image(docker, resolved, tag, reporter)?;
-    crate::features::install(den, docker, resolved, base, lock, reporter)
+    let (built, _) = crate::features::install(den, docker, resolved, base, lock, reporter)?;
+    docker.tag(&built, &reference)?;
+    if p.push {
+        reporter.phase("push", &reference);
+        docker.push(&reference)?;
+    }
+    let info = docker
+        .inspect_image(&reference)?
+        .ok_or_else(|| WorkspaceError::Agent(format!("{reference} vanished after it was tagged")))?;
+    Ok((reference, info))
 }
 
 /// The configuration's own image: pulled when missing, or built from its
@@ -225,7 +254,7 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, plan: Plan, reporter: &mut dyn Rep
     // the old container as it was.
     let mut prepared = None;
     if opts.reset || opts.recreate || container.is_none() {
-        prepared = Some(prepare_image(den, docker, &plan.resolved, &name, opts.lockfile, reporter)?);
+        prepared = Some(prepare_image(den, docker, &plan.resolved, &name, opts.lockfile, plan.prebuild.as_ref(), reporter)?);
     }
     if opts.reset {
         if container.is_some() {
@@ -256,7 +285,7 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, plan: Plan, reporter: &mut dyn Rep
         None => {
             let (image, info) = match prepared.take() {
                 Some(p) => p,
-                None => prepare_image(den, docker, &plan.resolved, &name, opts.lockfile, reporter)?,
+                None => prepare_image(den, docker, &plan.resolved, &name, opts.lockfile, plan.prebuild.as_ref(), reporter)?,
             };
             let meta = image_metadata(&info)?;
             let merged = den_devcontainer::merge(&meta, &plan.resolved.config);
@@ -334,8 +363,9 @@ fn engine_hint(plan: &Plan, e: den_driver::DriverError) -> WorkspaceError {
 pub(crate) fn build(den: &Den, plan: &Plan, reporter: &mut dyn Reporter) -> Result<String> {
     let resolved_options = providers::resolve(den, &plan.entry, &plan.ws_options, Some(&plan.id))?;
     let docker = docker_for(&plan.entry, &resolved_options);
+    let name = container_name(den, &plan.id);
     let (image, _) =
-        prepare_image(den, &docker, &plan.resolved, &container_name(den, &plan.id), LockMode::Write, reporter)?;
+        prepare_image(den, &docker, &plan.resolved, &name, LockMode::Write, plan.prebuild.as_ref(), reporter)?;
     Ok(image)
 }
 

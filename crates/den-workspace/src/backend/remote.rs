@@ -135,6 +135,7 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, p: crate::plan::Plan, reporter: &m
         recreate: opts.recreate || opts.reset,
         devcontainer_path,
         fallback_image: p.fallback_image.clone(),
+        prebuild_repository: p.prebuild.as_ref().map(|b| b.repository.clone()).unwrap_or_default(),
         // A machine's own timeout stops the machine; the container one only
         // applies when the provider sets it apart.
         container_inactivity_timeout: if machine_id.is_some() && agent.container_inactivity_timeout.is_empty() {

@@ -14,8 +14,12 @@ pub fn up(settings: &Settings, args: UpArgs) -> anyhow::Result<i32> {
         // A wrong IDE name is said before anything is made.
         den_ide::by_name(name)?;
     }
+    let mut workspace: den_workspace::Source = args.workspace.into();
+    if let Some(r) = &args.prebuild_repository {
+        workspace.prebuild = Some(den_workspace::features::Prebuild::new(r, false)?);
+    }
     let opts = den_workspace::UpOptions {
-        workspace: args.workspace.into(),
+        workspace,
         recreate: args.recreate,
         reset: args.reset,
         ssh_config: Some(ssh_config_path(args.ssh_config)?),
@@ -136,7 +140,11 @@ pub fn logs(settings: &Settings, args: IdArgs) -> anyhow::Result<i32> {
 pub fn build(settings: &Settings, args: BuildArgs) -> anyhow::Result<i32> {
     let den = settings.den()?;
     let mut progress = Progress::new();
-    let result = den_workspace::build(&den, &args.workspace.into(), &mut progress);
+    let mut src: den_workspace::Source = args.workspace.into();
+    if let Some(r) = &args.repository {
+        src.prebuild = Some(den_workspace::features::Prebuild::new(r, args.push)?);
+    }
+    let result = den_workspace::build(&den, &src, &mut progress);
     progress.finish();
     let image = result?;
     match args.output {
