@@ -161,6 +161,25 @@ fn local_features_install_in_order_with_options_env_metadata_and_a_layer_cache()
     feature(&fdir.join("zz"), r#"{"id": "zz", "version": "1.0.0"}"#, &format!("{log} zz >> /usr/local/share/den-order"));
     let _vol = VolumeCleanup(vol.clone());
 
+    let shown = run(sb.den().args(["read-config", "--include-features-configuration", "--output", "json"]).arg(&ws.folder));
+    shown.assert_ok();
+    let shown = shown.json();
+    let listed: Vec<(String, String)> = shown["featuresConfiguration"]["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["id"].as_str().unwrap().to_string(), f["options"].to_string()))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("./zz".to_string(), "{}".to_string()),
+            ("./base".into(), r#"{"flavor":"rich"}"#.into()),
+            ("./app".into(), "{}".into()),
+            ("./tool".into(), r#"{"enabled":"false"}"#.into())
+        ]
+    );
+
     let r = ws.up(&["--ide", "none"]);
     r.assert_ok();
     let c = ws.container();
@@ -384,7 +403,7 @@ fn a_prebuilt_image_is_pushed_once_and_pulled_instead_of_building() {
     feature(
         &ws.folder.join(".devcontainer/marker"),
         &format!(r#"{{"id": "marker", "version": "1.0.0", "options": {{"word": {{"type": "string", "default": "x"}}}}, "containerEnv": {{"RUN_ID": "{}"}}}}"#, ws.id),
-        "echo \"$WORD\" > /usr/local/share/marker",
+        "echo \"$WORD\" > /marker",
     );
     let built = run(builder.den().args(["build", "--repository", &repo, "--push", "--output", "json"]).arg(&ws.folder));
     built.assert_ok();
@@ -408,12 +427,12 @@ fn a_prebuilt_image_is_pushed_once_and_pulled_instead_of_building() {
     assert!(up.stderr.contains(&format!("pulled the prebuilt image {image}")), "{}", up.stderr);
     assert!(!up.stderr.contains("den: installing Feature"), "{}", up.stderr);
     assert_eq!(docker(&["inspect", "-f", "{{.Config.Image}}", &container(&uid)]).trim(), image);
-    assert_eq!(exec(&container(&uid), "cat /usr/local/share/marker"), "prebuilt\n");
+    assert_eq!(exec(&container(&uid), "cat /marker"), "prebuilt\n");
 
     // A changed option is another image: not in the registry, so built.
     std::fs::write(copy.join(".devcontainer/devcontainer.json"), config.replace("\"prebuilt\"", "\"changed\"")).unwrap();
     let again = run(user.den().args(["up", "--ide", "none", "--recreate", "--id", &uid]).arg(&copy));
     again.assert_ok();
     assert!(again.stderr.contains("no prebuilt image") && again.stderr.contains("den: installing Feature"), "{}", again.stderr);
-    assert_eq!(exec(&container(&uid), "cat /usr/local/share/marker"), "changed\n");
+    assert_eq!(exec(&container(&uid), "cat /marker"), "changed\n");
 }

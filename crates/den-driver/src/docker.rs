@@ -277,12 +277,13 @@ impl Docker {
         let stdout = child.stdout.take().expect("piped");
         for line in std::io::BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
+            let line = strip_ansi(&line);
             on_line(&line);
             log.push_str(&line);
             log.push('\n');
         }
         let status = child.wait().map_err(|e| self.classify(c.spawn_error(e)))?;
-        let stderr = errors.join().unwrap_or_default();
+        let stderr = strip_ansi(&errors.join().unwrap_or_default());
         for line in stderr.lines() {
             on_line(line);
         }
@@ -439,5 +440,34 @@ mod tests {
         );
         let missing = Docker::new("/nonexistent/docker", vec![]);
         assert!(matches!(missing.ping(), Err(DriverError::CliMissing(_))));
+    }
+}
+
+/// Text without terminal colour sequences (the builder colours a failing
+/// step's output).
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' && chars.peek() == Some(&'[') {
+            chars.next();
+            for d in chars.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod ansi_tests {
+    #[test]
+    fn colour_sequences_are_dropped() {
+        assert_eq!(super::strip_ansi("\u{1b}[91merror\u{1b}[0m here"), "error here");
+        assert_eq!(super::strip_ansi("plain [x]"), "plain [x]");
     }
 }

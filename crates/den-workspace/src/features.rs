@@ -201,3 +201,31 @@ pub(crate) fn install(
         .ok_or_else(|| WorkspaceError::Agent(format!("{tag} vanished after its build")))?;
     Ok((tag, info))
 }
+
+/// The Features a configuration installs, in install order, with their
+/// option values and where each came from (for `den read-config`).
+pub fn describe(den: &Den, resolved: &Resolved) -> Result<Vec<serde_json::Value>> {
+    let Some(found) = resolve(den, resolved, LockMode::Auto)? else { return Ok(vec![]) };
+    Ok(found
+        .features
+        .iter()
+        .map(|f| {
+            let mut v = serde_json::json!({
+                "id": f.user_id,
+                "featureId": f.json.id,
+                "version": f.json.version,
+                "source": match &f.source {
+                    den_features::Source::Local(p) => p.display().to_string(),
+                    den_features::Source::Oci(r) => r.to_string(),
+                    den_features::Source::Tarball(u) => u.clone(),
+                },
+                "digest": f.fetched.digest,
+                "options": f.options,
+            });
+            if let Some(by) = &f.needed_by {
+                v["dependencyOf"] = serde_json::Value::String(by.clone());
+            }
+            v
+        })
+        .collect())
+}

@@ -482,6 +482,10 @@ pub struct ReadConfigArgs {
     /// The devcontainer.json to use, relative to FOLDER.
     #[arg(long, value_name = "PATH")]
     pub devcontainer_path: Option<PathBuf>,
+    /// Also fetch the Features and show them in install order with their
+    /// option values (`featuresConfiguration`).
+    #[arg(long)]
+    pub include_features_configuration: bool,
     #[arg(long, value_enum, default_value_t)]
     pub output: Output,
 }

@@ -27,7 +27,7 @@ pub fn run(cli: Cli, settings: &Settings) -> anyhow::Result<i32> {
         Command::Provider(cmd) => provider::run(settings, cmd),
         Command::Context(cmd) => context::run(settings, cmd),
         Command::Machine(cmd) => machine::run(settings, cmd),
-        Command::ReadConfig(args) => read_config::run(args),
+        Command::ReadConfig(args) => read_config::run(settings, args),
         Command::Open { id, ide } => ide::open(settings, &id, ide.as_deref()),
         Command::Ide(cmd) => ide::run(settings, cmd),
         Command::Feature(cmd) => feature::run(cmd),

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use crate::cli::{Output, ReadConfigArgs};
 
-pub fn run(args: ReadConfigArgs) -> anyhow::Result<i32> {
+pub fn run(settings: &crate::settings::Settings, args: ReadConfigArgs) -> anyhow::Result<i32> {
     let folder = std::fs::canonicalize(&args.folder)
         .with_context(|| format!("reading project folder {}", args.folder.display()))?;
     let file = den_devcontainer::find_config(&folder, args.devcontainer_path.as_deref())?;
@@ -21,11 +21,15 @@ pub fn run(args: ReadConfigArgs) -> anyhow::Result<i32> {
     if let Some(mount) = &resolved.workspace_mount {
         workspace["workspaceMount"] = json!(mount);
     }
-    let doc = json!({
+    let mut doc = json!({
         "configuration": configuration,
         "workspace": workspace,
         "devcontainerId": resolved.devcontainer_id,
     });
+    if args.include_features_configuration {
+        let features = den_workspace::features::describe(&settings.den()?, &resolved)?;
+        doc["featuresConfiguration"] = json!({ "features": features });
+    }
     let text = match args.output {
         Output::Text => serde_json::to_string_pretty(&doc)?,
         Output::Json => serde_json::to_string(&doc)?,
