@@ -113,8 +113,15 @@ fn ssh_provider_up_ssh_stop_delete() {
         &[
             (
                 ".devcontainer/devcontainer.json",
-                r#"{"image": "den-test/debian:bookworm", "initializeCommand": "echo init >> init.log", "postCreateCommand": "echo created > /tmp/created", "remoteEnv": {"VIA": "ssh"}}"#,
+                r#"{"image": "den-test/debian:bookworm", "initializeCommand": "echo init >> init.log", "postCreateCommand": "echo created > /tmp/created", "remoteEnv": {"VIA": "ssh"},
+                    "features": {"./on-machine": {"word": "built-there"}}}"#,
             ),
+            // A local Feature: built by den on the machine, from the sent files.
+            (
+                ".devcontainer/on-machine/devcontainer-feature.json",
+                r#"{"id": "on-machine", "options": {"word": {"type": "string", "default": "x"}}}"#,
+            ),
+            (".devcontainer/on-machine/install.sh", "#!/bin/sh\necho \"$WORD\" > /feature-word\n"),
             ("hello.txt", "from the laptop\n"),
             ("sub/dir/deep.txt", "deep\n"),
         ],
@@ -141,11 +148,11 @@ fn ssh_provider_up_ssh_stop_delete() {
         "ssh",
         &id,
         "--command",
-        "cat /tmp/created; echo $VIA; pwd; cat hello.txt sub/dir/deep.txt; readlink link; cat init.log; ls editor.sock",
+        "cat /tmp/created; echo $VIA; pwd; cat hello.txt sub/dir/deep.txt; readlink link; cat init.log; ls editor.sock; cat /feature-word",
     ]);
     let ws = v["workspaceFolder"].as_str().unwrap();
     // initializeCommand ran once, here, not again on the machine
-    assert_eq!(r.stdout, format!("created\nssh\n{ws}\nfrom the laptop\ndeep\nhello.txt\ninit\n"), "{}", r.stderr);
+    assert_eq!(r.stdout, format!("created\nssh\n{ws}\nfrom the laptop\ndeep\nhello.txt\ninit\nbuilt-there\n"), "{}", r.stderr);
     let mount = docker(&["inspect", "-f", "{{range .Mounts}}{{.Source}}{{end}}", &container]);
     assert!(!mount.contains(p.to_str().unwrap()), "not a bind mount of the local folder: {mount}");
     assert!(mount.trim().ends_with(&format!("content/default/{id}")), "{mount}");
