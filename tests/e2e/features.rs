@@ -210,6 +210,15 @@ fn local_features_install_in_order_with_options_env_metadata_and_a_layer_cache()
     assert!(again.stderr.contains("built before"), "{}", again.stderr);
     assert!(!again.stderr.contains("den: installing Feature"), "{}", again.stderr);
 
+    // Another workspace with the same Features (another folder) too.
+    let twin = sb.workspace("feat-local-twin", &std::fs::read_to_string(fdir.join("devcontainer.json")).unwrap());
+    let st = Command::new("cp").arg("-a").arg(&fdir).arg(&twin.folder).status().unwrap();
+    assert!(st.success());
+    let second = twin.up(&["--ide", "none"]);
+    second.assert_ok();
+    assert!(second.stderr.contains("built before"), "{}", second.stderr);
+    assert_eq!(docker(&["inspect", "-f", "{{.Config.Image}}", &twin.container()]).trim(), image);
+
     // A change to the last Feature rebuilds it alone: the layers of the
     // ones before come from the engine's cache.
     std::fs::write(fdir.join("tool/install.sh"), std::fs::read_to_string(fdir.join("tool/install.sh")).unwrap() + "# changed\n")

@@ -73,6 +73,14 @@ impl Feature {
         }
     }
 
+    /// The same, with the id as written in place of the resolved source,
+    /// so that the same Features in another folder (another workspace, a
+    /// teammate's clone) are the same install.
+    pub fn portable_identity(&self) -> String {
+        let opts: Vec<String> = self.options.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        format!("{}@{}?{}", self.user_id, self.fetched.digest, opts.join("&"))
+    }
+
     /// What identifies this Feature's install: its content and options.
     pub fn identity(&self) -> String {
         let opts: Vec<String> = self.options.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -323,7 +331,7 @@ pub fn build_hash(base_image_id: &str, features: &[Feature], users: &layers::Use
         h.update([0]);
     }
     for f in features {
-        h.update(f.identity().as_bytes());
+        h.update(f.portable_identity().as_bytes());
         h.update([0]);
         for (k, v) in &f.json.container_env {
             h.update(format!("{k}={v}").as_bytes());

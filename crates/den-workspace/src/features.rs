@@ -81,10 +81,7 @@ pub(crate) fn prebuild_hash(den: &Den, resolved: &Resolved) -> Result<String> {
     part(&format!("users={:?}/{:?}", cfg.container_user, cfg.remote_user));
     if let Some(found) = resolve(den, resolved, LockMode::Auto)? {
         for f in &found.features {
-            // The id as written, not the resolved path: a local Feature is
-            // the same on every clone.
-            let opts: Vec<String> = f.options.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            part(&format!("{}@{}?{}", f.user_id, f.fetched.digest, opts.join("&")));
+            part(&f.portable_identity());
         }
     }
     Ok(h.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect())
