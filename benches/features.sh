@@ -41,6 +41,8 @@ cp -a "$work/feat" "$work/feat2"
 drop_images="docker images -q den-features | xargs -r docker rmi -f >/dev/null 2>&1 || true"
 
 hf plain_cold --prepare "$DEN delete --force plain >/dev/null 2>&1 || true" "$DEN up --ide none --id plain $work/plain"
+$DEN up --ide none --id plain "$work/plain" >/dev/null 2>&1
+hf plain_recreate "$DEN up --ide none --id plain --recreate $work/plain"
 hf feat_cold --prepare "$DEN delete --force feat >/dev/null 2>&1 || true; $drop_images" "$DEN up --ide none --id feat $work/feat"
 $DEN up --ide none --id feat "$work/feat" >/dev/null 2>&1
 hf feat_recreate "$DEN up --ide none --id feat --recreate $work/feat"
@@ -65,6 +67,8 @@ rows = [
     ("den up, plain image, cold (baseline)", pc, pc, "baseline"),
     ("den up, 3 local Features, cold", fc, pc, "Feature build"),
     ("den up --recreate, nothing changed", m("feat_recreate"), pc, "target <= 1.3"),
+    ("den up --recreate, plain image", m("plain_recreate"), pc, "what --recreate costs anyway"),
+    ("--recreate: Features / plain image", m("feat_recreate"), m("plain_recreate"), "the Features' share"),
     ("den up, second workspace, same Features", m("feat_second"), pc, "target <= 1.3"),
 ]
 if have_cli:
