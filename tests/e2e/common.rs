@@ -231,3 +231,8 @@ pub fn container_running(name: &str) -> Option<bool> {
 pub fn exec(container: &str, script: &str) -> String {
     docker(&["exec", container, "sh", "-c", script])
 }
+
+/// A free loopback port (bound and released; start the server at once).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}

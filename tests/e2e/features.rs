@@ -6,13 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::common::*;
+use base64ct::Encoding;
 
-/// A free loopback port (bound and released; the tests that use it start
-/// their server at once).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+use crate::common::*;
 
 /// Waits (bounded) until `url` answers anything over http.
 fn wait_http(port: u16, child: &mut Child) {
@@ -81,26 +77,9 @@ impl Drop for Registry {
 fn docker_config(dir: &Path, registry: &str, user: &str, password: &str) -> PathBuf {
     let d = dir.join(format!("docker-config-{}", registry.replace(':', "-")));
     std::fs::create_dir_all(&d).unwrap();
-    let auth = base64(&format!("{user}:{password}"));
+    let auth = base64ct::Base64::encode_string(format!("{user}:{password}").as_bytes());
     std::fs::write(d.join("config.json"), format!(r#"{{"auths": {{"{registry}": {{"auth": "{auth}"}}}}}}"#)).unwrap();
     d
-}
-
-fn base64(s: &str) -> String {
-    const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let b = s.as_bytes();
-    let mut out = String::new();
-    for c in b.chunks(3) {
-        let n = (c[0] as u32) << 16 | (*c.get(1).unwrap_or(&0) as u32) << 8 | *c.get(2).unwrap_or(&0) as u32;
-        for i in 0..4 {
-            if i <= c.len() {
-                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 /// Writes a Feature folder: its devcontainer-feature.json and install.sh.

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use crate::common::{container_running, docker, require_engine, run, unique_id, Sandbox};
+use crate::common::{container_running, docker, free_port, require_engine, run, unique_id, Sandbox};
 
 /// A private sshd on 127.0.0.1, killed when dropped.
 pub struct Sshd {
@@ -35,10 +35,6 @@ fn keygen(path: &Path) {
         .status()
         .expect("ssh-keygen runs");
     assert!(ok.success());
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 impl Sshd {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{docker, exec, require_engine, run, unique_id, Sandbox};
+use crate::common::{docker, exec, free_port, require_engine, run, unique_id, Sandbox};
 
 /// A workspace that is up, with the ssh config den wrote for it.
 struct Ws<'a> {
@@ -62,11 +62,6 @@ fn out(o: &Output) -> String {
 
 fn err(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// A free local TCP port.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// Waits (bounded) until `port` on 127.0.0.1 accepts connections.

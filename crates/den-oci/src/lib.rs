@@ -150,13 +150,12 @@ fn basic(user: &str, secret: &str) -> String {
     format!("Basic {}", base64ct::Base64::encode_string(format!("{user}:{secret}").as_bytes()))
 }
 
+/// Everything but RFC 3986's unreserved characters is percent-encoded.
+const COMPONENT: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
 fn percent(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    percent_encoding::utf8_percent_encode(s, COMPONENT).to_string()
 }
 
 fn read_limited(resp: ureq::Response, limit: u64, url: &str) -> Result<Vec<u8>> {
