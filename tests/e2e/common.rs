@@ -9,6 +9,7 @@
 
 #![allow(dead_code)]
 
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -236,3 +237,23 @@ pub fn exec(container: &str, script: &str) -> String {
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
+
+/// Waits (bounded) until `port` on 127.0.0.1 accepts connections.
+pub fn wait_port(port: u16) {
+    let start = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(start.elapsed() < std::time::Duration::from_secs(10), "port {port} never opened");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// One HTTP GET to 127.0.0.1:port, the body.
+pub fn http_get(port: u16) -> String {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    s.write_all(b"GET /index.html HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text);
+    text.split("\r\n\r\n").nth(1).unwrap_or_default().to_string()
+}
+

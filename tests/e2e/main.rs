@@ -3,6 +3,7 @@
 //! is there; `tests/run.sh` calls it before `cargo test`).
 
 mod common;
+mod compose;
 mod conformance;
 mod context;
 mod credentials;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{docker, exec, free_port, require_engine, run, unique_id, Sandbox};
+use crate::common::{docker, exec, free_port, http_get, require_engine, run, unique_id, wait_port, Sandbox};
 
 /// A workspace that is up, with the ssh config den wrote for it.
 struct Ws<'a> {
@@ -62,25 +62,6 @@ fn out(o: &Output) -> String {
 
 fn err(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// Waits (bounded) until `port` on 127.0.0.1 accepts connections.
-fn wait_port(port: u16) {
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(10), "port {port} never opened");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// One HTTP GET to 127.0.0.1:port, the body.
-fn http_get(port: u16) -> String {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(b"GET /index.html HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
-    let mut text = String::new();
-    let _ = s.read_to_string(&mut text);
-    text.split("\r\n\r\n").nth(1).unwrap_or_default().to_string()
 }
 
 /// A tiny HTTP server on the host for `-R` tests; answers `body` to every

@@ -32,6 +32,7 @@ command -v python3 >/dev/null 2>&1 || need+=(python3) # tests/mock-kubectl, loop
 command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry) # Features from a real registry
 command -v htpasswd >/dev/null 2>&1 || need+=(apache2-utils) # that registry with basic auth
 command -v tar >/dev/null 2>&1 || need+=(tar)
+command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose) # compose workspaces (v1.29)
 if [ -x /bin/busybox ] && ! /bin/busybox --list 2>/dev/null | grep -qx sh; then need+=(busybox-static); fi
 if [ ${#need[@]} -gt 0 ]; then
   log "installing ${need[*]}"

@@ -38,6 +38,8 @@ pub struct ContainerState {
     pub running: bool,
     #[serde(default)]
     pub started_at: String,
+    #[serde(default)]
+    pub exit_code: i64,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -248,8 +250,6 @@ impl Docker {
     /// Builds an image; each line of the builder's output goes to
     /// `on_line` as it comes, and all of it to the spec's log file.
     pub fn build(&self, spec: &BuildSpec, on_line: &mut dyn FnMut(&str)) -> Result<(), DriverError> {
-        use std::io::{BufRead, Read};
-        use std::process::Stdio;
         // --force-rm: the legacy builder otherwise keeps the container of a
         // failed step (podman's default is the same as this).
         let mut c = self.cmd().args(["build", "--force-rm", "-f"]).arg(&spec.dockerfile).arg("-t").arg(&spec.tag);
@@ -266,6 +266,29 @@ impl Docker {
             c = c.arg("--label").arg(format!("{k}={v}"));
         }
         c = c.args(&spec.options).arg(&spec.context);
+        let (log, failure) = self.stream(&c, on_line)?;
+        let _ = std::fs::write(&spec.log, &log);
+        let Some(failure) = failure else { return Ok(()) };
+        match self.classify(failure) {
+            DriverError::Command(_) => {
+                let lines: Vec<&str> = log.trim_end().lines().collect();
+                let tail = lines[lines.len().saturating_sub(15)..].join("\n");
+                Err(DriverError::BuildFailed { image: spec.tag.clone(), tail, log: spec.log.display().to_string() })
+            }
+            other => Err(other),
+        }
+    }
+
+    /// Runs a command, passing each line of its output (stdout as it
+    /// comes, then stderr) to `on_line`; returns the whole output as a log
+    /// and, when it failed, its error.
+    pub fn stream(
+        &self,
+        c: &Cmd,
+        on_line: &mut dyn FnMut(&str),
+    ) -> Result<(String, Option<ProcessError>), DriverError> {
+        use std::io::{BufRead, Read};
+        use std::process::Stdio;
         let mut log = format!("$ {}\n", c.display());
         let mut child = c.spawn(Stdio::null(), Stdio::piped(), Stdio::piped()).map_err(|e| self.classify(e))?;
         let mut stderr = child.stderr.take().expect("piped");
@@ -288,18 +311,23 @@ impl Docker {
             on_line(line);
         }
         log.push_str(&stderr);
-        let _ = std::fs::write(&spec.log, &log);
-        if status.success() {
-            return Ok(());
-        }
-        match self.classify(c.failed(status, stderr)) {
-            DriverError::Command(_) => {
-                let lines: Vec<&str> = log.trim_end().lines().collect();
-                let tail = lines[lines.len().saturating_sub(15)..].join("\n");
-                Err(DriverError::BuildFailed { image: spec.tag.clone(), tail, log: spec.log.display().to_string() })
-            }
-            other => Err(other),
-        }
+        Ok((log, (!status.success()).then(|| c.failed(status, stderr))))
+    }
+
+    /// The environment den gives the CLI (DOCKER_HOST and the like).
+    pub fn env(&self) -> &[(String, String)] {
+        &self.env
+    }
+
+    /// The CLI's path.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Turns a failed command into den's error for it (no engine, no CLI,
+    /// or the command and its stderr).
+    pub fn error(&self, e: ProcessError) -> DriverError {
+        self.classify(e)
     }
 
     /// The `docker run` command line for `spec` (detached).

@@ -2,9 +2,11 @@
 //! ([`Docker`]: docker, podman) and kubectl ([`Kubectl`]). Each command
 //! goes through den-process; nothing here knows about devcontainer.json.
 
+pub mod compose;
 mod docker;
 mod kube;
 
+pub use compose::Compose;
 pub use docker::{BuildSpec, Container, ContainerConfig, ContainerState, Docker, Image, ImageConfig, RunSpec};
 pub use kube::{render as render_pod, Kubectl, PodContainer, PodSettings, CONTAINER as KUBE_CONTAINER};
 
@@ -20,6 +22,9 @@ pub enum DriverError {
     EngineUnreachable { host: String, detail: String },
     #[error("`{0}` was not found: install docker (or set the provider option DOCKER_PATH)")]
     CliMissing(String),
+    /// No compose CLI answered (what was looked for is in the message).
+    #[error("{0}")]
+    ComposeMissing(String),
     #[error("image {image} is not present locally and could not be pulled:\n{detail}")]
     ImageMissing { image: String, detail: String },
     #[error("building image {image} failed:\n{tail}\n(the full build log is in {log})")]
@@ -36,11 +41,24 @@ pub enum DriverError {
 /// The keep-alive entrypoint for `overrideCommand`: runs the features'
 /// entrypoints, then sleeps until stopped, and exits at once on SIGTERM.
 pub fn keep_alive_script(entrypoints: &[String]) -> String {
+    keep_alive(entrypoints, true)
+}
+
+/// The same keep-alive without running its arguments: for a compose
+/// service, whose image's CMD would otherwise come in as arguments.
+pub fn keep_alive_loop(entrypoints: &[String]) -> String {
+    keep_alive(entrypoints, false)
+}
+
+fn keep_alive(entrypoints: &[String], run_args: bool) -> String {
     let mut s = String::from("echo Container started\ntrap \"exit 0\" 15\n");
     for e in entrypoints {
         s.push_str(e);
         s.push('\n');
     }
-    s.push_str("exec \"$@\"\nwhile sleep 1 & wait $!; do :; done");
+    if run_args {
+        s.push_str("exec \"$@\"\n");
+    }
+    s.push_str("while sleep 1 & wait $!; do :; done");
     s
 }

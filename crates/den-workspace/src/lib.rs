@@ -19,7 +19,7 @@ mod up;
 pub use backend::machine;
 pub use config::DenConfig;
 pub use id::workspace_id_for;
-pub use manage::{delete, list, logs, status, stop, Status, WorkspaceSummary};
+pub use manage::{delete, list, logs, service_logs, status, stop, Status, WorkspaceSummary};
 pub use plan::{Source, UpOptions, UpResult};
 pub use record::WorkspaceRecord;
 pub use up::{build, up};

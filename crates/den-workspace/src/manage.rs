@@ -107,3 +107,9 @@ pub fn logs(den: &Den, id: &str) -> Result<String> {
     let r = require(den, id)?;
     Backend::of_record(den, &r).logs(den, &r)
 }
+
+/// The output of one service of a compose workspace.
+pub fn service_logs(den: &Den, id: &str, service: &str) -> Result<String> {
+    let r = require(den, id)?;
+    Backend::of_record(den, &r).service_logs(den, &r, service)
+}

@@ -119,10 +119,7 @@ pub(crate) fn load_config(folder: &Path, devcontainer_path: Option<&Path>, fallb
 
 pub(crate) fn check_supported(cfg: &DevContainer) -> Result<()> {
     if cfg.docker_compose_file.is_some() {
-        return Err(WorkspaceError::Unsupported(
-            "this configuration uses dockerComposeFile; den does not drive docker compose yet (use an image or a Dockerfile)"
-                .into(),
-        ));
+        return Ok(());
     }
     if cfg.image.is_none()
         && cfg.build.as_ref().and_then(|b| b.dockerfile.as_ref()).is_none()

@@ -38,7 +38,7 @@ pub enum Command {
     #[command(alias = "ls")]
     List(ListArgs),
     /// Print the agent's log (setup and lifecycle hook output) of a workspace.
-    Logs(IdArgs),
+    Logs(LogsArgs),
     /// Open a shell in a workspace, or run a command there.
     Ssh(SshArgs),
     /// Build (or fetch) a workspace's image without starting it.
@@ -261,6 +261,16 @@ pub struct SshArgs {
 pub struct IdArgs {
     /// The workspace id.
     pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The workspace id.
+    pub id: String,
+    /// Compose workspaces: the output of this service's container instead
+    /// of the agent's log.
+    #[arg(long, value_name = "NAME")]
+    pub service: Option<String>,
 }
 
 #[derive(Debug, Args)]

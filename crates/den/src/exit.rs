@@ -20,12 +20,18 @@ pub fn code_for(err: &anyhow::Error) -> i32 {
                 WorkspaceError::HookFailed { code, .. } if *code > 0 && *code < 256 => return *code,
                 WorkspaceError::NotFound(_) => return NOT_FOUND,
                 WorkspaceError::Driver(
-                    den_driver::DriverError::EngineUnreachable { .. } | den_driver::DriverError::CliMissing(_),
+                    den_driver::DriverError::EngineUnreachable { .. }
+                    | den_driver::DriverError::CliMissing(_)
+                    | den_driver::DriverError::ComposeMissing(_),
                 ) => return ENGINE_UNREACHABLE,
                 _ => {}
             }
         }
-        if let Some(den_driver::DriverError::EngineUnreachable { .. } | den_driver::DriverError::CliMissing(_)) =
+        if let Some(
+            den_driver::DriverError::EngineUnreachable { .. }
+            | den_driver::DriverError::CliMissing(_)
+            | den_driver::DriverError::ComposeMissing(_),
+        ) =
             cause.downcast_ref()
         {
             return ENGINE_UNREACHABLE;

@@ -10,6 +10,7 @@ use indexmap::IndexMap;
 
 use den_protocol::SetupRequest;
 
+use super::compose;
 use crate::features::{LockMode, Prebuild};
 use crate::inject::{inject_and_setup, DEFAULT_AGENT_PATHS};
 use crate::plan::{authorized_key, container_name, credentials_of, finish_setup, home_tag, setup_request, Plan};
@@ -19,7 +20,7 @@ use crate::{Den, Reporter, Result, Status, UpOptions, UpResult, WorkspaceError};
 
 /// The label that says how many entries of `devcontainer.metadata` came
 /// from the image (the rest is the local config at creation time).
-const IMAGE_ENTRIES_LABEL: &str = "den.metadata.image-entries";
+pub(crate) const IMAGE_ENTRIES_LABEL: &str = "den.metadata.image-entries";
 
 /// The label that says which den state (DEN_HOME) a container belongs to.
 const HOME_LABEL: &str = "den.home";
@@ -227,7 +228,7 @@ fn container_metadata(c: &Container) -> Vec<MetadataEntry> {
 
 /// Brings the workspace up on this machine's engine: finds or makes its
 /// container, injects the agent, runs setup and the hooks that are due.
-pub(crate) fn up(den: &Den, opts: &UpOptions, plan: Plan, reporter: &mut dyn Reporter) -> Result<UpResult> {
+pub(crate) fn up(den: &Den, opts: &UpOptions, mut plan: Plan, reporter: &mut dyn Reporter) -> Result<UpResult> {
     // The provider with its options and DevPod's variables, as for the
     // other backends; its exec.init runs once per set of option values.
     let subject = crate::exec::workspace_subject(den, &plan.id, plan.folder.clone());
@@ -252,11 +253,21 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, plan: Plan, reporter: &mut dyn Rep
     }
     // A new container's image is made first: a build that fails leaves
     // the old container as it was.
+    let compose = plan.resolved.is_compose();
+    let project = compose::project_name(den, &plan.id);
     let mut prepared = None;
-    if opts.reset || opts.recreate || container.is_none() {
+    if !compose && (opts.reset || opts.recreate || container.is_none()) {
         prepared = Some(prepare_image(den, docker, &plan.resolved, &name, opts.lockfile, plan.prebuild.as_ref(), reporter)?);
     }
-    if opts.reset {
+    if compose && (opts.reset || opts.recreate) {
+        // compose makes the project's containers again itself.
+        if opts.reset {
+            reporter.phase("create", "removing the old project (--reset)");
+            compose::remove_project(docker, &project, false)?;
+            crate::record::remove_dir(&den.home.workspace_dir(&den.context, &plan.id))?;
+        }
+        container = None;
+    } else if opts.reset {
         if container.is_some() {
             reporter.phase("create", "removing the old container (--reset)");
             docker.remove(&name)?;
@@ -277,10 +288,39 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, plan: Plan, reporter: &mut dyn Rep
         Some(c) => {
             if !c.state.running {
                 reporter.phase("create", &format!("starting {name}"));
-                docker.start(&name)?;
+                match c.label(den_driver::compose::PROJECT_LABEL) {
+                    Some(project) => compose::start_project(docker, project)?,
+                    None => docker.start(&name)?,
+                }
                 started = true;
             }
+            if let Some(folder) = c.label(compose::FOLDER_LABEL) {
+                plan.resolved.workspace_folder = folder.to_string();
+            }
             (container_metadata(c), c.config.image.clone(), c.config.user.clone())
+        }
+        None if compose => {
+            let labels = vec![
+                (WORKSPACE_LABEL.to_string(), plan.id.clone()),
+                ("devcontainer.local_folder".into(), plan.resolved.local_folder.display().to_string()),
+                ("devcontainer.config_file".into(), plan.resolved.config_file.display().to_string()),
+                (HOME_LABEL.into(), home_tag(den)),
+            ];
+            let up = compose::ComposeUp {
+                den,
+                docker,
+                id: &plan.id,
+                name: &name,
+                compose_path: resolved_options.get("COMPOSE_PATH").map(|o| o.value.clone()),
+                lock: opts.lockfile,
+                recreate: opts.recreate || opts.reset,
+                labels,
+            };
+            let (image, info, meta) = compose::up(&up, &mut plan.resolved, reporter)?;
+            created = true;
+            let merged = den_devcontainer::merge(&meta, &plan.resolved.config);
+            let user = merged.container_user.clone().unwrap_or(info.config.user.clone());
+            (meta, image, user)
         }
         None => {
             let (image, info) = match prepared.take() {
@@ -326,7 +366,19 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, plan: Plan, reporter: &mut dyn Rep
         ..setup_request(&plan.id, &plan.resolved, &merged, remote_user, (host_uid, host_gid))
     };
     reporter.phase("inject", "");
-    let run = inject_and_setup(docker, &name, &agent_paths, &req, reporter)?;
+    let run = match inject_and_setup(docker, &name, &agent_paths, &req, reporter) {
+        Ok(run) => run,
+        // A service whose command ended at once: said as such, and nothing
+        // of the project or the workspace is left.
+        Err(e) if compose && created => match compose::exited(docker, &name, &project)? {
+            Some(why) => {
+                crate::record::remove_dir(&den.home.workspace_dir(&den.context, &plan.id))?;
+                return Err(why);
+            }
+            None => return Err(e),
+        },
+        Err(e) => return Err(e),
+    };
     if run.agent_path != rec.agent_path {
         rec.agent_path = run.agent_path.clone();
         rec.save(den)?;
@@ -381,6 +433,10 @@ pub(crate) fn status(den: &Den, r: &WorkspaceRecord) -> Result<Status> {
 pub(crate) fn stop(den: &Den, r: &WorkspaceRecord, reporter: &mut dyn Reporter) -> Result<()> {
     let docker = docker_of(den, r)?;
     match docker.inspect_container(&r.container_name)? {
+        Some(c) if c.label(den_driver::compose::PROJECT_LABEL).is_some() => {
+            let project = c.label(den_driver::compose::PROJECT_LABEL).unwrap_or_default().to_string();
+            compose::stop(&docker, &c, &project)
+        }
         Some(c) if c.state.running => Ok(docker.stop(&r.container_name)?),
         Some(_) => Ok(()),
         None => {
@@ -421,10 +477,19 @@ pub(crate) fn delete(
         // A container of the same name that another DEN_HOME made is not ours.
         let tag = home_tag(den);
         let c = d.inspect_container(&name)?.filter(|c| c.label("den.home").is_none_or(|h| h == tag));
-        if record.is_none() && c.is_none() {
+        // A compose workspace: its whole project (named volumes only with
+        // --force), even when its own container is gone already.
+        let project = compose::project_name(den, id);
+        let is_compose = match &c {
+            Some(c) => c.label(den_driver::compose::PROJECT_LABEL).is_some(),
+            None => !compose::project_containers(&d, &project)?.is_empty(),
+        };
+        if record.is_none() && c.is_none() && !is_compose {
             return Err(WorkspaceError::NotFound(id.into()));
         }
-        if c.is_some() {
+        if is_compose {
+            compose::remove_project(&d, &project, force)?;
+        } else if c.is_some() {
             d.remove(&name)?;
         }
         // The image den built for this workspace, if any; one another
@@ -442,6 +507,20 @@ pub(crate) fn delete(
         Err(e) => reporter.line(&format!("warning: {e}; removing den's record anyway (--force)")),
     }
     Ok(())
+}
+
+/// The output of a compose workspace's service.
+pub(crate) fn service_logs(den: &Den, r: &WorkspaceRecord, service: &str) -> Result<String> {
+    let docker = docker_of(den, r)?;
+    let project = compose::project_name(den, &r.id);
+    let Some(id) = compose::service_container(&docker, &project, service)? else {
+        return Err(WorkspaceError::Missing(format!(
+            "workspace `{}` has no container of a compose service `{service}`",
+            r.id
+        )));
+    };
+    let out = docker.cmd().args(["logs", &id]).output().map_err(|e| docker.error(e))?;
+    Ok(format!("{}{}", out.stdout, out.stderr))
 }
 
 /// The agent's log (setup and hook output) from inside the container.

@@ -9,6 +9,7 @@
 //! `up`, `manage` and `ssh` call the chosen backend and never ask which one
 //! they have.
 
+pub(crate) mod compose;
 pub(crate) mod kube;
 pub(crate) mod local;
 pub mod machine;
@@ -147,6 +148,15 @@ impl Backend {
     }
 
     /// The agent's log from where the workspace runs.
+    pub(crate) fn service_logs(self, den: &Den, r: &WorkspaceRecord, service: &str) -> Result<String> {
+        match self {
+            Backend::Local => local::service_logs(den, r, service),
+            _ => Err(WorkspaceError::Unsupported(
+                "`den logs --service` reads compose workspaces on this machine's engine; on a remote machine run `den ssh ID` and read them there".into(),
+            )),
+        }
+    }
+
     pub(crate) fn logs(self, den: &Den, r: &WorkspaceRecord) -> Result<String> {
         match self {
             Backend::Local => local::logs(den, r),

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::cli::{BuildArgs, DeleteArgs, IdArgs, ListArgs, Output, StatusArgs, UpArgs};
+use crate::cli::{BuildArgs, DeleteArgs, IdArgs, ListArgs, LogsArgs, Output, StatusArgs, UpArgs};
 use crate::commands::print_json;
 use crate::exit;
 use crate::progress::Progress;
@@ -130,9 +130,13 @@ pub fn list(settings: &Settings, args: ListArgs) -> anyhow::Result<i32> {
     Ok(exit::ENGINE_UNREACHABLE)
 }
 
-pub fn logs(settings: &Settings, args: IdArgs) -> anyhow::Result<i32> {
+pub fn logs(settings: &Settings, args: LogsArgs) -> anyhow::Result<i32> {
     use std::io::Write;
-    let text = den_workspace::logs(&settings.den()?, &args.id)?;
+    let den = settings.den()?;
+    let text = match &args.service {
+        Some(service) => den_workspace::service_logs(&den, &args.id, service)?,
+        None => den_workspace::logs(&den, &args.id)?,
+    };
     std::io::stdout().write_all(text.as_bytes())?;
     Ok(exit::OK)
 }

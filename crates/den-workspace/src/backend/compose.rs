@@ -1,0 +1,434 @@
+//! Compose workspaces (`dockerComposeFile` + `service`) on the local
+//! engine: the user's files are never changed; den adds its own override
+//! file (in its data) that names the service's container as den names
+//! containers, labels it, mounts the project when the service does not,
+//! installs Features on the service's image and keeps it alive when
+//! `overrideCommand` asks. Everything else about the workspace (agent,
+//! setup, hooks, ssh) is the same as for an image workspace.
+
+use std::path::{Path, PathBuf};
+
+use den_devcontainer::{MetadataEntry, Resolved};
+use den_driver::compose::{Project, PROJECT_LABEL, SERVICE_LABEL};
+use den_driver::{Compose, Docker, Image};
+use serde_json::{json, Map, Value};
+
+use crate::features::LockMode;
+use crate::{Den, Reporter, Result, WorkspaceError};
+
+/// The label that holds `shutdownAction` on the service's container.
+pub(crate) const SHUTDOWN_LABEL: &str = "den.compose.shutdown-action";
+/// The label that holds the workspace folder when den chose it (the
+/// configuration has none and the service mounts no project).
+pub(crate) const FOLDER_LABEL: &str = "den.compose.workspace-folder";
+
+/// The compose project of a workspace: stable for the workspace, distinct
+/// per context (in the container name) and per DEN_HOME (its tag).
+pub(crate) fn project_name(den: &Den, id: &str) -> String {
+    format!("{}-{}", crate::plan::container_name(den, id), &crate::plan::home_tag(den)[..8])
+}
+
+/// What `up` needs to run a compose workspace.
+pub(crate) struct ComposeUp<'a> {
+    pub den: &'a Den,
+    pub docker: &'a Docker,
+    pub id: &'a str,
+    /// The service container's name (den's container name).
+    pub name: &'a str,
+    pub compose_path: Option<String>,
+    pub lock: LockMode,
+    pub recreate: bool,
+    /// The labels den puts on every workspace container.
+    pub labels: Vec<(String, String)>,
+}
+
+/// The project files, checked to exist.
+fn files(resolved: &Resolved) -> Result<Vec<PathBuf>> {
+    let listed = resolved.config.docker_compose_file.as_ref().map(|f| f.to_vec()).unwrap_or_default();
+    if listed.is_empty() {
+        return Err(resolved
+            .invalid_at("/dockerComposeFile", "dockerComposeFile", "names no compose file".into())
+            .into());
+    }
+    listed
+        .iter()
+        .map(|f| {
+            let p = resolved.config_dir().join(f);
+            if p.is_file() {
+                Ok(p)
+            } else {
+                Err(WorkspaceError::BadInput(format!(
+                    "the compose file {} (dockerComposeFile in {}) does not exist",
+                    p.display(),
+                    resolved.config_file.display()
+                )))
+            }
+        })
+        .collect()
+}
+
+/// A service's bind mount sources, from `compose config` (short
+/// `src:dst[:mode]` strings or long-syntax objects).
+fn bind_sources(service: &Value) -> Vec<String> {
+    service
+        .get("volumes")
+        .and_then(|v| v.as_array())
+        .map(|vols| {
+            vols.iter()
+                .filter_map(|v| match v {
+                    Value::String(s) => s.split(':').next().map(String::from),
+                    Value::Object(o) => o.get("source").and_then(|s| s.as_str()).map(String::from),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Compose reads `$` in every value of a file as the start of a variable:
+/// den's own values are written with `$$`.
+fn escape_dollars(v: &mut Value) {
+    match v {
+        Value::String(s) => *s = s.replace('$', "$$"),
+        Value::Array(items) => items.iter_mut().for_each(escape_dollars),
+        Value::Object(map) => map.values_mut().for_each(escape_dollars),
+        _ => {}
+    }
+}
+
+/// A `--mount` string as a compose long-syntax volume.
+fn volume_of(mount: &str) -> Option<Value> {
+    let mut out = Map::new();
+    for field in den_devcontainer::mount::split_fields(mount) {
+        let (k, v) = field.split_once('=').unwrap_or((field.as_str(), "true"));
+        match k {
+            "type" => out.insert("type".into(), json!(v)),
+            "source" | "src" => out.insert("source".into(), json!(v)),
+            "target" | "dst" | "destination" => out.insert("target".into(), json!(v)),
+            "readonly" | "ro" if v != "false" && v != "0" => out.insert("read_only".into(), json!(true)),
+            "consistency" => out.insert("consistency".into(), json!(v)),
+            _ => None,
+        };
+    }
+    out.contains_key("target").then_some(Value::Object(out))
+}
+
+fn write_override(path: &Path, mut doc: Value) -> Result<()> {
+    escape_dollars(&mut doc);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(WorkspaceError::io(format!("making {}", parent.display())))?;
+    }
+    // JSON is YAML: both compose versions read it.
+    std::fs::write(path, serde_json::to_string_pretty(&doc).expect("override serializes"))
+        .map_err(WorkspaceError::io(format!("writing {}", path.display())))
+}
+
+/// The service's container, started with the rest of the project. Returns
+/// the image it runs (with its inspect data) and the metadata entries of
+/// that image.
+pub(crate) fn up(
+    c: &ComposeUp<'_>,
+    resolved: &mut Resolved,
+    reporter: &mut dyn Reporter,
+) -> Result<(String, Image, Vec<MetadataEntry>)> {
+    let cfg = resolved.config.clone();
+    let service = cfg.service.clone().filter(|s| !s.is_empty()).ok_or_else(|| {
+        WorkspaceError::from(resolved.invalid_at("/dockerComposeFile", "service", "a compose configuration names its \"service\"".into()))
+    })?;
+    let files = files(resolved)?;
+    let compose = Compose::detect(c.docker, c.compose_path.as_deref())?;
+    let project = Project {
+        name: project_name(c.den, c.id),
+        directory: files[0].parent().map(Path::to_path_buf).unwrap_or_default(),
+        files,
+    };
+    reporter.phase("compose", &format!("{} ({})", project.name, compose.display()));
+    let config = compose.config(&project)?;
+    let services = config.get("services").and_then(|s| s.as_object()).cloned().unwrap_or_default();
+    let Some(svc) = services.get(&service).cloned() else {
+        let names: Vec<&str> = services.keys().map(String::as_str).collect();
+        return Err(resolved
+            .invalid_at(
+                "/service",
+                "service",
+                format!("service `{service}` is not in the compose files (they have: {})", names.join(", ")),
+            )
+            .into());
+    };
+    let mut run_services = match &cfg.run_services {
+        Some(list) => {
+            for s in list {
+                if !services.contains_key(s) {
+                    return Err(resolved
+                        .invalid_at("/runServices", "runServices", format!("service `{s}` is not in the compose files"))
+                        .into());
+                }
+            }
+            list.clone()
+        }
+        None => services.keys().cloned().collect(),
+    };
+    if !run_services.contains(&service) {
+        run_services.push(service.clone());
+    }
+    let version = config.get("version").cloned();
+    let data = c.den.home.workspace_dir(&c.den.context, c.id).join("compose");
+    let with_version = |services: Value| -> Value {
+        let mut doc = json!({ "services": services });
+        if let Some(v) = &version {
+            doc["version"] = v.clone();
+        }
+        doc
+    };
+
+    // The images: services with `build:` are built (the workspace's own
+    // under a name den knows, for its Features to go on).
+    let own_build = svc.get("build").is_some();
+    let base_tag = format!("{}-{}:den-base", project.name, service.to_ascii_lowercase().replace(['.', '_'], "-"));
+    let to_build: Vec<String> =
+        run_services.iter().filter(|s| services.get(*s).is_some_and(|v| v.get("build").is_some())).cloned().collect();
+    if !to_build.is_empty() {
+        let build_file = data.join("den-build.json");
+        let mut over = Map::new();
+        if own_build {
+            over.insert(service.clone(), json!({ "image": base_tag }));
+        }
+        write_override(&build_file, with_version(Value::Object(over)))?;
+        reporter.phase("build", &format!("compose build {}", to_build.join(" ")));
+        let cmd = compose.cmd(&project, std::slice::from_ref(&build_file)).arg("build").args(&to_build);
+        let (log, failure) = c.docker.stream(&cmd, &mut |l| reporter.line(&format!("  │ {l}")))?;
+        if let Some(e) = failure {
+            let lines: Vec<&str> = log.trim_end().lines().collect();
+            return Err(WorkspaceError::BadInput(format!(
+                "`compose build` failed:\n{}\n({})",
+                lines[lines.len().saturating_sub(15)..].join("\n"),
+                e
+            )));
+        }
+    }
+    let base = if own_build {
+        base_tag.clone()
+    } else {
+        svc.get("image").and_then(|i| i.as_str()).map(String::from).ok_or_else(|| {
+            WorkspaceError::BadInput(format!("compose service `{service}` has neither \"image\" nor \"build\""))
+        })?
+    };
+    reporter.phase("build", &format!("image {base}"));
+    let base_info = c.docker.ensure_image(&base)?;
+    let (image, info) = crate::features::install(c.den, c.docker, resolved, (base, base_info), c.lock, reporter)?;
+    let meta: Vec<MetadataEntry> = match info.label("devcontainer.metadata") {
+        Some(t) => den_devcontainer::parse_metadata_label(t).map_err(|e| WorkspaceError::BadInput(format!("image {image}: {e}")))?,
+        None => vec![],
+    };
+    let merged = den_devcontainer::merge(&meta, &cfg);
+
+    // The project folder: the service's own mount of it (or of a folder
+    // above it), else den's.
+    let local = resolved.local_folder.clone();
+    let mounted = bind_sources(&svc).iter().any(|s| {
+        let p = Path::new(s);
+        p.is_absolute() && local.starts_with(p)
+    });
+    let mut volumes: Vec<Value> = Vec::new();
+    let mut chosen_folder = None;
+    if !mounted {
+        if resolved.workspace_folder == "/" {
+            resolved.workspace_folder =
+                format!("/workspaces/{}", local.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+            chosen_folder = Some(resolved.workspace_folder.clone());
+        }
+        volumes.push(json!({"type": "bind", "source": local, "target": resolved.workspace_folder}));
+    }
+    volumes.extend(merged.mounts.iter().filter_map(|m| volume_of(&m.to_docker_arg())));
+
+    let mut label_entries: Vec<Value> = meta.iter().map(MetadataEntry::to_label_value).collect();
+    label_entries.push(resolved.label_entry());
+    let mut labels: Map<String, Value> = c.labels.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+    labels.insert("devcontainer.metadata".into(), json!(Value::Array(label_entries).to_string()));
+    labels.insert(crate::backend::local::IMAGE_ENTRIES_LABEL.into(), json!(meta.len().to_string()));
+    if let Some(f) = &chosen_folder {
+        labels.insert(FOLDER_LABEL.into(), json!(f));
+    }
+    labels.insert(
+        SHUTDOWN_LABEL.into(),
+        json!(match cfg.shutdown_action {
+            Some(den_devcontainer::model::ShutdownAction::None) => "none",
+            _ => "stopCompose",
+        }),
+    );
+    let mut own = json!({
+        "image": image,
+        "container_name": c.name,
+        "labels": labels,
+    });
+    if !volumes.is_empty() {
+        own["volumes"] = json!(volumes);
+    }
+    if !merged.container_env.is_empty() {
+        own["environment"] = json!(merged.container_env);
+    }
+    if merged.init {
+        own["init"] = json!(true);
+    }
+    if merged.privileged {
+        own["privileged"] = json!(true);
+    }
+    if !merged.cap_add.is_empty() {
+        own["cap_add"] = json!(merged.cap_add);
+    }
+    if !merged.security_opt.is_empty() {
+        own["security_opt"] = json!(merged.security_opt);
+    }
+    if let Some(u) = &cfg.container_user {
+        own["user"] = json!(u);
+    }
+    // Compose services keep their own command unless the configuration
+    // says otherwise (the specification's default for compose).
+    if merged.override_command == Some(true) {
+        own["entrypoint"] = json!(["/bin/sh", "-c", den_driver::keep_alive_loop(&merged.entrypoints), "-"]);
+        own["command"] = json!([]);
+    }
+    let up_file = data.join("den-up.json");
+    write_override(&up_file, with_version(json!({ service.clone(): own })))?;
+
+    reporter.phase("create", &format!("compose up {}", run_services.join(" ")));
+    let mut cmd = compose.cmd(&project, std::slice::from_ref(&up_file)).args(["up", "-d", "--no-build"]);
+    if c.recreate {
+        cmd = cmd.arg("--force-recreate");
+    }
+    let cmd = cmd.args(&run_services);
+    let (log, failure) = c.docker.stream(&cmd, &mut |l| reporter.line(&format!("  │ {l}")))?;
+    if let Some(e) = failure {
+        let _ = remove_project(c.docker, &project.name, false);
+        let lines: Vec<&str> = log.trim_end().lines().collect();
+        return Err(WorkspaceError::BadInput(format!(
+            "`compose up` failed; the project's containers were removed again:\n{}\n({})",
+            lines[lines.len().saturating_sub(15)..].join("\n"),
+            e
+        )));
+    }
+    if let Some(e) = exited(c.docker, c.name, &project.name)? {
+        return Err(e);
+    }
+    Ok((image, info, meta))
+}
+
+/// When the workspace's service container is not running (its command
+/// ended at once): removes the project and says why, with the service's
+/// last output.
+pub(crate) fn exited(docker: &Docker, name: &str, project: &str) -> Result<Option<WorkspaceError>> {
+    let c = docker.inspect_container(name)?;
+    if c.as_ref().is_some_and(|c| c.state.running) {
+        return Ok(None);
+    }
+    let code = c.as_ref().map(|c| c.state.exit_code).unwrap_or_default();
+    let service = c.as_ref().and_then(|c| c.label(SERVICE_LABEL)).unwrap_or(name).to_string();
+    let tail = docker.cmd().args(["logs", "--tail", "15", name]).output().map(|o| o.stdout + &o.stderr).unwrap_or_default();
+    remove_project(docker, project, false)?;
+    Ok(Some(WorkspaceError::NotRunning(format!(
+        "compose service `{service}` exited at once (exit code {code}); the project's containers were removed again.\n{}\nGive the service a long-running command, or set \"overrideCommand\": true.",
+        tail.trim_end()
+    ))))
+}
+
+/// Every container (running or not) of a compose project.
+pub(crate) fn project_containers(docker: &Docker, project: &str) -> Result<Vec<String>> {
+    let out = docker.run_cmd(docker.cmd().args(["ps", "-a", "-q", "--filter", &format!("label={PROJECT_LABEL}={project}")]))?;
+    Ok(out.split_whitespace().map(String::from).collect())
+}
+
+/// Starts every container of the project the workspace container is in.
+pub(crate) fn start_project(docker: &Docker, project: &str) -> Result<()> {
+    let ids = project_containers(docker, project)?;
+    if !ids.is_empty() {
+        docker.run_cmd(docker.cmd().arg("start").args(&ids))?;
+    }
+    Ok(())
+}
+
+/// Stops the project (`stopCompose`), or only the workspace's container
+/// (`shutdownAction: none`).
+pub(crate) fn stop(docker: &Docker, container: &den_driver::Container, project: &str) -> Result<()> {
+    if container.label(SHUTDOWN_LABEL) == Some("none") {
+        return Ok(docker.stop(container.name.trim_start_matches('/'))?);
+    }
+    let ids = project_containers(docker, project)?;
+    if !ids.is_empty() {
+        docker.run_cmd(docker.cmd().args(["stop", "-t", "10"]).args(&ids))?;
+    }
+    Ok(())
+}
+
+/// Removes the project's containers and networks (and named volumes with
+/// `volumes`), and the image den built for its service.
+pub(crate) fn remove_project(docker: &Docker, project: &str, volumes: bool) -> Result<()> {
+    let ids = project_containers(docker, project)?;
+    if !ids.is_empty() {
+        docker.run_cmd(docker.cmd().args(["rm", "-f", "-v"]).args(&ids))?;
+    }
+    let filter = format!("label={PROJECT_LABEL}={project}");
+    let networks = docker.run_cmd(docker.cmd().args(["network", "ls", "-q", "--filter", &filter]))?;
+    for n in networks.split_whitespace() {
+        docker.run_cmd(docker.cmd().args(["network", "rm", n]))?;
+    }
+    if volumes {
+        let vols = docker.run_cmd(docker.cmd().args(["volume", "ls", "-q", "--filter", &filter]))?;
+        for v in vols.split_whitespace() {
+            docker.run_cmd(docker.cmd().args(["volume", "rm", v]))?;
+        }
+    }
+    // By name: an image that Features were built on stays as their
+    // parent, untagged.
+    let images = docker.run_cmd(docker.cmd().args([
+        "images",
+        "--format",
+        "{{.Repository}}:{{.Tag}}",
+        &format!("{project}-*"),
+    ]))?;
+    for i in images.split_whitespace() {
+        let _ = docker.run_cmd(docker.cmd().args(["rmi", i]));
+    }
+    Ok(())
+}
+
+/// The container of one service of the project (for `den logs --service`).
+pub(crate) fn service_container(docker: &Docker, project: &str, service: &str) -> Result<Option<String>> {
+    let out = docker.run_cmd(docker.cmd().args([
+        "ps",
+        "-a",
+        "-q",
+        "--filter",
+        &format!("label={PROJECT_LABEL}={project}"),
+        "--filter",
+        &format!("label={SERVICE_LABEL}={service}"),
+    ]))?;
+    Ok(out.split_whitespace().next().map(String::from))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mounts_become_long_syntax_volumes() {
+        assert_eq!(
+            volume_of("type=bind,source=/a b,target=/x,readonly").unwrap(),
+            json!({"type": "bind", "source": "/a b", "target": "/x", "read_only": true})
+        );
+        assert_eq!(volume_of("type=volume,src=cache,dst=/cache").unwrap(), json!({"type": "volume", "source": "cache", "target": "/cache"}));
+        assert!(volume_of("type=tmpfs").is_none());
+    }
+
+    #[test]
+    fn dollars_are_escaped_for_compose() {
+        let mut v = json!({"a": ["${localEnv:X}", {"b": "$HOME"}], "n": 1});
+        escape_dollars(&mut v);
+        assert_eq!(v, json!({"a": ["$${localEnv:X}", {"b": "$$HOME"}], "n": 1}));
+    }
+
+    #[test]
+    fn bind_sources_of_both_syntaxes() {
+        let svc = json!({"volumes": ["/p:/workspace:cached", {"type": "bind", "source": "/q", "target": "/w"}, "named:/data"]});
+        assert_eq!(bind_sources(&svc), vec!["/p", "/q", "named"]);
+    }
+}
