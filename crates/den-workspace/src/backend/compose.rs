@@ -67,6 +67,78 @@ fn files(resolved: &Resolved) -> Result<Vec<PathBuf>> {
         .collect()
 }
 
+/// The parts of the project den needs (each service's `image`, `build`
+/// and `volumes`, the `version`), read from the files directly: later
+/// files override `image` and `build` and add `volumes`, as compose merges
+/// them. `None` when compose's own reading is needed: `${VAR}`, `extends`,
+/// `include` or a merge key in what den reads. A YAML error is located.
+fn read_files(project: &Project, service: &str) -> Result<Option<Value>> {
+    let mut services = Map::new();
+    let mut version = None;
+    for f in &project.files {
+        let text = std::fs::read_to_string(f).map_err(WorkspaceError::io(format!("reading {}", f.display())))?;
+        let doc: Value = serde_norway::from_str(&text).map_err(|e| {
+            let at = e.location().map(|l| format!(":{}:{}", l.line(), l.column())).unwrap_or_default();
+            WorkspaceError::BadInput(format!("{}{at}: not valid compose YAML: {e}", f.display()))
+        })?;
+        if doc.get("include").is_some() {
+            return Ok(None);
+        }
+        if version.is_none() {
+            version = doc.get("version").cloned();
+        }
+        let Some(list) = doc.get("services").and_then(|s| s.as_object()) else { continue };
+        for (name, svc) in list {
+            let Some(svc) = svc.as_object() else { continue };
+            if svc.contains_key("extends") || svc.contains_key("<<") {
+                return Ok(None);
+            }
+            let entry = services.entry(name.clone()).or_insert_with(|| json!({}));
+            for key in ["image", "build"] {
+                if let Some(v) = svc.get(key) {
+                    entry[key] = v.clone();
+                }
+            }
+            if let Some(Value::Array(vols)) = svc.get("volumes") {
+                let mut all = entry.get("volumes").and_then(|v| v.as_array()).cloned().unwrap_or_default();
+                all.extend(vols.iter().cloned());
+                entry["volumes"] = Value::Array(all);
+            }
+        }
+    }
+    let Some(own) = services.get_mut(service) else {
+        return Ok(Some(json!({ "version": version, "services": services })));
+    };
+    if own.to_string().contains('$') {
+        return Ok(None);
+    }
+    // Bind sources relative to the project folder, as compose reads them.
+    if let Some(Value::Array(vols)) = own.get_mut("volumes") {
+        for v in vols.iter_mut() {
+            let source = match v {
+                Value::String(s) => s.split(':').next().map(String::from),
+                Value::Object(o) => o.get("source").and_then(|s| s.as_str()).map(String::from),
+                _ => None,
+            };
+            let Some(src) = source.filter(|s| s.starts_with('.')) else { continue };
+            let abs = project.directory.join(&src);
+            let abs = std::fs::canonicalize(&abs).unwrap_or(abs).display().to_string();
+            match v {
+                Value::String(s) => *s = format!("{abs}{}", &s[src.len()..]),
+                Value::Object(o) => {
+                    o.insert("source".into(), json!(abs));
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut doc = json!({ "services": services });
+    if let Some(v) = version {
+        doc["version"] = v;
+    }
+    Ok(Some(doc))
+}
+
 /// A service's bind mount sources, from `compose config` (short
 /// `src:dst[:mode]` strings or long-syntax objects).
 fn bind_sources(service: &Value) -> Vec<String> {
@@ -143,7 +215,12 @@ pub(crate) fn up(
         files,
     };
     reporter.phase("compose", &format!("{} ({})", project.name, compose.display()));
-    let config = compose.config(&project)?;
+    let config = match read_files(&project, &service)? {
+        Some(c) => c,
+        // What den does not read itself (variables, extends, includes,
+        // merge keys in what it needs): compose's own reading.
+        None => compose.config(&project)?,
+    };
     let services = config.get("services").and_then(|s| s.as_object()).cloned().unwrap_or_default();
     let Some(svc) = services.get(&service).cloned() else {
         let names: Vec<&str> = services.keys().map(String::as_str).collect();
@@ -424,6 +501,34 @@ mod tests {
         let mut v = json!({"a": ["${localEnv:X}", {"b": "$HOME"}], "n": 1});
         escape_dollars(&mut v);
         assert_eq!(v, json!({"a": ["$${localEnv:X}", {"b": "$$HOME"}], "n": 1}));
+    }
+
+    #[test]
+    fn files_are_read_and_merged_and_variables_go_to_compose() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join(".devcontainer");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("a.yml"), "version: '3.8'\nservices:\n  app:\n    image: one\n    volumes: ['..:/workspace:cached']\n  db:\n    image: postgres\n").unwrap();
+        std::fs::write(dir.join("b.yml"), "services:\n  app:\n    build: .\n    volumes: [{type: volume, source: cache, target: /c}]\n").unwrap();
+        let project = Project { name: "p".into(), directory: dir.clone(), files: vec![dir.join("a.yml"), dir.join("b.yml")] };
+        let doc = read_files(&project, "app").unwrap().unwrap();
+        assert_eq!(doc["version"], "3.8");
+        assert_eq!(doc["services"]["app"]["image"], "one");
+        assert_eq!(doc["services"]["app"]["build"], ".");
+        let root = std::fs::canonicalize(d.path()).unwrap().display().to_string();
+        assert_eq!(bind_sources(&doc["services"]["app"]), vec![root, "cache".to_string()]);
+        assert_eq!(doc["services"]["db"]["image"], "postgres");
+        // What only compose can read is left to it.
+        std::fs::write(dir.join("b.yml"), "services:\n  app:\n    image: reg/${TAG}\n").unwrap();
+        assert!(read_files(&project, "app").unwrap().is_none());
+        std::fs::write(dir.join("b.yml"), "services:\n  app:\n    extends: {file: c.yml, service: x}\n").unwrap();
+        assert!(read_files(&project, "app").unwrap().is_none());
+        // A variable in another service is compose's business, not den's.
+        std::fs::write(dir.join("b.yml"), "services:\n  db:\n    image: pg:${V}\n").unwrap();
+        assert!(read_files(&project, "app").unwrap().is_some());
+        std::fs::write(dir.join("b.yml"), "services:\n  app:\n    image: [open\n").unwrap();
+        let e = read_files(&project, "app").unwrap_err().to_string();
+        assert!(e.contains("b.yml:4:1") && e.contains("flow sequence at line 3 column 12"), "{e}");
     }
 
     #[test]
