@@ -262,3 +262,37 @@ fn bad_compose_inputs_are_clear_errors_that_leave_nothing_running() {
         assert_eq!(docker(&["network", "ls", "-q", "--filter", &format!("name=den-{}", ws.id)]), "", "{name}");
     }
 }
+
+#[test]
+fn the_ssh_provider_runs_compose_on_the_machine() {
+    require_engine();
+    let sb = Sandbox::new();
+    let sshd = crate::remote::Sshd::start(&sb.path().join("sshd"));
+    let ws = sb.workspace(
+        "cmp-remote",
+        r#"{"dockerComposeFile": "docker-compose.yml", "service": "app", "workspaceFolder": "/workspace",
+            "postCreateCommand": "wget -qO- http://web:8138/ > /tmp/web.html"}"#,
+    );
+    std::fs::write(
+        ws.folder.join(".devcontainer/docker-compose.yml"),
+        format!(
+            "services:\n  app:\n    image: den-test/busybox\n    command: {IDLE}\n    volumes: ['..:/workspace']\n  web:\n    image: den-test/busybox\n    command: [\"sh\", \"-c\", \"mkdir -p /www && echo on-the-machine > /www/index.html && httpd -p 8138 -h /www && trap 'exit 0' TERM && while sleep 1 & wait $$!; do :; done\"]\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(ws.folder.join("sent.txt"), "sent-over-the-tunnel\n").unwrap();
+    let mut up = ws.up_cmd(&["--ide", "none", "--provider", "ssh"]);
+    up.args(sshd.provider_args());
+    run(&mut up).assert_ok();
+    let c = ws.container();
+    let project = project_of(&c);
+    assert_eq!(project_states(&project), ["app running", "web running"]);
+    // The project folder is the copy den sent to the machine.
+    let mount = docker(&["inspect", "-f", "{{range .Mounts}}{{.Source}}{{end}}", &c]);
+    assert!(!mount.contains(ws.folder.to_str().unwrap()), "{mount}");
+    let r = run(sb.den().args(["ssh", &ws.id, "--", "sh", "-c", "cat /tmp/web.html /workspace/sent.txt"]));
+    assert_eq!(r.stdout, "on-the-machine\nsent-over-the-tunnel\n", "{}", r.stderr);
+    run(sb.den().args(["delete", &ws.id])).assert_ok();
+    assert!(project_states(&project).is_empty());
+    assert_eq!(networks_of(&project), "");
+}
