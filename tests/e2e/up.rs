@@ -3,7 +3,7 @@
 use std::os::unix::fs::MetadataExt;
 use std::process::Command;
 
-use crate::common::{container, docker, exec, require_engine, run, unique_id, Sandbox};
+use crate::common::{container, docker, exec, repo_root, require_engine, run, unique_id, Sandbox};
 
 #[test]
 fn image_only_then_warm_up_changes_nothing() {
@@ -486,4 +486,29 @@ fn a_container_of_another_den_home_is_not_taken_over() {
     // the first one is untouched
     let st = run(a.den().args(["status", &id]));
     assert_eq!(st.stdout.trim(), "Running");
+}
+
+/// Every project in examples/ comes up and goes again, as the README says
+/// it does (a copy of each, so the repository stays clean).
+#[test]
+fn every_example_comes_up() {
+    require_engine();
+    let s = Sandbox::new();
+    let examples = repo_root().join("examples");
+    let mut names: Vec<String> = std::fs::read_dir(&examples)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert!(names.len() >= 5, "{names:?}");
+    for name in names {
+        let copy = s.path().join(&name);
+        let st = Command::new("cp").arg("-a").arg(examples.join(&name)).arg(&copy).status().unwrap();
+        assert!(st.success());
+        let id = unique_id(&format!("ex-{name}"));
+        let _c = s.cleanup(&id);
+        let r = run(s.den().args(["up", "--ide", "none", "--id", &id]).arg(&copy));
+        assert_eq!(r.code, 0, "example {name}:\n{}", r.stderr);
+        run(s.den().args(["delete", &id])).assert_ok();
+    }
 }
