@@ -170,6 +170,9 @@ pub fn remote_up_main() -> i32 {
                 // Checked on the client already.
                 r => den_workspace::features::Prebuild::new(r, false).ok(),
             },
+            workspace_env: req.workspace_env.clone(),
+            devcontainer_image: Some(req.devcontainer_image.clone()).filter(|i| !i.is_empty()),
+            ..Default::default()
         },
         recreate: req.recreate || replaced,
         reset: false,

@@ -33,6 +33,10 @@ pub struct RemoteUpRequest {
     pub credentials: crate::Credentials,
     /// Where to look for a prebuilt image (`REGISTRY/NAME`); empty: none.
     pub prebuild_repository: String,
+    /// `--workspace-env` values.
+    pub workspace_env: Vec<(String, String)>,
+    /// `--devcontainer-image`; empty: the configuration's.
+    pub devcontainer_image: String,
 }
 
 /// Machine inactivity: after `timeout_secs` without a tunnel, stop the

@@ -20,8 +20,8 @@ pub use backend::machine;
 pub use config::DenConfig;
 pub use id::workspace_id_for;
 pub use manage::{delete, list, logs, service_logs, status, stop, Status, WorkspaceSummary};
-pub use plan::{Source, UpOptions, UpResult};
-pub use record::WorkspaceRecord;
+pub use plan::{RemoteSource, Source, UpOptions, UpResult};
+pub use record::{SourceInfo, WorkspaceRecord};
 pub use up::{build, up};
 
 use den_state::Home;

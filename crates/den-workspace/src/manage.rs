@@ -37,6 +37,8 @@ pub struct WorkspaceSummary {
     pub provider: String,
     pub local_folder: String,
     pub container: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<crate::record::SourceInfo>,
     pub status: Status,
     /// Why the status could not be learned (an engine den cannot reach).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -76,6 +78,8 @@ pub fn delete(den: &Den, id: &str, force: bool, reporter: &mut dyn Reporter) -> 
     }
     crate::publish::unpublish(den, id, record.as_ref().and_then(|r| r.ssh_config.as_deref()))?;
     remove_dir(&den.home.workspace_dir(&den.context, id))?;
+    // den's clone (or empty folder) of a git or image workspace.
+    remove_dir(&crate::record::source_dir(den, id))?;
     let _ = std::fs::remove_file(den.home.workspace_lock(&den.context, id));
     Ok(())
 }
@@ -95,6 +99,7 @@ pub fn list(den: &Den) -> Result<Vec<WorkspaceSummary>> {
             provider: r.provider,
             local_folder: r.local_folder.display().to_string(),
             container: r.container_name,
+            source: r.source,
             status,
             problem,
         });

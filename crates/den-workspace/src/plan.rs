@@ -73,6 +73,25 @@ pub struct Source {
     /// Where prebuilt images are looked for (and, for `build`, tagged and
     /// pushed); default: the context's PREBUILD_REPOSITORY option.
     pub prebuild: Option<crate::features::Prebuild>,
+    /// A git repository or image instead of a local folder (`source` is
+    /// then den's clone or empty folder for it).
+    pub remote: Option<RemoteSource>,
+    /// `--workspace-env`: variables for every session and hook (kept for
+    /// the workspace; given again, they replace the kept ones).
+    pub workspace_env: Vec<(String, String)>,
+    /// `--devcontainer-image`: the image, whatever the configuration says.
+    pub devcontainer_image: Option<String>,
+    /// Set by `up`: where the files came from.
+    pub source_info: Option<crate::record::SourceInfo>,
+}
+
+/// A SOURCE that is not a local folder, with how to clone it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteSource {
+    /// A git repository or an image.
+    pub spec: den_source::Spec,
+    pub strategy: den_source::Strategy,
+    pub recursive_submodules: bool,
 }
 
 /// The container (and built image) name of a workspace.
@@ -197,6 +216,9 @@ pub(crate) struct Plan {
     /// The option values given with this command (`--provider-option`).
     pub given: Vec<(String, String)>,
     pub prebuild: Option<crate::features::Prebuild>,
+    pub source_info: Option<crate::record::SourceInfo>,
+    pub workspace_env: IndexMap<String, String>,
+    pub devcontainer_image: Option<String>,
     /// The provider's saved options as they were before this command saved
     /// the global ones it was given: what a failed `up` puts back.
     pub saved_before: IndexMap<String, String>,
@@ -241,6 +263,30 @@ impl Plan {
                 return Err(e);
             }
         };
+        let mut resolved = resolved;
+        if let Some(image) = &src.devcontainer_image {
+            // --devcontainer-image: this image, not the configuration's
+            // own image or Dockerfile.
+            resolved.config.image = Some(image.clone());
+            resolved.config.build = None;
+            resolved.config.docker_file = None;
+            if let Some(raw) = resolved.raw.as_object_mut() {
+                raw.insert("image".into(), serde_json::Value::String(image.clone()));
+                raw.remove("build");
+                raw.remove("dockerFile");
+            }
+        }
+        let workspace_env: IndexMap<String, String> = if src.workspace_env.is_empty() {
+            record.as_ref().map(|r| r.workspace_env.clone()).unwrap_or_default()
+        } else {
+            src.workspace_env.iter().cloned().collect()
+        };
+        if !workspace_env.is_empty() {
+            let env = resolved.config.remote_env.get_or_insert_with(Default::default);
+            for (k, v) in &workspace_env {
+                env.insert(k.clone(), Some(v.clone()));
+            }
+        }
         let given = src.provider_options.clone();
         let prebuild = match &src.prebuild {
             Some(p) => Some(p.clone()),
@@ -251,6 +297,9 @@ impl Plan {
         };
         Ok(Plan {
             prebuild,
+            source_info: src.source_info.clone(),
+            workspace_env,
+            devcontainer_image: src.devcontainer_image.clone(),
             folder,
             id,
             entry,
@@ -319,6 +368,8 @@ impl Plan {
             folder: &self.folder,
             devcontainer_path: self.devcontainer_path.as_ref(),
             config_file: &self.resolved.config_file,
+            source: self.source_info.as_ref(),
+            workspace_env: &self.workspace_env,
         }
     }
 

@@ -42,8 +42,37 @@ pub struct WorkspaceRecord {
     pub credentials: den_protocol::Credentials,
     /// The ssh config file that holds this workspace's `Host ID.den` block.
     pub ssh_config: Option<PathBuf>,
+    /// Where the workspace's files came from when not a local folder.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceInfo>,
+    /// `--workspace-env`: variables for every session and hook.
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    pub workspace_env: IndexMap<String, String>,
     pub created_at: u64,
     pub last_used_at: u64,
+}
+
+/// A git repository or image a workspace was made from.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct SourceInfo {
+    /// `git` or `image`.
+    pub kind: String,
+    /// The repository URL (without a password) or the image reference.
+    pub url: String,
+    /// The branch, tag, `sha256:COMMIT` or `pull/N/head` asked for.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub reference: String,
+    /// The commit checked out.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub commit: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub subpath: String,
+}
+
+/// The folder den keeps a workspace's clone (or empty image folder) in.
+pub(crate) fn source_dir(den: &Den, id: &str) -> PathBuf {
+    den.home.context_dir(&den.context).join("sources").join(id)
 }
 
 /// Where a workspace comes from, as `up` sees it.
@@ -55,6 +84,8 @@ pub(crate) struct Origin<'a> {
     pub devcontainer_path: Option<&'a PathBuf>,
     /// Empty: the folder has no config (fallback image).
     pub config_file: &'a Path,
+    pub source: Option<&'a SourceInfo>,
+    pub workspace_env: &'a IndexMap<String, String>,
 }
 
 impl WorkspaceRecord {
@@ -69,6 +100,10 @@ impl WorkspaceRecord {
         rec.local_folder = o.folder.to_path_buf();
         rec.devcontainer_path = o.devcontainer_path.cloned();
         rec.config_file = Some(o.config_file.to_path_buf()).filter(|f| !f.as_os_str().is_empty());
+        if let Some(s) = o.source {
+            rec.source = Some(s.clone());
+        }
+        rec.workspace_env = o.workspace_env.clone();
         rec
     }
 

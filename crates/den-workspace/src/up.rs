@@ -3,7 +3,7 @@
 //! then the [`Backend`] of its provider does the rest.
 
 use crate::backend::Backend;
-use crate::plan::{canonical_folder, Plan, Source, UpOptions, UpResult};
+use crate::plan::{canonical_folder, Plan, RemoteSource, Source, UpOptions, UpResult};
 use crate::{id, Den, Reporter, Result, WorkspaceError};
 
 /// The id of a folder's workspace: the one it was brought up with under
@@ -25,7 +25,10 @@ fn derived_id(den: &Den, folder: &std::path::Path, name: &str) -> Result<String>
 /// The workspace `src` names, with its folder made canonical and its id
 /// chosen and checked. An id derived from a folder name that is not itself
 /// a valid id is said.
-fn identify(den: &Den, src: &Source, reporter: &mut dyn Reporter) -> Result<Source> {
+fn identify(den: &Den, src: &Source, reset: bool, reporter: &mut dyn Reporter) -> Result<Source> {
+    if let Some(remote) = &src.remote {
+        return identify_remote(den, src, remote, reset, reporter);
+    }
     let folder = canonical_folder(&src.source)?;
     let id = match &src.id {
         Some(id) => id.clone(),
@@ -42,11 +45,94 @@ fn identify(den: &Den, src: &Source, reporter: &mut dyn Reporter) -> Result<Sour
     Ok(Source { source: folder, id: Some(id), ..src.clone() })
 }
 
+/// A git or image SOURCE: the id from the repository's or image's name,
+/// and den's folder for it: the clone (made once; later `up`s reuse it
+/// and never pull; `--reset` clones again) or an empty folder.
+fn identify_remote(
+    den: &Den,
+    src: &Source,
+    remote: &RemoteSource,
+    reset: bool,
+    reporter: &mut dyn Reporter,
+) -> Result<Source> {
+    use den_source::Spec;
+    let name = match &remote.spec {
+        Spec::Git(g) => den_source::repo_name(&g.url),
+        Spec::Image(i) => {
+            let last = i.rsplit('/').next().unwrap_or(i);
+            last.split(['@', ':']).next().unwrap_or(last).to_string()
+        }
+        Spec::Local(_) => unreachable!("a local source is a folder"),
+    };
+    let id = match &src.id {
+        Some(id) => id.clone(),
+        None => {
+            let id = id::normalize(&name);
+            if id != name {
+                reporter.line(&format!("workspace id `{id}` (from `{name}`; --id chooses another)"));
+            }
+            id
+        }
+    };
+    id::validate(&id).map_err(WorkspaceError::BadInput)?;
+    let dir = crate::record::source_dir(den, &id);
+    let record = crate::WorkspaceRecord::load(den, &id)?;
+    let mut out = Source { id: Some(id.clone()), ..src.clone() };
+    let info = match &remote.spec {
+        Spec::Git(g) => {
+            let url = den_source::redact(&g.url);
+            if let Some(old) = record.as_ref().and_then(|r| r.source.as_ref()) {
+                if old.url != url {
+                    return Err(WorkspaceError::Conflict(format!(
+                        "workspace `{id}` was made from {}; choose another id with --id, or `den delete {id}` first",
+                        old.url
+                    )));
+                }
+            }
+            if reset || (dir.exists() && record.is_none()) {
+                crate::record::remove_dir(&dir)?;
+            }
+            let commit = if dir.is_dir() {
+                reporter.phase("source", &format!("{url} (the clone den made before; not pulled)"));
+                den_source::head(&dir).unwrap_or_default()
+            } else {
+                reporter.phase("source", &format!("cloning {url}"));
+                let cloned = den_source::clone(g, remote.strategy, remote.recursive_submodules, &dir, &mut |l| {
+                    reporter.line(&format!("  │ {l}"))
+                })
+                .map_err(|e| WorkspaceError::BadInput(e.to_string()))?;
+                cloned.commit
+            };
+            out.source = match &g.subpath {
+                Some(sub) => dir.join(sub),
+                None => dir.clone(),
+            };
+            crate::record::SourceInfo {
+                kind: "git".into(),
+                url,
+                reference: g.reference.to_string(),
+                commit,
+                subpath: g.subpath.clone().unwrap_or_default(),
+            }
+        }
+        Spec::Image(image) => {
+            std::fs::create_dir_all(&dir).map_err(WorkspaceError::io(format!("making {}", dir.display())))?;
+            out.source = dir.clone();
+            out.fallback_image = Some(image.clone());
+            crate::record::SourceInfo { kind: "image".into(), url: image.clone(), ..Default::default() }
+        }
+        Spec::Local(_) => unreachable!(),
+    };
+    out.source = canonical_folder(&out.source)?;
+    out.source_info = Some(info);
+    Ok(out)
+}
+
 /// Brings a workspace up: finds or makes its container, injects the agent,
 /// runs setup and the lifecycle hooks that are due, records the workspace.
 pub fn up(den: &Den, opts: &UpOptions, reporter: &mut dyn Reporter) -> Result<UpResult> {
     reporter.phase("resolve", &opts.workspace.source.display().to_string());
-    let src = identify(den, &opts.workspace, reporter)?;
+    let src = identify(den, &opts.workspace, opts.reset, reporter)?;
     // The lock comes first: the record the plan reads is the one it guards.
     let id = src.id.clone().expect("identified");
     let lock = den.lock_workspace(&id, reporter)?;
@@ -70,8 +156,12 @@ pub fn up(den: &Den, opts: &UpOptions, reporter: &mut dyn Reporter) -> Result<Up
         }
         result
     });
-    // Nothing of a workspace that never came to be stays behind.
+    // Nothing of a workspace that never came to be stays behind: not its
+    // lock, not den's clone.
     if result.is_err() && matches!(crate::WorkspaceRecord::load(den, &id), Ok(None)) {
+        if src.remote.is_some() {
+            let _ = crate::record::remove_dir(&crate::record::source_dir(den, &id));
+        }
         lock.remove();
     }
     result
@@ -81,6 +171,6 @@ pub fn up(den: &Den, opts: &UpOptions, reporter: &mut dyn Reporter) -> Result<Up
 /// Returns the image reference.
 pub fn build(den: &Den, src: &Source, reporter: &mut dyn Reporter) -> Result<String> {
     reporter.phase("resolve", &src.source.display().to_string());
-    let plan = Plan::load(den, &identify(den, src, reporter)?, reporter)?;
+    let plan = Plan::load(den, &identify(den, src, false, reporter)?, reporter)?;
     Backend::of(&plan.entry)?.build(den, &plan, reporter)
 }

@@ -86,11 +86,18 @@ pub enum Command {
 /// Which workspace, for `up` and `build`.
 #[derive(Debug, Args)]
 pub struct SourceArgs {
-    /// The project folder.
-    #[arg(default_value = ".")]
-    pub source: PathBuf,
-    /// The workspace id (default: the folder's name, lowercased, other
-    /// characters than a-z, 0-9 and - replaced by -).
+    /// A project folder, a git repository (`https://…`, `ssh://…`,
+    /// `git@host:org/repo`, `git://…`, `file://…`, `github.com/org/repo`,
+    /// with `@BRANCH_OR_TAG`, `@sha256:COMMIT`, `@pull/N/head` or
+    /// `@subpath:DIR`) or an image (`image:REF`, or a reference with a tag).
+    #[arg(default_value = ".", value_name = "SOURCE")]
+    pub source: String,
+    /// Say what SOURCE is when the string is ambiguous: `git:URL`,
+    /// `image:REF` or `local:PATH` (instead of SOURCE).
+    #[arg(long = "source", value_name = "KIND:VALUE", conflicts_with = "source")]
+    pub source_kind: Option<String>,
+    /// The workspace id (default: the folder's or repository's name,
+    /// lowercased, other characters than a-z, 0-9 and - replaced by -).
     #[arg(long)]
     pub id: Option<String>,
     /// The devcontainer.json to use, relative to SOURCE.
@@ -105,19 +112,101 @@ pub struct SourceArgs {
     /// The image for a folder without a devcontainer configuration.
     #[arg(long, value_name = "IMAGE")]
     pub fallback_image: Option<String>,
+    /// Use this image, whatever the configuration's image or Dockerfile.
+    #[arg(long, value_name = "IMAGE")]
+    pub devcontainer_image: Option<String>,
+    /// Git sources: the branch or tag to check out.
+    #[arg(long, value_name = "NAME")]
+    pub git_branch: Option<String>,
+    /// Git sources: the commit to check out.
+    #[arg(long, value_name = "SHA")]
+    pub git_commit: Option<String>,
+    /// Git sources: the folder of the repository the workspace is.
+    #[arg(long, value_name = "DIR")]
+    pub git_subpath: Option<String>,
+    /// Git sources: full (default), blobless, treeless or shallow.
+    #[arg(long, value_name = "STRATEGY", default_value = "full")]
+    pub git_clone_strategy: den_source::Strategy,
+    /// Git sources: clone the submodules too, recursively.
+    #[arg(long)]
+    pub git_clone_recursive_submodules: bool,
+    /// A variable for every session and hook, KEY=VALUE (repeatable; kept
+    /// for the workspace).
+    #[arg(long = "workspace-env", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub workspace_env: Vec<(String, String)>,
+    /// A file of KEY=VALUE lines for every session and hook.
+    #[arg(long = "workspace-env-file", value_name = "FILE")]
+    pub workspace_env_file: Vec<PathBuf>,
 }
 
-impl From<SourceArgs> for den_workspace::Source {
-    fn from(a: SourceArgs) -> Self {
-        den_workspace::Source {
-            source: a.source,
-            id: a.id,
-            devcontainer_path: a.devcontainer_path,
-            provider: a.provider,
-            provider_options: a.provider_options,
-            fallback_image: a.fallback_image,
-            prebuild: None,
+impl SourceArgs {
+    /// The workspace these arguments name; a SOURCE that is not a local
+    /// folder becomes a git or image source.
+    pub fn into_source(self) -> anyhow::Result<den_workspace::Source> {
+        use anyhow::Context;
+        let given = self.source_kind.clone().unwrap_or_else(|| self.source.clone());
+        let spec = den_source::parse(&given, &|p| p.exists()).map_err(anyhow::Error::msg)?;
+        let mut env = Vec::new();
+        for f in &self.workspace_env_file {
+            let text = std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+            for (n, line) in text.lines().enumerate() {
+                let line = line.trim();
+                if line.is_empty() || line.starts_with('#') {
+                    continue;
+                }
+                let line = line.strip_prefix("export ").unwrap_or(line);
+                let (k, v) = parse_key_value(line).map_err(|e| anyhow::anyhow!("{}:{}: {e}", f.display(), n + 1))?;
+                let v = v.trim_matches('"').to_string();
+                env.push((k, v));
+            }
         }
+        env.extend(self.workspace_env.iter().cloned());
+        let mut src = den_workspace::Source {
+            id: self.id,
+            devcontainer_path: self.devcontainer_path,
+            provider: self.provider,
+            provider_options: self.provider_options,
+            fallback_image: self.fallback_image,
+            devcontainer_image: self.devcontainer_image,
+            workspace_env: env,
+            ..Default::default()
+        };
+        let git_flags = self.git_branch.is_some() || self.git_commit.is_some() || self.git_subpath.is_some();
+        match spec {
+            den_source::Spec::Local(p) => {
+                if git_flags {
+                    anyhow::bail!("--git-branch, --git-commit and --git-subpath are for git sources; `{given}` is a folder");
+                }
+                src.source = p;
+            }
+            den_source::Spec::Git(mut g) => {
+                if let Some(b) = self.git_branch {
+                    g.reference = den_source::GitRef::Branch(b);
+                }
+                if let Some(c) = self.git_commit {
+                    g.reference = den_source::GitRef::Commit(c);
+                }
+                if let Some(d) = self.git_subpath {
+                    g.subpath = Some(d.trim_matches('/').to_string());
+                }
+                src.remote = Some(den_workspace::RemoteSource {
+                    spec: den_source::Spec::Git(g),
+                    strategy: self.git_clone_strategy,
+                    recursive_submodules: self.git_clone_recursive_submodules,
+                });
+            }
+            spec @ den_source::Spec::Image(_) => {
+                if git_flags {
+                    anyhow::bail!("--git-branch, --git-commit and --git-subpath are for git sources; `{given}` is an image");
+                }
+                src.remote = Some(den_workspace::RemoteSource {
+                    spec,
+                    strategy: Default::default(),
+                    recursive_submodules: false,
+                });
+            }
+        }
+        Ok(src)
     }
 }
 

@@ -136,6 +136,8 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, p: crate::plan::Plan, reporter: &m
         devcontainer_path,
         fallback_image: p.fallback_image.clone(),
         prebuild_repository: p.prebuild.as_ref().map(|b| b.repository.clone()).unwrap_or_default(),
+        workspace_env: p.workspace_env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        devcontainer_image: p.devcontainer_image.clone().unwrap_or_default(),
         // A machine's own timeout stops the machine; the container one only
         // applies when the provider sets it apart.
         container_inactivity_timeout: if machine_id.is_some() && agent.container_inactivity_timeout.is_empty() {

@@ -14,7 +14,7 @@ pub fn up(settings: &Settings, args: UpArgs) -> anyhow::Result<i32> {
         // A wrong IDE name is said before anything is made.
         den_ide::by_name(name)?;
     }
-    let mut workspace: den_workspace::Source = args.workspace.into();
+    let mut workspace = args.workspace.into_source()?;
     if let Some(r) = &args.prebuild_repository {
         workspace.prebuild = Some(den_workspace::features::Prebuild::new(r, false)?);
     }
@@ -144,7 +144,7 @@ pub fn logs(settings: &Settings, args: LogsArgs) -> anyhow::Result<i32> {
 pub fn build(settings: &Settings, args: BuildArgs) -> anyhow::Result<i32> {
     let den = settings.den()?;
     let mut progress = Progress::new();
-    let mut src: den_workspace::Source = args.workspace.into();
+    let mut src = args.workspace.into_source()?;
     if let Some(r) = &args.repository {
         src.prebuild = Some(den_workspace::features::Prebuild::new(r, args.push)?);
     }
