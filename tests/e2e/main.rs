@@ -17,6 +17,7 @@ mod parity;
 mod podman;
 mod provider;
 mod read_config;
+mod sources;
 mod remote;
 mod ssh;
 mod static_binary;
