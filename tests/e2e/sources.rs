@@ -360,3 +360,52 @@ fn an_image_source_comes_up_on_that_image_with_an_empty_folder() {
     run(sb.den().args(["delete", &id])).assert_ok();
     assert!(!sb.home().join("contexts/default/sources").join(&id).exists());
 }
+
+#[test]
+fn dotfiles_from_a_local_repository_with_and_without_a_script() {
+    require_engine();
+    let sb = Sandbox::new();
+    let repo = |name: &str, files: &[(&str, &str)]| -> PathBuf {
+        let work = sb.path().join(format!("{name}-work"));
+        std::fs::create_dir_all(&work).unwrap();
+        git(&work, &["init", "-q", "-b", "main"]);
+        commit(&work, files, "dotfiles");
+        let bare = sb.path().join(format!("{name}.git"));
+        git(sb.path(), &["clone", "-q", "--bare", work.to_str().unwrap(), bare.to_str().unwrap()]);
+        bare
+    };
+    let scripted = repo(
+        "scripted",
+        &[("install.sh", "#!/bin/sh\necho \"installing for $(id -un) with $GREETING\"\necho ran >> \"$HOME/.ran\"\n"), (".vimrc", "set nu\n")],
+    );
+    let linked = repo("linked", &[(".bashrc", "alias ll='ls -l'\n"), (".gitconfig", "[user]\n")]);
+    let failing = repo("failing", &[("bootstrap.sh", "#!/bin/sh\necho about to fail\nexit 9\n")]);
+
+    let ws = sb.workspace("dots-script", r#"{"image": "den-test/busybox"}"#);
+    let r = ws.up(&["--ide", "none", "--dotfiles", scripted.to_str().unwrap(), "--dotfiles-script-env", "GREETING=hi there"]);
+    r.assert_ok();
+    assert!(r.stderr.contains("[dotfiles] installing for root with hi there"), "{}", r.stderr);
+    // Once per container: a second up does not run it again.
+    let again = ws.up(&["--ide", "none", "--dotfiles", scripted.to_str().unwrap()]);
+    again.assert_ok();
+    assert!(again.stderr.contains("already installed"), "{}", again.stderr);
+    assert_eq!(exec(&ws.container(), "cat /root/.ran; cat /root/dotfiles/.vimrc"), "ran\nset nu\n");
+
+    // No script: the dotfiles are linked into the home; the URL comes from
+    // the context's option.
+    run(sb.den().args(["context", "set-options", "-o", &format!("DOTFILES_URL={}", linked.display())])).assert_ok();
+    let ws2 = sb.workspace("dots-link", r#"{"image": "den-test/busybox"}"#);
+    ws2.up(&["--ide", "none"]).assert_ok();
+    assert_eq!(exec(&ws2.container(), "readlink /root/.bashrc; cat /root/.gitconfig"), "/root/dotfiles/.bashrc\n[user]\n");
+    run(sb.den().args(["context", "set-options", "-o", "DOTFILES_URL="])).assert_ok();
+
+    // A failing script fails up with its code, its output shown.
+    let ws3 = sb.workspace("dots-fail", r#"{"image": "den-test/busybox"}"#);
+    let r = ws3.up(&["--ide", "none", "--dotfiles", failing.to_str().unwrap()]);
+    r.assert_code(9);
+    assert!(r.stderr.contains("[dotfiles] about to fail") && r.stderr.contains("bootstrap.sh"), "{}", r.stderr);
+    // A named script that is not there is said before anything runs in the workspace.
+    let r = ws3.up(&["--ide", "none", "--dotfiles", failing.to_str().unwrap(), "--dotfiles-script", "nope.sh"]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("no script `nope.sh`"), "{}", r.stderr);
+}

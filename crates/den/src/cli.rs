@@ -240,6 +240,20 @@ pub struct UpArgs {
     /// existing lockfile pins the Features and is kept up to date.
     #[arg(long, value_enum, value_name = "MODE")]
     pub lockfile: Option<LockfileMode>,
+    /// A dotfiles repository (git URL or local repository) to clone into
+    /// the remote user's ~/dotfiles and install once per container
+    /// (default: the context's DOTFILES_URL option).
+    #[arg(long, value_name = "URL")]
+    pub dotfiles: Option<String>,
+    /// The dotfiles' install script (default: the context's
+    /// DOTFILES_SCRIPT, else the first of install.sh, install,
+    /// bootstrap.sh, bootstrap, script/bootstrap, setup.sh, setup,
+    /// script/setup; with none, the `.*` files are linked into the home).
+    #[arg(long, value_name = "PATH")]
+    pub dotfiles_script: Option<String>,
+    /// A variable for the dotfiles script, KEY=VALUE (repeatable).
+    #[arg(long = "dotfiles-script-env", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub dotfiles_script_env: Vec<(String, String)>,
     /// Use the image `den build --repository REGISTRY/NAME --push` made for
     /// the same configuration and Features, when the engine or the registry
     /// has it; build otherwise (default: the context's PREBUILD_REPOSITORY).

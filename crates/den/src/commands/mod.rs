@@ -3,6 +3,7 @@
 
 mod agent;
 mod context;
+mod dotfiles;
 mod feature;
 mod ide;
 mod machine;
