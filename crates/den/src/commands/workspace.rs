@@ -93,9 +93,16 @@ pub fn delete(settings: &Settings, args: DeleteArgs) -> anyhow::Result<i32> {
 }
 
 pub fn status(settings: &Settings, args: StatusArgs) -> anyhow::Result<i32> {
-    let s = den_workspace::status(&settings.den()?, &args.id)?;
+    let den = settings.den()?;
+    let s = den_workspace::status(&den, &args.id)?;
     match args.output {
-        Output::Json => print_json(&json!({ "id": args.id, "status": s }))?,
+        Output::Json => {
+            let mut doc = json!({ "id": args.id, "status": s });
+            if let Some(source) = den_workspace::WorkspaceRecord::load(&den, &args.id)?.and_then(|r| r.source) {
+                doc["source"] = serde_json::to_value(source)?;
+            }
+            print_json(&doc)?
+        }
         Output::Text => println!("{s}"),
     }
     Ok(exit::OK)
@@ -112,7 +119,14 @@ pub fn list(settings: &Settings, args: ListArgs) -> anyhow::Result<i32> {
                 let w = all.iter().map(|s| s.id.len()).max().unwrap_or(2).max(2);
                 println!("{:<w$}  {:<11}  {:<10}  FOLDER", "ID", "STATUS", "PROVIDER");
                 for s in &all {
-                    println!("{:<w$}  {:<11}  {:<10}  {}", s.id, s.status.to_string(), s.provider, s.local_folder);
+                    // A git or image workspace shows where it came from.
+                    let from = match &s.source {
+                        Some(src) if src.kind == "image" => format!("image:{}", src.url),
+                        Some(src) if !src.reference.is_empty() => format!("{}@{}", src.url, src.reference),
+                        Some(src) => src.url.clone(),
+                        None => s.local_folder.clone(),
+                    };
+                    println!("{:<w$}  {:<11}  {:<10}  {}", s.id, s.status.to_string(), s.provider, from);
                 }
             }
         }
