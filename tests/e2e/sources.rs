@@ -409,3 +409,28 @@ fn dotfiles_from_a_local_repository_with_and_without_a_script() {
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("no script `nope.sh`"), "{}", r.stderr);
 }
+
+#[test]
+fn a_git_source_on_the_ssh_provider() {
+    require_engine();
+    let sb = Sandbox::new();
+    let root = sb.path().join("git");
+    std::fs::create_dir_all(&root).unwrap();
+    let (_daemon, port) = git_daemon(&root);
+    make_repos(&root, &format!("git://127.0.0.1:{port}/lib.git"));
+    let sshd = crate::remote::Sshd::start(&sb.path().join("sshd"));
+    let id = unique_id("src-remote");
+    let _c = sb.cleanup(&id);
+    let mut up = sb.den();
+    up.args(["up", "--ide", "none", "--provider", "ssh", "--id", &id]).args(sshd.provider_args());
+    up.arg(format!("git://127.0.0.1:{port}/repo.git@feature"));
+    run(&mut up).assert_ok();
+    assert_eq!(which(&sb, &id), "feature");
+    // The machine has the branch's files (cloned here, sent like a folder).
+    let r = run(sb.den().args(["ssh", &id, "--", "sh", "-c", "grep -c feature .devcontainer/devcontainer.json; ls services/api/.devcontainer.json"]));
+    assert_eq!(r.stdout, "1
+services/api/.devcontainer.json
+", "{}", r.stderr);
+    run(sb.den().args(["delete", &id])).assert_ok();
+    assert!(!sb.home().join("contexts/default/sources").join(&id).exists());
+}
