@@ -114,6 +114,16 @@ fn git_daemon(root: &Path) -> (Daemon, u16) {
     (Daemon(child), port)
 }
 
+/// The test repositories under the sandbox, served by a git daemon
+/// (which serves the submodule too).
+fn served_repos(sb: &Sandbox) -> (Daemon, u16, Repos) {
+    let root = sb.path().join("git");
+    std::fs::create_dir_all(&root).unwrap();
+    let (daemon, port) = git_daemon(&root);
+    let repos = make_repos(&root, &format!("git://127.0.0.1:{port}/lib.git"));
+    (daemon, port, repos)
+}
+
 fn which(sb: &Sandbox, id: &str) -> String {
     let r = run(sb.den().args(["ssh", id, "--", "cat", "/tmp/which"]));
     r.assert_ok();
@@ -124,10 +134,7 @@ fn which(sb: &Sandbox, id: &str) -> String {
 fn git_sources_with_refs_subpaths_strategies_and_submodules() {
     require_engine();
     let sb = Sandbox::new();
-    let root = sb.path().join("git");
-    std::fs::create_dir_all(&root).unwrap();
-    let (_daemon, port) = git_daemon(&root);
-    let repos = make_repos(&root, &format!("git://127.0.0.1:{port}/lib.git"));
+    let (_daemon, port, repos) = served_repos(&sb);
     let url = format!("git://127.0.0.1:{port}/repo.git");
     let cases: &[(&str, &[&str], &str)] = &[
         ("default", &[], "main"),
@@ -189,10 +196,7 @@ fn git_sources_with_refs_subpaths_strategies_and_submodules() {
 fn bad_git_sources_name_the_url_and_git_and_leave_nothing() {
     require_engine();
     let sb = Sandbox::new();
-    let root = sb.path().join("git");
-    std::fs::create_dir_all(&root).unwrap();
-    let (_daemon, port) = git_daemon(&root);
-    make_repos(&root, &format!("git://127.0.0.1:{port}/lib.git"));
+    let (_daemon, port, _repos) = served_repos(&sb);
     let url = format!("git://127.0.0.1:{port}/repo.git");
     let closed = free_port();
     let cases: Vec<(&str, String, Vec<&str>)> = vec![
@@ -414,10 +418,7 @@ fn dotfiles_from_a_local_repository_with_and_without_a_script() {
 fn a_git_source_on_the_ssh_provider() {
     require_engine();
     let sb = Sandbox::new();
-    let root = sb.path().join("git");
-    std::fs::create_dir_all(&root).unwrap();
-    let (_daemon, port) = git_daemon(&root);
-    make_repos(&root, &format!("git://127.0.0.1:{port}/lib.git"));
+    let (_daemon, port, _repos) = served_repos(&sb);
     let sshd = crate::remote::Sshd::start(&sb.path().join("sshd"));
     let id = unique_id("src-remote");
     let _c = sb.cleanup(&id);
