@@ -6,7 +6,7 @@
 
 use std::process::Command;
 
-use crate::common::{container_running, repo_root, require_engine, run, unique_id, Sandbox};
+use crate::common::{container_running, docker, repo_root, require_engine, run, unique_id, Sandbox};
 
 fn mock_kubectl() -> String {
     repo_root().join("tests/mock-kubectl/kubectl").display().to_string()
@@ -133,4 +133,44 @@ fn kubernetes_live_cluster() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(run(s.den().args(["ssh", &id, "--command", "echo live"])).stdout, "live\n");
     assert_eq!(run(s.den().args(["delete", &id])).code, 0);
+}
+
+/// Features on kubernetes: no image is built in the cluster, so den asks
+/// for a prebuilt one, and uses it once the registry has it (asked through
+/// the registry's API, as the cluster would pull it).
+#[test]
+fn kubernetes_runs_features_from_a_prebuilt_image() {
+    require_engine();
+    let s = Sandbox::new();
+    let registry = crate::features::Registry::start(s.path(), None);
+    let repo = format!("{}/prebuilt/kube", registry.host());
+    let id = unique_id("kubefeat");
+    let _c = s.cleanup(&id);
+    let p = s.project(
+        "kubefeat",
+        &[
+            (".devcontainer/devcontainer.json", r#"{"image": "den-test/busybox", "features": {"./mark": {}}}"#),
+            (".devcontainer/mark/devcontainer-feature.json", &format!(r#"{{"id": "mark", "containerEnv": {{"RUN": "{id}"}}}}"#)),
+            (".devcontainer/mark/install.sh", "#!/bin/sh\necho from-the-feature > /mark\n"),
+        ],
+    );
+    let kubectl = format!("KUBECTL_PATH={}", mock_kubectl());
+    let up = |extra: &[&str]| {
+        run(s.den().args(["up", "--ide", "none", "--provider", "kubernetes", "--provider-option", &kubectl, "--id", &id]).args(extra).arg(&p))
+    };
+    let r = up(&[]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("does not build images in the cluster") && r.stderr.contains("--prebuild-repository"), "{}", r.stderr);
+    let r = up(&["--prebuild-repository", &repo]);
+    assert_ne!(r.code, 0, "nothing was pushed yet");
+    assert!(r.stderr.contains("no prebuilt image"), "{}", r.stderr);
+
+    let built = run(s.den().args(["build", "--repository", &repo, "--push", "--output", "json"]).arg(&p));
+    built.assert_ok();
+    let image = built.json()["image"].as_str().unwrap().to_string();
+    up(&["--prebuild-repository", &repo]).assert_ok();
+    let r = run(s.den().args(["ssh", &id, "--", "cat", "/mark"]));
+    assert_eq!(r.stdout, "from-the-feature\n", "{}", r.stderr);
+    let pod = format!("kube-default-den-{id}");
+    assert_eq!(docker(&["inspect", "-f", "{{.Config.Image}}", &pod]).trim(), image);
 }
