@@ -47,7 +47,13 @@ case "$(head -c 2 ./install.sh)" in
   *) sh ./install.sh ;;
 esac
 "#,
-        label_q = label.replace('\'', "").replace('"', "")
+        // Shown in the build's output: only characters that mean nothing
+        // to the shell (ids and versions come from Feature files).
+        label_q = label
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || "._:/@+-".contains(c) { c } else { '_' })
+            .collect::<String>()
+            .replace(' ', "_")
     )
 }
 
@@ -81,6 +87,9 @@ pub fn write_context(dir: &Path, base: &str, features: &[Feature], users: &Users
         std::fs::remove_dir_all(dir)?;
     }
     std::fs::create_dir_all(dir)?;
+    if base.is_empty() || base.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("`{base}` is not an image reference")));
+    }
     let mut df = format!("FROM {base}\nUSER root\n");
     for (n, f) in features.iter().enumerate() {
         let folder = dir.join(n.to_string());
@@ -110,6 +119,33 @@ pub fn write_context(dir: &Path, base: &str, features: &[Feature], users: &Users
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn hostile_feature(dir: &Path) -> Feature {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(dir.join("install.sh"), "#!/bin/sh\n").unwrap();
+        let json: crate::FeatureJson =
+            serde_json::from_value(serde_json::json!({"id": "x", "version": "1.0$(touch /pwned)`id`\"'"})).unwrap();
+        Feature {
+            user_id: "./x;$(reboot)".into(),
+            source: crate::Source::Local(dir.to_path_buf()),
+            fetched: crate::Fetched { dir: dir.to_path_buf(), digest: "sha256:0".into(), manifest_digest: None },
+            json,
+            options: Default::default(),
+            needed_by: None,
+        }
+    }
+
+    #[test]
+    fn feature_ids_and_versions_cannot_reach_the_shell() {
+        let d = tempfile::tempdir().unwrap();
+        let w = wrapper(0, &hostile_feature(&d.path().join("f")));
+        for bad in ["$(", "`", ";$", "\"'"] {
+            assert!(!w.lines().filter(|l| l.contains("den: ")).any(|l| l.contains(bad)), "{bad} in:\n{w}");
+        }
+        let users = Users { image_user: String::new(), container_user: "root".into(), remote_user: "root".into() };
+        let err = write_context(&d.path().join("ctx"), "img\nRUN evil", &[], &users).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    }
 
     #[test]
     fn env_values_keep_variables_and_escape_quotes() {

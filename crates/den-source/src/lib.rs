@@ -252,12 +252,15 @@ pub fn clone(
             if let Some((user, _)) = &login {
                 // The password travels in the environment to a helper given
                 // on the command line: it is never written to the clone.
+                // The helper is a fixed text: the user name and password
+                // come from the environment, never into the shell line.
                 c = c
                     .args(["-c", "credential.helper="])
-                    .arg("-c")
-                    .arg(format!(
-                        "credential.helper=!f() {{ echo username={user}; echo \"password=$DEN_GIT_PASSWORD\"; }}; f"
-                    ))
+                    .args([
+                        "-c",
+                        "credential.helper=!f() { echo \"username=$DEN_GIT_USER\"; echo \"password=$DEN_GIT_PASSWORD\"; }; f",
+                    ])
+                    .env("DEN_GIT_USER", user)
                     .env("DEN_GIT_PASSWORD", &login.as_ref().expect("login").1);
             }
             if let Some(d) = dir {

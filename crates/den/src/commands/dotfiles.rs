@@ -71,10 +71,18 @@ pub fn install(settings: &crate::settings::Settings, id: &str, d: &Dotfiles) -> 
 
     let mut exports = String::new();
     for (k, v) in &d.env {
+        let name_ok = k.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !name_ok {
+            anyhow::bail!("`{k}` is not a variable name (--dotfiles-script-env)");
+        }
         exports.push_str(&format!("export {k}={}\n", den_process::shell_quote(v)));
     }
     let run = match &script {
-        Some(s) => format!("chmod +x ./{s} 2>/dev/null || true\n./{s}\n", s = den_process::shell_quote(s).trim_matches('\'')),
+        Some(s) => {
+            let q = den_process::shell_quote(&format!("./{s}"));
+            format!("chmod +x {q} 2>/dev/null || true\n{q}\n")
+        }
         None => "for f in .[!.]* ..?*; do [ -e \"$f\" ] && [ \"$f\" != .git ] && ln -sfn \"$HOME/dotfiles/$f\" \"$HOME/$f\"; done\necho \"linked the dotfiles into $HOME\"\n".to_string(),
     };
     let remote = format!(
