@@ -16,6 +16,13 @@ use den_process::ProcessError;
 /// `den.workspace=<id>`.
 pub const WORKSPACE_LABEL: &str = "den.workspace";
 
+/// The label that says how many entries of `devcontainer.metadata` came
+/// from the image (the rest is the local config at creation time).
+pub const IMAGE_ENTRIES_LABEL: &str = "den.metadata.image-entries";
+
+/// The label that says which den state (DEN_HOME) a container belongs to.
+pub const HOME_LABEL: &str = "den.home";
+
 #[derive(Debug, thiserror::Error)]
 pub enum DriverError {
     #[error("Cannot reach the Docker engine at {host}: is dockerd running?\n  ({detail})")]

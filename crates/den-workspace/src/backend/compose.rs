@@ -322,7 +322,7 @@ pub(crate) fn up(
     label_entries.push(resolved.label_entry());
     let mut labels: Map<String, Value> = c.labels.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
     labels.insert("devcontainer.metadata".into(), json!(Value::Array(label_entries).to_string()));
-    labels.insert(crate::backend::local::IMAGE_ENTRIES_LABEL.into(), json!(meta.len().to_string()));
+    labels.insert(den_driver::IMAGE_ENTRIES_LABEL.into(), json!(meta.len().to_string()));
     if let Some(f) = &chosen_folder {
         labels.insert(FOLDER_LABEL.into(), json!(f));
     }

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use den_devcontainer::{MergedConfig, MetadataEntry, Resolved};
-use den_driver::{BuildSpec, Container, Docker, RunSpec, WORKSPACE_LABEL};
+use den_driver::{BuildSpec, Container, Docker, RunSpec, HOME_LABEL, IMAGE_ENTRIES_LABEL, WORKSPACE_LABEL};
 use den_provider::ResolvedOption;
 use indexmap::IndexMap;
 
@@ -18,12 +18,7 @@ use crate::providers::{self, ProviderEntry};
 use crate::record::{now, WorkspaceRecord};
 use crate::{Den, Reporter, Result, Status, UpOptions, UpResult, WorkspaceError};
 
-/// The label that says how many entries of `devcontainer.metadata` came
-/// from the image (the rest is the local config at creation time).
-pub(crate) const IMAGE_ENTRIES_LABEL: &str = "den.metadata.image-entries";
 
-/// The label that says which den state (DEN_HOME) a container belongs to.
-const HOME_LABEL: &str = "den.home";
 
 /// The driver for a provider: providers that run containers on the local
 /// (or a DOCKER_HOST) engine through a docker-compatible CLI.
