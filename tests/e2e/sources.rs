@@ -177,6 +177,19 @@ fn git_sources_with_refs_subpaths_strategies_and_submodules() {
     assert_eq!(git(&clone, &["rev-parse", "HEAD"]), main_commit);
     run(sb.den().args(["up", "--ide", "none", "--reset", &url])).assert_ok();
     assert_eq!(git(&clone, &["rev-parse", "HEAD"]), newer);
+    // Another ref for the same workspace is not taken silently.
+    let r = run(sb.den().args(["up", "--ide", "none", &format!("{url}@feature")]));
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("not `feature`") && r.stderr.contains("--reset"), "{}", r.stderr);
+    // An id that belongs to a folder workspace is refused before cloning.
+    let folder = sb.project("taken", &[(".devcontainer.json", r#"{"image": "den-test/busybox"}"#)]);
+    let fid = unique_id("src-taken");
+    let _cf = sb.cleanup(&fid);
+    run(sb.den().args(["up", "--ide", "none", "--id", &fid]).arg(&folder)).assert_ok();
+    let r = run(sb.den().args(["up", "--ide", "none", "--id", &fid, &url]));
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("was made from") && !r.stderr.contains("cloning"), "{}", r.stderr);
+    assert!(!sb.home().join("contexts/default/sources").join(&fid).exists());
     // delete removes den's clone.
     run(sb.den().args(["delete", "repo"])).assert_ok();
     assert!(!clone.exists());
@@ -384,6 +397,10 @@ fn dotfiles_from_a_local_repository_with_and_without_a_script() {
     );
     let linked = repo("linked", &[(".bashrc", "alias ll='ls -l'\n"), (".gitconfig", "[user]\n")]);
     let failing = repo("failing", &[("bootstrap.sh", "#!/bin/sh\necho about to fail\nexit 9\n")]);
+    // A plain folder (no repository) is copied as it is.
+    let plain = sb.path().join("plain-dots");
+    std::fs::create_dir_all(&plain).unwrap();
+    std::fs::write(plain.join("setup.sh"), "#!/bin/sh\necho plain-folder > \"$HOME/.plain\"\n").unwrap();
 
     let ws = sb.workspace("dots-script", r#"{"image": "den-test/busybox"}"#);
     let r = ws.up(&["--ide", "none", "--dotfiles", scripted.to_str().unwrap(), "--dotfiles-script-env", "GREETING=hi there"]);
@@ -402,6 +419,10 @@ fn dotfiles_from_a_local_repository_with_and_without_a_script() {
     ws2.up(&["--ide", "none"]).assert_ok();
     assert_eq!(exec(&ws2.container(), "readlink /root/.bashrc; cat /root/.gitconfig"), "/root/dotfiles/.bashrc\n[user]\n");
     run(sb.den().args(["context", "set-options", "-o", "DOTFILES_URL="])).assert_ok();
+
+    let ws4 = sb.workspace("dots-plain", r#"{"image": "den-test/busybox"}"#);
+    ws4.up(&["--ide", "none", "--dotfiles", plain.to_str().unwrap()]).assert_ok();
+    assert_eq!(exec(&ws4.container(), "cat /root/.plain"), "plain-folder\n");
 
     // A failing script fails up with its code, its output shown.
     let ws3 = sb.workspace("dots-fail", r#"{"image": "den-test/busybox"}"#);

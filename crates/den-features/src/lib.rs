@@ -184,6 +184,16 @@ pub fn resolve(fetcher: &Fetcher, req: &Request<'_>) -> Result<Resolved, Feature
             None => written.to_string(),
         };
         let source = Source::parse(&source_id, req.config_dir).map_err(value_err)?;
+        // A Feature from a registry or a URL may not name folders of this
+        // machine: only the configuration's own Features are local.
+        if let (Some(parent), Source::Local(_)) = (origin, &source) {
+            if !matches!(found[parent].source, Source::Local(_)) {
+                return Err(FeatureError::Invalid {
+                    feature: found[parent].user_id.clone(),
+                    message: format!("its dependsOn names the local folder `{user_id}`; only the configuration's own Features may be folders"),
+                });
+            }
+        }
         let pinned = match (&source, req.lock.and_then(|l| l.features.get(&user_id))) {
             (Source::Oci(_), Some(entry)) => {
                 let digest = entry.resolved.rsplit_once('@').map(|(_, d)| d.to_string()).unwrap_or_default();

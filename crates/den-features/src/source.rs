@@ -180,6 +180,9 @@ impl Fetcher {
                     .take(den_oci::MAX_BLOB + 1)
                     .read_to_end(&mut bytes)
                     .map_err(|e| fail(format!("{url}: {e}")))?;
+                if bytes.len() as u64 > den_oci::MAX_BLOB {
+                    return Err(fail(format!("{url}: larger than {} bytes", den_oci::MAX_BLOB)));
+                }
                 let digest = den_oci::sha256_digest(&bytes);
                 let dir = self.cache.join("tarball").join(hex(&digest));
                 let gz = bytes.starts_with(&[0x1f, 0x8b]);

@@ -212,15 +212,24 @@ impl Client {
         }
     }
 
-    /// Sends a request, answering the registry's auth challenge once.
+    /// Sends a request, answering the registry's auth challenge once (also
+    /// when a kept token has expired). Credentials go only to the
+    /// registry's own origin: an upload `Location` elsewhere gets none.
     fn request(&self, r: &Reference, req: Req<'_>, push: bool) -> Result<ureq::Response> {
         let scope = format!("repository:{}:{}", r.repository, if push { "pull,push" } else { "pull" });
         let key = (r.registry.clone(), scope.clone());
+        let own_origin = req.url.starts_with(&format!("{}/", r.origin()));
+        if !own_origin {
+            return self.send(&req, None)?.map_err(|resp| self.status_error(&req.url, resp));
+        }
         let cached = self.tokens.lock().expect("token cache").get(&key).cloned();
         let first = self.send(&req, cached.as_deref())?;
         let failed = match first {
             Ok(resp) => return Ok(resp),
-            Err(resp) if resp.status() == 401 && cached.is_none() => resp,
+            Err(resp) if resp.status() == 401 => {
+                self.tokens.lock().expect("token cache").remove(&key);
+                resp
+            }
             Err(resp) => return Err(self.status_error(&req.url, resp)),
         };
         let challenge = failed.header("www-authenticate").and_then(parse_challenge);
@@ -238,7 +247,15 @@ impl Client {
                 }
             },
             Some(Challenge::Bearer { realm, service, scope: asked }) => {
-                let scope = asked.unwrap_or(scope);
+                // A push needs both actions, whatever the first (HEAD)
+                // request's challenge asked for.
+                let scope = if push { scope } else { asked.unwrap_or(scope) };
+                if realm.starts_with("http://") && !r.is_loopback() {
+                    return Err(OciError::Auth {
+                        registry: r.registry.clone(),
+                        message: format!("the token service {realm} is plain http; den sends credentials over https only"),
+                    });
+                }
                 self.token(r, &realm, service.as_deref(), &scope)?
             }
             None => return Err(self.status_error(&req.url, failed)),

@@ -164,19 +164,13 @@ fn git(s: &str) -> Result<Spec, String> {
     let mut src = GitSource::default();
     for suffix in parts {
         if let Some(c) = suffix.strip_prefix("sha256:") {
-            if c.len() < 4 || !c.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(format!("`@sha256:{c}` is not a commit (hex digits)"));
-            }
+            check_commit(c).map_err(|e| format!("@sha256:{c}: {e}"))?;
             src.reference = GitRef::Commit(c.to_ascii_lowercase());
         } else if let Some(n) = suffix.strip_prefix("pull/").and_then(|r| r.strip_suffix("/head")) {
             let n = n.parse().map_err(|_| format!("`@{suffix}` is not pull/NUMBER/head"))?;
             src.reference = GitRef::PullRequest(n);
         } else if let Some(d) = suffix.strip_prefix("subpath:") {
-            let d = d.trim_matches('/');
-            if d.is_empty() || d.split('/').any(|p| p == ".." || p.is_empty()) {
-                return Err(format!("`@subpath:{d}` must be a folder inside the repository"));
-            }
-            src.subpath = Some(d.to_string());
+            src.subpath = Some(check_subpath(d).map_err(|e| format!("@subpath:{d}: {e}"))?);
         } else if suffix.is_empty() || suffix.starts_with('-') || suffix.contains("..") || suffix.contains(' ') {
             return Err(format!("`@{suffix}` is not a branch or tag name"));
         } else {
@@ -207,7 +201,39 @@ fn split_password(url: &str) -> (String, Option<(String, String)>) {
     let userinfo = &authority[..at];
     let Some((user, password)) = userinfo.split_once(':') else { return (url.to_string(), None) };
     let clean = format!("{}{user}@{}", &url[..scheme_end + 3], &rest[at + 1..]);
-    (clean, Some((user.to_string(), password.to_string())))
+    // As git reads them: percent-encoded in the URL.
+    let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
+    (clean, Some((decode(user), decode(password))))
+}
+
+/// `scheme://host[:port]` of a URL (what git matches credentials on).
+fn origin_of(url: &str) -> String {
+    match url.find("://") {
+        Some(i) => {
+            let rest = &url[i + 3..];
+            let authority = rest.split('/').next().unwrap_or(rest);
+            let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+            format!("{}://{host}", &url[..i])
+        }
+        None => url.to_string(),
+    }
+}
+
+/// Checks a commit given apart from the URL (`--git-commit`).
+pub fn check_commit(c: &str) -> Result<(), String> {
+    if c.len() < 4 || !c.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!("`{c}` is not a commit (hex digits)"));
+    }
+    Ok(())
+}
+
+/// Checks a sub-folder given apart from the URL (`--git-subpath`).
+pub fn check_subpath(d: &str) -> Result<String, String> {
+    let d = d.trim_matches('/');
+    if d.is_empty() || d.split('/').any(|p| p == ".." || p.is_empty()) {
+        return Err(format!("`{d}` must be a folder inside the repository"));
+    }
+    Ok(d.to_string())
 }
 
 /// The repository's name: the last path part without `.git`.
@@ -254,12 +280,15 @@ pub fn clone(
                 // on the command line: it is never written to the clone.
                 // The helper is a fixed text: the user name and password
                 // come from the environment, never into the shell line.
+                // Only for the repository's own origin: a submodule or a
+                // redirect to another host never gets it.
                 c = c
                     .args(["-c", "credential.helper="])
-                    .args([
-                        "-c",
-                        "credential.helper=!f() { echo \"username=$DEN_GIT_USER\"; echo \"password=$DEN_GIT_PASSWORD\"; }; f",
-                    ])
+                    .arg("-c")
+                    .arg(format!(
+                        "credential.{}.helper=!f() {{ test \"$1\" = get || exit 0; echo \"username=$DEN_GIT_USER\"; echo \"password=$DEN_GIT_PASSWORD\"; }}; f",
+                        origin_of(&url)
+                    ))
                     .env("DEN_GIT_USER", user)
                     .env("DEN_GIT_PASSWORD", &login.as_ref().expect("login").1);
             }
@@ -427,6 +456,9 @@ mod tests {
     fn passwords_are_redacted_and_names_found() {
         assert_eq!(redact("https://bob:s3cret@git.example.com/r.git"), "https://bob@git.example.com/r.git");
         assert_eq!(redact("https://git.example.com/r.git"), "https://git.example.com/r.git");
+        assert_eq!(split_password("https://b%40x:p%40ss@h/r").1, Some(("b@x".into(), "p@ss".into())));
+        assert_eq!(origin_of("https://u@git.corp:8443/r.git"), "https://git.corp:8443");
+        assert!(check_commit("--upload-pack=x").is_err() && check_subpath("../..").is_err());
         assert_eq!(redact("git@github.com:o/r.git"), "git@github.com:o/r.git");
         assert_eq!(repo_name("https://github.com/org/my-repo.git"), "my-repo");
         assert_eq!(repo_name("git@github.com:org/tool"), "tool");

@@ -17,6 +17,8 @@ pub enum LockMode {
     Auto,
     /// Resolve every Feature anew and write (or update) it.
     Write,
+    /// Honour it, never write it (commands that only show things).
+    Read,
 }
 
 /// A registry repository for prebuilt images: `den build --repository`
@@ -47,7 +49,7 @@ impl Prebuild {
 /// image reference (or its Dockerfile, build arguments and context
 /// files), the users it names, and each Feature's content and options.
 /// The same inputs on any machine give the same hash.
-pub(crate) fn prebuild_hash(den: &Den, resolved: &Resolved) -> Result<String> {
+pub(crate) fn prebuild_hash(den: &Den, resolved: &Resolved, mode: LockMode) -> Result<String> {
     use sha2::Digest;
     let cfg = &resolved.config;
     let mut h = sha2::Sha256::new();
@@ -79,7 +81,10 @@ pub(crate) fn prebuild_hash(den: &Den, resolved: &Resolved) -> Result<String> {
         }
     }
     part(&format!("users={:?}/{:?}", cfg.container_user, cfg.remote_user));
-    if let Some(found) = resolve(den, resolved, LockMode::Auto)? {
+    // The same resolution the build makes (a lockfile being rewritten
+    // means the new versions), without writing anything yet.
+    let read = if mode == LockMode::Write { LockMode::Write } else { LockMode::Read };
+    if let Some(found) = resolve_quietly(den, resolved, read)? {
         for f in &found.features {
             part(&f.portable_identity());
         }
@@ -109,6 +114,20 @@ fn locate(resolved: &Resolved, e: FeatureError) -> WorkspaceError {
     }
 }
 
+/// The Features as `mode` resolves them, never writing the lockfile.
+fn resolve_quietly(den: &Den, resolved: &Resolved, mode: LockMode) -> Result<Option<den_features::Resolved>> {
+    let Some(features) = resolved.config.features.as_ref().filter(|f| !f.is_empty()) else { return Ok(None) };
+    let lock_path = den_features::lockfile::path_for(&resolved.config_file);
+    let lock = match mode {
+        LockMode::Write => None,
+        _ => den_features::lockfile::read(&lock_path).map_err(FeatureError::Lock)?,
+    };
+    let fetcher = Fetcher::new(den.home.root().join("cache").join("features"));
+    let order = resolved.config.override_feature_install_order.clone().unwrap_or_default();
+    let req = Request { config_dir: resolved.config_dir(), features, override_order: &order, lock: lock.as_ref() };
+    Ok(Some(den_features::resolve(&fetcher, &req).map_err(|e| locate(resolved, e))?))
+}
+
 /// The Features of a configuration, fetched and ordered (no build).
 pub(crate) fn resolve(den: &Den, resolved: &Resolved, mode: LockMode) -> Result<Option<den_features::Resolved>> {
     let Some(features) = resolved.config.features.as_ref().filter(|f| !f.is_empty()) else { return Ok(None) };
@@ -123,7 +142,7 @@ pub(crate) fn resolve(den: &Den, resolved: &Resolved, mode: LockMode) -> Result<
     let out = den_features::resolve(&fetcher, &req).map_err(|e| locate(resolved, e))?;
     // Kept up to date once it exists (an empty file asks for one), or when
     // asked to write it.
-    if mode == LockMode::Write || lock_path.exists() {
+    if mode == LockMode::Write || (mode == LockMode::Auto && lock_path.exists()) {
         let new = den_features::lockfile_of(&out.features);
         if lock.as_ref() != Some(&new) && (mode == LockMode::Write || !new.features.is_empty() || lock.is_some()) {
             den_features::lockfile::write(&lock_path, &new)
@@ -180,8 +199,13 @@ pub(crate) fn install(
         entries.push(f.metadata()?.to_label_value());
     }
     let work = den.home.root().join("cache").join("builds").join(&hash[..24]);
-    let dockerfile = den_features::layers::write_context(&work, &base_ref, &found.features, &users)
-        .map_err(WorkspaceError::io(format!("writing the Feature build in {}", work.display())))?;
+    let dockerfile = match den_features::layers::write_context(&work, &base_ref, &found.features, &users) {
+        Ok(d) => d,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&work);
+            return Err(WorkspaceError::io(format!("writing the Feature build in {}", work.display()))(e));
+        }
+    };
     let spec = BuildSpec {
         tag: tag.clone(),
         dockerfile,
@@ -202,7 +226,7 @@ pub(crate) fn install(
 /// The Features a configuration installs, in install order, with their
 /// option values and where each came from (for `den read-config`).
 pub fn describe(den: &Den, resolved: &Resolved) -> Result<Vec<serde_json::Value>> {
-    let Some(found) = resolve(den, resolved, LockMode::Auto)? else { return Ok(vec![]) };
+    let Some(found) = resolve(den, resolved, LockMode::Read)? else { return Ok(vec![]) };
     Ok(found
         .features
         .iter()

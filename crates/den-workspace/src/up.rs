@@ -25,9 +25,9 @@ fn derived_id(den: &Den, folder: &std::path::Path, name: &str) -> Result<String>
 /// The workspace `src` names, with its folder made canonical and its id
 /// chosen and checked. An id derived from a folder name that is not itself
 /// a valid id is said.
-fn identify(den: &Den, src: &Source, reset: bool, reporter: &mut dyn Reporter) -> Result<Source> {
+fn identify(den: &Den, src: &Source, reporter: &mut dyn Reporter) -> Result<Source> {
     if let Some(remote) = &src.remote {
-        return identify_remote(den, src, remote, reset, reporter);
+        return identify_remote(src, remote, reporter);
     }
     let folder = canonical_folder(&src.source)?;
     let id = match &src.id {
@@ -45,16 +45,10 @@ fn identify(den: &Den, src: &Source, reset: bool, reporter: &mut dyn Reporter) -
     Ok(Source { source: folder, id: Some(id), ..src.clone() })
 }
 
-/// A git or image SOURCE: the id from the repository's or image's name,
-/// and den's folder for it: the clone (made once; later `up`s reuse it
-/// and never pull; `--reset` clones again) or an empty folder.
-fn identify_remote(
-    den: &Den,
-    src: &Source,
-    remote: &RemoteSource,
-    reset: bool,
-    reporter: &mut dyn Reporter,
-) -> Result<Source> {
+/// A git or image SOURCE: the id from the repository's or image's name.
+/// Nothing is cloned yet (that happens under the workspace's lock, in
+/// [`fetch_remote`]).
+fn identify_remote(src: &Source, remote: &RemoteSource, reporter: &mut dyn Reporter) -> Result<Source> {
     use den_source::Spec;
     let name = match &remote.spec {
         Spec::Git(g) => den_source::repo_name(&g.url),
@@ -75,18 +69,39 @@ fn identify_remote(
         }
     };
     id::validate(&id).map_err(WorkspaceError::BadInput)?;
+    Ok(Source { id: Some(id), ..src.clone() })
+}
+
+/// den's folder for a git or image SOURCE: the clone (made once; later
+/// `up`s reuse it and never pull; `--reset` clones again) or an empty
+/// folder. Runs under the workspace's lock; refuses, before cloning, an id
+/// that belongs to another source.
+fn fetch_remote(den: &Den, src: &mut Source, reset: bool, reporter: &mut dyn Reporter) -> Result<()> {
+    use den_source::Spec;
+    let Some(remote) = src.remote.clone() else { return Ok(()) };
+    let id = src.id.clone().expect("identified");
     let dir = crate::record::source_dir(den, &id);
     let record = crate::WorkspaceRecord::load(den, &id)?;
-    let mut out = Source { id: Some(id.clone()), ..src.clone() };
+    let taken = |what: &str| {
+        WorkspaceError::Conflict(format!(
+            "workspace `{id}` was made from {what}; choose another id with --id, or `den delete {id}` first"
+        ))
+    };
     let info = match &remote.spec {
         Spec::Git(g) => {
             let url = den_source::redact(&g.url);
-            if let Some(old) = record.as_ref().and_then(|r| r.source.as_ref()) {
-                if old.url != url {
-                    return Err(WorkspaceError::Conflict(format!(
-                        "workspace `{id}` was made from {}; choose another id with --id, or `den delete {id}` first",
-                        old.url
-                    )));
+            let reference = g.reference.to_string();
+            if let Some(r) = &record {
+                match &r.source {
+                    None => return Err(taken(&r.local_folder.display().to_string())),
+                    Some(old) if old.url != url => return Err(taken(&old.url)),
+                    Some(old) if old.reference != reference && !reset && dir.is_dir() => {
+                        return Err(WorkspaceError::Conflict(format!(
+                            "workspace `{id}` was cloned at `{}`, not `{reference}`; `den up --reset` clones it again",
+                            if old.reference.is_empty() { "the default branch" } else { &old.reference }
+                        )))
+                    }
+                    Some(_) => {}
                 }
             }
             if reset || (dir.exists() && record.is_none()) {
@@ -103,40 +118,48 @@ fn identify_remote(
                 .map_err(|e| WorkspaceError::BadInput(e.to_string()))?;
                 cloned.commit
             };
-            out.source = match &g.subpath {
+            src.source = match &g.subpath {
                 Some(sub) => dir.join(sub),
                 None => dir.clone(),
             };
             crate::record::SourceInfo {
                 kind: "git".into(),
                 url,
-                reference: g.reference.to_string(),
+                reference,
                 commit,
                 subpath: g.subpath.clone().unwrap_or_default(),
             }
         }
         Spec::Image(image) => {
+            if let Some(r) = &record {
+                match &r.source {
+                    Some(old) if old.kind == "image" => {}
+                    Some(old) => return Err(taken(&old.url)),
+                    None => return Err(taken(&r.local_folder.display().to_string())),
+                }
+            }
             std::fs::create_dir_all(&dir).map_err(WorkspaceError::io(format!("making {}", dir.display())))?;
-            out.source = dir.clone();
-            out.fallback_image = Some(image.clone());
+            src.source = dir.clone();
+            src.fallback_image = Some(image.clone());
             crate::record::SourceInfo { kind: "image".into(), url: image.clone(), ..Default::default() }
         }
         Spec::Local(_) => unreachable!(),
     };
-    out.source = canonical_folder(&out.source)?;
-    out.source_info = Some(info);
-    Ok(out)
+    src.source = canonical_folder(&src.source)?;
+    src.source_info = Some(info);
+    Ok(())
 }
 
 /// Brings a workspace up: finds or makes its container, injects the agent,
 /// runs setup and the lifecycle hooks that are due, records the workspace.
 pub fn up(den: &Den, opts: &UpOptions, reporter: &mut dyn Reporter) -> Result<UpResult> {
     reporter.phase("resolve", &opts.workspace.source.display().to_string());
-    let src = identify(den, &opts.workspace, opts.reset, reporter)?;
+    let src = identify(den, &opts.workspace, reporter)?;
     // The lock comes first: the record the plan reads is the one it guards.
     let id = src.id.clone().expect("identified");
     let lock = den.lock_workspace(&id, reporter)?;
-    let result = Plan::load(den, &src, reporter).and_then(|plan| {
+    let mut src = src;
+    let result = fetch_remote(den, &mut src, opts.reset, reporter).and_then(|()| Plan::load(den, &src, reporter)).and_then(|plan| {
         let (entry, saved_before, given) = (plan.entry.clone(), plan.saved_before.clone(), plan.given.clone());
         let record_before = plan.record.clone();
         let result = Backend::of(&plan.entry).and_then(|backend| {
@@ -171,6 +194,17 @@ pub fn up(den: &Den, opts: &UpOptions, reporter: &mut dyn Reporter) -> Result<Up
 /// Returns the image reference.
 pub fn build(den: &Den, src: &Source, reporter: &mut dyn Reporter) -> Result<String> {
     reporter.phase("resolve", &src.source.display().to_string());
-    let plan = Plan::load(den, &identify(den, src, false, reporter)?, reporter)?;
+    let mut src = identify(den, src, reporter)?;
+    if src.remote.is_some() {
+        // A clone is made under the workspace's lock, as `up` makes it.
+        let id = src.id.clone().expect("identified");
+        let lock = den.lock_workspace(&id, reporter)?;
+        let fetched = fetch_remote(den, &mut src, false, reporter);
+        if crate::WorkspaceRecord::load(den, &id)?.is_none() {
+            lock.remove();
+        }
+        fetched?;
+    }
+    let plan = Plan::load(den, &src, reporter)?;
     Backend::of(&plan.entry)?.build(den, &plan, reporter)
 }

@@ -184,10 +184,11 @@ impl SourceArgs {
                     g.reference = den_source::GitRef::Branch(b);
                 }
                 if let Some(c) = self.git_commit {
-                    g.reference = den_source::GitRef::Commit(c);
+                    den_source::check_commit(&c).map_err(|e| anyhow::anyhow!("--git-commit: {e}"))?;
+                    g.reference = den_source::GitRef::Commit(c.to_ascii_lowercase());
                 }
                 if let Some(d) = self.git_subpath {
-                    g.subpath = Some(d.trim_matches('/').to_string());
+                    g.subpath = Some(den_source::check_subpath(&d).map_err(|e| anyhow::anyhow!("--git-subpath: {e}"))?);
                 }
                 src.remote = Some(den_workspace::RemoteSource {
                     spec: den_source::Spec::Git(g),

@@ -232,6 +232,9 @@ pub(crate) fn up(
             )
             .into());
     };
+    // Without runServices, compose itself picks what starts (profiles
+    // keep theirs off); den names services only when told which.
+    let named = cfg.run_services.is_some();
     let mut run_services = match &cfg.run_services {
         Some(list) => {
             for s in list {
@@ -272,7 +275,10 @@ pub(crate) fn up(
         }
         write_override(&build_file, with_version(Value::Object(over)))?;
         reporter.phase("build", &format!("compose build {}", to_build.join(" ")));
-        let cmd = compose.cmd(&project, std::slice::from_ref(&build_file)).arg("build").args(&to_build);
+        let mut cmd = compose.cmd(&project, std::slice::from_ref(&build_file)).arg("build");
+        if named {
+            cmd = cmd.args(&to_build);
+        }
         let (log, failure) = c.docker.stream(&cmd, &mut |l| reporter.line(&format!("  │ {l}")))?;
         if let Some(e) = failure {
             let lines: Vec<&str> = log.trim_end().lines().collect();
@@ -373,7 +379,7 @@ pub(crate) fn up(
     if c.recreate {
         cmd = cmd.arg("--force-recreate");
     }
-    let cmd = cmd.args(&run_services);
+    let cmd = if named { cmd.args(&run_services) } else { cmd };
     let (log, failure) = c.docker.stream(&cmd, &mut |l| reporter.line(&format!("  │ {l}")))?;
     if let Some(e) = failure {
         let _ = remove_project(c.docker, &project.name, false);

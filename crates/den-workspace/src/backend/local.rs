@@ -74,7 +74,7 @@ fn prepare_image(
         let base = base_image(docker, resolved, tag, reporter)?;
         return crate::features::install(den, docker, resolved, base, lock, reporter);
     };
-    let reference = format!("{}:{}", p.repository, crate::features::prebuild_hash(den, resolved)?);
+    let reference = format!("{}:{}", p.repository, crate::features::prebuild_hash(den, resolved, lock)?);
     if !p.push {
         if let Some(info) = docker.inspect_image(&reference)? {
             reporter.phase("build", &format!("prebuilt image {reference} (present)"));

@@ -51,18 +51,25 @@ pub fn install(settings: &crate::settings::Settings, id: &str, d: &Dotfiles) -> 
     let tmp = tempfile::Builder::new().prefix("den-dotfiles-").tempdir().context("making a temporary folder")?;
     let clone = tmp.path().join("dotfiles");
     eprintln!("[dotfiles] cloning {}", den_source::redact(&d.source));
-    let spec = match den_source::parse(&d.source, &|p| p.exists()).map_err(anyhow::Error::msg)? {
+    match den_source::parse(&d.source, &|p| p.exists()).map_err(anyhow::Error::msg)? {
         den_source::Spec::Local(p) => {
-            // A local repository or folder: cloned if it is a repository,
-            // copied as it is otherwise.
+            // A local repository is cloned; a plain folder is copied.
             let p = std::fs::canonicalize(&p).with_context(|| format!("reading {}", p.display()))?;
-            den_source::GitSource { url: format!("file://{}", p.display()), ..Default::default() }
+            let is_repo = Command::new("git").arg("-C").arg(&p).args(["rev-parse", "--git-dir"]).output().is_ok_and(|o| o.status.success());
+            if is_repo {
+                let spec = den_source::GitSource { url: format!("file://{}", p.display()), ..Default::default() };
+                den_source::clone(&spec, den_source::Strategy::Shallow, false, &clone, &mut |_| {})
+                    .map_err(|e| anyhow::anyhow!("dotfiles: {e}"))?;
+            } else {
+                copy_dir(&p, &clone).with_context(|| format!("copying {}", p.display()))?;
+            }
         }
-        den_source::Spec::Git(g) => g,
+        den_source::Spec::Git(g) => {
+            den_source::clone(&g, den_source::Strategy::Shallow, false, &clone, &mut |_| {})
+                .map_err(|e| anyhow::anyhow!("dotfiles: {e}"))?;
+        }
         den_source::Spec::Image(_) => anyhow::bail!("`{}` is not a git repository or a folder (--dotfiles)", d.source),
-    };
-    den_source::clone(&spec, den_source::Strategy::Shallow, false, &clone, &mut |_| {})
-        .map_err(|e| anyhow::anyhow!("dotfiles: {e}"))?;
+    }
     let script = choose_script(&clone, d.script.as_deref())?;
     let mut archive = tar::Builder::new(Vec::new());
     archive.follow_symlinks(false);
@@ -123,12 +130,29 @@ pub fn install(settings: &crate::settings::Settings, id: &str, d: &Dotfiles) -> 
         let code = status.code().unwrap_or(1);
         return Err(den_workspace::WorkspaceError::HookFailed {
             hook: match &script {
-                Some(s) => format!("the dotfiles script {s}"),
-                None => "linking the dotfiles".into(),
+                Some(s) => format!("installing the dotfiles ({s})"),
+                None => "installing the dotfiles (linking them)".into(),
             },
             code,
         }
         .into());
+    }
+    Ok(())
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        let t = e.file_type()?;
+        let dest = to.join(e.file_name());
+        if t.is_dir() {
+            copy_dir(&e.path(), &dest)?;
+        } else if t.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(e.path())?, &dest)?;
+        } else {
+            std::fs::copy(e.path(), &dest)?;
+        }
     }
     Ok(())
 }
