@@ -174,3 +174,41 @@ fn kubernetes_runs_features_from_a_prebuilt_image() {
     let pod = format!("kube-default-den-{id}");
     assert_eq!(docker(&["inspect", "-f", "{{.Config.Image}}", &pod]).trim(), image);
 }
+
+/// A git source on kubernetes (stand-in kubectl): cloned by den on this
+/// machine and sent into the pod's volume like a folder.
+#[test]
+fn kubernetes_from_a_git_source() {
+    require_engine();
+    let s = Sandbox::new();
+    let repo = s.path().join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    let git = |args: &[&str]| {
+        let o = Command::new("git")
+            .arg("-C")
+            .arg(&repo)
+            .args(args)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@t")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@t")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    git(&["init", "-q", "-b", "main"]);
+    std::fs::write(repo.join(".devcontainer.json"), r#"{"image": "den-test/busybox"}"#).unwrap();
+    std::fs::write(repo.join("from-git.txt"), "cloned\n").unwrap();
+    git(&["add", "-A"]);
+    git(&["commit", "-q", "-m", "one"]);
+    let id = unique_id("kubegit");
+    let _c = s.cleanup(&id);
+    let kubectl = format!("KUBECTL_PATH={}", mock_kubectl());
+    let url = format!("file://{}", repo.display());
+    run(s.den().args(["up", "--ide", "none", "--provider", "kubernetes", "--provider-option", &kubectl, "--id", &id, &url]))
+        .assert_ok();
+    let r = run(s.den().args(["ssh", &id, "--", "cat", "from-git.txt"]));
+    assert_eq!(r.stdout, "cloned\n", "{}", r.stderr);
+    run(s.den().args(["delete", &id])).assert_ok();
+    assert!(!s.home().join("contexts/default/sources").join(&id).exists());
+}
