@@ -256,4 +256,3 @@ pub fn http_get(port: u16) -> String {
     let _ = s.read_to_string(&mut text);
     text.split("\r\n\r\n").nth(1).unwrap_or_default().to_string()
 }
-

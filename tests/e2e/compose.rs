@@ -21,7 +21,9 @@ fn compose_clis() -> Vec<&'static str> {
     if answers("docker", &["compose"]) {
         out.push("docker compose");
     } else {
-        eprintln!("compose v2: skipped: `docker compose` is not installed here (Debian 12 packages only docker-compose 1.29)");
+        eprintln!(
+            "compose v2: skipped: `docker compose` is not installed here (Debian 12 packages only docker-compose 1.29)"
+        );
     }
     out
 }
@@ -51,7 +53,8 @@ fn networks_of(project: &str) -> String {
 }
 
 /// A shell loop that runs until SIGTERM and stops at once on it.
-const IDLE: &str = r#"["sh", "-c", "echo $$0 started; trap 'exit 0' TERM; while sleep 1 & wait $$!; do :; done", "service"]"#;
+const IDLE: &str =
+    r#"["sh", "-c", "echo $$0 started; trap 'exit 0' TERM; while sleep 1 & wait $$!; do :; done", "service"]"#;
 
 #[test]
 fn a_two_service_project_with_env_files_overrides_forwards_stop_and_delete() {
@@ -105,9 +108,19 @@ volumes:
         let c = ws.container();
         let project = project_of(&c);
         assert_eq!(project_states(&project), ["app running", "web running"], "{cli}");
-        let r = run(sb.den().args(["ssh", &ws.id, "--", "sh", "-c", "cat /tmp/web.html; echo $FROM_ENV_FILE $SECOND $FROM_CONFIG; pwd; cat marker.txt"]));
+        let r = run(sb.den().args([
+            "ssh",
+            &ws.id,
+            "--",
+            "sh",
+            "-c",
+            "cat /tmp/web.html; echo $FROM_ENV_FILE $SECOND $FROM_CONFIG; pwd; cat marker.txt",
+        ]));
         r.assert_ok();
-        assert_eq!(r.stdout, "hello-from-dotenv\nhello-from-dotenv from-the-second-file yes\n/workspace\nproject-files\n", "{cli}");
+        assert_eq!(
+            r.stdout, "hello-from-dotenv\nhello-from-dotenv from-the-second-file yes\n/workspace\nproject-files\n",
+            "{cli}"
+        );
 
         // forwardPorts "web:8137": the other service's port, on this
         // machine, while a session is open.
@@ -213,7 +226,14 @@ fn bad_compose_inputs_are_clear_errors_that_leave_nothing_running() {
     let sb = Sandbox::new();
     let good = format!("services:\n  app:\n    image: den-test/busybox\n    command: {IDLE}\n");
     let cases: &[(&str, &str, String, &[&str], &[&str], i32)] = &[
-        ("missing", r#"{"dockerComposeFile": "nope.yml", "service": "app"}"#, good.clone(), &["nope.yml", "does not exist"], &[], 1),
+        (
+            "missing",
+            r#"{"dockerComposeFile": "nope.yml", "service": "app"}"#,
+            good.clone(),
+            &["nope.yml", "does not exist"],
+            &[],
+            1,
+        ),
         (
             "unknown",
             r#"{"dockerComposeFile": "docker-compose.yml", "service": "db"}"#,
@@ -233,7 +253,8 @@ fn bad_compose_inputs_are_clear_errors_that_leave_nothing_running() {
         (
             "exits",
             r#"{"dockerComposeFile": "docker-compose.yml", "service": "app"}"#,
-            "services:\n  app:\n    image: den-test/busybox\n    command: [\"sh\", \"-c\", \"echo bye-now; exit 3\"]\n".to_string(),
+            "services:\n  app:\n    image: den-test/busybox\n    command: [\"sh\", \"-c\", \"echo bye-now; exit 3\"]\n"
+                .to_string(),
             &["exited at once (exit code 3)", "bye-now", "overrideCommand"],
             &[],
             1,

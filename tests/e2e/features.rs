@@ -42,7 +42,8 @@ impl Registry {
             root.join("data").display()
         );
         if let Some((user, password)) = htpasswd {
-            let out = Command::new("htpasswd").args(["-Bbn", user, password]).output().expect("htpasswd (apache2-utils)");
+            let out =
+                Command::new("htpasswd").args(["-Bbn", user, password]).output().expect("htpasswd (apache2-utils)");
             assert!(out.status.success());
             std::fs::write(root.join("htpasswd"), &out.stdout).unwrap();
             config.push_str(&format!(
@@ -135,12 +136,19 @@ fn local_features_install_in_order_with_options_env_metadata_and_a_layer_cache()
         &fdir.join("tool"),
         r#"{"id": "tool", "version": "0.1.0", "installsAfter": ["./app"],
             "options": {"enabled": {"type": "boolean", "default": true}}}"#,
-        &format!("{log} \"tool:$ENABLED:$_REMOTE_USER:$_REMOTE_USER_HOME:$_CONTAINER_USER\" >> /usr/local/share/den-order"),
+        &format!(
+            "{log} \"tool:$ENABLED:$_REMOTE_USER:$_REMOTE_USER_HOME:$_CONTAINER_USER\" >> /usr/local/share/den-order"
+        ),
     );
-    feature(&fdir.join("zz"), r#"{"id": "zz", "version": "1.0.0"}"#, &format!("{log} zz >> /usr/local/share/den-order"));
+    feature(
+        &fdir.join("zz"),
+        r#"{"id": "zz", "version": "1.0.0"}"#,
+        &format!("{log} zz >> /usr/local/share/den-order"),
+    );
     let _vol = VolumeCleanup(vol.clone());
 
-    let shown = run(sb.den().args(["read-config", "--include-features-configuration", "--output", "json"]).arg(&ws.folder));
+    let shown =
+        run(sb.den().args(["read-config", "--include-features-configuration", "--output", "json"]).arg(&ws.folder));
     shown.assert_ok();
     let shown = shown.json();
     let listed: Vec<(String, String)> = shown["featuresConfiguration"]["features"]
@@ -200,13 +208,20 @@ fn local_features_install_in_order_with_options_env_metadata_and_a_layer_cache()
 
     // A change to the last Feature rebuilds it alone: the layers of the
     // ones before come from the engine's cache.
-    std::fs::write(fdir.join("tool/install.sh"), std::fs::read_to_string(fdir.join("tool/install.sh")).unwrap() + "# changed\n")
-        .unwrap();
+    std::fs::write(
+        fdir.join("tool/install.sh"),
+        std::fs::read_to_string(fdir.join("tool/install.sh")).unwrap() + "# changed\n",
+    )
+    .unwrap();
     let changed = ws.up(&["--ide", "none", "--recreate"]);
     changed.assert_ok();
     assert!(changed.stderr.contains("den: installing Feature ./tool"), "{}", changed.stderr);
     for earlier in ["./zz", "./base", "./app"] {
-        assert!(!changed.stderr.contains(&format!("den: installing Feature {earlier} ")), "{earlier} was rebuilt:\n{}", changed.stderr);
+        assert!(
+            !changed.stderr.contains(&format!("den: installing Feature {earlier} ")),
+            "{earlier} was rebuilt:\n{}",
+            changed.stderr
+        );
     }
     assert!(changed.stderr.contains("Using cache"), "{}", changed.stderr);
     let new_image = docker(&["inspect", "-f", "{{.Config.Image}}", &c]).trim().to_string();
@@ -237,8 +252,16 @@ fn bad_feature_inputs_are_clear_errors_that_leave_nothing() {
             &["devcontainer.json:3:", "features../f", "a number"],
         ),
         ("cycle", r#"{"image": "den-test/busybox", "features": {"./a": {}}}"#, &["circle", "./a → ./b → ./a"]),
-        ("missing", r#"{"image": "den-test/busybox", "features": {"./nowhere": {}}}"#, &["./nowhere", "is not a folder"]),
-        ("short", r#"{"image": "den-test/busybox", "features": {"frobnicate": {}}}"#, &["frobnicate", "name it in full"]),
+        (
+            "missing",
+            r#"{"image": "den-test/busybox", "features": {"./nowhere": {}}}"#,
+            &["./nowhere", "is not a folder"],
+        ),
+        (
+            "short",
+            r#"{"image": "den-test/busybox", "features": {"frobnicate": {}}}"#,
+            &["frobnicate", "name it in full"],
+        ),
         (
             "unreachable",
             r#"{"image": "den-test/busybox", "features": {"localhost:9/none/here:1": {}}}"#,
@@ -253,7 +276,11 @@ fn bad_feature_inputs_are_clear_errors_that_leave_nothing() {
     for (name, config, wants) in cases {
         let ws = sb.workspace(&format!("feat-bad-{name}"), config);
         let d = ws.folder.join(".devcontainer");
-        feature(&d.join("f"), r#"{"id": "f", "options": {"mode": {"type": "string", "enum": ["quiet", "normal"]}}}"#, "true");
+        feature(
+            &d.join("f"),
+            r#"{"id": "f", "options": {"mode": {"type": "string", "enum": ["quiet", "normal"]}}}"#,
+            "true",
+        );
         feature(&d.join("a"), r#"{"id": "a", "dependsOn": {"./b": {}}}"#, "true");
         feature(&d.join("b"), r#"{"id": "b", "installsAfter": ["./a"]}"#, "true");
         feature(&d.join("broken"), r#"{"id": "broken"}"#, "echo half-way there\nexit 7");
@@ -278,7 +305,9 @@ fn registry_features_are_pulled_pinned_by_the_lockfile_and_use_docker_logins() {
     let hello = |version: &str| {
         feature(
             &src.join("hello"),
-            &format!(r#"{{"id": "hello", "version": "{version}", "options": {{"greeting": {{"type": "string", "default": "hi"}}}}}}"#),
+            &format!(
+                r#"{{"id": "hello", "version": "{version}", "options": {{"greeting": {{"type": "string", "default": "hi"}}}}}}"#
+            ),
             &format!("echo \"$GREETING {version}\" > /usr/local/share/hello-open"),
         )
     };
@@ -287,19 +316,33 @@ fn registry_features_are_pulled_pinned_by_the_lockfile_and_use_docker_logins() {
     run(sb.den().args(["feature", "publish", src.join("hello").to_str().unwrap(), "--namespace", &ns])).assert_ok();
 
     // The private registry: refused without a login, published with one.
-    feature(&src.join("secret"), r#"{"id": "secret", "version": "3.1.4"}"#, "echo private > /usr/local/share/hello-private");
+    feature(
+        &src.join("secret"),
+        r#"{"id": "secret", "version": "3.1.4"}"#,
+        "echo private > /usr/local/share/hello-private",
+    );
     let pns = format!("{}/corp/features", private.host());
     let refused = run(sb.den().args(["feature", "publish", src.join("secret").to_str().unwrap(), "--namespace", &pns]));
     assert_ne!(refused.code, 0);
     assert!(refused.stderr.contains("docker login"), "{}", refused.stderr);
     let login = docker_config(sb.path(), &private.host(), "den", "s3cret");
-    run(sb.den().env("DOCKER_CONFIG", &login).args(["feature", "publish", src.join("secret").to_str().unwrap(), "--namespace", &pns]))
-        .assert_ok();
+    run(sb.den().env("DOCKER_CONFIG", &login).args([
+        "feature",
+        "publish",
+        src.join("secret").to_str().unwrap(),
+        "--namespace",
+        &pns,
+    ]))
+    .assert_ok();
 
     // A tarball on a loopback web server.
     let www = sb.path().join("www");
     std::fs::create_dir_all(&www).unwrap();
-    feature(&src.join("tarred"), r#"{"id": "tarred", "version": "0.0.1"}"#, "echo tarred > /usr/local/share/hello-tarball");
+    feature(
+        &src.join("tarred"),
+        r#"{"id": "tarred", "version": "0.0.1"}"#,
+        "echo tarred > /usr/local/share/hello-tarball",
+    );
     let tgz = www.join("devcontainer-feature-tarred.tgz");
     let st = Command::new("tar").arg("-czf").arg(&tgz).arg("-C").arg(src.join("tarred")).arg(".").status().unwrap();
     assert!(st.success());
@@ -337,7 +380,10 @@ fn registry_features_are_pulled_pinned_by_the_lockfile_and_use_docker_logins() {
 
     up(&["--ide", "none", "--lockfile", "write"]).assert_ok();
     let c = ws.container();
-    assert_eq!(exec(&c, "cat /usr/local/share/hello-open /usr/local/share/hello-private /usr/local/share/hello-tarball"), "hey 1.0.0\nprivate\ntarred\n");
+    assert_eq!(
+        exec(&c, "cat /usr/local/share/hello-open /usr/local/share/hello-private /usr/local/share/hello-tarball"),
+        "hey 1.0.0\nprivate\ntarred\n"
+    );
     let lock_path = ws.folder.join(".devcontainer/devcontainer-lock.json");
     let lock: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&lock_path).unwrap()).unwrap();
     let entry = &lock["features"][format!("{ns}/hello:1")];
@@ -349,7 +395,12 @@ fn registry_features_are_pulled_pinned_by_the_lockfile_and_use_docker_logins() {
         .unwrap()
         .starts_with("sha256:"));
     // Features are cached by digest in den's data.
-    assert!(sb.home().join("cache/features/oci").join(pinned.trim_start_matches("sha256:")).join("install.sh").is_file());
+    assert!(sb
+        .home()
+        .join("cache/features/oci")
+        .join(pinned.trim_start_matches("sha256:"))
+        .join("install.sh")
+        .is_file());
 
     // A newer 1.x is published; the lockfile keeps the workspace on 1.0.0.
     hello("1.1.0");
@@ -390,7 +441,10 @@ fn a_prebuilt_image_is_pushed_once_and_pulled_instead_of_building() {
     // Unique to this run, so that no image of an earlier run answers.
     feature(
         &ws.folder.join(".devcontainer/marker"),
-        &format!(r#"{{"id": "marker", "version": "1.0.0", "options": {{"word": {{"type": "string", "default": "x"}}}}, "containerEnv": {{"RUN_ID": "{}"}}}}"#, ws.id),
+        &format!(
+            r#"{{"id": "marker", "version": "1.0.0", "options": {{"word": {{"type": "string", "default": "x"}}}}, "containerEnv": {{"RUN_ID": "{}"}}}}"#,
+            ws.id
+        ),
         "echo \"$WORD\" > /marker",
     );
     let built = run(builder.den().args(["build", "--repository", &repo, "--push", "--output", "json"]).arg(&ws.folder));
@@ -418,9 +472,14 @@ fn a_prebuilt_image_is_pushed_once_and_pulled_instead_of_building() {
     assert_eq!(exec(&container(&uid), "cat /marker"), "prebuilt\n");
 
     // A changed option is another image: not in the registry, so built.
-    std::fs::write(copy.join(".devcontainer/devcontainer.json"), config.replace("\"prebuilt\"", "\"changed\"")).unwrap();
+    std::fs::write(copy.join(".devcontainer/devcontainer.json"), config.replace("\"prebuilt\"", "\"changed\""))
+        .unwrap();
     let again = run(user.den().args(["up", "--ide", "none", "--recreate", "--id", &uid]).arg(&copy));
     again.assert_ok();
-    assert!(again.stderr.contains("no prebuilt image") && again.stderr.contains("den: installing Feature"), "{}", again.stderr);
+    assert!(
+        again.stderr.contains("no prebuilt image") && again.stderr.contains("den: installing Feature"),
+        "{}",
+        again.stderr
+    );
     assert_eq!(exec(&container(&uid), "cat /marker"), "changed\n");
 }

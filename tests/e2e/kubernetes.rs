@@ -150,17 +150,28 @@ fn kubernetes_runs_features_from_a_prebuilt_image() {
         "kubefeat",
         &[
             (".devcontainer/devcontainer.json", r#"{"image": "den-test/busybox", "features": {"./mark": {}}}"#),
-            (".devcontainer/mark/devcontainer-feature.json", &format!(r#"{{"id": "mark", "containerEnv": {{"RUN": "{id}"}}}}"#)),
+            (
+                ".devcontainer/mark/devcontainer-feature.json",
+                &format!(r#"{{"id": "mark", "containerEnv": {{"RUN": "{id}"}}}}"#),
+            ),
             (".devcontainer/mark/install.sh", "#!/bin/sh\necho from-the-feature > /mark\n"),
         ],
     );
     let kubectl = format!("KUBECTL_PATH={}", mock_kubectl());
     let up = |extra: &[&str]| {
-        run(s.den().args(["up", "--ide", "none", "--provider", "kubernetes", "--provider-option", &kubectl, "--id", &id]).args(extra).arg(&p))
+        run(s
+            .den()
+            .args(["up", "--ide", "none", "--provider", "kubernetes", "--provider-option", &kubectl, "--id", &id])
+            .args(extra)
+            .arg(&p))
     };
     let r = up(&[]);
     assert_ne!(r.code, 0);
-    assert!(r.stderr.contains("does not build images in the cluster") && r.stderr.contains("--prebuild-repository"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("does not build images in the cluster") && r.stderr.contains("--prebuild-repository"),
+        "{}",
+        r.stderr
+    );
     let r = up(&["--prebuild-repository", &repo]);
     assert_ne!(r.code, 0, "nothing was pushed yet");
     assert!(r.stderr.contains("no prebuilt image"), "{}", r.stderr);
@@ -205,8 +216,19 @@ fn kubernetes_from_a_git_source() {
     let _c = s.cleanup(&id);
     let kubectl = format!("KUBECTL_PATH={}", mock_kubectl());
     let url = format!("file://{}", repo.display());
-    run(s.den().args(["up", "--ide", "none", "--provider", "kubernetes", "--provider-option", &kubectl, "--id", &id, &url]))
-        .assert_ok();
+    run(s.den().args([
+        "up",
+        "--ide",
+        "none",
+        "--provider",
+        "kubernetes",
+        "--provider-option",
+        &kubectl,
+        "--id",
+        &id,
+        &url,
+    ]))
+    .assert_ok();
     let r = run(s.den().args(["ssh", &id, "--", "cat", "from-git.txt"]));
     assert_eq!(r.stdout, "cloned\n", "{}", r.stderr);
     run(s.den().args(["delete", &id])).assert_ok();

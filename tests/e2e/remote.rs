@@ -148,7 +148,12 @@ fn ssh_provider_up_ssh_stop_delete() {
     ]);
     let ws = v["workspaceFolder"].as_str().unwrap();
     // initializeCommand ran once, here, not again on the machine
-    assert_eq!(r.stdout, format!("created\nssh\n{ws}\nfrom the laptop\ndeep\nhello.txt\ninit\nbuilt-there\n"), "{}", r.stderr);
+    assert_eq!(
+        r.stdout,
+        format!("created\nssh\n{ws}\nfrom the laptop\ndeep\nhello.txt\ninit\nbuilt-there\n"),
+        "{}",
+        r.stderr
+    );
     let mount = docker(&["inspect", "-f", "{{range .Mounts}}{{.Source}}{{end}}", &container]);
     assert!(!mount.contains(p.to_str().unwrap()), "not a bind mount of the local folder: {mount}");
     assert!(mount.trim().ends_with(&format!("content/default/{id}")), "{mount}");

@@ -74,7 +74,10 @@ fn make_repos(root: &Path, lib_url: &str) -> Repos {
         &[(".devcontainer/devcontainer.json", &config("main")), ("services/api/.devcontainer.json", &config("api"))],
         "main",
     );
-    git(&work, &["-c", "protocol.file.allow=always", "submodule", "add", "-q", root.join("lib.git").to_str().unwrap(), "lib"]);
+    git(
+        &work,
+        &["-c", "protocol.file.allow=always", "submodule", "add", "-q", root.join("lib.git").to_str().unwrap(), "lib"],
+    );
     git(&work, &["config", "-f", ".gitmodules", "submodule.lib.url", lib_url]);
     git(&work, &["add", ".gitmodules"]);
     git(&work, &["commit", "-q", "-m", "submodule"]);
@@ -197,8 +200,18 @@ fn git_sources_with_refs_subpaths_strategies_and_submodules() {
     // Blobless, with submodules.
     let id = unique_id("src-sub");
     let _c = sb.cleanup(&id);
-    run(sb.den().args(["up", "--ide", "none", "--id", &id, "--git-clone-strategy", "blobless", "--git-clone-recursive-submodules", &url]))
-        .assert_ok();
+    run(sb.den().args([
+        "up",
+        "--ide",
+        "none",
+        "--id",
+        &id,
+        "--git-clone-strategy",
+        "blobless",
+        "--git-clone-recursive-submodules",
+        &url,
+    ]))
+    .assert_ok();
     let clone = sb.home().join("contexts/default/sources").join(&id);
     assert_eq!(git(&clone, &["config", "remote.origin.partialclonefilter"]), "blob:none");
     let r = run(sb.den().args(["ssh", &id, "--", "cat", "lib/README"]));
@@ -304,7 +317,11 @@ fn private_repositories_over_http_and_ssh_use_the_clients_credentials_and_store_
     let _c = sb.cleanup(&id);
     let empty = sb.path().join("empty-gitconfig");
     std::fs::write(&empty, "").unwrap();
-    let r = run(sb.den().env("GIT_CONFIG_GLOBAL", &empty).stdin(Stdio::null()).args(["up", "--ide", "none", "--id", &id, &url]));
+    let r = run(sb
+        .den()
+        .env("GIT_CONFIG_GLOBAL", &empty)
+        .stdin(Stdio::null())
+        .args(["up", "--ide", "none", "--id", &id, &url]));
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains(&url) && r.stderr.contains("could not read Username"), "{}", r.stderr);
 
@@ -325,10 +342,16 @@ fn private_repositories_over_http_and_ssh_use_the_clients_credentials_and_store_
     let id2 = unique_id("src-http-url");
     let _c2 = sb.cleanup(&id2);
     let with_password = format!("http://den:hunter2@127.0.0.1:{port}/repo.git");
-    run(sb.den().env("GIT_CONFIG_GLOBAL", &empty).args(["up", "--ide", "none", "--id", &id2, &with_password])).assert_ok();
+    run(sb.den().env("GIT_CONFIG_GLOBAL", &empty).args(["up", "--ide", "none", "--id", &id2, &with_password]))
+        .assert_ok();
     let clone2 = sb.home().join("contexts/default/sources").join(&id2);
     assert_eq!(git(&clone2, &["remote", "get-url", "origin"]), format!("http://den@127.0.0.1:{port}/repo.git"));
-    let grep = Command::new("grep").args(["-r", "-l", "hunter2"]).arg(&clone2).arg(sb.home().join("contexts")).output().unwrap();
+    let grep = Command::new("grep")
+        .args(["-r", "-l", "hunter2"])
+        .arg(&clone2)
+        .arg(sb.home().join("contexts"))
+        .output()
+        .unwrap();
     assert_eq!(String::from_utf8_lossy(&grep.stdout), "", "the password was stored");
     let list = run(sb.den().args(["list", "--output", "json"]));
     assert!(!list.stdout.contains("hunter2"), "{}", list.stdout);
@@ -351,12 +374,20 @@ fn private_repositories_over_http_and_ssh_use_the_clients_credentials_and_store_
     let ssh_url = format!("ssh://root@127.0.0.1:{}{}", sshd.port, repos.root.join("repo.git").display());
     let id3 = unique_id("src-ssh");
     let _c3 = sb.cleanup(&id3);
-    let ssh_cmd = format!("ssh -o UserKnownHostsFile={} -o StrictHostKeyChecking=yes -o BatchMode=yes", sshd.known_hosts.display());
-    let r = run(sb
-        .den()
-        .env("SSH_AUTH_SOCK", &sock)
-        .env("GIT_SSH_COMMAND", &ssh_cmd)
-        .args(["up", "--ide", "none", "--id", &id3, "--git-branch", "feature", &ssh_url]));
+    let ssh_cmd = format!(
+        "ssh -o UserKnownHostsFile={} -o StrictHostKeyChecking=yes -o BatchMode=yes",
+        sshd.known_hosts.display()
+    );
+    let r = run(sb.den().env("SSH_AUTH_SOCK", &sock).env("GIT_SSH_COMMAND", &ssh_cmd).args([
+        "up",
+        "--ide",
+        "none",
+        "--id",
+        &id3,
+        "--git-branch",
+        "feature",
+        &ssh_url,
+    ]));
     r.assert_ok();
     assert_eq!(which(&sb, &id3), "feature");
 }
@@ -367,7 +398,17 @@ fn an_image_source_comes_up_on_that_image_with_an_empty_folder() {
     let sb = Sandbox::new();
     let id = unique_id("src-image");
     let _c = sb.cleanup(&id);
-    run(sb.den().args(["up", "--ide", "none", "--id", &id, "image:den-test/busybox", "--workspace-env", "FROM_FLAG=yes"])).assert_ok();
+    run(sb.den().args([
+        "up",
+        "--ide",
+        "none",
+        "--id",
+        &id,
+        "image:den-test/busybox",
+        "--workspace-env",
+        "FROM_FLAG=yes",
+    ]))
+    .assert_ok();
     assert_eq!(docker(&["inspect", "-f", "{{.Config.Image}}", &container(&id)]).trim(), "den-test/busybox");
     let r = run(sb.den().args(["ssh", &id, "--", "sh", "-c", "ls -A | wc -l; echo $FROM_FLAG"]));
     assert_eq!(r.stdout.split_whitespace().collect::<Vec<_>>(), ["0", "yes"], "{}", r.stderr);
@@ -393,7 +434,10 @@ fn dotfiles_from_a_local_repository_with_and_without_a_script() {
     };
     let scripted = repo(
         "scripted",
-        &[("install.sh", "#!/bin/sh\necho \"installing for $(id -un) with $GREETING\"\necho ran >> \"$HOME/.ran\"\n"), (".vimrc", "set nu\n")],
+        &[
+            ("install.sh", "#!/bin/sh\necho \"installing for $(id -un) with $GREETING\"\necho ran >> \"$HOME/.ran\"\n"),
+            (".vimrc", "set nu\n"),
+        ],
     );
     let linked = repo("linked", &[(".bashrc", "alias ll='ls -l'\n"), (".gitconfig", "[user]\n")]);
     let failing = repo("failing", &[("bootstrap.sh", "#!/bin/sh\necho about to fail\nexit 9\n")]);
@@ -403,7 +447,14 @@ fn dotfiles_from_a_local_repository_with_and_without_a_script() {
     std::fs::write(plain.join("setup.sh"), "#!/bin/sh\necho plain-folder > \"$HOME/.plain\"\n").unwrap();
 
     let ws = sb.workspace("dots-script", r#"{"image": "den-test/busybox"}"#);
-    let r = ws.up(&["--ide", "none", "--dotfiles", scripted.to_str().unwrap(), "--dotfiles-script-env", "GREETING=hi there"]);
+    let r = ws.up(&[
+        "--ide",
+        "none",
+        "--dotfiles",
+        scripted.to_str().unwrap(),
+        "--dotfiles-script-env",
+        "GREETING=hi there",
+    ]);
     r.assert_ok();
     assert!(r.stderr.contains("[dotfiles] installing for root with hi there"), "{}", r.stderr);
     // Once per container: a second up does not run it again.
@@ -417,7 +468,10 @@ fn dotfiles_from_a_local_repository_with_and_without_a_script() {
     run(sb.den().args(["context", "set-options", "-o", &format!("DOTFILES_URL={}", linked.display())])).assert_ok();
     let ws2 = sb.workspace("dots-link", r#"{"image": "den-test/busybox"}"#);
     ws2.up(&["--ide", "none"]).assert_ok();
-    assert_eq!(exec(&ws2.container(), "readlink /root/.bashrc; cat /root/.gitconfig"), "/root/dotfiles/.bashrc\n[user]\n");
+    assert_eq!(
+        exec(&ws2.container(), "readlink /root/.bashrc; cat /root/.gitconfig"),
+        "/root/dotfiles/.bashrc\n[user]\n"
+    );
     run(sb.den().args(["context", "set-options", "-o", "DOTFILES_URL="])).assert_ok();
 
     let ws4 = sb.workspace("dots-plain", r#"{"image": "den-test/busybox"}"#);
@@ -449,10 +503,22 @@ fn a_git_source_on_the_ssh_provider() {
     run(&mut up).assert_ok();
     assert_eq!(which(&sb, &id), "feature");
     // The machine has the branch's files (cloned here, sent like a folder).
-    let r = run(sb.den().args(["ssh", &id, "--", "sh", "-c", "grep -c feature .devcontainer/devcontainer.json; ls services/api/.devcontainer.json"]));
-    assert_eq!(r.stdout, "1
+    let r = run(sb.den().args([
+        "ssh",
+        &id,
+        "--",
+        "sh",
+        "-c",
+        "grep -c feature .devcontainer/devcontainer.json; ls services/api/.devcontainer.json",
+    ]));
+    assert_eq!(
+        r.stdout,
+        "1
 services/api/.devcontainer.json
-", "{}", r.stderr);
+",
+        "{}",
+        r.stderr
+    );
     run(sb.den().args(["delete", &id])).assert_ok();
     assert!(!sb.home().join("contexts/default/sources").join(&id).exists());
 }

@@ -495,10 +495,8 @@ fn every_example_comes_up() {
     require_engine();
     let s = Sandbox::new();
     let examples = repo_root().join("examples");
-    let mut names: Vec<String> = std::fs::read_dir(&examples)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
+    let mut names: Vec<String> =
+        std::fs::read_dir(&examples).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     names.sort();
     assert!(names.len() >= 5, "{names:?}");
     for name in names {

@@ -78,7 +78,11 @@ impl Compose {
         }
         let docker_is_docker = Path::new(docker.path()).file_name().is_some_and(|n| n == "docker");
         if docker_is_docker && plugin_dirs.iter().any(|d| d.join("docker-compose").is_file()) {
-            return Ok(Compose { program: vec![docker.path().to_string(), "compose".into()], env, version: String::new() });
+            return Ok(Compose {
+                program: vec![docker.path().to_string(), "compose".into()],
+                env,
+                version: String::new(),
+            });
         }
         if let Some(v1) = on_path("docker-compose") {
             return Ok(Compose { program: vec![v1.display().to_string()], env, version: String::new() });
@@ -88,7 +92,6 @@ impl Compose {
             plugin_dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ")
         )))
     }
-
 
     /// The command for the project, with every file given.
     pub fn cmd(&self, p: &Project, extra_files: &[PathBuf]) -> Cmd {

@@ -93,8 +93,8 @@ impl FeatureJson {
         }
         let loaded = den_devcontainer::jsonc::parse(&text, &path).map_err(|e| invalid(e.to_string()))?;
         let raw = loaded.value;
-        let mut json: FeatureJson = serde_json::from_value(raw.clone())
-            .map_err(|e| invalid(format!("{}: {e}", path.display())))?;
+        let mut json: FeatureJson =
+            serde_json::from_value(raw.clone()).map_err(|e| invalid(format!("{}: {e}", path.display())))?;
         if json.id.trim().is_empty() {
             return Err(invalid(format!("{} has no \"id\"", path.display())));
         }

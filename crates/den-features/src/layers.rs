@@ -88,7 +88,10 @@ pub fn write_context(dir: &Path, base: &str, features: &[Feature], users: &Users
     }
     std::fs::create_dir_all(dir)?;
     if base.is_empty() || base.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("`{base}` is not an image reference")));
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("`{base}` is not an image reference"),
+        ));
     }
     let mut df = format!("FROM {base}\nUSER root\n");
     for (n, f) in features.iter().enumerate() {
@@ -97,7 +100,11 @@ pub fn write_context(dir: &Path, base: &str, features: &[Feature], users: &Users
         std::fs::write(folder.join("devcontainer-features.env"), env_file(&f.options))?;
         std::fs::write(
             folder.join("devcontainer-features.builtin.env"),
-            format!("_CONTAINER_USER={}\n_REMOTE_USER={}\n", sh_quote(&users.container_user), sh_quote(&users.remote_user)),
+            format!(
+                "_CONTAINER_USER={}\n_REMOTE_USER={}\n",
+                sh_quote(&users.container_user),
+                sh_quote(&users.remote_user)
+            ),
         )?;
         std::fs::write(folder.join("den-feature-install.sh"), wrapper(n, f))?;
         // Before the Feature's own install, so it and every later one see

@@ -93,15 +93,37 @@ impl Feature {
 /// options a merged one implies.
 fn legacy(id: &str) -> Option<(String, Vec<(&'static str, Value)>)> {
     let name = match id {
-        "aws-cli" | "azure-cli" | "desktop-lite" | "docker-in-docker" | "docker-from-docker" | "dotnet" | "git"
-        | "git-lfs" | "github-cli" | "java" | "kubectl-helm-minikube" | "node" | "powershell" | "python" | "ruby"
-        | "rust" | "sshd" | "terraform" => id,
+        "aws-cli"
+        | "azure-cli"
+        | "desktop-lite"
+        | "docker-in-docker"
+        | "docker-from-docker"
+        | "dotnet"
+        | "git"
+        | "git-lfs"
+        | "github-cli"
+        | "java"
+        | "kubectl-helm-minikube"
+        | "node"
+        | "powershell"
+        | "python"
+        | "ruby"
+        | "rust"
+        | "sshd"
+        | "terraform" => id,
         "golang" => "go",
         "common" => "common-utils",
-        "gradle" => return Some(("ghcr.io/devcontainers/features/java:1".into(), vec![("installGradle", Value::Bool(true))])),
-        "maven" => return Some(("ghcr.io/devcontainers/features/java:1".into(), vec![("installMaven", Value::Bool(true))])),
+        "gradle" => {
+            return Some(("ghcr.io/devcontainers/features/java:1".into(), vec![("installGradle", Value::Bool(true))]))
+        }
+        "maven" => {
+            return Some(("ghcr.io/devcontainers/features/java:1".into(), vec![("installMaven", Value::Bool(true))]))
+        }
         "jupyterlab" => {
-            return Some(("ghcr.io/devcontainers/features/python:1".into(), vec![("installJupyterlab", Value::Bool(true))]))
+            return Some((
+                "ghcr.io/devcontainers/features/python:1".into(),
+                vec![("installJupyterlab", Value::Bool(true))],
+            ))
         }
         _ => return None,
     };
@@ -169,7 +191,10 @@ pub fn resolve(fetcher: &Fetcher, req: &Request<'_>) -> Result<Resolved, Feature
         let at_config = needed_by.is_none();
         let value_err = |message: String| match &needed_by {
             None => FeatureError::Value { feature: user_id.clone(), option: None, message },
-            Some(by) => FeatureError::Invalid { feature: user_id.clone(), message: format!("{message} (a dependsOn of `{by}`)") },
+            Some(by) => FeatureError::Invalid {
+                feature: user_id.clone(),
+                message: format!("{message} (a dependsOn of `{by}`)"),
+            },
         };
         let written = user_id.trim();
         let mapped = if written.contains('/') || written.starts_with('.') { None } else { legacy(written) };
@@ -268,13 +293,15 @@ pub fn resolve(fetcher: &Fetcher, req: &Request<'_>) -> Result<Resolved, Feature
 
     // Soft dependencies: `installsAfter` ids (and ids a Feature was once
     // known as) that match a Feature being installed, whatever its tag.
-    let resource_of = |id: &str| Source::parse(id, req.config_dir).map(|s| s.resource()).unwrap_or_else(|_| id.to_string());
+    let resource_of =
+        |id: &str| Source::parse(id, req.config_dir).map(|s| s.resource()).unwrap_or_else(|_| id.to_string());
     let matches = |f: &Feature, resource: &str| {
         f.source.resource() == resource
             || match &f.source {
                 Source::Oci(r) => {
                     let (ns, last) = resource.rsplit_once('/').unwrap_or(("", resource));
-                    r.name().rsplit_once('/').is_some_and(|(fns, _)| fns == ns) && f.json.legacy_ids.iter().any(|l| l == last)
+                    r.name().rsplit_once('/').is_some_and(|(fns, _)| fns == ns)
+                        && f.json.legacy_ids.iter().any(|l| l == last)
                 }
                 _ => false,
             }
@@ -324,9 +351,7 @@ pub fn resolve(fetcher: &Fetcher, req: &Request<'_>) -> Result<Resolved, Feature
 
 /// The lockfile for a set of Features (registry and tarball ones).
 pub fn lockfile_of(features: &[Feature]) -> Lockfile {
-    Lockfile {
-        features: features.iter().filter_map(|f| f.lock_entry().map(|e| (f.user_id.clone(), e))).collect(),
-    }
+    Lockfile { features: features.iter().filter_map(|f| f.lock_entry().map(|e| (f.user_id.clone(), e))).collect() }
 }
 
 /// A digest of everything that decides the Feature build's result: the

@@ -47,7 +47,9 @@ pub fn read(path: &Path) -> Result<Option<Lockfile>, String> {
             .path()
             .iter()
             .map(|s| match s {
-                serde_path_to_error::Segment::Map { key } => format!("/{}", den_devcontainer::jsonc::pointer_token(key)),
+                serde_path_to_error::Segment::Map { key } => {
+                    format!("/{}", den_devcontainer::jsonc::pointer_token(key))
+                }
                 serde_path_to_error::Segment::Seq { index } => format!("/{index}"),
                 _ => String::new(),
             })
@@ -112,7 +114,10 @@ mod tests {
     #[test]
     fn names_and_bad_files() {
         assert_eq!(path_for(Path::new("/p/.devcontainer.json")), Path::new("/p/.devcontainer-lock.json"));
-        assert_eq!(path_for(Path::new("/p/.devcontainer/devcontainer.json")), Path::new("/p/.devcontainer/devcontainer-lock.json"));
+        assert_eq!(
+            path_for(Path::new("/p/.devcontainer/devcontainer.json")),
+            Path::new("/p/.devcontainer/devcontainer-lock.json")
+        );
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("devcontainer-lock.json");
         assert_eq!(read(&p).unwrap(), None);

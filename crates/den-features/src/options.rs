@@ -103,7 +103,8 @@ fn check(name: &str, spec: &OptionSpec, v: &Value) -> Result<String, OptionProbl
 /// letters, digits and `_` become `_`, leading digits and underscores
 /// become one `_`, and all is upper case (the specification's rule).
 pub fn env_name(option: &str) -> String {
-    let replaced: String = option.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect();
+    let replaced: String =
+        option.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect();
     let trimmed = replaced.trim_start_matches(|c: char| c.is_ascii_digit() || c == '_');
     let lead = if trimmed.len() < replaced.len() { "_" } else { "" };
     format!("{lead}{trimmed}").to_ascii_uppercase()
@@ -145,14 +146,19 @@ mod tests {
             "flavor": {"type": "string", "enum": ["a", "b"], "default": "a"},
         }));
         let (v, unknown) = resolve(&declared, &IndexMap::new()).unwrap();
-        let want: IndexMap<String, String> =
-            [("version", "lts"), ("install", "true"), ("flavor", "a")].into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let want: IndexMap<String, String> = [("version", "lts"), ("install", "true"), ("flavor", "a")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         assert_eq!(v, want);
         assert!(unknown.is_empty());
         let given: IndexMap<String, Value> =
             serde_json::from_value(json!({"version": "20.1", "install": "false", "flavor": "b", "extra": 5})).unwrap();
         let (v, unknown) = resolve(&declared, &given).unwrap();
-        assert_eq!((v["version"].as_str(), v["install"].as_str(), v["flavor"].as_str(), v["extra"].as_str()), ("20.1", "false", "b", "5"));
+        assert_eq!(
+            (v["version"].as_str(), v["install"].as_str(), v["flavor"].as_str(), v["extra"].as_str()),
+            ("20.1", "false", "b", "5")
+        );
         assert_eq!(unknown, vec!["extra".to_string()]);
 
         let bad = |v: Value| resolve(&declared, &serde_json::from_value(v).unwrap()).unwrap_err();

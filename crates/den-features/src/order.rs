@@ -88,7 +88,8 @@ mod tests {
     #[test]
     fn priority_holds_back_the_rest_of_a_round() {
         // z first (highest priority), then y, then the rest by identity.
-        let nodes = vec![node("a", &[], &[], 0), node("y", &[], &[], 1), node("z", &[], &[], 2), node("b", &[], &[], 0)];
+        let nodes =
+            vec![node("a", &[], &[], 0), node("y", &[], &[], 1), node("z", &[], &[], 2), node("b", &[], &[], 0)];
         assert_eq!(names(&nodes), ["z", "y", "a", "b"]);
         // A priority cannot jump a hard dependency.
         let nodes = vec![node("dep", &[], &[], 0), node("top", &[0], &[], 5), node("other", &[], &[], 0)];
@@ -97,7 +98,8 @@ mod tests {
 
     #[test]
     fn a_cycle_names_its_chain() {
-        let nodes = vec![node("free", &[], &[], 0), node("a", &[2], &[], 0), node("b", &[3], &[], 0), node("c", &[], &[1], 0)];
+        let nodes =
+            vec![node("free", &[], &[], 0), node("a", &[2], &[], 0), node("b", &[3], &[], 0), node("c", &[], &[1], 0)];
         let e = install_order(&nodes).unwrap_err();
         assert!(e.contains("a → b → c → a"), "{e}");
     }

@@ -87,7 +87,8 @@ pub fn publish(client: &Client, dir: &Path, namespace: &str) -> Result<Published
         Err(e) if e.is_not_found() => vec![],
         Err(e) => return Err(fail(e.to_string())),
     };
-    let tags = tags_for(&version, &existing).map_err(|m| FeatureError::Invalid { feature: json.id.clone(), message: m })?;
+    let tags =
+        tags_for(&version, &existing).map_err(|m| FeatureError::Invalid { feature: json.id.clone(), message: m })?;
     let layer = package(dir).map_err(|e| fail(format!("packaging {what}: {e}")))?;
     let layer_digest = client.push_blob(&reference, &layer).map_err(|e| fail(e.to_string()))?;
     let config_digest = client.push_blob(&reference, b"").map_err(|e| fail(e.to_string()))?;

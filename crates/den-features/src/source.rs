@@ -35,7 +35,9 @@ impl Source {
         if id.starts_with("https://") || id.starts_with("http://") {
             let name = id.split(['?', '#']).next().unwrap_or(id).rsplit('/').next().unwrap_or("");
             let feature = name.strip_prefix("devcontainer-feature-").and_then(|n| n.strip_suffix(".tgz"));
-            if !feature.is_some_and(|f| !f.is_empty() && f.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')) {
+            if !feature.is_some_and(|f| {
+                !f.is_empty() && f.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            }) {
                 return Err(format!("a Feature URL names a file `devcontainer-feature-ID.tgz`; `{name}` is not one"));
             }
             return Ok(Source::Tarball(id.to_string()));
@@ -143,7 +145,11 @@ pub fn folder_digest(dir: &Path) -> std::io::Result<String> {
         let rel = f.strip_prefix(dir).unwrap_or(&f);
         h.update(rel.as_os_str().as_encoded_bytes());
         h.update([0]);
-        let bytes = if f.is_file() { std::fs::read(&f)? } else { std::fs::read_link(&f)?.into_os_string().into_encoded_bytes() };
+        let bytes = if f.is_file() {
+            std::fs::read(&f)?
+        } else {
+            std::fs::read_link(&f)?.into_os_string().into_encoded_bytes()
+        };
         h.update((bytes.len() as u64).to_le_bytes());
         h.update(&bytes);
     }
@@ -186,11 +192,8 @@ impl Fetcher {
                 let digest = den_oci::sha256_digest(&bytes);
                 let dir = self.cache.join("tarball").join(hex(&digest));
                 let gz = bytes.starts_with(&[0x1f, 0x8b]);
-                let r = if gz {
-                    unpack(flate2::read::GzDecoder::new(&bytes[..]), &dir)
-                } else {
-                    unpack(&bytes[..], &dir)
-                };
+                let r =
+                    if gz { unpack(flate2::read::GzDecoder::new(&bytes[..]), &dir) } else { unpack(&bytes[..], &dir) };
                 r.map_err(|e| fail(format!("{url}: not a readable .tgz: {e}")))?;
                 Ok(Fetched { dir, digest, manifest_digest: None })
             }
@@ -210,7 +213,11 @@ impl Fetcher {
                         .ok_or_else(|| fail(format!("{r}: the manifest has no layer")))?;
                     let bytes = self.client.blob(&r, layer).map_err(|e| fail(e.to_string()))?;
                     let gz = bytes.starts_with(&[0x1f, 0x8b]);
-                    let res = if gz { unpack(flate2::read::GzDecoder::new(&bytes[..]), &dir) } else { unpack(&bytes[..], &dir) };
+                    let res = if gz {
+                        unpack(flate2::read::GzDecoder::new(&bytes[..]), &dir)
+                    } else {
+                        unpack(&bytes[..], &dir)
+                    };
                     res.map_err(|e| fail(format!("{r}: the layer is not a readable tar: {e}")))?;
                 }
                 Ok(Fetched { dir, digest: manifest.digest.clone(), manifest_digest: Some(manifest.digest) })
@@ -244,7 +251,9 @@ mod tests {
             Source::Tarball(_)
         ));
         assert!(Source::parse("nodejs-thing", dir).unwrap_err().contains("./nodejs-thing"));
-        assert!(Source::parse("https://example.com/feature.tgz", dir).unwrap_err().contains("devcontainer-feature-ID.tgz"));
+        assert!(Source::parse("https://example.com/feature.tgz", dir)
+            .unwrap_err()
+            .contains("devcontainer-feature-ID.tgz"));
         assert!(Source::parse("ghcr.io/Bad/Name", dir).is_err());
         assert_eq!(
             Source::parse("ghcr.io/devcontainers/features/node:1", dir).unwrap().resource(),
@@ -287,6 +296,10 @@ mod tests {
         assert!(d.path().join("good/ok.txt").is_file());
         // A truncated archive: an error and no folder.
         assert!(unpack(&bytes[..700], &d.path().join("bad")).is_err() || !d.path().join("bad/ok.txt").exists());
-        assert!(std::fs::read_dir(d.path()).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().starts_with(".tmp")));
+        assert!(std::fs::read_dir(d.path()).unwrap().all(|e| !e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with(".tmp")));
     }
 }

@@ -160,10 +160,10 @@ fn percent(s: &str) -> String {
 
 fn read_limited(resp: ureq::Response, limit: u64, url: &str) -> Result<Vec<u8>> {
     let mut out = Vec::new();
-    resp.into_reader().take(limit + 1).read_to_end(&mut out).map_err(|e| OciError::Unreachable {
-        url: url.to_string(),
-        message: format!("reading the answer: {e}"),
-    })?;
+    resp.into_reader()
+        .take(limit + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| OciError::Unreachable { url: url.to_string(), message: format!("reading the answer: {e}") })?;
     if out.len() as u64 > limit {
         return Err(OciError::Invalid { url: url.into(), message: format!("the answer is larger than {limit} bytes") });
     }
@@ -206,9 +206,7 @@ impl Client {
         match res {
             Ok(resp) => Ok(Ok(resp)),
             Err(ureq::Error::Status(_, resp)) => Ok(Err(resp)),
-            Err(ureq::Error::Transport(t)) => {
-                Err(OciError::Unreachable { url: r.url.clone(), message: t.to_string() })
-            }
+            Err(ureq::Error::Transport(t)) => Err(OciError::Unreachable { url: r.url.clone(), message: t.to_string() }),
         }
     }
 
@@ -236,15 +234,13 @@ impl Client {
         let auth = match challenge {
             Some(Challenge::Basic) => match (self.login)(&r.registry) {
                 Some((u, s)) => basic(&u, &s),
-                None => {
-                    return Err(OciError::Auth {
-                        registry: r.registry.clone(),
-                        message: format!(
-                            "the registry wants a user name and password; none is stored for it (run `docker login {}`)",
-                            r.registry
-                        ),
-                    })
-                }
+                None => return Err(OciError::Auth {
+                    registry: r.registry.clone(),
+                    message: format!(
+                        "the registry wants a user name and password; none is stored for it (run `docker login {}`)",
+                        r.registry
+                    ),
+                }),
             },
             Some(Challenge::Bearer { realm, service, scope: asked }) => {
                 // A push needs both actions, whatever the first (HEAD)
@@ -253,7 +249,9 @@ impl Client {
                 if realm.starts_with("http://") && !r.is_loopback() {
                     return Err(OciError::Auth {
                         registry: r.registry.clone(),
-                        message: format!("the token service {realm} is plain http; den sends credentials over https only"),
+                        message: format!(
+                            "the token service {realm} is plain http; den sends credentials over https only"
+                        ),
                     });
                 }
                 self.token(r, &realm, service.as_deref(), &scope)?
@@ -307,11 +305,10 @@ impl Client {
         let body = read_limited(resp, 1 << 20, realm)?;
         let v: serde_json::Value = serde_json::from_slice(&body)
             .map_err(|e| OciError::Invalid { url: realm.to_string(), message: format!("token answer: {e}") })?;
-        let token = v
-            .get("token")
-            .or_else(|| v.get("access_token"))
-            .and_then(|t| t.as_str())
-            .ok_or_else(|| OciError::Invalid { url: realm.to_string(), message: "the answer holds no token".into() })?;
+        let token =
+            v.get("token").or_else(|| v.get("access_token")).and_then(|t| t.as_str()).ok_or_else(|| {
+                OciError::Invalid { url: realm.to_string(), message: "the answer holds no token".into() }
+            })?;
         Ok(format!("Bearer {token}"))
     }
 
@@ -390,7 +387,8 @@ impl Client {
             Err(e) if e.is_not_found() => {}
             Err(e) => return Err(e),
         }
-        let start = Req { method: "POST", url: format!("{}/blobs/uploads/", r.api_base()), headers: vec![], body: Some(&[]) };
+        let start =
+            Req { method: "POST", url: format!("{}/blobs/uploads/", r.api_base()), headers: vec![], body: Some(&[]) };
         let resp = self.request(r, start, true)?;
         let location = resp.header("location").unwrap_or("").to_string();
         if location.is_empty() {
@@ -442,9 +440,6 @@ mod tests {
 
     #[test]
     fn digests_are_sha256_hex() {
-        assert_eq!(
-            sha256_digest(b""),
-            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-        );
+        assert_eq!(sha256_digest(b""), "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
     }
 }

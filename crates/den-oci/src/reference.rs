@@ -32,7 +32,8 @@ fn valid_tag(t: &str) -> bool {
 }
 
 fn valid_digest(d: &str) -> bool {
-    d.strip_prefix("sha256:").is_some_and(|h| h.len() == 64 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+    d.strip_prefix("sha256:")
+        .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
 }
 
 impl Reference {
@@ -49,7 +50,8 @@ impl Reference {
             }
             None => (s, None),
         };
-        let (registry, path) = rest.split_once('/').ok_or_else(|| bad("it names no registry (`REGISTRY/NAME[:TAG]`)"))?;
+        let (registry, path) =
+            rest.split_once('/').ok_or_else(|| bad("it names no registry (`REGISTRY/NAME[:TAG]`)"))?;
         if !(registry.contains('.') || registry.contains(':') || registry == "localhost") {
             return Err(bad("its first part is not a registry host (`ghcr.io/…`, `localhost:5000/…`)"));
         }
@@ -132,7 +134,10 @@ mod tests {
     #[test]
     fn feature_references_parse() {
         let r = Reference::parse("ghcr.io/devcontainers/features/node:1").unwrap();
-        assert_eq!((r.registry.as_str(), r.repository.as_str(), r.tag.as_deref()), ("ghcr.io", "devcontainers/features/node", Some("1")));
+        assert_eq!(
+            (r.registry.as_str(), r.repository.as_str(), r.tag.as_deref()),
+            ("ghcr.io", "devcontainers/features/node", Some("1"))
+        );
         assert_eq!(r.target(), "1");
         assert_eq!(r.origin(), "https://ghcr.io");
         let r = Reference::parse("localhost:5000/team/features/hello").unwrap();
@@ -147,7 +152,14 @@ mod tests {
 
     #[test]
     fn bad_references_say_why() {
-        for bad in ["node", "devcontainers/features/node", "ghcr.io/Dev/Node:1", "ghcr.io/x/y:", "ghcr.io/x/y@sha256:12", "ghcr.io/x//y"] {
+        for bad in [
+            "node",
+            "devcontainers/features/node",
+            "ghcr.io/Dev/Node:1",
+            "ghcr.io/x/y:",
+            "ghcr.io/x/y@sha256:12",
+            "ghcr.io/x//y",
+        ] {
             assert!(Reference::parse(bad).is_err(), "{bad}");
         }
         assert!(!Reference::parse("localhost.evil.com/x/y").unwrap().is_loopback());

@@ -373,7 +373,8 @@ pub fn clone(
     })();
     match result {
         Ok(c) => {
-            std::fs::rename(&tmp, dest).map_err(|e| SourceError::Other(format!("moving the clone to {}: {e}", dest.display())))?;
+            std::fs::rename(&tmp, dest)
+                .map_err(|e| SourceError::Other(format!("moving the clone to {}: {e}", dest.display())))?;
             Ok(c)
         }
         Err(e) => {
@@ -434,7 +435,12 @@ mod tests {
         let s = g("ssh://git@h:22/r.git@dev@subpath:services/api");
         assert_eq!((s.reference, s.subpath.as_deref()), (GitRef::Branch("dev".into()), Some("services/api")));
         assert_eq!(s.url, "ssh://git@h:22/r.git");
-        for bad in ["github.com/o/r@sha256:xyz", "github.com/o/r@pull/x/head", "github.com/o/r@subpath:../x", "github.com/o/r@"] {
+        for bad in [
+            "github.com/o/r@sha256:xyz",
+            "github.com/o/r@pull/x/head",
+            "github.com/o/r@subpath:../x",
+            "github.com/o/r@",
+        ] {
             assert!(parse(bad, &|_| false).is_err(), "{bad}");
         }
     }
@@ -442,7 +448,10 @@ mod tests {
     #[test]
     fn images_folders_and_ambiguity() {
         assert_eq!(p("ubuntu:22.04"), Spec::Image("ubuntu:22.04".into()));
-        assert_eq!(p("mcr.microsoft.com/devcontainers/base:bookworm"), Spec::Image("mcr.microsoft.com/devcontainers/base:bookworm".into()));
+        assert_eq!(
+            p("mcr.microsoft.com/devcontainers/base:bookworm"),
+            Spec::Image("mcr.microsoft.com/devcontainers/base:bookworm".into())
+        );
         assert_eq!(p("image:busybox"), Spec::Image("busybox".into()));
         assert_eq!(p("./x"), Spec::Local("./x".into()));
         assert_eq!(p("local:github.com/o/r"), Spec::Local("github.com/o/r".into()));

@@ -36,7 +36,11 @@ impl Prebuild {
     pub fn new(repository: &str, push: bool) -> Result<Prebuild> {
         let r = repository.trim();
         let last = r.rsplit('/').next().unwrap_or(r);
-        if r.is_empty() || last.contains(':') || r.contains('@') || r.chars().any(|c| c.is_whitespace() || c.is_ascii_uppercase()) {
+        if r.is_empty()
+            || last.contains(':')
+            || r.contains('@')
+            || r.chars().any(|c| c.is_whitespace() || c.is_ascii_uppercase())
+        {
             return Err(WorkspaceError::BadInput(format!(
                 "`{repository}` is not an image repository: write REGISTRY/NAME in lower case, without a tag (den tags it with the build's content hash)"
             )));
@@ -65,7 +69,8 @@ pub(crate) fn prebuild_hash(den: &Den, resolved: &Resolved, mode: LockMode) -> R
             let dir = resolved.config_dir();
             let build = cfg.build.clone().unwrap_or_default();
             let path = dir.join(&df);
-            let text = std::fs::read_to_string(&path).map_err(WorkspaceError::io(format!("reading {}", path.display())))?;
+            let text =
+                std::fs::read_to_string(&path).map_err(WorkspaceError::io(format!("reading {}", path.display())))?;
             part(&text);
             let context = match build.context.clone().or_else(|| cfg.context.clone()) {
                 Some(c) => dir.join(c),
@@ -193,8 +198,7 @@ pub(crate) fn install(
         return Ok((tag, info));
     }
     reporter.phase("build", &format!("installing Features {} on {base_ref}", names.join(", ")));
-    let mut entries: Vec<serde_json::Value> =
-        base_meta.iter().map(MetadataEntry::to_label_value).collect();
+    let mut entries: Vec<serde_json::Value> = base_meta.iter().map(MetadataEntry::to_label_value).collect();
     for f in &found.features {
         entries.push(f.metadata()?.to_label_value());
     }
@@ -217,9 +221,8 @@ pub(crate) fn install(
     let result = docker.build(&spec, &mut |line| reporter.line(&format!("  │ {line}")));
     let _ = std::fs::remove_dir_all(&work);
     result?;
-    let info = docker
-        .inspect_image(&tag)?
-        .ok_or_else(|| WorkspaceError::Agent(format!("{tag} vanished after its build")))?;
+    let info =
+        docker.inspect_image(&tag)?.ok_or_else(|| WorkspaceError::Agent(format!("{tag} vanished after its build")))?;
     Ok((tag, info))
 }
 

@@ -175,7 +175,9 @@ impl SourceArgs {
         match spec {
             den_source::Spec::Local(p) => {
                 if git_flags {
-                    anyhow::bail!("--git-branch, --git-commit and --git-subpath are for git sources; `{given}` is a folder");
+                    anyhow::bail!(
+                        "--git-branch, --git-commit and --git-subpath are for git sources; `{given}` is a folder"
+                    );
                 }
                 src.source = p;
             }
@@ -198,7 +200,9 @@ impl SourceArgs {
             }
             spec @ den_source::Spec::Image(_) => {
                 if git_flags {
-                    anyhow::bail!("--git-branch, --git-commit and --git-subpath are for git sources; `{given}` is an image");
+                    anyhow::bail!(
+                        "--git-branch, --git-commit and --git-subpath are for git sources; `{given}` is an image"
+                    );
                 }
                 src.remote = Some(den_workspace::RemoteSource {
                     spec,

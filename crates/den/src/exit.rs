@@ -31,8 +31,7 @@ pub fn code_for(err: &anyhow::Error) -> i32 {
             den_driver::DriverError::EngineUnreachable { .. }
             | den_driver::DriverError::CliMissing(_)
             | den_driver::DriverError::ComposeMissing(_),
-        ) =
-            cause.downcast_ref()
+        ) = cause.downcast_ref()
         {
             return ENGINE_UNREACHABLE;
         }

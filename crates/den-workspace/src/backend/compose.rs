@@ -205,7 +205,11 @@ pub(crate) fn up(
 ) -> Result<(String, Image, Vec<MetadataEntry>)> {
     let cfg = resolved.config.clone();
     let service = cfg.service.clone().filter(|s| !s.is_empty()).ok_or_else(|| {
-        WorkspaceError::from(resolved.invalid_at("/dockerComposeFile", "service", "a compose configuration names its \"service\"".into()))
+        WorkspaceError::from(resolved.invalid_at(
+            "/dockerComposeFile",
+            "service",
+            "a compose configuration names its \"service\"".into(),
+        ))
     })?;
     let files = files(resolved)?;
     let compose = Compose::detect(c.docker, c.compose_path.as_deref())?;
@@ -300,7 +304,8 @@ pub(crate) fn up(
     let base_info = c.docker.ensure_image(&base)?;
     let (image, info) = crate::features::install(c.den, c.docker, resolved, (base, base_info), c.lock, reporter)?;
     let meta: Vec<MetadataEntry> = match info.label("devcontainer.metadata") {
-        Some(t) => den_devcontainer::parse_metadata_label(t).map_err(|e| WorkspaceError::BadInput(format!("image {image}: {e}")))?,
+        Some(t) => den_devcontainer::parse_metadata_label(t)
+            .map_err(|e| WorkspaceError::BadInput(format!("image {image}: {e}")))?,
         None => vec![],
     };
     let merged = den_devcontainer::merge(&meta, &cfg);
@@ -316,8 +321,10 @@ pub(crate) fn up(
     let mut chosen_folder = None;
     if !mounted {
         if resolved.workspace_folder == "/" {
-            resolved.workspace_folder =
-                format!("/workspaces/{}", local.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+            resolved.workspace_folder = format!(
+                "/workspaces/{}",
+                local.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+            );
             chosen_folder = Some(resolved.workspace_folder.clone());
         }
         volumes.push(json!({"type": "bind", "source": local, "target": resolved.workspace_folder}));
@@ -406,7 +413,8 @@ pub(crate) fn exited(docker: &Docker, name: &str, project: &str) -> Result<Optio
     }
     let code = c.as_ref().map(|c| c.state.exit_code).unwrap_or_default();
     let service = c.as_ref().and_then(|c| c.label(SERVICE_LABEL)).unwrap_or(name).to_string();
-    let tail = docker.cmd().args(["logs", "--tail", "15", name]).output().map(|o| o.stdout + &o.stderr).unwrap_or_default();
+    let tail =
+        docker.cmd().args(["logs", "--tail", "15", name]).output().map(|o| o.stdout + &o.stderr).unwrap_or_default();
     remove_project(docker, project, false)?;
     Ok(Some(WorkspaceError::NotRunning(format!(
         "compose service `{service}` exited at once (exit code {code}); the project's containers were removed again.\n{}\nGive the service a long-running command, or set \"overrideCommand\": true.",
@@ -416,7 +424,13 @@ pub(crate) fn exited(docker: &Docker, name: &str, project: &str) -> Result<Optio
 
 /// Every container (running or not) of a compose project.
 pub(crate) fn project_containers(docker: &Docker, project: &str) -> Result<Vec<String>> {
-    let out = docker.run_cmd(docker.cmd().args(["ps", "-a", "-q", "--filter", &format!("label={PROJECT_LABEL}={project}")]))?;
+    let out = docker.run_cmd(docker.cmd().args([
+        "ps",
+        "-a",
+        "-q",
+        "--filter",
+        &format!("label={PROJECT_LABEL}={project}"),
+    ]))?;
     Ok(out.split_whitespace().map(String::from).collect())
 }
 
@@ -498,7 +512,10 @@ mod tests {
             volume_of("type=bind,source=/a b,target=/x,readonly").unwrap(),
             json!({"type": "bind", "source": "/a b", "target": "/x", "read_only": true})
         );
-        assert_eq!(volume_of("type=volume,src=cache,dst=/cache").unwrap(), json!({"type": "volume", "source": "cache", "target": "/cache"}));
+        assert_eq!(
+            volume_of("type=volume,src=cache,dst=/cache").unwrap(),
+            json!({"type": "volume", "source": "cache", "target": "/cache"})
+        );
         assert!(volume_of("type=tmpfs").is_none());
     }
 
@@ -515,8 +532,13 @@ mod tests {
         let dir = d.path().join(".devcontainer");
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("a.yml"), "version: '3.8'\nservices:\n  app:\n    image: one\n    volumes: ['..:/workspace:cached']\n  db:\n    image: postgres\n").unwrap();
-        std::fs::write(dir.join("b.yml"), "services:\n  app:\n    build: .\n    volumes: [{type: volume, source: cache, target: /c}]\n").unwrap();
-        let project = Project { name: "p".into(), directory: dir.clone(), files: vec![dir.join("a.yml"), dir.join("b.yml")] };
+        std::fs::write(
+            dir.join("b.yml"),
+            "services:\n  app:\n    build: .\n    volumes: [{type: volume, source: cache, target: /c}]\n",
+        )
+        .unwrap();
+        let project =
+            Project { name: "p".into(), directory: dir.clone(), files: vec![dir.join("a.yml"), dir.join("b.yml")] };
         let doc = read_files(&project, "app").unwrap().unwrap();
         assert_eq!(doc["version"], "3.8");
         assert_eq!(doc["services"]["app"]["image"], "one");

@@ -220,7 +220,11 @@ pub(crate) fn tunnel(run: &ProviderRun, rec: &WorkspaceRecord, workdir: Option<&
 /// the cluster pulls it, not this machine).
 fn prebuilt(den: &Den, p: &Plan, reporter: &mut dyn Reporter) -> Result<Option<String>> {
     let Some(pb) = &p.prebuild else { return Ok(None) };
-    let reference = format!("{}:{}", pb.repository, crate::features::prebuild_hash(den, &p.resolved, crate::features::LockMode::Read)?);
+    let reference = format!(
+        "{}:{}",
+        pb.repository,
+        crate::features::prebuild_hash(den, &p.resolved, crate::features::LockMode::Read)?
+    );
     let parsed = den_oci::Reference::parse(&reference).map_err(|e| WorkspaceError::BadInput(e.to_string()))?;
     match den_oci::Client::default().manifest(&parsed) {
         Ok(_) => {

@@ -18,8 +18,6 @@ use crate::providers::{self, ProviderEntry};
 use crate::record::{now, WorkspaceRecord};
 use crate::{Den, Reporter, Result, Status, UpOptions, UpResult, WorkspaceError};
 
-
-
 /// The driver for a provider: providers that run containers on the local
 /// (or a DOCKER_HOST) engine through a docker-compatible CLI.
 pub(crate) fn docker_for(entry: &ProviderEntry, opts: &IndexMap<String, ResolvedOption>) -> Docker {
@@ -168,8 +166,7 @@ fn create_container(
     merged: &MergedConfig,
 ) -> Result<()> {
     let cfg = &resolved.config;
-    let mut label_entries: Vec<serde_json::Value> =
-        meta.iter().map(MetadataEntry::to_label_value).collect();
+    let mut label_entries: Vec<serde_json::Value> = meta.iter().map(MetadataEntry::to_label_value).collect();
     label_entries.push(resolved.label_entry());
     let mut mounts: Vec<String> = resolved.workspace_mount.iter().cloned().collect();
     mounts.extend(merged.mounts.iter().map(|m| m.to_docker_arg()));
@@ -252,7 +249,8 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, mut plan: Plan, reporter: &mut dyn
     let project = compose::project_name(den, &plan.id);
     let mut prepared = None;
     if !compose && (opts.reset || opts.recreate || container.is_none()) {
-        prepared = Some(prepare_image(den, docker, &plan.resolved, &name, opts.lockfile, plan.prebuild.as_ref(), reporter)?);
+        prepared =
+            Some(prepare_image(den, docker, &plan.resolved, &name, opts.lockfile, plan.prebuild.as_ref(), reporter)?);
     }
     if compose && (opts.reset || opts.recreate) {
         // compose makes the project's containers again itself.
@@ -320,7 +318,9 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, mut plan: Plan, reporter: &mut dyn
         None => {
             let (image, info) = match prepared.take() {
                 Some(p) => p,
-                None => prepare_image(den, docker, &plan.resolved, &name, opts.lockfile, plan.prebuild.as_ref(), reporter)?,
+                None => {
+                    prepare_image(den, docker, &plan.resolved, &name, opts.lockfile, plan.prebuild.as_ref(), reporter)?
+                }
             };
             let meta = image_metadata(&info)?;
             let merged = den_devcontainer::merge(&meta, &plan.resolved.config);

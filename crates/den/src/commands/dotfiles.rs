@@ -55,7 +55,12 @@ pub fn install(settings: &crate::settings::Settings, id: &str, d: &Dotfiles) -> 
         den_source::Spec::Local(p) => {
             // A local repository is cloned; a plain folder is copied.
             let p = std::fs::canonicalize(&p).with_context(|| format!("reading {}", p.display()))?;
-            let is_repo = Command::new("git").arg("-C").arg(&p).args(["rev-parse", "--git-dir"]).output().is_ok_and(|o| o.status.success());
+            let is_repo = Command::new("git")
+                .arg("-C")
+                .arg(&p)
+                .args(["rev-parse", "--git-dir"])
+                .output()
+                .is_ok_and(|o| o.status.success());
             if is_repo {
                 let spec = den_source::GitSource { url: format!("file://{}", p.display()), ..Default::default() };
                 den_source::clone(&spec, den_source::Strategy::Shallow, false, &clone, &mut |_| {})

@@ -10,7 +10,8 @@ use crate::exit;
 
 pub fn run(cmd: FeatureCommand) -> anyhow::Result<i32> {
     let FeatureCommand::Publish { path, namespace, output } = cmd;
-    let folders = den_features::publish::feature_folders(&path).with_context(|| format!("reading {}", path.display()))?;
+    let folders =
+        den_features::publish::feature_folders(&path).with_context(|| format!("reading {}", path.display()))?;
     if folders.is_empty() {
         anyhow::bail!("{} holds no devcontainer-feature.json (nor do its sub-folders)", path.display());
     }
@@ -21,7 +22,9 @@ pub fn run(cmd: FeatureCommand) -> anyhow::Result<i32> {
         if output == Output::Text {
             eprintln!("published {} {} to {} ({}) as {}", p.id, p.version, p.reference, p.digest, p.tags.join(", "));
         }
-        done.push(json!({"id": p.id, "version": p.version, "reference": p.reference, "digest": p.digest, "tags": p.tags}));
+        done.push(
+            json!({"id": p.id, "version": p.version, "reference": p.reference, "digest": p.digest, "tags": p.tags}),
+        );
     }
     if output == Output::Json {
         print_json(&json!({ "published": done }))?;

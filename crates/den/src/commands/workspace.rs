@@ -37,7 +37,9 @@ pub fn up(settings: &Settings, args: UpArgs) -> anyhow::Result<i32> {
     progress.finish();
     let r = result?;
     let rec = &r.record;
-    if let Some(d) = crate::commands::dotfiles::wanted(&den, args.dotfiles, args.dotfiles_script, args.dotfiles_script_env)? {
+    if let Some(d) =
+        crate::commands::dotfiles::wanted(&den, args.dotfiles, args.dotfiles_script, args.dotfiles_script_env)?
+    {
         crate::commands::dotfiles::install(settings, &rec.id, &d)?;
     }
     match args.output {
