@@ -234,13 +234,15 @@ impl Client {
         let auth = match challenge {
             Some(Challenge::Basic) => match (self.login)(&r.registry) {
                 Some((u, s)) => basic(&u, &s),
-                None => return Err(OciError::Auth {
-                    registry: r.registry.clone(),
-                    message: format!(
+                None => {
+                    return Err(OciError::Auth {
+                        registry: r.registry.clone(),
+                        message: format!(
                         "the registry wants a user name and password; none is stored for it (run `docker login {}`)",
                         r.registry
                     ),
-                }),
+                    })
+                }
             },
             Some(Challenge::Bearer { realm, service, scope: asked }) => {
                 // A push needs both actions, whatever the first (HEAD)
