@@ -164,7 +164,9 @@ fn git_sources_with_refs_subpaths_strategies_and_submodules() {
 
     // The id is the repository's name; list and status show the source.
     let _c = sb.cleanup("repo");
-    run(sb.den().args(["up", "--ide", "none", "--git-clone-strategy", "shallow", &url])).assert_ok();
+    let up = run(sb.den().args(["up", "--ide", "none", "--git-clone-strategy", "shallow", "--output", "json", &url]));
+    up.assert_ok();
+    assert_eq!(up.json()["source"]["url"], url.as_str());
     let clone = sb.home().join("contexts/default/sources/repo");
     assert_eq!(git(&clone, &["rev-parse", "--is-shallow-repository"]), "true");
     let list = run(sb.den().args(["list", "--output", "json"])).json();

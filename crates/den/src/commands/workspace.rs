@@ -56,6 +56,7 @@ pub fn up(settings: &Settings, args: UpArgs) -> anyhow::Result<i32> {
             "started": r.started,
             "agentUploaded": r.uploaded_agent,
             "hooksRan": r.hooks_ran,
+            "source": rec.source,
         }))?,
         Output::Text => {
             eprintln!(
