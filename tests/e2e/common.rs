@@ -256,3 +256,20 @@ pub fn http_get(port: u16) -> String {
     let _ = s.read_to_string(&mut text);
     text.split("\r\n\r\n").nth(1).unwrap_or_default().to_string()
 }
+
+/// `git -C DIR ARGS` with a fixed author, its stdout trimmed; panics with
+/// git's stderr when it fails.
+pub fn git_in(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@t")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@t")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}

@@ -6,7 +6,7 @@
 
 use std::process::Command;
 
-use crate::common::{container_running, docker, repo_root, require_engine, run, unique_id, Sandbox};
+use crate::common::{container_running, docker, git_in, repo_root, require_engine, run, unique_id, Sandbox};
 
 fn mock_kubectl() -> String {
     repo_root().join("tests/mock-kubectl/kubectl").display().to_string()
@@ -194,19 +194,7 @@ fn kubernetes_from_a_git_source() {
     let s = Sandbox::new();
     let repo = s.path().join("repo");
     std::fs::create_dir_all(&repo).unwrap();
-    let git = |args: &[&str]| {
-        let o = Command::new("git")
-            .arg("-C")
-            .arg(&repo)
-            .args(args)
-            .env("GIT_AUTHOR_NAME", "t")
-            .env("GIT_AUTHOR_EMAIL", "t@t")
-            .env("GIT_COMMITTER_NAME", "t")
-            .env("GIT_COMMITTER_EMAIL", "t@t")
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    };
+    let git = |args: &[&str]| git_in(&repo, args);
     git(&["init", "-q", "-b", "main"]);
     std::fs::write(repo.join(".devcontainer.json"), r#"{"image": "den-test/busybox"}"#).unwrap();
     std::fs::write(repo.join("from-git.txt"), "cloned\n").unwrap();

@@ -57,7 +57,9 @@ esac
     )
 }
 
-fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+/// Copies a folder (links as links), as a Feature goes into a build
+/// context; den's dotfiles copy a plain folder with it too.
+pub fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(to)?;
     for e in std::fs::read_dir(from)? {
         let e = e?;

@@ -66,7 +66,7 @@ pub fn install(settings: &crate::settings::Settings, id: &str, d: &Dotfiles) -> 
                 den_source::clone(&spec, den_source::Strategy::Shallow, false, &clone, &mut |_| {})
                     .map_err(|e| anyhow::anyhow!("dotfiles: {e}"))?;
             } else {
-                copy_dir(&p, &clone).with_context(|| format!("copying {}", p.display()))?;
+                den_features::layers::copy_dir(&p, &clone).with_context(|| format!("copying {}", p.display()))?;
             }
         }
         den_source::Spec::Git(g) => {
@@ -141,23 +141,6 @@ pub fn install(settings: &crate::settings::Settings, id: &str, d: &Dotfiles) -> 
             code,
         }
         .into());
-    }
-    Ok(())
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for e in std::fs::read_dir(from)? {
-        let e = e?;
-        let t = e.file_type()?;
-        let dest = to.join(e.file_name());
-        if t.is_dir() {
-            copy_dir(&e.path(), &dest)?;
-        } else if t.is_symlink() {
-            std::os::unix::fs::symlink(std::fs::read_link(e.path())?, &dest)?;
-        } else {
-            std::fs::copy(e.path(), &dest)?;
-        }
     }
     Ok(())
 }
