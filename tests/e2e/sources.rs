@@ -175,6 +175,10 @@ fn git_sources_with_refs_subpaths_strategies_and_submodules() {
     let r = run(sb.den().args(["up", "--ide", "none", &format!("{url}@feature")]));
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("not `feature`") && r.stderr.contains("--reset"), "{}", r.stderr);
+    // A --reset whose new clone fails keeps the old clone in place.
+    let r = run(sb.den().args(["up", "--ide", "none", "--reset", &format!("{url}@nope")]));
+    assert_ne!(r.code, 0);
+    assert_eq!(git(&clone, &["rev-parse", "HEAD"]), newer, "{}", r.stderr);
     // An id that belongs to a folder workspace is refused before cloning.
     let folder = sb.project("taken", &[(".devcontainer.json", r#"{"image": "den-test/busybox"}"#)]);
     let fid = unique_id("src-taken");

@@ -192,8 +192,7 @@ impl Fetcher {
                 let digest = den_oci::sha256_digest(&bytes);
                 let dir = self.cache.join("tarball").join(hex(&digest));
                 let gz = bytes.starts_with(&[0x1f, 0x8b]);
-                let r =
-                    if gz { unpack(flate2::read::GzDecoder::new(&bytes[..]), &dir) } else { unpack(&bytes[..], &dir) };
+                let r = if gz { unpack(gunzip(&bytes), &dir) } else { unpack(&bytes[..], &dir) };
                 r.map_err(|e| fail(format!("{url}: not a readable .tgz: {e}")))?;
                 Ok(Fetched { dir, digest, manifest_digest: None })
             }
@@ -213,17 +212,21 @@ impl Fetcher {
                         .ok_or_else(|| fail(format!("{r}: the manifest has no layer")))?;
                     let bytes = self.client.blob(&r, layer).map_err(|e| fail(e.to_string()))?;
                     let gz = bytes.starts_with(&[0x1f, 0x8b]);
-                    let res = if gz {
-                        unpack(flate2::read::GzDecoder::new(&bytes[..]), &dir)
-                    } else {
-                        unpack(&bytes[..], &dir)
-                    };
+                    let res = if gz { unpack(gunzip(&bytes), &dir) } else { unpack(&bytes[..], &dir) };
                     res.map_err(|e| fail(format!("{r}: the layer is not a readable tar: {e}")))?;
                 }
                 Ok(Fetched { dir, digest: manifest.digest.clone(), manifest_digest: Some(manifest.digest) })
             }
         }
     }
+}
+
+/// Most bytes a Feature archive unpacks to: a small archive that expands
+/// without end stops here, as a truncated (so unreadable) archive.
+const MAX_UNPACKED: u64 = 2 << 30;
+
+fn gunzip(bytes: &[u8]) -> impl Read + '_ {
+    flate2::read::GzDecoder::new(bytes).take(MAX_UNPACKED)
 }
 
 fn loopback_url(url: &str) -> bool {

@@ -104,18 +104,28 @@ fn fetch_remote(den: &Den, src: &mut Source, reset: bool, reporter: &mut dyn Rep
                     Some(_) => {}
                 }
             }
-            if reset || (dir.exists() && record.is_none()) {
+            if dir.exists() && record.is_none() {
+                // Left by a den that died before it recorded anything.
                 crate::record::remove_dir(&dir)?;
             }
-            let commit = if dir.is_dir() {
+            let commit = if dir.is_dir() && !reset {
                 reporter.phase("source", &format!("{url} (the clone den made before; not pulled)"));
                 den_source::head(&dir).unwrap_or_default()
             } else {
                 reporter.phase("source", &format!("cloning {url}"));
-                let cloned = den_source::clone(g, remote.strategy, remote.recursive_submodules, &dir, &mut |l| {
+                // --reset: the new clone is made beside the old one, which
+                // goes only once the new one is complete.
+                let target = if dir.exists() { dir.with_extension("den-new") } else { dir.clone() };
+                let _ = crate::record::remove_dir(&target.with_extension("den-new"));
+                let cloned = den_source::clone(g, remote.strategy, remote.recursive_submodules, &target, &mut |l| {
                     reporter.line(&format!("  │ {l}"))
                 })
                 .map_err(|e| WorkspaceError::BadInput(e.to_string()))?;
+                if target != dir {
+                    crate::record::remove_dir(&dir)?;
+                    std::fs::rename(&target, &dir)
+                        .map_err(WorkspaceError::io(format!("moving the new clone to {}", dir.display())))?;
+                }
                 cloned.commit
             };
             src.source = match &g.subpath {
