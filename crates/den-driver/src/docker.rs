@@ -271,8 +271,7 @@ impl Docker {
         let Some(failure) = failure else { return Ok(()) };
         match self.classify(failure) {
             DriverError::Command(_) => {
-                let lines: Vec<&str> = log.trim_end().lines().collect();
-                let tail = lines[lines.len().saturating_sub(15)..].join("\n");
+                let tail = den_process::last_lines(&log, 15);
                 Err(DriverError::BuildFailed { image: spec.tag.clone(), tail, log: spec.log.display().to_string() })
             }
             other => Err(other),

@@ -50,13 +50,18 @@ impl ProcessError {
     }
 }
 
+/// The last `n` lines of a command's output (what an error shows of it).
+pub fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.trim_end().lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
 fn stderr_tail(stderr: &str) -> String {
-    let lines: Vec<&str> = stderr.trim_end().lines().collect();
-    if lines.is_empty() {
+    let tail = last_lines(stderr, 20);
+    if tail.is_empty() {
         return String::new();
     }
-    let start = lines.len().saturating_sub(20);
-    format!(":\n{}", lines[start..].iter().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n"))
+    format!(":\n{}", tail.lines().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n"))
 }
 
 /// Output of a command that succeeded.

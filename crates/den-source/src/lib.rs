@@ -303,7 +303,7 @@ pub fn clone(
             c.output().map(|o| o.stdout).map_err(|e| SourceError::Git {
                 url: shown.clone(),
                 step: format!("git {}", args.join(" ")),
-                stderr: last_lines(e.stderr(), 8),
+                stderr: den_process::last_lines(e.stderr(), 8),
             })
         };
         let mut args: Vec<String> = vec!["clone".into(), "--quiet".into()];
@@ -382,11 +382,6 @@ pub fn clone(
             Err(e)
         }
     }
-}
-
-fn last_lines(s: &str, n: usize) -> String {
-    let lines: Vec<&str> = s.trim_end().lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 /// The commit checked out in a clone.

@@ -119,7 +119,9 @@ fn locate(resolved: &Resolved, e: FeatureError) -> WorkspaceError {
     }
 }
 
-/// The Features as `mode` resolves them, never writing the lockfile.
+/// The Features as `mode` resolves them, never writing the lockfile:
+/// `Write` resolves every Feature anew (the way to move a pin); otherwise
+/// the lockfile's digests are what is fetched.
 fn resolve_quietly(den: &Den, resolved: &Resolved, mode: LockMode) -> Result<Option<den_features::Resolved>> {
     let Some(features) = resolved.config.features.as_ref().filter(|f| !f.is_empty()) else { return Ok(None) };
     let lock_path = den_features::lockfile::path_for(&resolved.config_file);
@@ -133,21 +135,14 @@ fn resolve_quietly(den: &Den, resolved: &Resolved, mode: LockMode) -> Result<Opt
     Ok(Some(den_features::resolve(&fetcher, &req).map_err(|e| locate(resolved, e))?))
 }
 
-/// The Features of a configuration, fetched and ordered (no build).
+/// The Features of a configuration, fetched and ordered (no build). The
+/// lockfile is kept up to date once it exists (an empty file asks for
+/// one), or written when asked.
 pub(crate) fn resolve(den: &Den, resolved: &Resolved, mode: LockMode) -> Result<Option<den_features::Resolved>> {
-    let Some(features) = resolved.config.features.as_ref().filter(|f| !f.is_empty()) else { return Ok(None) };
+    let Some(out) = resolve_quietly(den, resolved, mode)? else { return Ok(None) };
     let lock_path = den_features::lockfile::path_for(&resolved.config_file);
-    let lock = den_features::lockfile::read(&lock_path).map_err(FeatureError::Lock)?;
-    let fetcher = Fetcher::new(den.home.root().join("cache").join("features"));
-    let order = resolved.config.override_feature_install_order.clone().unwrap_or_default();
-    // Writing resolves every Feature anew (the way to move a pin);
-    // otherwise the lockfile's digests are what is fetched.
-    let pins = if mode == LockMode::Write { None } else { lock.as_ref() };
-    let req = Request { config_dir: resolved.config_dir(), features, override_order: &order, lock: pins };
-    let out = den_features::resolve(&fetcher, &req).map_err(|e| locate(resolved, e))?;
-    // Kept up to date once it exists (an empty file asks for one), or when
-    // asked to write it.
     if mode == LockMode::Write || (mode == LockMode::Auto && lock_path.exists()) {
+        let lock = den_features::lockfile::read(&lock_path).map_err(FeatureError::Lock)?;
         let new = den_features::lockfile_of(&out.features);
         if lock.as_ref() != Some(&new) && (mode == LockMode::Write || !new.features.is_empty() || lock.is_some()) {
             den_features::lockfile::write(&lock_path, &new)

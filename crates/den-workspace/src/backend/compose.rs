@@ -285,10 +285,9 @@ pub(crate) fn up(
         }
         let (log, failure) = c.docker.stream(&cmd, &mut |l| reporter.line(&format!("  │ {l}")))?;
         if let Some(e) = failure {
-            let lines: Vec<&str> = log.trim_end().lines().collect();
             return Err(WorkspaceError::BadInput(format!(
                 "`compose build` failed:\n{}\n({})",
-                lines[lines.len().saturating_sub(15)..].join("\n"),
+                den_process::last_lines(&log, 15),
                 e
             )));
         }
@@ -390,10 +389,9 @@ pub(crate) fn up(
     let (log, failure) = c.docker.stream(&cmd, &mut |l| reporter.line(&format!("  │ {l}")))?;
     if let Some(e) = failure {
         let _ = remove_project(c.docker, &project.name, false);
-        let lines: Vec<&str> = log.trim_end().lines().collect();
         return Err(WorkspaceError::BadInput(format!(
             "`compose up` failed; the project's containers were removed again:\n{}\n({})",
-            lines[lines.len().saturating_sub(15)..].join("\n"),
+            den_process::last_lines(&log, 15),
             e
         )));
     }
@@ -422,16 +420,19 @@ pub(crate) fn exited(docker: &Docker, name: &str, project: &str) -> Result<Optio
     ))))
 }
 
+/// The ids of the containers (running or not) of a compose project,
+/// narrowed to one service when `service` is given.
+fn containers(docker: &Docker, project: &str, service: Option<&str>) -> Result<Vec<String>> {
+    let mut c = docker.cmd().args(["ps", "-a", "-q", "--filter"]).arg(format!("label={PROJECT_LABEL}={project}"));
+    if let Some(s) = service {
+        c = c.arg("--filter").arg(format!("label={SERVICE_LABEL}={s}"));
+    }
+    Ok(docker.run_cmd(c)?.split_whitespace().map(String::from).collect())
+}
+
 /// Every container (running or not) of a compose project.
 pub(crate) fn project_containers(docker: &Docker, project: &str) -> Result<Vec<String>> {
-    let out = docker.run_cmd(docker.cmd().args([
-        "ps",
-        "-a",
-        "-q",
-        "--filter",
-        &format!("label={PROJECT_LABEL}={project}"),
-    ]))?;
-    Ok(out.split_whitespace().map(String::from).collect())
+    containers(docker, project, None)
 }
 
 /// Starts every container of the project the workspace container is in.
@@ -490,16 +491,7 @@ pub(crate) fn remove_project(docker: &Docker, project: &str, volumes: bool) -> R
 
 /// The container of one service of the project (for `den logs --service`).
 pub(crate) fn service_container(docker: &Docker, project: &str, service: &str) -> Result<Option<String>> {
-    let out = docker.run_cmd(docker.cmd().args([
-        "ps",
-        "-a",
-        "-q",
-        "--filter",
-        &format!("label={PROJECT_LABEL}={project}"),
-        "--filter",
-        &format!("label={SERVICE_LABEL}={service}"),
-    ]))?;
-    Ok(out.split_whitespace().next().map(String::from))
+    Ok(containers(docker, project, Some(service))?.into_iter().next())
 }
 
 #[cfg(test)]
