@@ -49,10 +49,7 @@ hf den_warm "$DEN up --ide none --id cmp $work/cmp"
 $DEN delete --force cmp >/dev/null 2>&1
 
 have_cli=0
-if ! command -v devcontainer >/dev/null 2>&1 && [ -z "${BENCH_NO_NPM:-}" ]; then
-  timeout 300 npm install -g --silent @devcontainers/cli >/dev/null 2>&1 || true
-fi
-if command -v devcontainer >/dev/null 2>&1; then
+if devcontainer_cli; then
   have_cli=1
   down_cli="docker rm -f \$(docker ps -aq --filter label=com.docker.compose.project=cmp_devcontainer) >/dev/null 2>&1 || true"
   hf cli_cold --prepare "$down_cli" "devcontainer up --workspace-folder $work/cmp"

@@ -49,10 +49,7 @@ hf feat_recreate "$DEN up --ide none --id feat --recreate $work/feat"
 hf feat_second --prepare "$DEN delete --force feat2 >/dev/null 2>&1 || true" "$DEN up --ide none --id feat2 $work/feat2"
 
 have_cli=0
-if ! command -v devcontainer >/dev/null 2>&1 && [ -z "${BENCH_NO_NPM:-}" ]; then
-  timeout 300 npm install -g --silent @devcontainers/cli >/dev/null 2>&1 || true
-fi
-if command -v devcontainer >/dev/null 2>&1; then
+if devcontainer_cli; then
   have_cli=1
   hf cli_cold --prepare "docker rm -f \$(docker ps -aq --filter label=devcontainer.local_folder=$work/feat) >/dev/null 2>&1 || true; docker images -q 'vsc-feat-*' | xargs -r docker rmi -f >/dev/null 2>&1 || true" \
     "devcontainer up --workspace-folder $work/feat"

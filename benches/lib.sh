@@ -16,3 +16,11 @@ hf() { # name, then hyperfine args
   local name=$1; shift
   hyperfine --style none --warmup 1 --runs "$N" --export-json "$json/$name.json" "$@" >/dev/null 2>&1
 }
+# Whether devcontainers/cli (the reference CLI, the peer in the tables) is
+# here, installed from npm when it is not (BENCH_NO_NPM=1: never).
+devcontainer_cli() {
+  if ! command -v devcontainer >/dev/null 2>&1 && [ -z "${BENCH_NO_NPM:-}" ]; then
+    timeout 300 npm install -g --silent @devcontainers/cli >/dev/null 2>&1 || true
+  fi
+  command -v devcontainer >/dev/null 2>&1
+}

@@ -29,10 +29,7 @@ $DEN up --ide none "$work/bench" >/dev/null 2>&1
 hf den_warm "$DEN up --ide none $work/bench"
 
 have_cli=0
-if ! command -v devcontainer >/dev/null 2>&1 && [ -z "${BENCH_NO_NPM:-}" ]; then
-  timeout 300 npm install -g --silent @devcontainers/cli >/dev/null 2>&1 || true
-fi
-if command -v devcontainer >/dev/null 2>&1; then
+if devcontainer_cli; then
   have_cli=1
   hf cli_cold --prepare "docker rm -f \$(docker ps -aq --filter label=devcontainer.local_folder=$work/bench) >/dev/null 2>&1 || true" \
     "devcontainer up --workspace-folder $work/bench"
