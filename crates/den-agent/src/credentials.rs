@@ -94,17 +94,11 @@ pub fn ask(op: &str, input: &str, data: &Path) -> Option<String> {
         return Some(answer);
     }
     // den starts the relay beside the SSH connection: a command run at once
-    // may ask before it listens. Wait a little, but only while there is no
-    // socket at all and a session is open (with none, no relay is coming).
-    let no_socket = || {
-        !std::fs::read_dir(socket_dir(data))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .any(|e| e.path().extension().is_some_and(|x| x == "sock"))
-    };
+    // may ask before it listens. Wait a little while no relay answers and a
+    // session is open (with none, no relay is coming). A socket an earlier
+    // session left behind does not end the wait: only one that answers does.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while std::time::Instant::now() < deadline && no_socket() && crate::inactivity::session_open() {
+    while std::time::Instant::now() < deadline && crate::inactivity::session_open() {
         std::thread::sleep(std::time::Duration::from_millis(50));
         if let Some(answer) = ask_once(op, input, data) {
             return Some(answer);
