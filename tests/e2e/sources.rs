@@ -116,6 +116,49 @@ fn served_repos(sb: &Sandbox) -> (Daemon, u16, Repos) {
     (daemon, port, repos)
 }
 
+/// `git http-backend` for the repositories under `root` behind a loopback
+/// web server that asks for basic auth (den / hunter2).
+fn git_http_server(sb: &Sandbox, root: &Path) -> (Daemon, u16) {
+    let script = sb.path().join("git-http.py");
+    std::fs::write(&script, GIT_HTTP_SERVER).unwrap();
+    let port = free_port();
+    let server = Command::new("python3")
+        .arg(&script)
+        .arg(root)
+        .arg(port.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = Daemon(server);
+    wait_port(port);
+    (server, port)
+}
+
+/// A real ssh-agent that holds `key`, which is then moved away: only the
+/// agent can use it. Returns the agent and its socket.
+fn ssh_agent_holding(sb: &Sandbox, key: &Path) -> (Daemon, PathBuf) {
+    let sock = sb.path().join("agent.sock");
+    let agent = Command::new("ssh-agent").arg("-D").arg("-a").arg(&sock).stdout(Stdio::null()).spawn().unwrap();
+    let agent = Daemon(agent);
+    for _ in 0..100 {
+        if sock.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let add = Command::new("ssh-add").arg(key).env("SSH_AUTH_SOCK", &sock).output().unwrap();
+    assert!(add.status.success(), "{}", String::from_utf8_lossy(&add.stderr));
+    std::fs::rename(key, sb.path().join("moved-away-key")).unwrap();
+    (agent, sock)
+}
+
+/// The client's record of a workspace, as JSON.
+fn record(sb: &Sandbox, id: &str) -> serde_json::Value {
+    let path = sb.home().join("contexts/default/workspaces").join(id).join("workspace.json");
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap()
+}
+
 fn which(sb: &Sandbox, id: &str) -> String {
     let r = run(sb.den().args(["ssh", id, "--", "cat", "/tmp/which"]));
     r.assert_ok();
@@ -292,19 +335,7 @@ fn private_repositories_over_http_and_ssh_use_the_clients_credentials_and_store_
     require_engine();
     let sb = Sandbox::new();
     let repos = make_repos(&sb.path().join("git"), "https://unused.invalid/lib.git");
-    let script = sb.path().join("git-http.py");
-    std::fs::write(&script, GIT_HTTP_SERVER).unwrap();
-    let port = free_port();
-    let server = Command::new("python3")
-        .arg(&script)
-        .arg(&repos.root)
-        .arg(port.to_string())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _server = Daemon(server);
-    wait_port(port);
+    let (_server, port) = git_http_server(&sb, &repos.root);
     let url = format!("http://127.0.0.1:{port}/repo.git");
 
     // No credentials: a clear failure, never a prompt.
@@ -353,19 +384,7 @@ fn private_repositories_over_http_and_ssh_use_the_clients_credentials_and_store_
 
     // ssh: a real sshd, the key only in a real ssh-agent.
     let sshd = crate::remote::Sshd::start(&sb.path().join("sshd"));
-    let sock = sb.path().join("agent.sock");
-    let agent = Command::new("ssh-agent").arg("-D").arg("-a").arg(&sock).stdout(Stdio::null()).spawn().unwrap();
-    let _agent = Daemon(agent);
-    for _ in 0..100 {
-        if sock.exists() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    let add = Command::new("ssh-add").arg(&sshd.key).env("SSH_AUTH_SOCK", &sock).output().unwrap();
-    assert!(add.status.success(), "{}", String::from_utf8_lossy(&add.stderr));
-    let hidden = sb.path().join("moved-away-key");
-    std::fs::rename(&sshd.key, &hidden).unwrap();
+    let (_agent, sock) = ssh_agent_holding(&sb, &sshd.key);
     let ssh_url = format!("ssh://root@127.0.0.1:{}{}", sshd.port, repos.root.join("repo.git").display());
     let id3 = unique_id("src-ssh");
     let _c3 = sb.cleanup(&id3);
@@ -484,20 +503,30 @@ fn dotfiles_from_a_local_repository_with_and_without_a_script() {
     assert!(r.stderr.contains("no script `nope.sh`"), "{}", r.stderr);
 }
 
+/// On the ssh provider the machine clones: nothing is cloned here or sent
+/// from here. A private repository over http uses this machine's
+/// credential store, and one over ssh this machine's ssh and ssh-agent,
+/// through the clone relay; neither reaches the machine's disk.
 #[test]
-fn a_git_source_on_the_ssh_provider() {
+fn a_git_source_on_the_ssh_provider_is_cloned_on_the_machine() {
     require_engine();
     let sb = Sandbox::new();
-    let (_daemon, port, _repos) = served_repos(&sb);
+    let (_daemon, port, repos) = served_repos(&sb);
     let sshd = crate::remote::Sshd::start(&sb.path().join("sshd"));
     let id = unique_id("src-remote");
     let _c = sb.cleanup(&id);
     let mut up = sb.den();
     up.args(["up", "--ide", "none", "--provider", "ssh", "--id", &id]).args(sshd.provider_args());
     up.arg(format!("git://127.0.0.1:{port}/repo.git@feature"));
-    run(&mut up).assert_ok();
+    let r = run(&mut up);
+    r.assert_ok();
+    assert!(r.stderr.contains("cloned on the machine"), "{}", r.stderr);
     assert_eq!(which(&sb, &id), "feature");
-    // The machine has the branch's files (cloned here, sent like a folder).
+    assert!(!sb.home().join("contexts/default/sources").join(&id).exists(), "cloned on the client");
+    let rec = record(&sb, &id);
+    let machine_clone = Path::new(rec["remoteHome"].as_str().unwrap()).join("contexts/default/sources").join(&id);
+    assert_eq!(git(&machine_clone, &["rev-parse", "--abbrev-ref", "HEAD"]), "feature");
+    assert_eq!(rec["source"]["commit"].as_str().unwrap(), git(&repos.work, &["rev-parse", "feature"]));
     let r = run(sb.den().args([
         "ssh",
         &id,
@@ -506,14 +535,64 @@ fn a_git_source_on_the_ssh_provider() {
         "-c",
         "grep -c feature .devcontainer/devcontainer.json; ls services/api/.devcontainer.json",
     ]));
-    assert_eq!(
-        r.stdout,
-        "1
-services/api/.devcontainer.json
-",
-        "{}",
-        r.stderr
-    );
+    assert_eq!(r.stdout, "1\nservices/api/.devcontainer.json\n", "{}", r.stderr);
+    // A second up reuses the machine's clone.
+    let mut again = sb.den();
+    again.args(["up", "--ide", "none", "--id", &id, &format!("git://127.0.0.1:{port}/repo.git@feature")]);
+    let r = run(&mut again);
+    r.assert_ok();
+    assert!(!r.stderr.contains("git clone"), "{}", r.stderr);
     run(sb.den().args(["delete", &id])).assert_ok();
-    assert!(!sb.home().join("contexts/default/sources").join(&id).exists());
+    assert!(!machine_clone.exists(), "the machine's clone outlived the workspace");
+
+    // Private over http: the credentials are only in this machine's store.
+    let (_server, http_port) = git_http_server(&sb, &repos.root);
+    let store = sb.path().join("git-credentials");
+    std::fs::write(&store, format!("http://den:hunter2@127.0.0.1:{http_port}\n")).unwrap();
+    let gitconfig = sb.path().join("gitconfig");
+    std::fs::write(&gitconfig, format!("[credential]\n\thelper = store --file={}\n", store.display())).unwrap();
+    let id2 = unique_id("src-remote-http");
+    let _c2 = sb.cleanup(&id2);
+    let mut up = sb.den();
+    up.env("GIT_CONFIG_GLOBAL", &gitconfig);
+    up.args(["up", "--ide", "none", "--provider", "ssh", "--id", &id2]).args(sshd.provider_args());
+    up.arg(format!("http://127.0.0.1:{http_port}/repo.git"));
+    run(&mut up).assert_ok();
+    assert_eq!(which(&sb, &id2), "main");
+    let home2 = PathBuf::from(record(&sb, &id2)["remoteHome"].as_str().unwrap());
+    let grep = Command::new("grep").args(["-r", "-l", "hunter2"]).arg(&home2).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&grep.stdout), "", "the password reached the machine's disk");
+
+    // Private over ssh: the key is only in this machine's ssh-agent, the
+    // host key only in this machine's known hosts (GIT_SSH_COMMAND here).
+    let git_sshd = crate::remote::Sshd::start(&sb.path().join("git-sshd"));
+    let (_agent, sock) = ssh_agent_holding(&sb, &git_sshd.key);
+    let ssh_cmd = format!(
+        "ssh -o UserKnownHostsFile={} -o StrictHostKeyChecking=yes -o BatchMode=yes",
+        git_sshd.known_hosts.display()
+    );
+    let id3 = unique_id("src-remote-ssh");
+    let _c3 = sb.cleanup(&id3);
+    let mut up = sb.den();
+    up.env("SSH_AUTH_SOCK", &sock).env("GIT_SSH_COMMAND", &ssh_cmd);
+    up.args(["up", "--ide", "none", "--provider", "ssh", "--id", &id3, "--git-branch", "feature"]);
+    up.args(sshd.provider_args());
+    up.arg(format!("ssh://root@127.0.0.1:{}{}", git_sshd.port, repos.root.join("repo.git").display()));
+    run(&mut up).assert_ok();
+    assert_eq!(which(&sb, &id3), "feature");
+
+    // Without the agent the machine's clone fails, naming ssh's own words.
+    let id4 = unique_id("src-remote-noagent");
+    let _c4 = sb.cleanup(&id4);
+    let mut up = sb.den();
+    up.env_remove("SSH_AUTH_SOCK").env("GIT_SSH_COMMAND", &ssh_cmd);
+    up.args(["up", "--ide", "none", "--provider", "ssh", "--id", &id4]).args(sshd.provider_args());
+    up.arg(format!("ssh://root@127.0.0.1:{}{}", git_sshd.port, repos.root.join("repo.git").display()));
+    let r = run(&mut up);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("Permission denied"), "{}", r.stderr);
+    assert!(!Path::new(record(&sb, &id3)["remoteHome"].as_str().unwrap())
+        .join("contexts/default/sources")
+        .join(&id4)
+        .exists());
 }

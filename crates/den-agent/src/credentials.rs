@@ -161,8 +161,7 @@ pub fn server_main(data: &Path) -> i32 {
             let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
         }
     }
-    let pending: Arc<Mutex<HashMap<u64, mpsc::Sender<String>>>> = Arc::default();
-    let out = Arc::new(Mutex::new(std::io::stdout()));
+    let pending = Pending::default();
 
     // Answers from den; EOF means den is gone: stop serving.
     {
@@ -171,46 +170,62 @@ pub fn server_main(data: &Path) -> i32 {
         std::thread::spawn(move || {
             for line in BufReader::new(std::io::stdin()).lines().map_while(Result::ok) {
                 if let Ok(a) = serde_json::from_str::<CredentialAnswer>(&line) {
-                    if let Some(tx) = pending.lock().expect("not poisoned").remove(&a.id) {
-                        let _ = tx.send(a.output);
-                    }
+                    pending.answer(a);
                 }
             }
             let _ = std::fs::remove_file(&path);
             std::process::exit(0);
         });
     }
+    serve(listener, pending, |req| {
+        let mut o = std::io::stdout().lock();
+        let _ = writeln!(o, "{}", serde_json::to_string(req).expect("serialises"));
+        let _ = o.flush();
+    });
+    0
+}
+
+/// The questions asked and not yet answered, by id.
+#[derive(Clone, Default)]
+pub(crate) struct Pending(Arc<Mutex<HashMap<u64, mpsc::Sender<String>>>>);
+
+impl Pending {
+    pub(crate) fn answer(&self, a: CredentialAnswer) {
+        if let Some(tx) = self.0.lock().expect("not poisoned").remove(&a.id) {
+            let _ = tx.send(a.output);
+        }
+    }
+}
+
+/// Serves helper connections on `listener`: each one's question goes out
+/// through `emit`, and the answer that [`Pending::answer`] gets for it goes
+/// back (nothing after a minute: a client that never answers must not hold
+/// git forever).
+pub(crate) fn serve(listener: UnixListener, pending: Pending, emit: impl Fn(&CredentialRequest) + Send + Sync + 'static) {
+    let emit = Arc::new(emit);
     let mut next = 0u64;
     for conn in listener.incoming() {
         let Ok(mut conn) = conn else { continue };
         next += 1;
         let id = next;
         let (tx, rx) = mpsc::channel();
-        pending.lock().expect("not poisoned").insert(id, tx);
-        let out = out.clone();
-        let pending = pending.clone();
+        pending.0.lock().expect("not poisoned").insert(id, tx);
+        let (pending, emit) = (pending.clone(), emit.clone());
         std::thread::spawn(move || {
             let mut text = String::new();
             let _ = conn.set_read_timeout(Some(std::time::Duration::from_secs(10)));
             if conn.read_to_string(&mut text).is_err() {
-                pending.lock().expect("not poisoned").remove(&id);
+                pending.0.lock().expect("not poisoned").remove(&id);
                 return;
             }
             let (op, input) = text.split_once('\n').unwrap_or((text.as_str(), ""));
-            let req = CredentialRequest { id, op: op.trim().to_string(), input: input.to_string() };
-            {
-                let mut o = out.lock().expect("not poisoned");
-                let _ = writeln!(o, "{}", serde_json::to_string(&req).expect("serialises"));
-                let _ = o.flush();
-            }
-            // A client that never answers must not hold git forever.
+            emit(&CredentialRequest { id, op: op.trim().to_string(), input: input.to_string() });
             if let Ok(answer) = rx.recv_timeout(std::time::Duration::from_secs(60)) {
                 let _ = conn.write_all(answer.as_bytes());
             }
-            pending.lock().expect("not poisoned").remove(&id);
+            pending.0.lock().expect("not poisoned").remove(&id);
         });
     }
-    0
 }
 
 /// Where setup puts the docker credential helper (docker finds

@@ -3,6 +3,7 @@
 //! up and serves SSH; on a machine ([`machine`]) it keeps a den state of its
 //! own and brings containers up there with den-workspace.
 
+pub mod clone_relay;
 pub mod credentials;
 pub mod hooks;
 pub mod inactivity;

@@ -93,21 +93,47 @@ pub fn remote_up_main() -> i32 {
     // The need survives a failed up (a marker beside the files).
     let pending = content.with_extension("recreate");
     let mut replaced = pending.exists();
-    if req.fresh_content || !content.is_dir() {
-        if content.is_dir() {
-            replaced = true;
-            let _ = std::fs::write(&pending, b"");
+    // A git SOURCE is cloned here, with the client's credentials and ssh
+    // through the relay; nothing is sent.
+    let mut relay = None;
+    let git = match &req.git {
+        Some(g) => match den_workspace::RemoteSource::from_git_clone(g) {
+            Ok(r) => Some(r),
+            Err(e) => return fail(format!("bad request: {e}")),
+        },
+        None => None,
+    };
+    if git.is_some() {
+        if !on_path("git") {
+            println!("{NO_CONTENT}");
+            return fail_at(&home, "git is not installed on this machine; install it there to clone the workspace's repository".into());
         }
-        println!("{SEND_CONTENT}");
-        let _ = std::io::stdout().flush();
-        if let Err(e) = receive(&mut input, &content) {
-            return fail_at(&home, format!("receiving the workspace's files into {}: {e}", content.display()));
+        // The relay reads stdin on from where the request ended.
+        drop(input);
+        match crate::clone_relay::CloneRelay::start(&home) {
+            Ok(r) => relay = Some(r),
+            Err(e) => {
+                println!("{NO_CONTENT}");
+                return fail_at(&home, format!("starting the clone relay in {}: {e}", home.display()));
+            }
         }
     } else {
-        println!("{NO_CONTENT}");
-        let _ = std::io::stdout().flush();
+        if req.fresh_content || !content.is_dir() {
+            if content.is_dir() {
+                replaced = true;
+                let _ = std::fs::write(&pending, b"");
+            }
+            println!("{SEND_CONTENT}");
+            let _ = std::io::stdout().flush();
+            if let Err(e) = receive(&mut input, &content) {
+                return fail_at(&home, format!("receiving the workspace's files into {}: {e}", content.display()));
+            }
+        } else {
+            println!("{NO_CONTENT}");
+            let _ = std::io::stdout().flush();
+        }
+        drop(input);
     }
-    drop(input);
     if !on_path(&req.docker_path) {
         return fail_at(
             &home,
@@ -159,6 +185,7 @@ pub fn remote_up_main() -> i32 {
     }
     let opts = UpOptions {
         workspace: den_workspace::Source {
+            remote: git,
             source: content,
             id: Some(req.workspace_id.clone()),
             devcontainer_path: req.devcontainer_path.clone(),
@@ -175,17 +202,23 @@ pub fn remote_up_main() -> i32 {
             ..Default::default()
         },
         recreate: req.recreate || replaced,
-        reset: false,
+        reset: req.reset,
         ssh_config: None,
         machine: None,
         authorized_key: Some(req.authorized_key.clone()),
-        skip_initialize: true,
+        // It ran where the files are: on the client, or here for a clone.
+        skip_initialize: req.git.is_none(),
         credentials: Some(req.credentials),
         lockfile: Default::default(),
     };
     let mut result = RemoteUpResult { home: home.display().to_string(), ..Default::default() };
-    match den_workspace::up(&den, &opts, &mut Relay) {
+    let up = den_workspace::up(&den, &opts, &mut Relay);
+    if let Some(r) = relay {
+        r.close();
+    }
+    match up {
         Ok(r) => {
+            result.commit = r.record.source.as_ref().map(|s| s.commit.clone()).unwrap_or_default();
             let _ = den_state::atomic_write(&key_file(&den, &req.workspace_id), req.authorized_key.as_bytes());
             let _ = std::fs::remove_file(&pending);
             result.ok = true;

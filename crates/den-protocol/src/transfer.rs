@@ -37,6 +37,27 @@ pub struct RemoteUpRequest {
     pub workspace_env: Vec<(String, String)>,
     /// `--devcontainer-image`; empty: the configuration's.
     pub devcontainer_image: String,
+    /// A git SOURCE: the machine clones it (through the clone relay, see
+    /// [`crate::relay`]) instead of receiving files.
+    pub git: Option<GitClone>,
+    /// `--reset`: clone again.
+    pub reset: bool,
+}
+
+/// A repository for den on the machine to clone (den-workspace converts it
+/// from and to its SOURCE).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct GitClone {
+    /// As given: it may hold a password, which is never written there.
+    pub url: String,
+    pub branch: String,
+    pub commit: String,
+    pub pull_request: u64,
+    pub subpath: String,
+    /// `full`, `blobless`, `treeless` or `shallow`.
+    pub strategy: String,
+    pub recursive_submodules: bool,
 }
 
 /// Machine inactivity: after `timeout_secs` without a tunnel, stop the
@@ -69,6 +90,8 @@ pub struct RemoteUpResult {
     pub started: bool,
     pub uploaded_agent: bool,
     pub hooks_ran: Vec<String>,
+    /// A git SOURCE: the commit the machine's clone has checked out.
+    pub commit: String,
 }
 
 /// In a pod: the file in the agent's (persistent) state folder that says the

@@ -62,6 +62,17 @@ pub enum Strategy {
     Shallow,
 }
 
+impl Strategy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::Full => "full",
+            Strategy::Blobless => "blobless",
+            Strategy::Treeless => "treeless",
+            Strategy::Shallow => "shallow",
+        }
+    }
+}
+
 impl std::str::FromStr for Strategy {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {

@@ -13,6 +13,7 @@ use std::process::Stdio;
 use std::sync::mpsc;
 
 use den_driver::Docker;
+use den_protocol::relay::{RELAY_CLOSE, RELAY_OPEN, RELAY_PREFIX};
 use den_protocol::{SetupRequest, SetupResult, NO_CONTENT, PHASE_PREFIX, READY, RESULT_PREFIX, SEND_CONTENT};
 
 use crate::{Reporter, Result, WorkspaceError};
@@ -194,6 +195,7 @@ pub fn run_agent<T: serde::de::DeserializeOwned>(
     });
     let mut result: Option<String> = None;
     let mut sender: Option<std::thread::JoinHandle<std::io::Result<()>>> = None;
+    let mut relay = None;
     for msg in rx {
         match msg {
             Msg::Out(line) => {
@@ -209,6 +211,22 @@ pub fn run_agent<T: serde::de::DeserializeOwned>(
                     }
                 } else if line == NO_CONTENT {
                     stdin = None;
+                } else if line == RELAY_OPEN {
+                    if let Some(pipe) = stdin.take() {
+                        let to: crate::relay::ToAgent = std::sync::Arc::new(std::sync::Mutex::new(Box::new(pipe)));
+                        relay = Some((crate::relay::ClientRelay::new(to.clone()), to));
+                    }
+                } else if line == RELAY_CLOSE {
+                    if let Some((_, to)) = relay.take() {
+                        // Closes the agent's stdin, whoever still holds `to`.
+                        if let Ok(mut w) = to.lock() {
+                            *w = Box::new(std::io::sink());
+                        }
+                    }
+                } else if let Some(m) = line.strip_prefix(RELAY_PREFIX) {
+                    if let (Some((r, _)), Ok(msg)) = (relay.as_mut(), serde_json::from_str(m)) {
+                        r.handle(msg, reporter);
+                    }
                 } else if let Some(p) = line.strip_prefix(PHASE_PREFIX) {
                     let (name, detail) = p.split_once('\t').unwrap_or((p, ""));
                     reporter.phase(name, detail);

@@ -13,6 +13,7 @@ mod plan;
 pub mod providers;
 mod publish;
 mod record;
+mod relay;
 pub mod ssh;
 mod up;
 

@@ -83,6 +83,10 @@ pub struct Source {
     pub devcontainer_image: Option<String>,
     /// Set by `up`: where the files came from.
     pub source_info: Option<crate::record::SourceInfo>,
+    /// Set by `up`: a git SOURCE that den on the provider's machine clones
+    /// (`source` is then where den's own clone would be, and the
+    /// configuration is read there, not here).
+    pub clone_on_machine: bool,
 }
 
 /// A SOURCE that is not a local folder, with how to clone it.
@@ -92,6 +96,53 @@ pub struct RemoteSource {
     pub spec: den_source::Spec,
     pub strategy: den_source::Strategy,
     pub recursive_submodules: bool,
+}
+
+impl RemoteSource {
+    /// A git SOURCE as den on a machine is asked to clone it.
+    pub fn to_git_clone(&self) -> Option<den_protocol::transfer::GitClone> {
+        use den_source::GitRef;
+        let den_source::Spec::Git(g) = &self.spec else { return None };
+        let mut c = den_protocol::transfer::GitClone {
+            url: g.url.clone(),
+            subpath: g.subpath.clone().unwrap_or_default(),
+            strategy: self.strategy.as_str().into(),
+            recursive_submodules: self.recursive_submodules,
+            ..Default::default()
+        };
+        match &g.reference {
+            GitRef::Default => {}
+            GitRef::Branch(b) => c.branch = b.clone(),
+            GitRef::Commit(x) => c.commit = x.clone(),
+            GitRef::PullRequest(n) => c.pull_request = *n,
+        }
+        Some(c)
+    }
+
+    /// The SOURCE den on a machine was asked to clone, checked again there.
+    pub fn from_git_clone(c: &den_protocol::transfer::GitClone) -> Result<RemoteSource> {
+        use den_source::GitRef;
+        let bad = |e: String| WorkspaceError::BadInput(e);
+        let reference = match (c.branch.as_str(), c.commit.as_str(), c.pull_request) {
+            ("", "", 0) => GitRef::Default,
+            (b, "", 0) => GitRef::Branch(b.into()),
+            ("", x, 0) => {
+                den_source::check_commit(x).map_err(bad)?;
+                GitRef::Commit(x.into())
+            }
+            ("", "", n) => GitRef::PullRequest(n),
+            _ => return Err(bad("a clone names more than one of branch, commit and pull request".into())),
+        };
+        let subpath = match c.subpath.as_str() {
+            "" => None,
+            s => Some(den_source::check_subpath(s).map_err(bad)?),
+        };
+        Ok(RemoteSource {
+            spec: den_source::Spec::Git(den_source::GitSource { url: c.url.clone(), reference, subpath }),
+            strategy: c.strategy.parse().map_err(bad)?,
+            recursive_submodules: c.recursive_submodules,
+        })
+    }
 }
 
 /// The container (and built image) name of a workspace.
@@ -134,6 +185,16 @@ pub(crate) fn load_config(folder: &Path, devcontainer_path: Option<&Path>, fallb
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// The configuration of a workspace whose files are elsewhere: nothing to
+/// run here (no `initializeCommand`).
+fn unread_config(folder: &Path, fallback: &str) -> Result<Resolved> {
+    let text = serde_json::json!({ "image": fallback }).to_string();
+    let loaded = den_devcontainer::load_str(&text, &folder.join(".devcontainer.json"))?;
+    let mut r = den_devcontainer::resolve(&loaded, folder, &|_: &str| None);
+    r.config_file = PathBuf::new();
+    Ok(r)
 }
 
 pub(crate) fn check_supported(cfg: &DevContainer) -> Result<()> {
@@ -217,6 +278,8 @@ pub(crate) struct Plan {
     pub given: Vec<(String, String)>,
     pub prebuild: Option<crate::features::Prebuild>,
     pub source_info: Option<crate::record::SourceInfo>,
+    /// The repository den on the machine clones (see [`Source::clone_on_machine`]).
+    pub clone_on_machine: Option<den_protocol::transfer::GitClone>,
     pub workspace_env: IndexMap<String, String>,
     pub devcontainer_image: Option<String>,
     /// The provider's saved options as they were before this command saved
@@ -249,6 +312,10 @@ impl Plan {
         let read = || -> Result<(String, Resolved)> {
             let cfg = DenConfig::load(&den.home)?;
             let fallback_image = src.fallback_image.clone().unwrap_or_else(|| cfg.fallback_image().to_string());
+            if src.clone_on_machine {
+                // Read on the machine, from its clone: nothing here.
+                return Ok((fallback_image.clone(), unread_config(&folder, &fallback_image)?));
+            }
             let resolved = load_config(&folder, devcontainer_path.as_deref(), &fallback_image)?;
             check_supported(&resolved.config)?;
             Ok((fallback_image, resolved))
@@ -296,6 +363,7 @@ impl Plan {
             },
         };
         Ok(Plan {
+            clone_on_machine: if src.clone_on_machine { src.remote.as_ref().and_then(RemoteSource::to_git_clone) } else { None },
             prebuild,
             source_info: src.source_info.clone(),
             workspace_env,
@@ -388,7 +456,7 @@ impl Plan {
 
 /// The provider: the one asked for, else the workspace's, else the
 /// context's default.
-fn pick_provider(den: &Den, src: &Source, record: Option<&WorkspaceRecord>) -> Result<ProviderEntry> {
+pub(crate) fn pick_provider(den: &Den, src: &Source, record: Option<&WorkspaceRecord>) -> Result<ProviderEntry> {
     let name = match (&src.provider, record) {
         (Some(p), _) => p.clone(),
         (None, Some(r)) => r.provider.clone(),

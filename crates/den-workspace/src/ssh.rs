@@ -106,7 +106,7 @@ fn relay(cmd: &Cmd, wanted: den_protocol::Credentials) {
             let output = match req.op.as_str() {
                 "docker-get" if wanted.docker => den_oci::credentials::get(req.input.trim()),
                 "docker-list" if wanted.docker => den_oci::credentials::list(),
-                "get" if wanted.git => local_git_credential(&req.op, &req.input),
+                "get" if wanted.git => crate::relay::local_git_credential(&req.op, &req.input),
                 _ => String::new(),
             };
             let answer = den_protocol::CredentialAnswer { id: req.id, output };
@@ -119,22 +119,3 @@ fn relay(cmd: &Cmd, wanted: den_protocol::Credentials) {
     let _ = child.wait();
 }
 
-/// `git credential fill|approve|reject` here; what it printed, or nothing.
-fn local_git_credential(op: &str, input: &str) -> String {
-    let verb = match op {
-        "get" => "fill",
-        "store" => "approve",
-        "erase" => "reject",
-        _ => return String::new(),
-    };
-    let mut input = input.trim_end_matches('\n').to_string();
-    input.push_str("\n\n");
-    Cmd::new("git")
-        .args(["credential", verb])
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .env("GIT_ASKPASS", "")
-        .env("SSH_ASKPASS", "")
-        .output_with_stdin(Some(input.as_bytes()))
-        .map(|o| if verb == "fill" { o.stdout } else { String::new() })
-        .unwrap_or_default()
-}

@@ -108,7 +108,15 @@ fn fetch_remote(den: &Den, src: &mut Source, reset: bool, reporter: &mut dyn Rep
                 // Left by a den that died before it recorded anything.
                 crate::record::remove_dir(&dir)?;
             }
-            let commit = if dir.is_dir() && !reset {
+            // A machine provider's machine clones for itself (its own den
+            // checks the same things there).
+            let entry = crate::plan::pick_provider(den, src, record.as_ref())?;
+            let on_machine = Backend::of(&entry)? == Backend::Remote;
+            let commit = if on_machine {
+                reporter.phase("source", &format!("{url} (cloned on the machine)"));
+                src.clone_on_machine = true;
+                record.as_ref().and_then(|r| r.source.as_ref()).map(|s| s.commit.clone()).unwrap_or_default()
+            } else if dir.is_dir() && !reset {
                 reporter.phase("source", &format!("{url} (the clone den made before; not pulled)"));
                 den_source::head(&dir).unwrap_or_default()
             } else {
@@ -155,7 +163,9 @@ fn fetch_remote(den: &Den, src: &mut Source, reset: bool, reporter: &mut dyn Rep
         }
         Spec::Local(_) => unreachable!(),
     };
-    src.source = canonical_folder(&src.source)?;
+    if !src.clone_on_machine {
+        src.source = canonical_folder(&src.source)?;
+    }
     src.source_info = Some(info);
     Ok(())
 }

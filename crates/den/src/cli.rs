@@ -508,7 +508,18 @@ pub enum AgentCommand {
     /// In a pod: unpack the workspace's files (a tar stream on stdin).
     ReceiveContent,
     /// git's credential helper: asks the connected client.
-    GitCredential { op: String },
+    GitCredential {
+        op: String,
+        /// Where the relay's sockets are (default: the agent's folder).
+        #[arg(long)]
+        data: Option<PathBuf>,
+    },
+    /// On a machine, while den clones: git's ssh, run by the client.
+    GitSsh {
+        socket: PathBuf,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// docker's credential helper (docker-credential-den): asks the client.
     DockerCredential { op: String },
     /// Relay git credential requests to den on stdin/stdout.

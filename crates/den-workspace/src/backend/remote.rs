@@ -149,6 +149,8 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, p: crate::plan::Plan, reporter: &m
         machine_watch: machine_watch(&run),
         docker_install: agent.docker.install.is_true_or(true),
         credentials: crate::plan::credentials_of(&p.entry.manifest, &run.options),
+        git: p.clone_on_machine.clone(),
+        reset: opts.reset,
     };
     reporter.phase("inject", &format!("reaching the machine through provider `{}`", p.entry.name));
     let command = inject_command(&agent_candidates(&run), "remote-up")?;
@@ -163,6 +165,9 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, p: crate::plan::Plan, reporter: &m
     // Whatever happened on the machine, den must be able to reach (and
     // delete) what the agent made there.
     rec.machine_agent_path = agent_run.agent_path.clone();
+    if let (Some(source), false) = (rec.source.as_mut(), r.commit.is_empty()) {
+        source.commit = r.commit.clone();
+    }
     if !r.home.is_empty() {
         rec.remote_home = r.home.clone();
     }

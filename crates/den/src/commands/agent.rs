@@ -15,7 +15,10 @@ pub fn run(cmd: AgentCommand) -> anyhow::Result<i32> {
         }
         AgentCommand::RemoteUp => Ok(den_agent::machine::remote_up_main()),
         AgentCommand::ReceiveContent => Ok(den_agent::machine::receive_content_main()),
-        AgentCommand::GitCredential { op } => Ok(den_agent::credentials::helper_main(&op, &den_agent::data_dir())),
+        AgentCommand::GitCredential { op, data } => {
+            Ok(den_agent::credentials::helper_main(&op, &data.unwrap_or_else(den_agent::data_dir)))
+        }
+        AgentCommand::GitSsh { socket, args } => Ok(den_agent::clone_relay::git_ssh_main(&socket, args)),
         AgentCommand::DockerCredential { op } => {
             Ok(den_agent::credentials::docker_helper_main(&op, &den_agent::data_dir()))
         }
