@@ -15,6 +15,7 @@ mod kubernetes;
 mod machine;
 mod parity;
 mod podman;
+mod ports;
 mod provider;
 mod read_config;
 mod remote;

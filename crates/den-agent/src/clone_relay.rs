@@ -64,7 +64,9 @@ impl CloneRelay {
             let (pending, streams) = (pending.clone(), streams.clone());
             std::thread::spawn(move || read_den(std::io::stdin().lock(), &pending, &streams));
         }
-        std::thread::spawn(move || crate::credentials::serve(cred, pending, |req| emit(&RelayMsg::Credential(req.clone()))));
+        std::thread::spawn(move || {
+            crate::credentials::serve(cred, pending, |req| emit(&RelayMsg::Credential(req.clone())))
+        });
         {
             let streams = streams.clone();
             std::thread::spawn(move || serve_ssh(ssh, streams));

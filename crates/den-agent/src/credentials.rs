@@ -201,7 +201,11 @@ impl Pending {
 /// through `emit`, and the answer that [`Pending::answer`] gets for it goes
 /// back (nothing after a minute: a client that never answers must not hold
 /// git forever).
-pub(crate) fn serve(listener: UnixListener, pending: Pending, emit: impl Fn(&CredentialRequest) + Send + Sync + 'static) {
+pub(crate) fn serve(
+    listener: UnixListener,
+    pending: Pending,
+    emit: impl Fn(&CredentialRequest) + Send + Sync + 'static,
+) {
     let emit = Arc::new(emit);
     let mut next = 0u64;
     for conn in listener.incoming() {

@@ -18,8 +18,11 @@ pub fn touch(data: &Path) {
     let _ = std::fs::write(activity_file(data), b"");
 }
 
-/// True while some `den agent ssh-server` runs in this container.
+/// True while some `den agent ssh-server` runs in this container, other
+/// than den's port forwarder's (whose connections count by themselves,
+/// see [`crate::ports`]).
 pub fn session_open() -> bool {
+    let data = crate::data_dir();
     std::fs::read_dir("/proc")
         .into_iter()
         .flatten()
@@ -32,6 +35,11 @@ pub fn session_open() -> bool {
                     args.windows(2).any(|w| w[0] == b"agent" && w[1] == b"ssh-server")
                 })
                 .unwrap_or(false)
+                && !e
+                    .file_name()
+                    .to_str()
+                    .and_then(|p| p.parse().ok())
+                    .is_some_and(|pid| crate::ports::is_forwarder(&data, pid))
         })
 }
 

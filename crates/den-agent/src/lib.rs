@@ -9,6 +9,7 @@ pub mod hooks;
 pub mod inactivity;
 pub mod machine;
 pub mod passwd;
+pub mod ports;
 pub mod setup;
 pub mod ssh;
 

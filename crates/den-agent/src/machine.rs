@@ -106,7 +106,10 @@ pub fn remote_up_main() -> i32 {
     if git.is_some() {
         if !on_path("git") {
             println!("{NO_CONTENT}");
-            return fail_at(&home, "git is not installed on this machine; install it there to clone the workspace's repository".into());
+            return fail_at(
+                &home,
+                "git is not installed on this machine; install it there to clone the workspace's repository".into(),
+            );
         }
         // The relay reads stdin on from where the request ended.
         drop(input);
@@ -228,6 +231,9 @@ pub fn remote_up_main() -> i32 {
             result.remote_user = r.record.remote_user;
             result.workspace_folder = r.record.workspace_folder;
             result.forward_ports = r.record.forward_ports;
+            result.ports_attributes = r.record.ports_attributes;
+            result.other_ports_attributes = r.record.other_ports_attributes;
+            result.app_port = r.record.app_port;
             result.host_key = r.host_key;
             result.created = r.created;
             result.started = r.started;
@@ -251,6 +257,9 @@ pub fn remote_up_main() -> i32 {
                 result.remote_user = r.remote_user;
                 result.workspace_folder = r.workspace_folder;
                 result.forward_ports = r.forward_ports;
+                result.ports_attributes = r.ports_attributes;
+                result.other_ports_attributes = r.other_ports_attributes;
+                result.app_port = r.app_port;
             }
             let alias = den_workspace::ssh::host_alias(&req.workspace_id);
             if let Ok(Some(key)) = den_state::ssh_config::pinned_host_key(&den.home.known_hosts(), &alias) {
@@ -318,7 +327,18 @@ pub fn receive_content_main() -> i32 {
 /// A stopped container is started first (its postStartCommand runs), as
 /// `den ssh` does on a laptop: `docker exec` refuses a stopped container
 /// before reading any input, so the client's first bytes are still unread.
-pub fn tunnel_main(home: &Path, context: &str, id: &str, workdir: Option<&str>, credentials: bool) -> i32 {
+/// What a `remote-tunnel` carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TunnelKind {
+    /// An SSH session (a session for the machine's inactivity timeout).
+    Session,
+    /// The credentials relay.
+    Credentials,
+    /// den's port forwarder: its traffic is activity, its being there is not.
+    Forwarder,
+}
+
+pub fn tunnel_main(home: &Path, context: &str, id: &str, workdir: Option<&str>, kind: TunnelKind) -> i32 {
     apply_docker_env(home);
     let den = Den { home: den_state::Home::at(home), context: context.to_string() };
     let run = || -> Result<i32, String> {
@@ -326,7 +346,11 @@ pub fn tunnel_main(home: &Path, context: &str, id: &str, workdir: Option<&str>, 
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("workspace `{id}` is not on this machine"))?;
         let via = den_workspace::ssh::engine_via(&den, &rec).map_err(|e| e.to_string())?;
-        if credentials {
+        if kind == TunnelKind::Forwarder {
+            let cmd = via.tunnel(&rec, workdir).map_err(|e| e.to_string())?;
+            return forwarder_tunnel(home, &cmd);
+        }
+        if kind == TunnelKind::Credentials {
             let cmd = via.credentials_cmd(&rec).map_err(|e| e.to_string())?;
             let status = cmd.to_command().status().map_err(|e| cmd.spawn_error(e).to_string())?;
             return Ok(status.code().unwrap_or(1));
@@ -350,6 +374,45 @@ pub fn tunnel_main(home: &Path, context: &str, id: &str, workdir: Option<&str>, 
             1
         }
     }
+}
+
+/// The forwarder's tunnel: bytes pass through here, and a few seconds with
+/// traffic mark the machine as used.
+fn forwarder_tunnel(home: &Path, cmd: &den_process::Cmd) -> Result<i32, String> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let mut c = cmd.to_command();
+    c.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped());
+    let mut child = c.spawn().map_err(|e| cmd.spawn_error(e).to_string())?;
+    let (mut to, mut from) = (child.stdin.take().expect("piped"), child.stdout.take().expect("piped"));
+    let traffic = std::sync::Arc::new(AtomicBool::new(false));
+    let copy = |r: &mut dyn std::io::Read, w: &mut dyn Write, traffic: &AtomicBool| {
+        let mut buf = vec![0u8; 64 * 1024];
+        while let Ok(n @ 1..) = r.read(&mut buf) {
+            if w.write_all(&buf[..n]).and_then(|_| w.flush()).is_err() {
+                break;
+            }
+            traffic.store(true, Ordering::Relaxed);
+        }
+    };
+    {
+        let traffic = traffic.clone();
+        std::thread::spawn(move || {
+            copy(&mut std::io::stdin().lock(), &mut to, &traffic);
+            drop(to);
+        });
+    }
+    {
+        let (traffic, home) = (traffic.clone(), home.to_path_buf());
+        std::thread::spawn(move || loop {
+            std::thread::sleep(Duration::from_secs(2));
+            if traffic.swap(false, Ordering::Relaxed) {
+                touch(&home);
+            }
+        });
+    }
+    copy(&mut from, &mut std::io::stdout().lock(), &traffic);
+    let status = child.wait().map_err(|e| cmd.spawn_error(e).to_string())?;
+    Ok(status.code().unwrap_or(1))
 }
 
 /// Runs the tunnel, passing its stderr on except docker's "is not
@@ -493,7 +556,8 @@ fn running(home: &Path, needle: &str) -> bool {
         std::fs::read(e.path().join("cmdline"))
             .map(|c| {
                 let args: Vec<&[u8]> = c.split(|b| *b == 0).collect();
-                args.contains(&needle.as_bytes()) && args.contains(&home)
+                // den's port forwarder is no session (its traffic counts).
+                args.contains(&needle.as_bytes()) && args.contains(&home) && !args.contains(&&b"--forwarder"[..])
             })
             .unwrap_or(false)
     })

@@ -70,16 +70,54 @@ pub fn ssh_server_main(workdir: Option<String>) -> i32 {
     if env.is_empty() {
         env = std::env::vars().collect();
     }
-    let sftp = std::env::current_exe()
-        .map(|p| vec![p.display().to_string(), "agent".into(), "sftp-server".into()])
-        .unwrap_or_default();
+    let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default();
+    let subsystems = if exe.is_empty() {
+        vec![]
+    } else {
+        vec![
+            ("sftp".to_string(), vec![exe.clone(), "agent".into(), "sftp-server".into()]),
+            (den_protocol::PORTS_SUBSYSTEM.to_string(), vec![exe, "agent".into(), "ports-watch".into()]),
+        ]
+    };
+    // Open forwarded connections keep the workspace in use.
+    let open_forwards = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    {
+        let (open, data) = (open_forwards.clone(), data.clone());
+        std::thread::spawn(move || loop {
+            std::thread::sleep(std::time::Duration::from_secs(5));
+            if open.load(std::sync::atomic::Ordering::Relaxed) > 0 {
+                crate::inactivity::touch(&data);
+            }
+        });
+    }
+    let events = {
+        let data = data.clone();
+        move |e: den_ssh::server::Event| {
+            use std::sync::atomic::Ordering;
+            match e {
+                den_ssh::server::Event::Subsystem(name) if name == den_protocol::PORTS_SUBSYSTEM => {
+                    crate::ports::mark_forwarder(&data)
+                }
+                den_ssh::server::Event::ForwardOpened => {
+                    open_forwards.fetch_add(1, Ordering::Relaxed);
+                    crate::inactivity::touch(&data);
+                }
+                den_ssh::server::Event::ForwardClosed => {
+                    open_forwards.fetch_sub(1, Ordering::Relaxed);
+                    crate::inactivity::touch(&data);
+                }
+                _ => {}
+            }
+        }
+    };
     let settings = Settings {
         host_key,
         authorized,
         accounts: Box::new(account),
         env,
         workdir: workdir.unwrap_or(info.workspace_folder),
-        sftp_command: sftp,
+        subsystems,
+        events: std::sync::Arc::new(events),
     };
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,

@@ -191,3 +191,21 @@ mod tests {
         assert!(parse_duration("5y").is_err());
     }
 }
+
+// Ports: what the agent's `den-ports` subsystem reports.
+
+/// A TCP port something in the workspace listens on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListeningPort {
+    pub port: u16,
+    /// The address it listens on (`0.0.0.0`, `127.0.0.1`, `::`, …).
+    pub address: String,
+    /// The listening process's command line, when the agent may see it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub process: String,
+}
+
+/// The name of the SSH subsystem that reports listening ports: one JSON
+/// line (a list of [`ListeningPort`]) at the start and on every change.
+pub const PORTS_SUBSYSTEM: &str = "den-ports";

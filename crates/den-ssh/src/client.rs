@@ -209,6 +209,112 @@ pub fn terminal_size() -> (u32, u32) {
     (80, 24)
 }
 
+/// An authenticated connection, for channels of the caller's choosing
+/// (den's port forwarder).
+pub struct Connection {
+    handle: Arc<client::Handle<Client>>,
+}
+
+impl Connection {
+    /// Connects over `stream` as `user`, checking the server's key.
+    pub async fn open<S>(stream: S, key: PrivateKey, host_key: PublicKey, user: &str) -> Result<Connection, SshError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        Connection::open_with(stream, key, host_key, user, vec![], None).await
+    }
+
+    async fn open_with<S>(
+        stream: S,
+        key: PrivateKey,
+        host_key: PublicKey,
+        user: &str,
+        remote_forwards: Vec<Forward>,
+        agent_socket: Option<PathBuf>,
+    ) -> Result<Connection, SshError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let config = client::Config {
+            window_size: 8 * 1024 * 1024,
+            // den's own agent takes big packets: fewer of them per byte.
+            maximum_packet_size: 128 * 1024,
+            channel_buffer_size: 256,
+            inactivity_timeout: None,
+            nodelay: true,
+            preferred: crate::preferred(),
+            ..Default::default()
+        };
+        let mismatch = Arc::new(std::sync::Mutex::new(None));
+        let handler = Client { host_key, mismatch: mismatch.clone(), remote_forwards, agent_socket };
+        let mut handle =
+            match client::connect_stream(Arc::new(config), crate::transport::unblocked(stream), handler).await {
+                Ok(h) => h,
+                Err(e) => {
+                    if let Some(k) = mismatch.lock().unwrap().take() {
+                        return Err(SshError::HostKeyMismatch(k));
+                    }
+                    return Err(e);
+                }
+            };
+        let auth = handle.authenticate_publickey(user, PrivateKeyWithHashAlg::new(Arc::new(key), None)).await?;
+        if !auth.success() {
+            return Err(SshError::AuthRefused(user.to_string()));
+        }
+        Ok(Connection { handle: Arc::new(handle) })
+    }
+
+    /// A TCP connection to `host:port` as the workspace sees them, piped
+    /// to `tcp` until either side closes.
+    pub async fn forward(&self, tcp: tokio::net::TcpStream, host: &str, port: u16) -> Result<(), SshError> {
+        let peer = tcp.peer_addr().ok();
+        let ch = self
+            .handle
+            .channel_open_direct_tcpip(
+                host.to_string(),
+                port as u32,
+                peer.map(|p| p.ip().to_string()).unwrap_or_else(|| "127.0.0.1".into()),
+                peer.map(|p| p.port() as u32).unwrap_or(0),
+            )
+            .await?;
+        let _ = tcp.set_nodelay(true);
+        crate::pipe::pipe(ch, tcp).await;
+        Ok(())
+    }
+
+    /// The output of the named subsystem, as lines, until it ends.
+    pub async fn subsystem_lines(&self, name: &str) -> Result<tokio::sync::mpsc::UnboundedReceiver<String>, SshError> {
+        let ch = self.handle.channel_open_session().await?;
+        ch.request_subsystem(true, name).await?;
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut ch = ch;
+        tokio::spawn(async move {
+            let mut pending = Vec::new();
+            while let Some(msg) = ch.wait().await {
+                match msg {
+                    ChannelMsg::Data { data } => {
+                        pending.extend_from_slice(&data);
+                        while let Some(i) = pending.iter().position(|b| *b == b'\n') {
+                            let line: Vec<u8> = pending.drain(..=i).collect();
+                            if tx.send(String::from_utf8_lossy(&line[..i]).into_owned()).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    ChannelMsg::Close | ChannelMsg::Eof => break,
+                    _ => {}
+                }
+            }
+        });
+        Ok(rx)
+    }
+
+    /// True once the connection is gone.
+    pub fn is_closed(&self) -> bool {
+        self.handle.is_closed()
+    }
+}
+
 /// Runs one session over `stream`; returns the remote exit code (128+n for
 /// a signal, like a shell), or `None` when the connection ended before the
 /// remote program did (the far end went away).
@@ -216,38 +322,17 @@ pub async fn run<S>(stream: S, key: PrivateKey, host_key: PublicKey, opts: Optio
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let config = client::Config {
-        window_size: 8 * 1024 * 1024,
-        // den's own agent takes big packets: fewer of them per byte.
-        maximum_packet_size: 128 * 1024,
-        channel_buffer_size: 256,
-        inactivity_timeout: None,
-        nodelay: true,
-        preferred: crate::preferred(),
-        ..Default::default()
-    };
-    let mismatch = Arc::new(std::sync::Mutex::new(None));
-    let handler = Client {
+    let conn = Connection::open_with(
+        stream,
+        key,
         host_key,
-        mismatch: mismatch.clone(),
-        remote_forwards: opts.remote_forwards.clone(),
-        agent_socket: opts.agent_socket.clone(),
-    };
-    let mut handle = match client::connect_stream(Arc::new(config), crate::transport::unblocked(stream), handler).await
-    {
-        Ok(h) => h,
-        Err(e) => {
-            if let Some(k) = mismatch.lock().unwrap().take() {
-                return Err(SshError::HostKeyMismatch(k));
-            }
-            return Err(e);
-        }
-    };
-    let auth = handle.authenticate_publickey(&opts.user, PrivateKeyWithHashAlg::new(Arc::new(key), None)).await?;
-    if !auth.success() {
-        return Err(SshError::AuthRefused(opts.user.clone()));
-    }
-    let handle = Arc::new(handle);
+        &opts.user,
+        opts.remote_forwards.clone(),
+        opts.agent_socket.clone(),
+    )
+    .await?;
+    let handle = conn.handle.clone();
+    let conn = Arc::new(conn);
 
     for f in &opts.local_forwards {
         let listener = match tokio::net::TcpListener::bind((bind_addr(&f.bind), f.port)).await {
@@ -257,23 +342,12 @@ where
                 continue;
             }
         };
-        let (handle, f) = (handle.clone(), f.clone());
+        let (conn, f) = (conn.clone(), f.clone());
         tokio::spawn(async move {
-            while let Ok((tcp, peer)) = listener.accept().await {
-                let (handle, f) = (handle.clone(), f.clone());
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (conn, f) = (conn.clone(), f.clone());
                 tokio::spawn(async move {
-                    let ch = handle
-                        .channel_open_direct_tcpip(
-                            f.host.clone(),
-                            f.host_port as u32,
-                            peer.ip().to_string(),
-                            peer.port() as u32,
-                        )
-                        .await;
-                    if let Ok(ch) = ch {
-                        let _ = tcp.set_nodelay(true);
-                        crate::pipe::pipe(ch, tcp).await;
-                    }
+                    let _ = conn.forward(tcp, &f.host, f.host_port).await;
                 });
             }
         });

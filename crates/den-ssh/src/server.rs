@@ -36,9 +36,28 @@ pub struct Settings {
     pub env: Vec<(String, String)>,
     /// Where sessions start.
     pub workdir: String,
-    /// The program that serves the `sftp` subsystem on its stdio, run as the
-    /// session's user.
-    pub sftp_command: Vec<String>,
+    /// The programs that serve subsystems (`sftp`, …) on their stdio, run
+    /// as the session's user.
+    pub subsystems: Vec<(String, Vec<String>)>,
+    /// Told what the connection does (see [`Event`]).
+    pub events: Arc<dyn Fn(Event) + Send + Sync>,
+}
+
+/// What a connection did, for the server's owner (activity, roles).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A subsystem started.
+    Subsystem(String),
+    /// A forwarded TCP connection (`direct-tcpip`) opened.
+    ForwardOpened,
+    /// … and closed.
+    ForwardClosed,
+}
+
+impl Settings {
+    fn subsystem(&self, name: &str) -> Option<&Vec<String>> {
+        self.subsystems.iter().find(|(n, argv)| n == name && !argv.is_empty()).map(|(_, argv)| argv)
+    }
 }
 
 /// Any byte stream the server can run on.
@@ -150,7 +169,19 @@ impl russh::server::Handler for Server {
             reply.reject(russh::ChannelOpenFailure::ConnectFailed).await;
             return Ok(());
         };
-        crate::pipe::connect_tcp(channel, reply, host, port).await;
+        match tokio::net::TcpStream::connect((host, port)).await {
+            Ok(tcp) => {
+                let _ = tcp.set_nodelay(true);
+                reply.accept().await;
+                let events = self.settings.events.clone();
+                tokio::spawn(async move {
+                    events(Event::ForwardOpened);
+                    crate::pipe::pipe(channel, tcp).await;
+                    events(Event::ForwardClosed);
+                });
+            }
+            Err(_) => reply.reject(russh::ChannelOpenFailure::ConnectFailed).await,
+        }
         Ok(())
     }
 
@@ -241,7 +272,7 @@ impl russh::server::Handler for Server {
         name: &str,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        if name == "sftp" && !self.settings.sftp_command.is_empty() {
+        if self.settings.subsystem(name).is_some() {
             Ok(session.channel_success(channel)?)
         } else {
             Ok(session.channel_failure(channel)?)
@@ -290,9 +321,10 @@ impl SessionChannel {
                 Some(ChannelMsg::Exec { command, .. }) => {
                     break vec![self.user_shell(), "-c".into(), String::from_utf8_lossy(&command).into_owned()]
                 }
-                Some(ChannelMsg::RequestSubsystem { name, .. }) if name == "sftp" => {
+                Some(ChannelMsg::RequestSubsystem { name, .. }) if self.settings.subsystem(&name).is_some() => {
                     self.pty = None;
-                    break self.settings.sftp_command.clone();
+                    (self.settings.events)(Event::Subsystem(name.clone()));
+                    break self.settings.subsystem(&name).cloned().unwrap_or_default();
                 }
                 Some(ChannelMsg::RequestSubsystem { .. }) => {
                     let _ = tx.close().await;

@@ -363,7 +363,11 @@ impl Plan {
             },
         };
         Ok(Plan {
-            clone_on_machine: if src.clone_on_machine { src.remote.as_ref().and_then(RemoteSource::to_git_clone) } else { None },
+            clone_on_machine: if src.clone_on_machine {
+                src.remote.as_ref().and_then(RemoteSource::to_git_clone)
+            } else {
+                None
+            },
             prebuild,
             source_info: src.source_info.clone(),
             workspace_env,

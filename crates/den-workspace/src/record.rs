@@ -32,6 +32,15 @@ pub struct WorkspaceRecord {
     pub remote_user: String,
     pub workspace_folder: String,
     pub forward_ports: Vec<ForwardPort>,
+    /// `portsAttributes` and `otherPortsAttributes` (merged with the
+    /// image's), for den's port forwarder.
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    pub ports_attributes: IndexMap<String, den_devcontainer::model::PortAttributes>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub other_ports_attributes: Option<den_devcontainer::model::PortAttributes>,
+    /// `appPort` as written (`3000`, `8080:80`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub app_port: Vec<String>,
     pub agent_path: String,
     /// The machine the workspace is on (machine providers).
     pub machine: Option<String>,
@@ -89,6 +98,14 @@ pub(crate) struct Origin<'a> {
 }
 
 impl WorkspaceRecord {
+    /// The configuration's ports, as `up` resolved them.
+    pub(crate) fn set_ports(&mut self, merged: &den_devcontainer::MergedConfig, cfg: &den_devcontainer::DevContainer) {
+        self.forward_ports = merged.forward_ports.clone();
+        self.ports_attributes = merged.ports_attributes.clone();
+        self.other_ports_attributes = merged.other_ports_attributes.clone();
+        self.app_port = cfg.app_port.as_ref().map(|p| p.0.clone()).unwrap_or_default();
+    }
+
     /// The record `up` works on: the one den had (or a new one) with its
     /// origin set afresh.
     pub(crate) fn for_up(old: Option<&WorkspaceRecord>, den: &Den, o: Origin<'_>) -> WorkspaceRecord {

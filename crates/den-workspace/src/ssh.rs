@@ -118,4 +118,3 @@ fn relay(cmd: &Cmd, wanted: den_protocol::Credentials) {
     }
     let _ = child.wait();
 }
-

@@ -65,6 +65,13 @@ pub enum Command {
     /// The IDEs den can open, and the default one.
     #[command(subcommand)]
     Ide(IdeCommand),
+    /// The ports den forwards from a workspace to this machine.
+    Ports(PortsArgs),
+    /// Forward one more port of a workspace (or stop forwarding one).
+    Forward(ForwardArgs),
+    /// The port forwarder of a workspace (started by `den up`).
+    #[command(hide = true)]
+    ForwardDaemon { id: String },
     /// Dev Container Features: publish them to a registry.
     #[command(subcommand)]
     Feature(FeatureCommand),
@@ -232,6 +239,9 @@ pub struct UpArgs {
     /// `--open-ide=false`: open no IDE this time, whatever the default.
     #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
     pub open_ide: bool,
+    /// `--forward-ports=false`: start no port forwarder (see `den ports`).
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub forward_ports: bool,
     /// The ssh config to write the `Host ID.den` entry to (default:
     /// $DEN_SSH_CONFIG, else ~/.ssh/config).
     #[arg(long, value_name = "PATH")]
@@ -405,6 +415,27 @@ pub struct ListArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct PortsArgs {
+    /// The workspace id.
+    pub id: String,
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
+}
+
+#[derive(Debug, Args)]
+pub struct ForwardArgs {
+    /// The workspace id.
+    pub id: String,
+    /// `[LOCAL:]REMOTE` or `[LOCAL:]HOST:REMOTE` (HOST as the workspace
+    /// reaches it, e.g. a compose service; default localhost).
+    #[arg(value_name = "[LOCAL:]REMOTE", required_unless_present = "stop")]
+    pub spec: Option<String>,
+    /// Stop forwarding this port (the workspace's, or the local one).
+    #[arg(long, value_name = "PORT", conflicts_with = "spec")]
+    pub stop: Option<u16>,
+}
+
+#[derive(Debug, Args)]
 pub struct BuildArgs {
     #[command(flatten)]
     pub workspace: SourceArgs,
@@ -498,6 +529,8 @@ pub enum AgentCommand {
     },
     /// Serve SFTP on stdin/stdout.
     SftpServer,
+    /// Report listening TCP ports as JSON lines (the den-ports subsystem).
+    PortsWatch,
     /// Stop this container after a time without SSH sessions.
     InactivityWatch {
         #[arg(long)]
@@ -535,6 +568,10 @@ pub enum AgentCommand {
         /// The credentials relay instead of the SSH server.
         #[arg(long)]
         credentials: bool,
+        /// den's port forwarder: not a session for the machine's inactivity
+        /// timeout; traffic through it is.
+        #[arg(long)]
+        forwarder: bool,
         id: String,
     },
     /// On a machine: stop, delete, status or logs of a workspace.
@@ -582,6 +619,7 @@ impl Cli {
             Command::List(a) => a.output,
             Command::Build(a) => a.output,
             Command::ReadConfig(a) => a.output,
+            Command::Ports(a) => a.output,
             Command::Provider(ProviderCommand::List(a))
             | Command::Context(ContextCommand::List(a))
             | Command::Ide(IdeCommand::List(a)) => a.output,

@@ -217,8 +217,17 @@ impl Via {
     pub fn tunnel(&self, r: &WorkspaceRecord, workdir: Option<&str>) -> Result<Cmd> {
         match self {
             Via::Docker(d) => Ok(local::tunnel_cmd(d, r, workdir)),
-            Via::Provider(run) => remote::tunnel(run, r, workdir),
+            Via::Provider(run) => remote::tunnel(run, r, workdir, false),
             Via::Kube(run) => Ok(kube::tunnel(run, r, workdir)),
+        }
+    }
+
+    /// The tunnel of den's port forwarder: the same SSH server, which a
+    /// machine does not count as a session.
+    pub fn forwarder_tunnel(&self, r: &WorkspaceRecord) -> Result<Cmd> {
+        match self {
+            Via::Provider(run) => remote::tunnel(run, r, None, true),
+            other => other.tunnel(r, None),
         }
     }
 

@@ -179,6 +179,9 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, p: crate::plan::Plan, reporter: &m
         rec.remote_user = r.remote_user.clone();
         rec.workspace_folder = r.workspace_folder;
         rec.forward_ports = r.forward_ports;
+        rec.ports_attributes = r.ports_attributes;
+        rec.other_ports_attributes = r.other_ports_attributes;
+        rec.app_port = r.app_port;
     }
     rec.save(den)?;
     if !r.host_key.is_empty() {
@@ -209,11 +212,14 @@ fn agent_command(rec: &WorkspaceRecord, words: &[&str]) -> String {
 }
 
 /// The tunnel to a remote workspace's SSH server.
-pub(crate) fn tunnel(run: &ProviderRun, rec: &WorkspaceRecord, workdir: Option<&str>) -> Result<Cmd> {
+pub(crate) fn tunnel(run: &ProviderRun, rec: &WorkspaceRecord, workdir: Option<&str>, forwarder: bool) -> Result<Cmd> {
     if rec.machine_agent_path.is_empty() {
         return Err(WorkspaceError::Missing(format!("workspace `{}` was never brought up; run `den up`", rec.id)));
     }
     let mut command = agent_command(rec, &["remote-tunnel"]);
+    if forwarder {
+        command.push_str(" --forwarder");
+    }
     if let Some(w) = workdir {
         command.push_str(&format!(" --workdir {}", den_process::shell_quote(w)));
     }

@@ -8,6 +8,7 @@ pub fn run(cmd: AgentCommand) -> anyhow::Result<i32> {
         AgentCommand::Setup => Ok(den_agent::setup::main()),
         AgentCommand::SshServer { stdio: _, workdir } => Ok(den_agent::ssh::ssh_server_main(workdir)),
         AgentCommand::SftpServer => Ok(den_agent::ssh::sftp_server_main()),
+        AgentCommand::PortsWatch => Ok(den_agent::ports::watch_main()),
         AgentCommand::InactivityWatch { timeout_secs } => {
             let data = den_agent::data_dir();
             den_agent::inactivity::watch(&data, std::time::Duration::from_secs(timeout_secs));
@@ -23,8 +24,13 @@ pub fn run(cmd: AgentCommand) -> anyhow::Result<i32> {
             Ok(den_agent::credentials::docker_helper_main(&op, &den_agent::data_dir()))
         }
         AgentCommand::CredentialsServer => Ok(den_agent::credentials::server_main(&den_agent::data_dir())),
-        AgentCommand::RemoteTunnel { home, context, workdir, credentials, id } => {
-            Ok(den_agent::machine::tunnel_main(&home, &context, &id, workdir.as_deref(), credentials))
+        AgentCommand::RemoteTunnel { home, context, workdir, credentials, forwarder, id } => {
+            let kind = match (credentials, forwarder) {
+                (true, _) => den_agent::machine::TunnelKind::Credentials,
+                (false, true) => den_agent::machine::TunnelKind::Forwarder,
+                (false, false) => den_agent::machine::TunnelKind::Session,
+            };
+            Ok(den_agent::machine::tunnel_main(&home, &context, &id, workdir.as_deref(), kind))
         }
         AgentCommand::RemoteOp { op, home, context, id } => Ok(den_agent::machine::op_main(&home, &context, &op, &id)),
         AgentCommand::MachineWatch { home } => Ok(den_agent::machine::machine_watch_main(&home)),

@@ -7,6 +7,7 @@ mod dotfiles;
 mod feature;
 mod ide;
 mod machine;
+mod ports;
 mod provider;
 mod read_config;
 mod ssh;
@@ -31,6 +32,9 @@ pub fn run(cli: Cli, settings: &Settings) -> anyhow::Result<i32> {
         Command::ReadConfig(args) => read_config::run(settings, args),
         Command::Open { id, ide } => ide::open(settings, &id, ide.as_deref()),
         Command::Ide(cmd) => ide::run(settings, cmd),
+        Command::Ports(args) => ports::list(settings, args),
+        Command::Forward(args) => ports::forward(settings, args),
+        Command::ForwardDaemon { id } => Ok(den_forward::daemon::run(&settings.den()?, &id)),
         Command::Feature(cmd) => feature::run(cmd),
         Command::Man => {
             use clap::CommandFactory;

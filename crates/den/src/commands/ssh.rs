@@ -159,7 +159,8 @@ async fn session(den: &den_workspace::Den, t: &Target, args: &SshArgs) -> anyhow
     let stdin_tty = std::io::IsTerminal::is_terminal(&std::io::stdin());
     let tty = !args.no_tty && (args.tty || (command.is_none() && stdin_tty));
     let mut local = args.local.clone();
-    if !args.no_forward_ports {
+    // The workspace's forwarder holds its ports already.
+    if !args.no_forward_ports && !den_forward::running(den, &t.record.id) {
         for f in forwards_of(&t.record.forward_ports) {
             if !local.iter().any(|l| l.port == f.port) {
                 local.push(f);

@@ -42,8 +42,22 @@ pub fn up(settings: &Settings, args: UpArgs) -> anyhow::Result<i32> {
     {
         crate::commands::dotfiles::install(settings, &rec.id, &d)?;
     }
+    // Ports stay forwarded with no session open (see `den ports`). A
+    // forwarder that cannot start does not fail the workspace.
+    let ports = if args.forward_ports {
+        match crate::commands::ports::start(&den, &rec.id) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("den: warning: {e}");
+                vec![]
+            }
+        }
+    } else {
+        vec![]
+    };
     match args.output {
         Output::Json => print_json(&json!({
+            "ports": ports,
             "id": rec.id,
             "status": "Running",
             "provider": rec.provider,
@@ -63,6 +77,9 @@ pub fn up(settings: &Settings, args: UpArgs) -> anyhow::Result<i32> {
                 "workspace `{}` is up: {} as {} in {}",
                 rec.id, rec.container_name, rec.remote_user, rec.workspace_folder
             );
+            for p in &ports {
+                eprintln!("  {}", crate::commands::ports::describe(p));
+            }
         }
     }
     if args.open_ide {
@@ -86,12 +103,16 @@ pub fn ssh_config_path(flag: Option<std::path::PathBuf>) -> anyhow::Result<std::
 }
 
 pub fn stop(settings: &Settings, args: IdArgs) -> anyhow::Result<i32> {
-    den_workspace::stop(&settings.den()?, &args.id, &mut Progress::new())?;
+    let den = settings.den()?;
+    den_forward::shutdown(&den, &args.id);
+    den_workspace::stop(&den, &args.id, &mut Progress::new())?;
     Ok(exit::OK)
 }
 
 pub fn delete(settings: &Settings, args: DeleteArgs) -> anyhow::Result<i32> {
-    den_workspace::delete(&settings.den()?, &args.id, args.force, &mut Progress::new())?;
+    let den = settings.den()?;
+    den_forward::shutdown(&den, &args.id);
+    den_workspace::delete(&den, &args.id, args.force, &mut Progress::new())?;
     Ok(exit::OK)
 }
 

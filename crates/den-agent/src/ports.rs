@@ -1,0 +1,219 @@
+//! `den agent ports-watch` (the `den-ports` SSH subsystem): reports the TCP
+//! ports processes in the workspace listen on, once at the start and then
+//! on every change, so that den's forwarder follows them without asking.
+//! The kernel offers no event for a new listening socket, so the agent
+//! reads /proc/net/tcp{,6} twice a second; that stays inside the workspace.
+//!
+//! The connection that asks for this subsystem is den's port forwarder: it
+//! is not a session for the inactivity timeout (see
+//! [`mark_forwarder`]), but connections through its ports are activity.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use den_protocol::ListeningPort;
+
+/// Listening sockets in a /proc/net/tcp or tcp6 table: (port, address,
+/// socket inode).
+pub fn parse_table(text: &str, v6: bool) -> Vec<(u16, String, u64)> {
+    let mut out = Vec::new();
+    for line in text.lines().skip(1) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 10 || f[3] != "0A" {
+            continue;
+        }
+        let Some((addr, port)) = f[1].split_once(':') else { continue };
+        let Ok(port) = u16::from_str_radix(port, 16) else { continue };
+        let Some(address) = (if v6 { ipv6(addr) } else { ipv4(addr) }) else { continue };
+        let inode = f[9].parse().unwrap_or(0);
+        out.push((port, address, inode));
+    }
+    out
+}
+
+/// The kernel writes addresses as native-endian 32-bit words in hex.
+fn ipv4(hex: &str) -> Option<String> {
+    let n = u32::from_str_radix(hex, 16).ok()?;
+    Some(std::net::Ipv4Addr::from(n.to_ne_bytes()).to_string())
+}
+
+fn ipv6(hex: &str) -> Option<String> {
+    if hex.len() != 32 {
+        return None;
+    }
+    let mut bytes = [0u8; 16];
+    for word in 0..4 {
+        let n = u32::from_str_radix(&hex[word * 8..word * 8 + 8], 16).ok()?;
+        bytes[word * 4..word * 4 + 4].copy_from_slice(&n.to_ne_bytes());
+    }
+    Some(std::net::Ipv6Addr::from(bytes).to_string())
+}
+
+/// Docker's embedded DNS server listens in every container of a user
+/// network: never a port of the workspace's own.
+fn is_engine_port(address: &str) -> bool {
+    address == "127.0.0.11"
+}
+
+/// The listening ports now, with the command line of the process that
+/// listens when it can be seen (`known` keeps what earlier rounds found).
+fn snapshot(known: &mut HashMap<u64, String>) -> Vec<ListeningPort> {
+    let mut found: BTreeMap<(u16, String), u64> = BTreeMap::new();
+    for (file, v6) in [("/proc/net/tcp", false), ("/proc/net/tcp6", true)] {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        for (port, address, inode) in parse_table(&text, v6) {
+            if !is_engine_port(&address) {
+                found.insert((port, address), inode);
+            }
+        }
+    }
+    if found.values().any(|i| !known.contains_key(i)) {
+        let owners = socket_owners();
+        for inode in found.values() {
+            if let Some(cmd) = owners.get(inode) {
+                known.insert(*inode, cmd.clone());
+            }
+        }
+    }
+    let mut ports: Vec<ListeningPort> = Vec::new();
+    for ((port, address), inode) in found {
+        // One entry per port: a dual listener (0.0.0.0 and ::) is one port.
+        if ports.iter().any(|p| p.port == port) {
+            continue;
+        }
+        ports.push(ListeningPort { port, address, process: known.get(&inode).cloned().unwrap_or_default() });
+    }
+    ports
+}
+
+/// Socket inode → the command line of a process holding it (the ones this
+/// user may look into).
+fn socket_owners() -> HashMap<u64, String> {
+    let mut owners = HashMap::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let name = entry.file_name();
+        if !name.to_string_lossy().chars().all(|c| c.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else { continue };
+        let mut cmd = None;
+        for fd in fds.flatten() {
+            let Ok(target) = std::fs::read_link(fd.path()) else { continue };
+            let t = target.to_string_lossy();
+            let Some(inode) = t.strip_prefix("socket:[").and_then(|r| r.strip_suffix(']')) else { continue };
+            let Ok(inode) = inode.parse::<u64>() else { continue };
+            let cmd = cmd.get_or_insert_with(|| {
+                std::fs::read(entry.path().join("cmdline"))
+                    .map(|c| {
+                        c.split(|b| *b == 0)
+                            .filter(|a| !a.is_empty())
+                            .map(|a| String::from_utf8_lossy(a).into_owned())
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    })
+                    .unwrap_or_default()
+            });
+            owners.entry(inode).or_insert_with(|| cmd.clone());
+        }
+    }
+    owners
+}
+
+/// `den agent ports-watch`: JSON lines until den goes away.
+pub fn watch_main() -> i32 {
+    // The channel closing closes stdin: stop then.
+    std::thread::spawn(|| {
+        let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+        std::process::exit(0);
+    });
+    let mut known = HashMap::new();
+    let mut last: Option<Vec<ListeningPort>> = None;
+    let mut out = std::io::stdout();
+    loop {
+        let now = snapshot(&mut known);
+        if last.as_ref() != Some(&now) {
+            let line = serde_json::to_string(&now).expect("serialises");
+            if writeln!(out, "{line}").and_then(|_| out.flush()).is_err() {
+                return 0;
+            }
+            last = Some(now);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn forwarders_dir(data: &Path) -> PathBuf {
+    data.join("forwarders")
+}
+
+/// When a process started (clock ticks since boot): with its pid, it names
+/// the process, not a later one that got the same pid.
+fn start_time(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces: fields count from its closing paren.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split_whitespace().nth(19).map(str::to_string)
+}
+
+/// Marks this process (an SSH server) as serving den's port forwarder.
+pub fn mark_forwarder(data: &Path) {
+    let dir = forwarders_dir(data);
+    let _ = std::fs::create_dir_all(&dir);
+    let pid = std::process::id();
+    if let Some(t) = start_time(pid) {
+        let _ = std::fs::write(dir.join(pid.to_string()), t);
+    }
+}
+
+/// True when `pid` is an SSH server marked as den's port forwarder (marks
+/// of processes that are gone are removed).
+pub fn is_forwarder(data: &Path, pid: u32) -> bool {
+    let mark = forwarders_dir(data).join(pid.to_string());
+    match std::fs::read_to_string(&mark) {
+        Ok(t) if Some(t.trim().to_string()) == start_time(pid) => true,
+        Ok(_) => {
+            let _ = std::fs::remove_file(&mark);
+            false
+        }
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listening_sockets_of_proc_tables() {
+        let v4 = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 3717231 1 0 100 0 0 10 0
+   1: 00000000:0BB8 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 42 1 0 100 0 0 10 0
+   2: 0100007F:1F90 0100007F:D2F0 01 00000000:00000000 00:00000000 00000000     0        0 0 1 0 100 0 0 10 0
+   3: 0B00007F:A1B2 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 7 1 0 100 0 0 10 0
+";
+        assert_eq!(
+            parse_table(v4, false),
+            vec![(8080, "127.0.0.1".into(), 3717231), (3000, "0.0.0.0".into(), 42), (41394, "127.0.0.11".into(), 7)]
+        );
+        let v6 = "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 00000000000000000000000000000000:1F40 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 99 1 0 100 0 0 10 0
+   1: 00000000000000000000000001000000:0050 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 98 1 0 100 0 0 10 0
+";
+        assert_eq!(parse_table(v6, true), vec![(8000, "::".into(), 99), (80, "::1".into(), 98)]);
+        assert!(is_engine_port("127.0.0.11"));
+    }
+
+    #[test]
+    fn a_process_is_named_by_pid_and_start_time() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(!is_forwarder(dir.path(), std::process::id()));
+        mark_forwarder(dir.path());
+        assert!(is_forwarder(dir.path(), std::process::id()));
+        // A mark whose process is gone (another start time) is dropped.
+        std::fs::write(forwarders_dir(dir.path()).join("1"), "0").unwrap();
+        assert!(!is_forwarder(dir.path(), 1));
+        assert!(!forwarders_dir(dir.path()).join("1").exists());
+    }
+}

@@ -1,0 +1,121 @@
+//! `den ports` and `den forward`: what the workspace's port forwarder
+//! holds, and changes to it.
+
+use crate::cli::{ForwardArgs, Output, PortsArgs};
+use crate::commands::print_json;
+use crate::exit;
+use crate::settings::Settings;
+use den_forward::{PortView, Request};
+
+/// Starts (or refreshes) the forwarder of `id`; what it forwards.
+pub fn start(den: &den_workspace::Den, id: &str) -> anyhow::Result<Vec<PortView>> {
+    let exe = std::env::current_exe()?;
+    Ok(den_forward::start(den, id, &exe)?.ports)
+}
+
+/// One line for people: `127.0.0.1:8080 → 8080 (web) [auto] python3 …`.
+pub fn describe(p: &PortView) -> String {
+    let to = if p.host == "localhost" { p.port.to_string() } else { format!("{}:{}", p.host, p.port) };
+    let mut line = if p.local.is_empty() { format!("not forwarded → {to}") } else { format!("{} → {to}", p.local) };
+    if !p.label.is_empty() {
+        line.push_str(&format!(" ({})", p.label));
+    }
+    line.push_str(&format!(" [{}]", p.origin));
+    if !p.process.is_empty() {
+        line.push_str(&format!(" {}", p.process));
+    }
+    if !p.note.is_empty() {
+        line.push_str(&format!(" — {}", p.note));
+    }
+    line
+}
+
+pub fn list(settings: &Settings, args: PortsArgs) -> anyhow::Result<i32> {
+    let den = settings.den()?;
+    if den_workspace::WorkspaceRecord::load(&den, &args.id)?.is_none() {
+        return Err(den_workspace::WorkspaceError::NotFound(args.id).into());
+    }
+    let reply = match den_forward::ask(&den, &args.id, &Request::List) {
+        Ok(r) => r,
+        Err(den_forward::ForwardError::NotRunning(_)) => den_forward::Reply::default(),
+        Err(e) => return Err(e.into()),
+    };
+    let running = den_forward::running(&den, &args.id);
+    match args.output {
+        Output::Json => print_json(&serde_json::json!({
+            "id": args.id,
+            "forwarder": running,
+            "connected": reply.connected,
+            "ports": reply.ports,
+        }))?,
+        Output::Text => {
+            if !running {
+                eprintln!("no port forwarder runs for `{}` (`den up {}` starts one)", args.id, args.id);
+            } else if !reply.connected {
+                eprintln!("the forwarder of `{}` is connecting to the workspace", args.id);
+            }
+            for p in &reply.ports {
+                println!("{}", describe(p));
+            }
+        }
+    }
+    Ok(exit::OK)
+}
+
+/// `[LOCAL:]REMOTE` or `[LOCAL:]HOST:REMOTE`.
+fn parse_spec(s: &str) -> anyhow::Result<(Option<u16>, String, u16)> {
+    let bad = || anyhow::anyhow!("`{s}` is not [LOCAL:]REMOTE or [LOCAL:]HOST:REMOTE (ports are numbers 1-65535)");
+    let port = |p: &str| p.parse::<u16>().ok().filter(|n| *n > 0).ok_or_else(bad);
+    let parts: Vec<&str> = s.split(':').collect();
+    match parts.as_slice() {
+        [r] => Ok((None, "localhost".into(), port(r)?)),
+        [l, r] => Ok((Some(port(l)?), "localhost".into(), port(r)?)),
+        [l, h, r] if !h.is_empty() => Ok((Some(port(l)?), h.to_string(), port(r)?)),
+        _ => Err(bad()),
+    }
+}
+
+pub fn forward(settings: &Settings, args: ForwardArgs) -> anyhow::Result<i32> {
+    let den = settings.den()?;
+    if den_workspace::WorkspaceRecord::load(&den, &args.id)?.is_none() {
+        return Err(den_workspace::WorkspaceError::NotFound(args.id).into());
+    }
+    let req = match (&args.spec, args.stop) {
+        (_, Some(port)) => Request::Stop { port },
+        (Some(spec), None) => {
+            let (local_port, host, port) = parse_spec(spec)?;
+            Request::Add { host, port, local_port }
+        }
+        (None, None) => anyhow::bail!("give [LOCAL:]REMOTE or --stop PORT"),
+    };
+    if !den_forward::running(&den, &args.id) {
+        if matches!(req, Request::Stop { .. }) {
+            return Err(den_forward::ForwardError::NotRunning(args.id).into());
+        }
+        start(&den, &args.id)?;
+    }
+    let reply = den_forward::ask(&den, &args.id, &req)?;
+    if let Request::Add { port, host, .. } = &req {
+        if let Some(p) = reply.ports.iter().find(|p| p.port == *port && &p.host == host) {
+            eprintln!("{}", describe(p));
+        }
+    } else if let Request::Stop { port } = req {
+        eprintln!("port {port} is no longer forwarded");
+    }
+    Ok(exit::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forward_specs() {
+        assert_eq!(parse_spec("8080").unwrap(), (None, "localhost".into(), 8080));
+        assert_eq!(parse_spec("9000:8080").unwrap(), (Some(9000), "localhost".into(), 8080));
+        assert_eq!(parse_spec("15432:db:5432").unwrap(), (Some(15432), "db".into(), 5432));
+        for bad in ["", "x", "0", "70000", "1:2:3:4", "1::3", "a:80"] {
+            assert!(parse_spec(bad).is_err(), "{bad}");
+        }
+    }
+}
