@@ -17,11 +17,15 @@ struct Ws<'a> {
 
 impl<'a> Ws<'a> {
     fn up(s: &'a Sandbox, name: &str, config: &str) -> Ws<'a> {
+        Ws::up_with(s, name, config, &[])
+    }
+
+    fn up_with(s: &'a Sandbox, name: &str, config: &str, flags: &[&str]) -> Ws<'a> {
         require_engine();
         let id = unique_id(name);
         let cleanup = s.cleanup(&id);
         let p = s.project(name, &[(".devcontainer.json", config)]);
-        s.up(&p, &id, &[]);
+        s.up(&p, &id, flags);
         Ws { s, id, _cleanup: cleanup }
     }
 
@@ -253,7 +257,7 @@ fn files_written_over_sftp_belong_to_the_user() {
 #[test]
 fn local_forward_socks_and_remote_forward_with_openssh() {
     let s = Sandbox::new();
-    let w = Ws::up(&s, "fwd", BUSYBOX_WEB);
+    let w = Ws::up_with(&s, "fwd", BUSYBOX_WEB, &["--forward-ports=false"]);
     // -L to a server inside the container
     let lport = free_port();
     let _l = Bg(w
@@ -293,7 +297,8 @@ fn local_forward_socks_and_remote_forward_with_openssh() {
 #[test]
 fn den_ssh_forwards_ports() {
     let s = Sandbox::new();
-    let w = Ws::up(&s, "denfwd", BUSYBOX_WEB);
+    // No forwarder: den ssh forwards the devcontainer's ports itself.
+    let w = Ws::up_with(&s, "denfwd", BUSYBOX_WEB, &["--forward-ports=false"]);
     // -L and the devcontainer's forwardPorts (8124) while the session is open
     let lport = free_port();
     let _session = Bg(w
