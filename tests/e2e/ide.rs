@@ -184,3 +184,163 @@ fn vscode_settings_reach_the_servers_machine_settings() {
         assert_eq!(crate::common::exec(&c, &format!("stat -c %U {file} /home/dev/{dir}")), "dev\ndev\n");
     }
 }
+
+/// `customizations.vscode.extensions` are installed into a VS Code server
+/// once it appears in the workspace, as Remote-SSH's default extensions
+/// are: with the server's own `--install-extension`, as the remote user.
+/// The server here is a recording stand-in at the place VS Code puts it.
+#[test]
+fn vscode_extensions_are_installed_into_servers_that_appear() {
+    require_engine();
+    let s = Sandbox::new();
+    let ws = s.workspace(
+        "vsext",
+        r#"{"image": "den-test/busybox",
+            "customizations": {"vscode": {"extensions": ["ms-python.python", "dbaeumer.vscode-eslint", "-dbaeumer.vscode-eslint", "golang.go"]}}}"#,
+    );
+    ws.up(&[]).assert_ok();
+    let c = ws.container();
+    crate::common::exec(
+        &c,
+        "mkdir -p /root/.vscode-server/bin/abc123/bin && printf '#!/bin/sh\\necho \"$(id -u) $*\" >> /tmp/installed\\n' > /root/.vscode-server/bin/abc123/bin/code-server && chmod +x /root/.vscode-server/bin/abc123/bin/code-server",
+    );
+    // A connection (as the editor's) starts the watcher.
+    run(s.den().args(["ssh", &ws.id, "--", "true"])).assert_ok();
+    let start = Instant::now();
+    loop {
+        let got = crate::common::exec(&c, "cat /tmp/installed 2>/dev/null || true");
+        if !got.is_empty() {
+            assert_eq!(got, "0 --install-extension ms-python.python --install-extension golang.go\n");
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "no extension was installed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Once per server: another connection installs nothing again.
+    run(s.den().args(["ssh", &ws.id, "--", "sleep", "2"])).assert_ok();
+    assert_eq!(crate::common::exec(&c, "wc -l < /tmp/installed").trim(), "1");
+}
+
+/// An OpenVSCode Server archive made by the test (a stand-in: a script
+/// that serves a page with busybox httpd on the port it is given, and
+/// records its arguments), as a `.tar.gz` with the release's top folder.
+fn openvscode_standin(dir: &Path) -> (PathBuf, String) {
+    use sha2::Digest;
+    let root = dir.join("openvscode-server-v0.0.0-linux-x64");
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    let script = "#!/bin/sh\necho \"$@\" > /tmp/ovs-args\nwhile [ $# -gt 0 ]; do case \"$1\" in --port) port=$2; shift;; --connection-token-file) tok=$(cat \"$2\"); shift;; esac; shift; done\nmkdir -p /tmp/ovs && echo \"openvscode stand-in $tok\" > /tmp/ovs/index.html\nexec busybox httpd -f -p \"$port\" -h /tmp/ovs\n";
+    let bin = root.join("bin/openvscode-server");
+    std::fs::write(&bin, script).unwrap();
+    std::fs::set_permissions(&bin, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let archive = dir.join("openvscode-standin.tar.gz");
+    let ok = std::process::Command::new("tar")
+        .arg("-czf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(dir)
+        .arg("openvscode-server-v0.0.0-linux-x64")
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let sha = sha2::Sha256::digest(std::fs::read(&archive).unwrap());
+    (archive, sha.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// `--ide openvscode`: the server from a local archive (checked against
+/// its SHA-256) or a loopback download (then cached), started in the
+/// workspace with a connection token, forwarded, and the browser opened on
+/// it. The browser is a recording stand-in ($BROWSER).
+#[test]
+fn openvscode_runs_in_the_workspace_and_opens_in_the_browser() {
+    require_engine();
+    let s = Sandbox::new();
+    let (archive, sha) = openvscode_standin(s.path());
+    let bin = standins(s.path(), &["browser"]);
+    let port = crate::common::free_port();
+    let ws = s.workspace(
+        "ovs",
+        r#"{"image": "den-test/busybox", "customizations": {"vscode": {"extensions": ["golang.go"]}}}"#,
+    );
+    // A wrong checksum: refused, said, and `up` still succeeds.
+    let r = run(s
+        .den()
+        .env("BROWSER", bin.join("browser"))
+        .args(["up", "--id", &ws.id, "--ide", "openvscode"])
+        .args([
+            "--ide-option",
+            &format!("ARCHIVE={}", archive.display()),
+            "--ide-option",
+            &format!("SHA256={}", "0".repeat(64)),
+        ])
+        .arg(&ws.folder));
+    r.assert_ok();
+    assert!(r.stderr.contains("refused") && r.stderr.contains(&sha), "{}", r.stderr);
+    // A bad option is said before anything is made.
+    let r =
+        run(s.den().args(["up", "--id", &ws.id, "--ide", "openvscode", "--ide-option", "THEME=dark"]).arg(&ws.folder));
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("--ide-option THEME") && r.stderr.contains("ARCHIVE"), "{}", r.stderr);
+
+    let r = run(s
+        .den()
+        .env("BROWSER", bin.join("browser"))
+        .args(["open", &ws.id, "--ide", "openvscode"])
+        .args(["--ide-option", &format!("ARCHIVE={}", archive.display()), "--ide-option", &format!("SHA256={sha}")])
+        .args(["--ide-option", &format!("PORT={port}")]));
+    r.assert_ok();
+    let url = args_of(&bin, "browser").remove(0);
+    assert!(url.starts_with("http://127.0.0.1:") && url.contains("?folder=%2Fworkspaces%2F"), "{url}");
+    let token = url.rsplit("tkn=").next().unwrap().to_string();
+    assert_eq!(token.len(), 48, "{url}");
+    let local: u16 = url["http://127.0.0.1:".len()..].split('/').next().unwrap().parse().unwrap();
+    assert_eq!(crate::common::http_get(local), format!("openvscode stand-in {token}\n"));
+    let args = crate::common::exec(&ws.container(), "cat /tmp/ovs-args");
+    assert!(
+        args.contains("--host 127.0.0.1") && args.contains("--install-extension golang.go --start-server"),
+        "{args}"
+    );
+    // The token is in a file only the user may read, not on the command line.
+    assert!(!args.contains(&token), "{args}");
+
+    // A second open finds the server running: same token, no new archive.
+    let r = run(s.den().env("BROWSER", bin.join("browser")).args(["open", &ws.id, "--ide", "openvscode"]).args([
+        "--ide-option",
+        &format!("ARCHIVE={}", archive.display()),
+        "--ide-option",
+        &format!("PORT={port}"),
+    ]));
+    r.assert_ok();
+    assert!(args_of(&bin, "browser")[0].ends_with(&format!("tkn={token}")));
+
+    // A download from a loopback server, cached: a second open needs no server.
+    let served = s.path().join("served");
+    std::fs::create_dir_all(&served).unwrap();
+    std::fs::copy(&archive, served.join("ovs.tar.gz")).unwrap();
+    let web = crate::common::free_port();
+    let mut server = std::process::Command::new("python3")
+        .args(["-m", "http.server", "--bind", "127.0.0.1", &web.to_string()])
+        .current_dir(&served)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    crate::common::wait_port(web);
+    let url_opt = format!("DOWNLOAD_URL=http://127.0.0.1:{web}/ovs.tar.gz");
+    let open = |s: &Sandbox| {
+        run(s.den().env("BROWSER", bin.join("browser")).args(["open", &ws.id, "--ide", "openvscode"]).args([
+            "--ide-option",
+            &url_opt,
+            "--ide-option",
+            "OPEN=false",
+            "--ide-option",
+            &format!("PORT={port}"),
+        ]))
+    };
+    open(&s).assert_ok();
+    let _ = server.kill();
+    let _ = server.wait();
+    let r = open(&s);
+    r.assert_ok();
+    assert!(r.stderr.contains("OpenVSCode Server: http://127.0.0.1:"), "{}", r.stderr);
+    assert!(s.home().join("cache/ide").join(format!("openvscode-{sha}.tar.gz")).is_file());
+}

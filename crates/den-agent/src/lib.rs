@@ -5,6 +5,7 @@
 
 pub mod clone_relay;
 pub mod credentials;
+pub mod extensions;
 pub mod hooks;
 pub mod inactivity;
 pub mod machine;

@@ -140,6 +140,9 @@ fn setup(req: &SetupRequest, data: &Path, sink: &Sink) -> Result<SetupResult, St
             hooks::line(sink, "setup", &format!("docker credentials from the client are not set up: {e}"));
         }
     }
+    if let Err(e) = crate::extensions::save(data, &req.vscode_extensions) {
+        hooks::line(sink, "setup", &format!("customizations.vscode.extensions not kept: {e}"));
+    }
     if !req.vscode_settings.is_empty() {
         for problem in write_vscode_settings(Path::new(&user.home), user.uid, user.gid, &req.vscode_settings) {
             hooks::line(sink, "setup", &problem);
@@ -323,7 +326,7 @@ fn run_probe(argv: &[String], who: &RunAs) -> Option<IndexMap<String, String>> {
 
 /// Where the VS Code family's servers keep their data in the remote
 /// user's home (VS Code, Insiders, Cursor, Windsurf, VSCodium, Positron).
-const VSCODE_SERVER_DIRS: [&str; 6] = [
+pub(crate) const VSCODE_SERVER_DIRS: [&str; 6] = [
     ".vscode-server",
     ".vscode-server-insiders",
     ".cursor-server",

@@ -127,6 +127,7 @@ pub fn ssh_server_main(workdir: Option<String>) -> i32 {
         }
     };
     crate::inactivity::touch(&data);
+    crate::extensions::ensure_watcher(&data);
     let result = rt.block_on(async move {
         let stream = stdio_stream()?;
         den_ssh::server::serve(stream, settings).await.map_err(|e| std::io::Error::other(e.to_string()))

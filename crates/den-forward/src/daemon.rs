@@ -434,28 +434,9 @@ fn follow(state: &Shared, found: &[ListeningPort]) {
     }
 }
 
-/// `$BROWSER` (the first of its `:`-separated commands), else the
-/// platform's opener.
 fn open_browser(url: &str) {
-    let browser = std::env::var("BROWSER").ok().and_then(|b| b.split(':').next().map(str::to_string));
-    let program = browser.filter(|b| !b.trim().is_empty()).unwrap_or_else(|| {
-        if cfg!(target_os = "macos") {
-            "open".into()
-        } else {
-            "xdg-open".into()
-        }
-    });
-    match std::process::Command::new(&program)
-        .arg(url)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-    {
-        Ok(mut child) => {
-            std::thread::spawn(move || child.wait());
-        }
-        Err(e) => log(&format!("opening the browser with `{program}`: {e}")),
+    if let Err(e) = den_ide::open_url(url) {
+        log(&e.to_string());
     }
 }
 

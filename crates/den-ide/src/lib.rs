@@ -3,6 +3,8 @@
 //! only knows how each IDE is told to open a folder on an SSH host, and
 //! where its command line tool is. It knows nothing of containers.
 
+pub mod browser;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -28,6 +30,8 @@ enum Kind {
     JetBrains {
         product: &'static str,
     },
+    /// OpenVSCode Server in the workspace, in the browser (see [`browser`]).
+    Browser,
 }
 
 const IDES: &[Ide] = &[
@@ -43,6 +47,7 @@ const IDES: &[Ide] = &[
     Ide { name: "codium", title: "VSCodium", kind: Kind::VsCode { cli: "codium", app: "VSCodium" } },
     Ide { name: "positron", title: "Positron", kind: Kind::VsCode { cli: "positron", app: "Positron" } },
     Ide { name: "zed", title: "Zed", kind: Kind::Zed },
+    Ide { name: "openvscode", title: "OpenVSCode Server (in the browser)", kind: Kind::Browser },
     Ide { name: "goland", title: "GoLand (JetBrains Gateway)", kind: Kind::JetBrains { product: "GO" } },
     Ide { name: "intellij", title: "IntelliJ IDEA (JetBrains Gateway)", kind: Kind::JetBrains { product: "IU" } },
     Ide { name: "pycharm", title: "PyCharm (JetBrains Gateway)", kind: Kind::JetBrains { product: "PY" } },
@@ -92,6 +97,10 @@ pub enum IdeError {
     Unknown(String),
     #[error("{title} was not found (looked for {looked}); open the workspace by hand: {by_hand}")]
     Missing { title: String, looked: String, by_hand: String },
+    #[error("--ide-option {name}: {why}")]
+    Option { name: String, why: String },
+    #[error("the browser IDE's server: {0}")]
+    Fetch(String),
     #[error("starting {title} (`{command}`) failed: {source}")]
     Start {
         title: String,
@@ -105,7 +114,7 @@ pub enum IdeError {
 /// `none`), with the program found through `search`.
 pub fn command(ide: Ide, target: &Target, search: &Search) -> Result<Option<(PathBuf, Vec<String>)>, IdeError> {
     let (candidates, args): (Vec<PathBuf>, Vec<String>) = match ide.kind {
-        Kind::None => return Ok(None),
+        Kind::None | Kind::Browser => return Ok(None),
         Kind::VsCode { cli, app } => (
             vscode_places(cli, app, search),
             vec![
@@ -160,8 +169,49 @@ fn by_hand(ide: Ide, target: &Target, args: &[String]) -> String {
         Kind::VsCode { .. } => format!("`ssh {}`, or open {} in the editor", target.host, args[1]),
         Kind::JetBrains { .. } => format!("`ssh {}`, or open {} (JetBrains Gateway)", target.host, args[0]),
         Kind::Zed => format!("`ssh {}`, or `zed {}`", target.host, args[0]),
-        Kind::None => format!("`ssh {}`", target.host),
+        Kind::None | Kind::Browser => format!("`ssh {}`", target.host),
     }
+}
+
+impl Ide {
+    /// The browser IDE, which den starts in the workspace itself.
+    pub fn is_browser(&self) -> bool {
+        self.kind == Kind::Browser
+    }
+
+    /// The `--ide-option` names this IDE takes.
+    pub fn option_names(&self) -> Vec<&'static str> {
+        match self.kind {
+            Kind::Browser => browser::OPTIONS.iter().map(|(n, _)| *n).collect(),
+            _ => vec![],
+        }
+    }
+}
+
+/// Opens `url` in the user's browser: `$BROWSER` (the first of its
+/// `:`-separated commands), else the platform's opener. Not waited for.
+pub fn open_url(url: &str) -> Result<(), IdeError> {
+    let browser = std::env::var("BROWSER").ok().and_then(|b| b.split(':').next().map(str::to_string));
+    let program = browser.filter(|b| !b.trim().is_empty()).unwrap_or_else(|| {
+        if cfg!(target_os = "macos") {
+            "open".into()
+        } else {
+            "xdg-open".into()
+        }
+    });
+    let mut child = Command::new(&program)
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|source| IdeError::Start {
+            title: "the browser".into(),
+            command: format!("{program} {url}"),
+            source,
+        })?;
+    std::thread::spawn(move || child.wait());
+    Ok(())
 }
 
 /// JetBrains Gateway's link for an SSH host; Gateway installs the IDE's

@@ -68,6 +68,11 @@ pub struct SetupRequest {
     /// (later wins): the VS Code family's server machine settings.
     #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
     pub vscode_settings: serde_json::Map<String, serde_json::Value>,
+    /// `customizations.vscode.extensions` of the config and its image: the
+    /// agent installs them into every VS Code family server that appears
+    /// in the remote user's home (as Remote-SSH's default extensions).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vscode_extensions: Vec<String>,
 }
 
 /// Credentials the workspace asks the client for while a connection is

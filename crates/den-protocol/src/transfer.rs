@@ -88,6 +88,7 @@ pub struct RemoteUpResult {
     pub ports_attributes: indexmap::IndexMap<String, den_devcontainer::model::PortAttributes>,
     pub other_ports_attributes: Option<den_devcontainer::model::PortAttributes>,
     pub app_port: Vec<String>,
+    pub vscode_extensions: Vec<String>,
     pub host_key: String,
     pub created: bool,
     pub started: bool,

@@ -209,6 +209,12 @@ pub fn terminal_size() -> (u32, u32) {
     (80, 24)
 }
 
+/// A long-lived connection's messages waiting per channel (each up to a
+/// packet, 128 KiB): few, so that many idle forwards stay small.
+const FORWARDER_CHANNEL_BUFFER: usize = 16;
+/// Bytes of one forwarded connection waiting for its local reader.
+const FORWARD_QUEUE: usize = 4 * 1024 * 1024;
+
 /// An authenticated connection, for channels of the caller's choosing
 /// (den's port forwarder).
 pub struct Connection {
@@ -221,7 +227,7 @@ impl Connection {
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        Connection::open_with(stream, key, host_key, user, vec![], None).await
+        Connection::open_with(stream, key, host_key, user, vec![], None, FORWARDER_CHANNEL_BUFFER).await
     }
 
     async fn open_with<S>(
@@ -231,6 +237,7 @@ impl Connection {
         user: &str,
         remote_forwards: Vec<Forward>,
         agent_socket: Option<PathBuf>,
+        channel_buffer_size: usize,
     ) -> Result<Connection, SshError>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -239,7 +246,7 @@ impl Connection {
             window_size: 8 * 1024 * 1024,
             // den's own agent takes big packets: fewer of them per byte.
             maximum_packet_size: 128 * 1024,
-            channel_buffer_size: 256,
+            channel_buffer_size,
             inactivity_timeout: None,
             nodelay: true,
             preferred: crate::preferred(),
@@ -278,7 +285,7 @@ impl Connection {
             )
             .await?;
         let _ = tcp.set_nodelay(true);
-        crate::pipe::pipe(ch, tcp).await;
+        crate::pipe::pipe_bounded(ch, tcp, FORWARD_QUEUE).await;
         Ok(())
     }
 
@@ -329,6 +336,7 @@ where
         &opts.user,
         opts.remote_forwards.clone(),
         opts.agent_socket.clone(),
+        256,
     )
     .await?;
     let handle = conn.handle.clone();

@@ -29,12 +29,22 @@ pub enum Control {
 /// Reads `rx` until the channel closes: data goes to `writer` (through the
 /// queue), everything else to `on_control`. Returns when the channel is
 /// closed or gone.
-pub async fn drain_into<W, F>(mut rx: ChannelReadHalf, writer: Option<W>, mut on_control: F)
+pub async fn drain_into<W, F>(rx: ChannelReadHalf, writer: Option<W>, on_control: F)
 where
     W: AsyncWrite + Unpin + Send + 'static,
     F: FnMut(Control),
 {
-    let budget = Arc::new(Semaphore::new(QUEUE_BYTES));
+    drain_into_bounded(rx, writer, QUEUE_BYTES, on_control).await
+}
+
+/// [`drain_into`] with at most `queue_bytes` waiting for the writer.
+pub async fn drain_into_bounded<W, F>(mut rx: ChannelReadHalf, writer: Option<W>, queue_bytes: usize, mut on_control: F)
+where
+    W: AsyncWrite + Unpin + Send + 'static,
+    F: FnMut(Control),
+{
+    let queue = queue_bytes.max(256 * 1024);
+    let budget = Arc::new(Semaphore::new(queue));
     let (qtx, mut qrx) = mpsc::unbounded_channel::<Option<Vec<u8>>>();
     let writer_task = writer.map(|mut w| {
         let budget = budget.clone();
@@ -46,7 +56,7 @@ where
                         if !broken && (w.write_all(&data).await.is_err() || w.flush().await.is_err()) {
                             broken = true;
                         }
-                        budget.add_permits(data.len().min(QUEUE_BYTES));
+                        budget.add_permits(data.len().min(queue));
                     }
                     None => {
                         let _ = w.shutdown().await;
@@ -54,7 +64,7 @@ where
                         // Keep taking (and dropping) data so the budget never
                         // blocks the input side.
                         while let Some(Some(d)) = qrx.recv().await {
-                            budget.add_permits(d.len().min(QUEUE_BYTES));
+                            budget.add_permits(d.len().min(queue));
                         }
                         break;
                     }
@@ -66,7 +76,7 @@ where
         match rx.wait().await {
             Some(ChannelMsg::Data { data }) => {
                 if writer_task.is_some() {
-                    let n = data.len().min(QUEUE_BYTES) as u32;
+                    let n = data.len().min(queue) as u32;
                     if let Ok(p) = budget.acquire_many(n).await {
                         p.forget();
                     }
@@ -99,6 +109,17 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     M: From<(russh::ChannelId, ChannelMsg)> + Send + Sync + 'static,
 {
+    pipe_bounded(channel, io, QUEUE_BYTES).await
+}
+
+/// [`pipe`] with at most `queue_bytes` of incoming data waiting for `io`
+/// (for a socket, whose reader drains it by itself: a small queue keeps
+/// memory small, and a slow reader slows the sender down).
+pub async fn pipe_bounded<S, M>(channel: russh::Channel<M>, io: S, queue_bytes: usize)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    M: From<(russh::ChannelId, ChannelMsg)> + Send + Sync + 'static,
+{
     let (rx, tx) = channel.split();
     let tx = Arc::new(tx);
     let (mut r, w) = tokio::io::split(io);
@@ -120,7 +141,7 @@ where
             }
         }
     });
-    drain_into(rx, Some(w), |_| {}).await;
+    drain_into_bounded(rx, Some(w), queue_bytes, |_| {}).await;
     // The other side closed: stop reading here too.
     outgoing.abort();
     let _ = tx.close().await;

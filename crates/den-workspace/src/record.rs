@@ -41,6 +41,9 @@ pub struct WorkspaceRecord {
     /// `appPort` as written (`3000`, `8080:80`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub app_port: Vec<String>,
+    /// `customizations.vscode.extensions` (the browser IDE installs them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub vscode_extensions: Vec<String>,
     pub agent_path: String,
     /// The machine the workspace is on (machine providers).
     pub machine: Option<String>,
@@ -104,6 +107,7 @@ impl WorkspaceRecord {
         self.ports_attributes = merged.ports_attributes.clone();
         self.other_ports_attributes = merged.other_ports_attributes.clone();
         self.app_port = cfg.app_port.as_ref().map(|p| p.0.clone()).unwrap_or_default();
+        self.vscode_extensions = crate::plan::vscode_extensions(merged);
     }
 
     /// The record `up` works on: the one den had (or a new one) with its

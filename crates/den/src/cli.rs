@@ -61,6 +61,9 @@ pub enum Command {
         /// The IDE (default: the one chosen with `den ide use`, else VS Code).
         #[arg(long, value_name = "NAME")]
         ide: Option<String>,
+        /// An option of the IDE, KEY=VALUE (repeatable).
+        #[arg(long = "ide-option", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+        ide_options: Vec<(String, String)>,
     },
     /// The IDEs den can open, and the default one.
     #[command(subcommand)]
@@ -239,6 +242,10 @@ pub struct UpArgs {
     /// `--open-ide=false`: open no IDE this time, whatever the default.
     #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
     pub open_ide: bool,
+    /// An option of the IDE, KEY=VALUE (repeatable; `openvscode`: VERSION,
+    /// DOWNLOAD_URL, ARCHIVE, SHA256, PORT, OPEN).
+    #[arg(long = "ide-option", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub ide_options: Vec<(String, String)>,
     /// `--forward-ports=false`: start no port forwarder (see `den ports`).
     #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
     pub forward_ports: bool,
@@ -531,6 +538,8 @@ pub enum AgentCommand {
     SftpServer,
     /// Report listening TCP ports as JSON lines (the den-ports subsystem).
     PortsWatch,
+    /// Install customizations.vscode.extensions into VS Code servers as they appear.
+    VscodeExtensions,
     /// Stop this container after a time without SSH sessions.
     InactivityWatch {
         #[arg(long)]

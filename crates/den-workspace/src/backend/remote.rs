@@ -182,6 +182,7 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, p: crate::plan::Plan, reporter: &m
         rec.ports_attributes = r.ports_attributes;
         rec.other_ports_attributes = r.other_ports_attributes;
         rec.app_port = r.app_port;
+        rec.vscode_extensions = r.vscode_extensions;
     }
     rec.save(den)?;
     if !r.host_key.is_empty() {

@@ -9,6 +9,7 @@ pub fn run(cmd: AgentCommand) -> anyhow::Result<i32> {
         AgentCommand::SshServer { stdio: _, workdir } => Ok(den_agent::ssh::ssh_server_main(workdir)),
         AgentCommand::SftpServer => Ok(den_agent::ssh::sftp_server_main()),
         AgentCommand::PortsWatch => Ok(den_agent::ports::watch_main()),
+        AgentCommand::VscodeExtensions => Ok(den_agent::extensions::watch_main()),
         AgentCommand::InactivityWatch { timeout_secs } => {
             let data = den_agent::data_dir();
             den_agent::inactivity::watch(&data, std::time::Duration::from_secs(timeout_secs));

@@ -15,10 +15,36 @@ fn choose(den: &Den, name: Option<&str>, fallback: &str) -> anyhow::Result<den_i
     Ok(den_ide::by_name(name.or(saved.as_deref()).unwrap_or(fallback))?)
 }
 
+/// The IDE `name` (or the default) with `options` it takes: checked before
+/// anything is made.
+pub fn check(den: &Den, name: Option<&str>, options: &[(String, String)], fallback: &str) -> anyhow::Result<()> {
+    let ide = choose(den, name, fallback)?;
+    if ide.is_browser() {
+        den_ide::browser::options(options)?;
+    } else if let Some((k, _)) = options.first() {
+        anyhow::bail!("--ide-option {k}: {} takes no options", ide.name);
+    }
+    Ok(())
+}
+
 /// Opens the IDE on a workspace that is up. An IDE that cannot be found
 /// or started is said, not fatal: the workspace is up all the same.
-pub fn open_after_up(den: &Den, rec: &WorkspaceRecord, name: Option<&str>) -> anyhow::Result<()> {
+pub fn open_after_up(
+    den: &Den,
+    rec: &WorkspaceRecord,
+    name: Option<&str>,
+    options: &[(String, String)],
+    forward_ports: bool,
+) -> anyhow::Result<()> {
     let ide = choose(den, name, "none")?;
+    if ide.is_browser() {
+        if !forward_ports {
+            eprintln!("den: openvscode needs den's port forwarder, which --forward-ports=false turned off");
+        } else if let Err(e) = crate::commands::openvscode::open(den, rec, options) {
+            eprintln!("den: {e:#}");
+        }
+        return Ok(());
+    }
     launch(ide, rec);
     Ok(())
 }
@@ -38,8 +64,9 @@ fn launch(ide: den_ide::Ide, rec: &WorkspaceRecord) {
 
 /// `den open ID [--ide NAME]`: brings the workspace up when it does not
 /// run, then opens the IDE (VS Code when none was chosen).
-pub fn open(settings: &Settings, id: &str, name: Option<&str>) -> anyhow::Result<i32> {
+pub fn open(settings: &Settings, id: &str, name: Option<&str>, options: &[(String, String)]) -> anyhow::Result<i32> {
     let den = settings.den()?;
+    check(&den, name, options, "vscode")?;
     let ide = choose(&den, name, "vscode")?;
     let rec = WorkspaceRecord::load(&den, id)?.ok_or_else(|| den_workspace::WorkspaceError::NotFound(id.into()))?;
     let rec = if den_workspace::status(&den, id)? == den_workspace::Status::Running {
@@ -59,6 +86,10 @@ pub fn open(settings: &Settings, id: &str, name: Option<&str>) -> anyhow::Result
         progress.finish();
         r?.record
     };
+    if ide.is_browser() {
+        crate::commands::openvscode::open(&den, &rec, options)?;
+        return Ok(exit::OK);
+    }
     launch(ide, &rec);
     Ok(exit::OK)
 }

@@ -7,6 +7,7 @@ mod dotfiles;
 mod feature;
 mod ide;
 mod machine;
+mod openvscode;
 mod ports;
 mod provider;
 mod read_config;
@@ -30,7 +31,7 @@ pub fn run(cli: Cli, settings: &Settings) -> anyhow::Result<i32> {
         Command::Context(cmd) => context::run(settings, cmd),
         Command::Machine(cmd) => machine::run(settings, cmd),
         Command::ReadConfig(args) => read_config::run(settings, args),
-        Command::Open { id, ide } => ide::open(settings, &id, ide.as_deref()),
+        Command::Open { id, ide, ide_options } => ide::open(settings, &id, ide.as_deref(), &ide_options),
         Command::Ide(cmd) => ide::run(settings, cmd),
         Command::Ports(args) => ports::list(settings, args),
         Command::Forward(args) => ports::forward(settings, args),

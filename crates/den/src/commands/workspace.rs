@@ -10,10 +10,8 @@ use crate::settings::Settings;
 
 pub fn up(settings: &Settings, args: UpArgs) -> anyhow::Result<i32> {
     let den = settings.den()?;
-    if let Some(name) = &args.ide {
-        // A wrong IDE name is said before anything is made.
-        den_ide::by_name(name)?;
-    }
+    // A wrong IDE name or option is said before anything is made.
+    crate::commands::ide::check(&den, args.ide.as_deref(), &args.ide_options, "none")?;
     let mut workspace = args.workspace.into_source()?;
     if let Some(r) = &args.prebuild_repository {
         workspace.prebuild = Some(den_workspace::features::Prebuild::new(r, false)?);
@@ -83,7 +81,7 @@ pub fn up(settings: &Settings, args: UpArgs) -> anyhow::Result<i32> {
         }
     }
     if args.open_ide {
-        crate::commands::ide::open_after_up(&den, rec, args.ide.as_deref())?;
+        crate::commands::ide::open_after_up(&den, rec, args.ide.as_deref(), &args.ide_options, args.forward_ports)?;
     }
     Ok(exit::OK)
 }

@@ -1,0 +1,152 @@
+//! `--ide openvscode`: OpenVSCode Server in the workspace, in the browser.
+//! The archive is fetched here (or taken from `--ide-option ARCHIVE`),
+//! checked and cached in DEN_HOME, sent through den's own ssh, unpacked
+//! once per archive in the remote user's home, and started with a
+//! connection token; den's port forwarder carries its port, and the
+//! browser opens on it.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use den_workspace::{Den, WorkspaceRecord};
+
+/// Unpacks the archive on stdin (unless this one is there already) and
+/// starts the server unless it runs; prints the token in use.
+/// Arguments: SHA PORT TOKEN [EXTENSION…].
+const START: &str = r#"set -e
+base="$HOME/.den-openvscode"; dir="$base/$1"; port=$2; token=$3; shift 3
+mkdir -p "$base"; chmod 700 "$base"
+if [ -x "$dir/bin/openvscode-server" ]; then cat >/dev/null; else
+  rm -rf "$dir.new"; mkdir -p "$dir.new"
+  tar -xz -C "$dir.new"
+  top=$(ls "$dir.new")
+  if [ -x "$dir.new/bin/openvscode-server" ]; then mv "$dir.new" "$dir"
+  elif [ -x "$dir.new/$top/bin/openvscode-server" ]; then mv "$dir.new/$top" "$dir"; rm -rf "$dir.new"
+  else rm -rf "$dir.new"; echo "the archive has no bin/openvscode-server" >&2; exit 3; fi
+fi
+state="$base/server"
+if [ -f "$state.pid" ] && kill -0 "$(cat "$state.pid")" 2>/dev/null && [ "$(cat "$state.dir" 2>/dev/null)" = "$dir" ]; then
+  cat "$state.token"; exit 0
+fi
+umask 077; printf %s "$token" > "$state.token"
+n=$#; for e in "$@"; do set -- "$@" --install-extension "$e"; done; shift $n
+[ $# -gt 0 ] && set -- "$@" --start-server
+# The session's end hangs its process group up: the server ignores that
+# (an ignored signal stays ignored across exec; not every image has nohup).
+(trap '' HUP; exec "$dir/bin/openvscode-server" --host 127.0.0.1 --port "$port" --connection-token-file "$state.token" --telemetry-level off "$@") </dev/null >"$state.log" 2>&1 &
+echo $! > "$state.pid"; printf %s "$dir" > "$state.dir"
+cat "$state.token"
+"#;
+
+/// `den ssh ID -- ARGV` as this den (same home and context), with `input`
+/// on stdin; its stdout.
+fn den_ssh(den: &Den, id: &str, argv: &[&str], input: Option<&std::path::Path>) -> anyhow::Result<String> {
+    let exe = std::env::current_exe().context("finding den's own binary")?;
+    let mut child = Command::new(exe)
+        .env("DEN_HOME", den.home.root())
+        .env("DEN_CONTEXT", &den.context)
+        .args(["ssh", "--no-forward-ports", id, "--"])
+        .args(argv)
+        .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("running den ssh")?;
+    let writer = input.map(|path| {
+        let mut stdin = child.stdin.take().expect("piped");
+        let path = path.to_path_buf();
+        std::thread::spawn(move || {
+            if let Ok(mut f) = std::fs::File::open(path) {
+                // The far side stops reading when it has this archive.
+                let _ = std::io::copy(&mut f, &mut stdin);
+            }
+            let _ = stdin.flush();
+        })
+    });
+    let out = child.wait_with_output()?;
+    if let Some(w) = writer {
+        let _ = w.join();
+    }
+    if !out.status.success() {
+        anyhow::bail!(
+            "`{}` in the workspace failed ({}): {}",
+            argv.first().copied().unwrap_or(""),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn token() -> anyhow::Result<String> {
+    let mut bytes = [0u8; 24];
+    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Starts the server in workspace `rec`, forwards it, opens the browser.
+pub fn open(den: &Den, rec: &WorkspaceRecord, options: &[(String, String)]) -> anyhow::Result<()> {
+    let o = den_ide::browser::options(options)?;
+    let arch = if o.archive.is_none() && o.url.is_none() {
+        den_ide::browser::release_arch(&den_ssh(den, &rec.id, &["uname", "-m"], None)?)?.to_string()
+    } else {
+        String::new()
+    };
+    let cache = den.home.root().join("cache").join("ide");
+    let (archive, sha) = den_ide::browser::fetch(&o, &arch, &cache)?;
+    let port = o.port.to_string();
+    let fresh = token()?;
+    let mut argv = vec!["sh", "-c", START, "sh", &sha, &port, &fresh];
+    argv.extend(rec.vscode_extensions.iter().map(String::as_str));
+    let token = den_ssh(den, &rec.id, &argv, Some(&archive)).context("starting OpenVSCode Server")?;
+    let token = token.trim();
+
+    crate::commands::ports::start(den, &rec.id)?;
+    let req = den_forward::Request::Add { host: "localhost".into(), port: o.port, local_port: None };
+    let reply = match den_forward::ask(den, &rec.id, &req) {
+        Ok(r) => r,
+        // Forwarded already (found listening, or an earlier open).
+        Err(den_forward::ForwardError::Refused { .. }) => den_forward::ask(den, &rec.id, &den_forward::Request::List)?,
+        Err(e) => return Err(e.into()),
+    };
+    let local = reply
+        .ports
+        .iter()
+        .find(|p| p.port == o.port && p.host == "localhost")
+        .and_then(|p| p.local.rsplit(':').next().and_then(|l| l.parse::<u16>().ok()))
+        .ok_or_else(|| anyhow::anyhow!("den's port forwarder did not forward port {}", o.port))?;
+    // The server takes a moment to listen (and longer to install extensions).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if answers(local) {
+            break;
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!(
+                "OpenVSCode Server did not answer on port {} within a minute; its log is ~/.den-openvscode/server.log in the workspace",
+                o.port
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let url = den_ide::browser::browser_url(local, &rec.workspace_folder, token);
+    eprintln!("OpenVSCode Server: {url}");
+    if o.open {
+        den_ide::open_url(&url)?;
+    }
+    Ok(())
+}
+
+/// Whether an HTTP server answers on 127.0.0.1:`port`.
+fn answers(port: u16) -> bool {
+    use std::io::Read;
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return false };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    if s.write_all(b"GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").is_err() {
+        return false;
+    }
+    let mut first = [0u8; 5];
+    s.read_exact(&mut first).is_ok() && &first == b"HTTP/"
+}
