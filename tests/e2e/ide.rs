@@ -48,7 +48,10 @@ fn up_and_open_start_the_chosen_ide_with_its_arguments() {
     require_engine();
     let s = Sandbox::new();
     let bin = standins(s.path(), &["code", "cursor", "zed", "xdg-open"]);
-    let ws = s.workspace("ideproj", r#"{"image": "den-test/busybox"}"#);
+    let ws = s.workspace(
+        "ideproj",
+        r#"{"image": "den-test/busybox", "customizations": {"jetbrains": {"backend": "PyCharm"}}}"#,
+    );
     let (id, folder) = (ws.id.clone(), "/workspaces/ideproj");
     run(ws.up_cmd(&["--ide", "vscode"]).env("PATH", path_with(&bin))).assert_ok();
     assert_eq!(args_of(&bin, "code"), ["--folder-uri", &format!("vscode-remote://ssh-remote+{id}.den{folder}")]);
@@ -63,6 +66,9 @@ fn up_and_open_start_the_chosen_ide_with_its_arguments() {
             "jetbrains-gateway://connect#type=ssh&deploy=true&host={id}.den&port=22&user=root&projectPath=%2Fworkspaces%2Fideproj&productCode=GO"
         )]
     );
+    // `jetbrains`: the product customizations.jetbrains.backend names.
+    run(s.den().args(["open", &id, "--ide", "jetbrains"]).env("PATH", path_with(&bin))).assert_ok();
+    assert!(args_of(&bin, "xdg-open")[0].ends_with("&productCode=PY"));
 
     // The default of the context, for up and open alike.
     run(s.den().args(["ide", "use", "zed"])).assert_ok();

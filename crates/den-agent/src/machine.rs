@@ -235,6 +235,7 @@ pub fn remote_up_main() -> i32 {
             result.other_ports_attributes = r.record.other_ports_attributes;
             result.app_port = r.record.app_port;
             result.vscode_extensions = r.record.vscode_extensions;
+            result.jetbrains_backend = r.record.jetbrains_backend;
             result.host_key = r.host_key;
             result.created = r.created;
             result.started = r.started;
@@ -262,6 +263,7 @@ pub fn remote_up_main() -> i32 {
                 result.other_ports_attributes = r.other_ports_attributes;
                 result.app_port = r.app_port;
                 result.vscode_extensions = r.vscode_extensions;
+                result.jetbrains_backend = r.jetbrains_backend;
             }
             let alias = den_workspace::ssh::host_alias(&req.workspace_id);
             if let Ok(Some(key)) = den_state::ssh_config::pinned_host_key(&den.home.known_hosts(), &alias) {

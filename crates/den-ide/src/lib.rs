@@ -48,6 +48,11 @@ const IDES: &[Ide] = &[
     Ide { name: "positron", title: "Positron", kind: Kind::VsCode { cli: "positron", app: "Positron" } },
     Ide { name: "zed", title: "Zed", kind: Kind::Zed },
     Ide { name: "openvscode", title: "OpenVSCode Server (in the browser)", kind: Kind::Browser },
+    Ide {
+        name: "jetbrains",
+        title: "the JetBrains IDE the configuration names (customizations.jetbrains.backend; default IntelliJ IDEA), through JetBrains Gateway",
+        kind: Kind::JetBrains { product: "IU" },
+    },
     Ide { name: "goland", title: "GoLand (JetBrains Gateway)", kind: Kind::JetBrains { product: "GO" } },
     Ide { name: "intellij", title: "IntelliJ IDEA (JetBrains Gateway)", kind: Kind::JetBrains { product: "IU" } },
     Ide { name: "pycharm", title: "PyCharm (JetBrains Gateway)", kind: Kind::JetBrains { product: "PY" } },
@@ -188,6 +193,28 @@ impl Ide {
     }
 }
 
+/// `jetbrains` made definite by the configuration's
+/// `customizations.jetbrains.backend` (`IntelliJ`, `PyCharm`, `GoLand`, …);
+/// any other IDE, or an unknown backend, stays as it is.
+pub fn for_backend(ide: Ide, backend: &str) -> Ide {
+    if ide.name != "jetbrains" {
+        return ide;
+    }
+    let name = match backend.to_ascii_lowercase().replace([' ', '-', '_'], "").as_str() {
+        "intellij" | "intellijidea" | "idea" => "intellij",
+        "pycharm" => "pycharm",
+        "goland" => "goland",
+        "webstorm" => "webstorm",
+        "phpstorm" => "phpstorm",
+        "clion" => "clion",
+        "rider" => "rider",
+        "rubymine" => "rubymine",
+        "rustrover" => "rustrover",
+        _ => return ide,
+    };
+    by_name(name).unwrap_or(ide)
+}
+
 /// Opens `url` in the user's browser: `$BROWSER` (the first of its
 /// `:`-separated commands), else the platform's opener. Not waited for.
 pub fn open_url(url: &str) -> Result<(), IdeError> {
@@ -305,6 +332,12 @@ mod tests {
             ["jetbrains-gateway://connect#type=ssh&deploy=true&host=api.den&port=22&user=dev&projectPath=%2Fworkspaces%2Fapi&productCode=GO"]
         );
         assert!(command(by_name("none").unwrap(), &target(), &s).unwrap().is_none());
+        // `jetbrains`: the configuration's backend, else IntelliJ IDEA.
+        let jb = by_name("jetbrains").unwrap();
+        assert_eq!(for_backend(jb, "PyCharm").name, "pycharm");
+        assert_eq!(for_backend(jb, "").name, "jetbrains");
+        assert!(command(jb, &target(), &s).unwrap().unwrap().1[0].ends_with("productCode=IU"));
+        assert_eq!(for_backend(by_name("goland").unwrap(), "PyCharm").name, "goland");
         // A folder with a space or a `#` stays one path in the URI.
         let odd = Target { folder: "/workspaces/my app#1".into(), ..target() };
         let (_, args) = command(by_name("vscode").unwrap(), &odd, &s).unwrap().unwrap();

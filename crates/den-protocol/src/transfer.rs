@@ -89,6 +89,7 @@ pub struct RemoteUpResult {
     pub other_ports_attributes: Option<den_devcontainer::model::PortAttributes>,
     pub app_port: Vec<String>,
     pub vscode_extensions: Vec<String>,
+    pub jetbrains_backend: String,
     pub host_key: String,
     pub created: bool,
     pub started: bool,

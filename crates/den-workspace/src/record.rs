@@ -44,6 +44,9 @@ pub struct WorkspaceRecord {
     /// `customizations.vscode.extensions` (the browser IDE installs them).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub vscode_extensions: Vec<String>,
+    /// `customizations.jetbrains.backend` (what `--ide jetbrains` opens).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub jetbrains_backend: String,
     pub agent_path: String,
     /// The machine the workspace is on (machine providers).
     pub machine: Option<String>,
@@ -101,13 +104,27 @@ pub(crate) struct Origin<'a> {
 }
 
 impl WorkspaceRecord {
-    /// The configuration's ports, as `up` resolved them.
-    pub(crate) fn set_ports(&mut self, merged: &den_devcontainer::MergedConfig, cfg: &den_devcontainer::DevContainer) {
+    /// What the configuration says for the client's side: its ports, and
+    /// what the IDEs take from `customizations`.
+    pub(crate) fn set_from_config(
+        &mut self,
+        merged: &den_devcontainer::MergedConfig,
+        cfg: &den_devcontainer::DevContainer,
+    ) {
         self.forward_ports = merged.forward_ports.clone();
         self.ports_attributes = merged.ports_attributes.clone();
         self.other_ports_attributes = merged.other_ports_attributes.clone();
         self.app_port = cfg.app_port.as_ref().map(|p| p.0.clone()).unwrap_or_default();
         self.vscode_extensions = crate::plan::vscode_extensions(merged);
+        self.jetbrains_backend = merged
+            .customizations
+            .get("jetbrains")
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.get("backend").and_then(|b| b.as_str()))
+            .last()
+            .unwrap_or_default()
+            .to_string();
     }
 
     /// The record `up` works on: the one den had (or a new one) with its

@@ -95,7 +95,7 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, p: Plan, reporter: &mut dyn Report
     rec.container_name = name.clone();
     rec.image = image.clone();
     rec.workspace_folder = p.resolved.workspace_folder.clone();
-    rec.set_ports(&merged, &p.resolved.config);
+    rec.set_from_config(&merged, &p.resolved.config);
     rec.credentials = crate::plan::credentials_of(&p.entry.manifest, &run.options);
     rec.last_used_at = now();
     rec.save(den)?;

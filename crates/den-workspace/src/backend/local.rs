@@ -347,7 +347,7 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, mut plan: Plan, reporter: &mut dyn
     rec.image = image;
     rec.remote_user = remote_user.clone();
     rec.workspace_folder = plan.resolved.workspace_folder.clone();
-    rec.set_ports(&merged, &plan.resolved.config);
+    rec.set_from_config(&merged, &plan.resolved.config);
     rec.credentials = opts.credentials.unwrap_or(credentials);
     if created || started || record.as_ref() != Some(&rec) {
         rec.last_used_at = now();

@@ -183,6 +183,7 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, p: crate::plan::Plan, reporter: &m
         rec.other_ports_attributes = r.other_ports_attributes;
         rec.app_port = r.app_port;
         rec.vscode_extensions = r.vscode_extensions;
+        rec.jetbrains_backend = r.jetbrains_backend;
     }
     rec.save(den)?;
     if !r.host_key.is_empty() {

@@ -50,6 +50,7 @@ pub fn open_after_up(
 }
 
 fn launch(ide: den_ide::Ide, rec: &WorkspaceRecord) {
+    let ide = den_ide::for_backend(ide, &rec.jetbrains_backend);
     let target = den_ide::Target {
         host: den_workspace::ssh::host_alias(&rec.id),
         user: rec.remote_user.clone(),
