@@ -186,8 +186,8 @@ fn kubernetes_runs_features_from_a_prebuilt_image() {
     assert_eq!(docker(&["inspect", "-f", "{{.Config.Image}}", &pod]).trim(), image);
 }
 
-/// A git source on kubernetes (stand-in kubectl): cloned by den on this
-/// machine and sent into the pod's volume like a folder.
+/// A git source on kubernetes (stand-in kubectl) whose image has no git
+/// (busybox): den clones here and sends the files into the pod's volume.
 #[test]
 fn kubernetes_from_a_git_source() {
     require_engine();
@@ -221,4 +221,69 @@ fn kubernetes_from_a_git_source() {
     assert_eq!(r.stdout, "cloned\n", "{}", r.stderr);
     run(s.den().args(["delete", &id])).assert_ok();
     assert!(!s.home().join("contexts/default/sources").join(&id).exists());
+    assert!(!s.home().join("contexts/default/sources").join(format!("{id}.den-full")).exists());
+}
+
+/// A git source on kubernetes whose image has git: the pod clones into its
+/// volume, over ssh that runs here (the key only in this machine's
+/// ssh-agent, the host key only in its known hosts) through the clone
+/// relay; this machine keeps only the configuration.
+#[test]
+fn kubernetes_clones_a_git_source_in_the_pod() {
+    require_engine();
+    let s = Sandbox::new();
+    let root = s.path().join("git");
+    std::fs::create_dir_all(&root).unwrap();
+    git_in(&root, &["init", "-q", "--bare", "-b", "main", "repo.git"]);
+    let work = root.join("work");
+    git_in(&root, &["clone", "-q", "repo.git", "work"]);
+    git_in(&work, &["checkout", "-q", "-b", "main"]);
+    std::fs::create_dir_all(work.join("api/.devcontainer")).unwrap();
+    std::fs::write(work.join("api/.devcontainer/devcontainer.json"), r#"{"image": "den-test/debian:bookworm"}"#)
+        .unwrap();
+    std::fs::create_dir_all(work.join("api/src")).unwrap();
+    std::fs::write(work.join("api/src/main.txt"), "cloned in the pod\n").unwrap();
+    std::fs::write(work.join("README"), "top\n").unwrap();
+    git_in(&work, &["add", "-A"]);
+    git_in(&work, &["commit", "-q", "-m", "one"]);
+    git_in(&work, &["push", "-q", "origin", "main"]);
+    let head = git_in(&work, &["rev-parse", "HEAD"]);
+
+    let sshd = crate::remote::Sshd::start(&s.path().join("sshd"));
+    let (_agent, sock) = crate::sources::ssh_agent_holding(&s, &sshd.key);
+    let ssh_cmd = format!(
+        "ssh -o UserKnownHostsFile={} -o StrictHostKeyChecking=yes -o BatchMode=yes",
+        sshd.known_hosts.display()
+    );
+    let url = format!("ssh://root@127.0.0.1:{}{}@subpath:api", sshd.port, root.join("repo.git").display());
+    let id = unique_id("kubepod");
+    let _c = s.cleanup(&id);
+    let kubectl = format!("KUBECTL_PATH={}", mock_kubectl());
+    let r = run(s.den().env("SSH_AUTH_SOCK", &sock).env("GIT_SSH_COMMAND", &ssh_cmd).args([
+        "up",
+        "--ide",
+        "none",
+        "--provider",
+        "kubernetes",
+        "--provider-option",
+        &kubectl,
+        "--id",
+        &id,
+        "--output",
+        "json",
+        &url,
+    ]));
+    r.assert_ok();
+    assert!(r.stderr.contains("in the pod"), "{}", r.stderr);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["source"]["commit"], head.as_str());
+    // The subpath is the workspace folder, as on every provider.
+    let r = run(s.den().args(["ssh", &id, "--", "sh", "-c", "cat src/main.txt; ls -A"]));
+    assert_eq!(r.stdout, "cloned in the pod\n.devcontainer\nsrc\n", "{}", r.stderr);
+    // This machine has the configuration, not the files.
+    let here = s.home().join("contexts/default/sources").join(&id);
+    assert!(here.join("api/.devcontainer/devcontainer.json").is_file());
+    assert!(!here.join("api/src").exists(), "the whole repository was cloned here");
+    run(s.den().args(["delete", &id])).assert_ok();
+    assert!(!here.exists());
 }

@@ -82,7 +82,7 @@ fn make_repos(root: &Path, lib_url: &str) -> Repos {
     Repos { root: root.to_path_buf(), work, first }
 }
 
-struct Daemon(Child);
+pub(crate) struct Daemon(Child);
 
 impl Drop for Daemon {
     fn drop(&mut self) {
@@ -137,7 +137,7 @@ fn git_http_server(sb: &Sandbox, root: &Path) -> (Daemon, u16) {
 
 /// A real ssh-agent that holds `key`, which is then moved away: only the
 /// agent can use it. Returns the agent and its socket.
-fn ssh_agent_holding(sb: &Sandbox, key: &Path) -> (Daemon, PathBuf) {
+pub(crate) fn ssh_agent_holding(sb: &Sandbox, key: &Path) -> (Daemon, PathBuf) {
     let sock = sb.path().join("agent.sock");
     let agent = Command::new("ssh-agent").arg("-D").arg("-a").arg(&sock).stdout(Stdio::null()).spawn().unwrap();
     let agent = Daemon(agent);

@@ -301,6 +301,79 @@ fn fail_at(home: &Path, msg: String) -> i32 {
     answer(&RemoteUpResult { error: Some(msg), home: home.display().to_string(), ..Default::default() })
 }
 
+/// `den agent clone-content` (kubernetes): clones the workspace's
+/// repository (the request) into $DEN_CONTENT_DIR, the volume's mount
+/// point, in place, with the client's credentials and ssh through the
+/// clone relay. Without git in the image it says [`NO_GIT`] and den sends
+/// the files instead.
+pub fn clone_content_main() -> i32 {
+    let Some(dir) = std::env::var_os(crate::protocol::transfer::CONTENT_DIR_ENV).map(PathBuf::from) else {
+        return fail(format!("{} is not set", crate::protocol::transfer::CONTENT_DIR_ENV));
+    };
+    ready();
+    let mut line = String::new();
+    if let Err(e) = std::io::stdin().lock().read_line(&mut line) {
+        return fail(format!("reading the request: {e}"));
+    }
+    let source = match serde_json::from_str::<crate::protocol::transfer::GitClone>(&line)
+        .map_err(|e| e.to_string())
+        .and_then(|g| den_workspace::RemoteSource::from_git_clone(&g).map_err(|e| e.to_string()))
+    {
+        Ok(s) => s,
+        Err(e) => return fail(format!("bad request: {e}")),
+    };
+    let den_source::Spec::Git(g) = &source.spec else { return fail("bad request: not a git source".into()) };
+    if !on_path("git") {
+        println!("{NO_CONTENT}");
+        return fail(crate::protocol::transfer::NO_GIT.into());
+    }
+    let data = Path::new(crate::protocol::DATA_DIR);
+    let relay = match std::fs::create_dir_all(data).and_then(|_| crate::clone_relay::CloneRelay::start(data)) {
+        Ok(r) => r,
+        Err(e) => {
+            println!("{NO_CONTENT}");
+            return fail(format!("starting the clone relay: {e}"));
+        }
+    };
+    let incoming = dir.join(".den-incoming");
+    let _ = std::fs::remove_dir_all(&incoming);
+    Relay.phase("source", &format!("cloning {} in the pod", den_source::redact(&g.url)));
+    let cloned = den_source::clone(g, source.strategy, source.recursive_submodules, &incoming, &mut |l| {
+        Relay.line(&format!("  │ {l}"))
+    });
+    relay.close();
+    let cloned = match cloned {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&incoming);
+            return fail(e.to_string());
+        }
+    };
+    // The clone (or its subpath) becomes the volume's content.
+    let from = match &g.subpath {
+        Some(sub) => incoming.join(sub),
+        None => incoming.clone(),
+    };
+    let moved = (|| -> std::io::Result<()> {
+        for entry in std::fs::read_dir(&from)? {
+            let entry = entry?;
+            let to = dir.join(entry.file_name());
+            if to.symlink_metadata().is_ok() {
+                remove_dir(&to).or_else(|_| std::fs::remove_file(&to))?;
+            }
+            std::fs::rename(entry.path(), to)?;
+        }
+        Ok(())
+    })();
+    let _ = std::fs::remove_dir_all(&incoming);
+    if let Err(e) = moved {
+        return fail(format!("moving the clone into {}: {e}", dir.display()));
+    }
+    let marker = Path::new(crate::protocol::DATA_DIR).join(CONTENT_MARKER);
+    let _ = std::fs::write(marker, b"");
+    answer(&RemoteUpResult { ok: true, commit: cloned.commit, ..Default::default() })
+}
+
 /// `den agent receive-content` (kubernetes): unpacks the workspace's files
 /// into $DEN_CONTENT_DIR, a volume's mount point, in place.
 pub fn receive_content_main() -> i32 {

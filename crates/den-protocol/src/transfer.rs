@@ -99,6 +99,10 @@ pub struct RemoteUpResult {
     pub commit: String,
 }
 
+/// What `den agent clone-content` says when the pod's image has no git
+/// (den then clones on the client and sends the files).
+pub const NO_GIT: &str = "git is not installed in the workspace's image";
+
 /// In a pod: the file in the agent's (persistent) state folder that says the
 /// workspace's files arrived.
 pub const CONTENT_MARKER: &str = "content-received";

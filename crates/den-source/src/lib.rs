@@ -277,6 +277,25 @@ pub fn clone(
     dest: &Path,
     on_line: &mut dyn FnMut(&str),
 ) -> Result<Cloned, SourceError> {
+    clone_with(src, strategy, recursive, false, dest, on_line)
+}
+
+/// Only what den reads before the workspace's own clone exists elsewhere
+/// (in a pod): the files at the top of the repository (or of its subpath,
+/// and the folders above it) and the `.devcontainer` folder there, with no
+/// history and no other file contents (a shallow, blobless, sparse clone).
+pub fn clone_config(src: &GitSource, dest: &Path, on_line: &mut dyn FnMut(&str)) -> Result<Cloned, SourceError> {
+    clone_with(src, Strategy::Shallow, false, true, dest, on_line)
+}
+
+fn clone_with(
+    src: &GitSource,
+    strategy: Strategy,
+    recursive: bool,
+    config_only: bool,
+    dest: &Path,
+    on_line: &mut dyn FnMut(&str),
+) -> Result<Cloned, SourceError> {
     let (url, login) = split_password(&src.url);
     let shown = url.clone();
     let parent = dest.parent().ok_or_else(|| SourceError::Other("no parent folder".into()))?;
@@ -318,7 +337,16 @@ pub fn clone(
             })
         };
         let mut args: Vec<String> = vec!["clone".into(), "--quiet".into()];
-        match strategy {
+        let pinned = matches!(src.reference, GitRef::Commit(_) | GitRef::PullRequest(_));
+        if config_only {
+            // History only as far as the ref needs it; no file contents but
+            // the configuration's.
+            args.extend(["--filter=blob:none".into(), "--no-checkout".into()]);
+            if !pinned {
+                args.extend(["--depth".into(), "1".into()]);
+            }
+        }
+        match if config_only { Strategy::Full } else { strategy } {
             Strategy::Full => {}
             Strategy::Blobless => args.push("--filter=blob:none".into()),
             Strategy::Treeless => args.push("--filter=tree:0".into()),
@@ -341,10 +369,21 @@ pub fn clone(
         args.push(tmp.display().to_string());
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         git(&refs, None)?;
-        let depth: &[&str] = if strategy == Strategy::Shallow { &["--depth", "1"] } else { &[] };
+        if config_only {
+            let dir = match &src.subpath {
+                Some(sub) => format!("{sub}/.devcontainer"),
+                None => ".devcontainer".into(),
+            };
+            git(&["sparse-checkout", "set", "--cone", &dir], Some(&tmp))?;
+            if !pinned {
+                git(&["checkout", "--quiet", "--detach", "HEAD"], Some(&tmp))?;
+            }
+        }
+        let shallow = strategy == Strategy::Shallow && !config_only;
+        let depth: &[&str] = if shallow { &["--depth", "1"] } else { &[] };
         match &src.reference {
             GitRef::Commit(c) => {
-                if strategy == Strategy::Shallow {
+                if shallow {
                     let mut a = vec!["fetch", "--quiet"];
                     a.extend_from_slice(depth);
                     a.extend(["origin", c.as_str()]);
@@ -373,7 +412,14 @@ pub fn clone(
             git(&["submodule", "update", "--quiet", "--init", "--recursive"], Some(&tmp))?;
         }
         if let Some(sub) = &src.subpath {
-            if !tmp.join(sub).is_dir() {
+            // A sparse clone has only the folders it was asked for: ask git.
+            let tree = config_only
+                && git(&["cat-file", "-t", &format!("HEAD:{sub}")], Some(&tmp)).is_ok_and(|t| t.trim() == "tree");
+            if config_only && tree {
+                std::fs::create_dir_all(tmp.join(sub))
+                    .map_err(|e| SourceError::Other(format!("making {}: {e}", tmp.join(sub).display())))?;
+            }
+            if !tree && !tmp.join(sub).is_dir() {
                 return Err(SourceError::Other(format!(
                     "{shown} has no folder `{sub}` (given with @subpath:{sub} or --git-subpath)"
                 )));

@@ -87,6 +87,9 @@ pub struct Source {
     /// (`source` is then where den's own clone would be, and the
     /// configuration is read there, not here).
     pub clone_on_machine: bool,
+    /// Set by `up`: a git SOURCE that is cloned in the pod, into its volume
+    /// (`source` is then a clone of the configuration only).
+    pub clone_in_pod: bool,
 }
 
 /// A SOURCE that is not a local folder, with how to clone it.
@@ -280,6 +283,8 @@ pub(crate) struct Plan {
     pub source_info: Option<crate::record::SourceInfo>,
     /// The repository den on the machine clones (see [`Source::clone_on_machine`]).
     pub clone_on_machine: Option<den_protocol::transfer::GitClone>,
+    /// The repository the pod clones (see [`Source::clone_in_pod`]).
+    pub clone_in_pod: Option<den_protocol::transfer::GitClone>,
     pub workspace_env: IndexMap<String, String>,
     pub devcontainer_image: Option<String>,
     /// The provider's saved options as they were before this command saved
@@ -364,6 +369,11 @@ impl Plan {
         };
         Ok(Plan {
             clone_on_machine: if src.clone_on_machine {
+                src.remote.as_ref().and_then(RemoteSource::to_git_clone)
+            } else {
+                None
+            },
+            clone_in_pod: if src.clone_in_pod {
                 src.remote.as_ref().and_then(RemoteSource::to_git_clone)
             } else {
                 None

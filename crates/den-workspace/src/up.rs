@@ -111,7 +111,11 @@ fn fetch_remote(den: &Den, src: &mut Source, reset: bool, reporter: &mut dyn Rep
             // A machine provider's machine clones for itself (its own den
             // checks the same things there).
             let entry = crate::plan::pick_provider(den, src, record.as_ref())?;
-            let on_machine = Backend::of(&entry)? == Backend::Remote;
+            let backend = Backend::of(&entry)?;
+            let on_machine = backend == Backend::Remote;
+            // A pod clones into its volume; den here needs the
+            // configuration only (it names the pod's image).
+            src.clone_in_pod = backend == Backend::Kube;
             let commit = if on_machine {
                 reporter.phase("source", &format!("{url} (cloned on the machine)"));
                 src.clone_on_machine = true;
@@ -120,14 +124,24 @@ fn fetch_remote(den: &Den, src: &mut Source, reset: bool, reporter: &mut dyn Rep
                 reporter.phase("source", &format!("{url} (the clone den made before; not pulled)"));
                 den_source::head(&dir).unwrap_or_default()
             } else {
-                reporter.phase("source", &format!("cloning {url}"));
+                reporter.phase(
+                    "source",
+                    &if src.clone_in_pod {
+                        format!("{url}: its configuration (the pod clones the rest)")
+                    } else {
+                        format!("cloning {url}")
+                    },
+                );
                 // --reset: the new clone is made beside the old one, which
                 // goes only once the new one is complete.
                 let target = if dir.exists() { dir.with_extension("den-new") } else { dir.clone() };
                 let _ = crate::record::remove_dir(&target.with_extension("den-new"));
-                let cloned = den_source::clone(g, remote.strategy, remote.recursive_submodules, &target, &mut |l| {
-                    reporter.line(&format!("  │ {l}"))
-                })
+                let mut line = |l: &str| reporter.line(&format!("  │ {l}"));
+                let cloned = if src.clone_in_pod {
+                    den_source::clone_config(g, &target, &mut line)
+                } else {
+                    den_source::clone(g, remote.strategy, remote.recursive_submodules, &target, &mut line)
+                }
                 .map_err(|e| WorkspaceError::BadInput(e.to_string()))?;
                 if target != dir {
                     crate::record::remove_dir(&dir)?;

@@ -549,6 +549,8 @@ pub enum AgentCommand {
     RemoteUp,
     /// In a pod: unpack the workspace's files (a tar stream on stdin).
     ReceiveContent,
+    /// In a pod: clone the workspace's repository into the volume (request on stdin).
+    CloneContent,
     /// git's credential helper: asks the connected client.
     GitCredential {
         op: String,

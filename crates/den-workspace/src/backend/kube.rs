@@ -132,21 +132,61 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, p: Plan, reporter: &mut dyn Report
         || (phase.as_deref() != Some("Running")
             && k.exec(&name, &["test".into(), "-e".into(), marker]).output().is_err());
     if need_files {
-        let mut argv = vec![
-            "env".to_string(),
-            format!("{}={}", den_protocol::transfer::CONTENT_DIR_ENV, p.resolved.workspace_folder),
-        ];
-        argv.extend(inject_argv(&candidates, "receive-content")?);
-        let folder = p.folder.clone();
-        let feed = Feed {
-            request: "{}".into(),
-            content: Box::new(move |out| den_protocol::transfer::send_folder(&folder, out)),
+        let in_pod = match &p.clone_in_pod {
+            Some(g) => {
+                let mut argv = vec![
+                    "env".to_string(),
+                    format!("{}={}", den_protocol::transfer::CONTENT_DIR_ENV, p.resolved.workspace_folder),
+                ];
+                argv.extend(inject_argv(&candidates, "clone-content")?);
+                let feed =
+                    Feed { request: serde_json::to_string(g).expect("serialises"), content: Box::new(|_| Ok(())) };
+                let r =
+                    run_agent::<den_protocol::transfer::RemoteUpResult>(&k.exec(&name, &argv), Some(feed), reporter)?
+                        .result;
+                match (r.ok, r.error) {
+                    (true, _) => {
+                        if let Some(source) = rec.source.as_mut() {
+                            source.commit = r.commit;
+                        }
+                        rec.save(den)?;
+                        true
+                    }
+                    (false, Some(e)) if e.starts_with(den_protocol::transfer::NO_GIT) => {
+                        reporter.line(&format!("{e}: den clones here and sends the files"));
+                        false
+                    }
+                    (false, e) => {
+                        return Err(WorkspaceError::Agent(e.unwrap_or_else(|| "the clone in the pod failed".into())))
+                    }
+                }
+            }
+            None => false,
         };
-        let sent = run_agent::<den_protocol::transfer::RemoteUpResult>(&k.exec(&name, &argv), Some(feed), reporter)?;
-        if !sent.result.ok {
-            return Err(WorkspaceError::Agent(
-                sent.result.error.unwrap_or_else(|| "the workspace's files did not arrive".into()),
-            ));
+        if !in_pod {
+            match &p.clone_in_pod {
+                Some(g) => {
+                    // The whole repository, here, for this once.
+                    let source = crate::plan::RemoteSource::from_git_clone(g)?;
+                    let den_source::Spec::Git(git) = &source.spec else { unreachable!("a git clone") };
+                    let clone = crate::record::source_dir(den, &p.id).with_extension("den-full");
+                    crate::record::remove_dir(&clone)?;
+                    let sent = den_source::clone(git, source.strategy, source.recursive_submodules, &clone, &mut |l| {
+                        reporter.line(&format!("  │ {l}"))
+                    })
+                    .map_err(|e| WorkspaceError::BadInput(e.to_string()))
+                    .and_then(|_| {
+                        let folder = match &git.subpath {
+                            Some(sub) => clone.join(sub),
+                            None => clone.clone(),
+                        };
+                        send_files(&k, &name, &candidates, &folder, &p.resolved.workspace_folder, reporter)
+                    });
+                    crate::record::remove_dir(&clone)?;
+                    sent?;
+                }
+                None => send_files(&k, &name, &candidates, &p.folder, &p.resolved.workspace_folder, reporter)?,
+            }
         }
     }
     let remote_user =
@@ -208,6 +248,29 @@ pub(crate) fn delete(den: &Den, rec: &WorkspaceRecord, force: bool, reporter: &m
         }
         Err(e) => Err(e),
     }
+}
+
+/// Sends `folder` into the pod's volume at `workspace_folder`.
+fn send_files(
+    k: &Kubectl,
+    name: &str,
+    candidates: &[String],
+    folder: &std::path::Path,
+    workspace_folder: &str,
+    reporter: &mut dyn Reporter,
+) -> Result<()> {
+    let mut argv = vec!["env".to_string(), format!("{}={}", den_protocol::transfer::CONTENT_DIR_ENV, workspace_folder)];
+    argv.extend(inject_argv(candidates, "receive-content")?);
+    let folder = folder.to_path_buf();
+    let feed =
+        Feed { request: "{}".into(), content: Box::new(move |out| den_protocol::transfer::send_folder(&folder, out)) };
+    let sent = run_agent::<den_protocol::transfer::RemoteUpResult>(&k.exec(name, &argv), Some(feed), reporter)?;
+    if !sent.result.ok {
+        return Err(WorkspaceError::Agent(
+            sent.result.error.unwrap_or_else(|| "the workspace's files did not arrive".into()),
+        ));
+    }
+    Ok(())
 }
 
 /// The tunnel: the agent's SSH server through `kubectl exec -i`.

@@ -17,6 +17,7 @@ pub fn run(cmd: AgentCommand) -> anyhow::Result<i32> {
         }
         AgentCommand::RemoteUp => Ok(den_agent::machine::remote_up_main()),
         AgentCommand::ReceiveContent => Ok(den_agent::machine::receive_content_main()),
+        AgentCommand::CloneContent => Ok(den_agent::machine::clone_content_main()),
         AgentCommand::GitCredential { op, data } => {
             Ok(den_agent::credentials::helper_main(&op, &data.unwrap_or_else(den_agent::data_dir)))
         }
