@@ -24,3 +24,15 @@ devcontainer_cli() {
   fi
   command -v devcontainer >/dev/null 2>&1
 }
+# Throughput: `tp LABEL COMMAND…` runs COMMAND $T times with its output
+# counted and prints "LABEL SECONDS" for each run.
+tp() { # label, command…
+  local label=$1; shift
+  for _ in $(seq "$T"); do
+    local s e
+    s=$(date +%s.%N)
+    "$@" | wc -c >/dev/null
+    e=$(date +%s.%N)
+    echo "$label $(echo "$e - $s" | bc)"
+  done
+}

@@ -28,16 +28,6 @@ $DEN up --ide none "$work/portbench" >/dev/null 2>&1
 C=den-portbench
 for _ in $(seq 100); do curl -s -o /dev/null "127.0.0.1:$PORT/index.html" && break; sleep 0.1; done
 
-tp() { # label, command…
-  local label=$1; shift
-  for _ in $(seq "$T"); do
-    local s e
-    s=$(date +%s.%N)
-    "$@" | wc -c >/dev/null
-    e=$(date +%s.%N)
-    echo "$label $(echo "$e - $s" | bc)"
-  done
-}
 {
   tp raw docker exec $C cat /tmp/www/big
   tp forwarded curl -s "127.0.0.1:$PORT/big"

@@ -24,17 +24,6 @@ SSH=(ssh -F "$DEN_SSH_CONFIG" -o BatchMode=yes sshbench.den)
 hyperfine -N --style none --warmup 2 --runs "$N" --export-json "$work/cmd.json" \
   "docker exec $C true" "$DEN ssh sshbench -- true" "${SSH[*]} true" >/dev/null 2>&1
 
-# Throughput: median seconds of T runs each.
-tp() { # label, command…
-  local label=$1; shift
-  for _ in $(seq "$T"); do
-    local s e
-    s=$(date +%s.%N)
-    "$@" | wc -c >/dev/null
-    e=$(date +%s.%N)
-    echo "$label $(echo "$e - $s" | bc)"
-  done
-}
 {
   tp raw docker exec $C head -c "$BYTES" /dev/zero
   tp den "$DEN" ssh sshbench -- head -c "$BYTES" /dev/zero

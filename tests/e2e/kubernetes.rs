@@ -12,6 +12,16 @@ fn mock_kubectl() -> String {
     repo_root().join("tests/mock-kubectl/kubectl").display().to_string()
 }
 
+/// `den up --ide none --provider kubernetes` through the stand-in kubectl,
+/// for workspace `id` from `source`.
+fn kube_up(s: &Sandbox, id: &str, source: &str) -> Command {
+    let mut c = s.den();
+    c.args(["up", "--ide", "none", "--provider", "kubernetes", "--provider-option"])
+        .arg(format!("KUBECTL_PATH={}", mock_kubectl()))
+        .args(["--id", id, "--output", "json", source]);
+    c
+}
+
 fn volume_exists(name: &str) -> bool {
     Command::new("docker").args(["volume", "inspect", name]).output().unwrap().status.success()
 }
@@ -202,21 +212,9 @@ fn kubernetes_from_a_git_source() {
     git(&["commit", "-q", "-m", "one"]);
     let id = unique_id("kubegit");
     let _c = s.cleanup(&id);
-    let kubectl = format!("KUBECTL_PATH={}", mock_kubectl());
-    let url = format!("file://{}", repo.display());
-    run(s.den().args([
-        "up",
-        "--ide",
-        "none",
-        "--provider",
-        "kubernetes",
-        "--provider-option",
-        &kubectl,
-        "--id",
-        &id,
-        &url,
-    ]))
-    .assert_ok();
+    let r = run(&mut kube_up(&s, &id, &format!("file://{}", repo.display())));
+    r.assert_ok();
+    assert!(r.stderr.contains("git is not installed in the workspace's image"), "{}", r.stderr);
     let r = run(s.den().args(["ssh", &id, "--", "cat", "from-git.txt"]));
     assert_eq!(r.stdout, "cloned\n", "{}", r.stderr);
     run(s.den().args(["delete", &id])).assert_ok();
@@ -251,28 +249,11 @@ fn kubernetes_clones_a_git_source_in_the_pod() {
 
     let sshd = crate::remote::Sshd::start(&s.path().join("sshd"));
     let (_agent, sock) = crate::sources::ssh_agent_holding(&s, &sshd.key);
-    let ssh_cmd = format!(
-        "ssh -o UserKnownHostsFile={} -o StrictHostKeyChecking=yes -o BatchMode=yes",
-        sshd.known_hosts.display()
-    );
+    let ssh_cmd = sshd.git_ssh_command();
     let url = format!("ssh://root@127.0.0.1:{}{}@subpath:api", sshd.port, root.join("repo.git").display());
     let id = unique_id("kubepod");
     let _c = s.cleanup(&id);
-    let kubectl = format!("KUBECTL_PATH={}", mock_kubectl());
-    let r = run(s.den().env("SSH_AUTH_SOCK", &sock).env("GIT_SSH_COMMAND", &ssh_cmd).args([
-        "up",
-        "--ide",
-        "none",
-        "--provider",
-        "kubernetes",
-        "--provider-option",
-        &kubectl,
-        "--id",
-        &id,
-        "--output",
-        "json",
-        &url,
-    ]));
+    let r = run(kube_up(&s, &id, &url).env("SSH_AUTH_SOCK", &sock).env("GIT_SSH_COMMAND", &ssh_cmd));
     r.assert_ok();
     assert!(r.stderr.contains("in the pod"), "{}", r.stderr);
     let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();

@@ -79,6 +79,15 @@ impl Sshd {
     }
 
     /// `--provider-option` flags of the ssh provider for this server.
+    /// A `GIT_SSH_COMMAND` for git over ssh to this server, trusting its
+    /// host key only through this server's known hosts file.
+    pub fn git_ssh_command(&self) -> String {
+        format!(
+            "ssh -o UserKnownHostsFile={} -o StrictHostKeyChecking=yes -o BatchMode=yes",
+            self.known_hosts.display()
+        )
+    }
+
     pub fn provider_args(&self) -> Vec<String> {
         self.options().into_iter().flat_map(|o| ["--provider-option".to_string(), o]).collect()
     }

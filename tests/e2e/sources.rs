@@ -388,10 +388,7 @@ fn private_repositories_over_http_and_ssh_use_the_clients_credentials_and_store_
     let ssh_url = format!("ssh://root@127.0.0.1:{}{}", sshd.port, repos.root.join("repo.git").display());
     let id3 = unique_id("src-ssh");
     let _c3 = sb.cleanup(&id3);
-    let ssh_cmd = format!(
-        "ssh -o UserKnownHostsFile={} -o StrictHostKeyChecking=yes -o BatchMode=yes",
-        sshd.known_hosts.display()
-    );
+    let ssh_cmd = sshd.git_ssh_command();
     let r = run(sb.den().env("SSH_AUTH_SOCK", &sock).env("GIT_SSH_COMMAND", &ssh_cmd).args([
         "up",
         "--ide",
@@ -567,10 +564,7 @@ fn a_git_source_on_the_ssh_provider_is_cloned_on_the_machine() {
     // host key only in this machine's known hosts (GIT_SSH_COMMAND here).
     let git_sshd = crate::remote::Sshd::start(&sb.path().join("git-sshd"));
     let (_agent, sock) = ssh_agent_holding(&sb, &git_sshd.key);
-    let ssh_cmd = format!(
-        "ssh -o UserKnownHostsFile={} -o StrictHostKeyChecking=yes -o BatchMode=yes",
-        git_sshd.known_hosts.display()
-    );
+    let ssh_cmd = git_sshd.git_ssh_command();
     let id3 = unique_id("src-remote-ssh");
     let _c3 = sb.cleanup(&id3);
     let mut up = sb.den();
