@@ -12,6 +12,17 @@ use std::time::{Duration, Instant};
 
 use den_protocol::WorkspaceInfo;
 
+/// Where the VS Code family's servers keep their data in the remote
+/// user's home (VS Code, Insiders, Cursor, Windsurf, VSCodium, Positron).
+pub const VSCODE_SERVER_DIRS: [&str; 6] = [
+    ".vscode-server",
+    ".vscode-server-insiders",
+    ".cursor-server",
+    ".windsurf-server",
+    ".vscodium-server",
+    ".positron-server",
+];
+
 /// How long the watcher waits for a (next) server before it exits.
 const WATCH_FOR: Duration = Duration::from_secs(600);
 
@@ -38,7 +49,7 @@ fn load(data: &Path) -> Vec<String> {
 /// older layout) and `DIR/cli/servers/*/server/bin/*-server`.
 pub fn servers(home: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
-    for dir in crate::setup::VSCODE_SERVER_DIRS {
+    for dir in VSCODE_SERVER_DIRS {
         let base = home.join(dir);
         let roots = [base.join("bin"), base.join("cli/servers")];
         for (i, root) in roots.iter().enumerate() {

@@ -324,17 +324,6 @@ fn run_probe(argv: &[String], who: &RunAs) -> Option<IndexMap<String, String>> {
     parse_probe(&out)
 }
 
-/// Where the VS Code family's servers keep their data in the remote
-/// user's home (VS Code, Insiders, Cursor, Windsurf, VSCodium, Positron).
-pub(crate) const VSCODE_SERVER_DIRS: [&str; 6] = [
-    ".vscode-server",
-    ".vscode-server-insiders",
-    ".cursor-server",
-    ".windsurf-server",
-    ".vscodium-server",
-    ".positron-server",
-];
-
 /// Writes `customizations.vscode.settings` into each VS Code family
 /// server's machine settings (`DIR/data/Machine/settings.json`), which the
 /// editor applies to the workspace: keys already there stay unless the
@@ -347,7 +336,7 @@ pub fn write_vscode_settings(
     settings: &serde_json::Map<String, serde_json::Value>,
 ) -> Vec<String> {
     let mut problems = Vec::new();
-    for dir in VSCODE_SERVER_DIRS {
+    for dir in crate::extensions::VSCODE_SERVER_DIRS {
         let machine = home.join(dir).join("data").join("Machine");
         let file = machine.join("settings.json");
         let made = [home.join(dir), home.join(dir).join("data"), machine.clone()];

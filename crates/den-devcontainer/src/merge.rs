@@ -102,6 +102,26 @@ pub struct MergedConfig {
     pub host_requirements: Option<HostRequirements>,
 }
 
+impl MergedConfig {
+    /// `customizations.vscode.extensions` of every metadata entry and the
+    /// config, in order, each once (a `-id` entry removes `id`, as the
+    /// reference CLI reads it).
+    pub fn vscode_extensions(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for entry in self.customizations.get("vscode").into_iter().flatten() {
+            for e in entry.get("extensions").and_then(|v| v.as_array()).into_iter().flatten() {
+                let Some(id) = e.as_str().map(str::trim).filter(|s| !s.is_empty()) else { continue };
+                if let Some(removed) = id.strip_prefix('-') {
+                    out.retain(|x| !x.eq_ignore_ascii_case(removed));
+                } else if !out.iter().any(|x| x.eq_ignore_ascii_case(id)) {
+                    out.push(id.to_string());
+                }
+            }
+        }
+        out
+    }
+}
+
 /// Merges image metadata (oldest first) with the local config (last).
 pub fn merge(metadata: &[MetadataEntry], local: &DevContainer) -> MergedConfig {
     let mut m = MergedConfig::default();
@@ -189,6 +209,26 @@ fn max_requirements(a: Option<HostRequirements>, b: &HostRequirements) -> HostRe
         memory: max_size(a.memory, &b.memory),
         storage: max_size(a.storage, &b.storage),
         gpu: if gpu_rank(&b.gpu) > gpu_rank(&a.gpu) { b.gpu.clone() } else { a.gpu },
+    }
+}
+
+#[cfg(test)]
+mod vscode_extension_tests {
+    use super::*;
+
+    #[test]
+    fn extensions_in_order_once_and_removed_with_a_dash() {
+        let mut m = MergedConfig::default();
+        let entry = |list: serde_json::Value| serde_json::json!({"extensions": list});
+        m.customizations.insert(
+            "vscode".into(),
+            vec![
+                entry(serde_json::json!(["a.one", "b.two"])),
+                entry(serde_json::json!(["A.ONE", "-b.two", "c.three", 5])),
+            ],
+        );
+        assert_eq!(m.vscode_extensions(), ["a.one", "c.three"]);
+        assert!(MergedConfig::default().vscode_extensions().is_empty());
     }
 }
 

@@ -529,26 +529,8 @@ pub(crate) fn setup_request(
         inactivity_timeout: String::new(),
         credentials: Credentials::default(),
         vscode_settings: vscode_settings(merged),
-        vscode_extensions: vscode_extensions(merged),
+        vscode_extensions: merged.vscode_extensions(),
     }
-}
-
-/// `customizations.vscode.extensions` of every metadata entry and the
-/// config, in order, each once (a `-id` entry removes `id`, as the
-/// reference CLI reads it).
-pub(crate) fn vscode_extensions(merged: &MergedConfig) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for entry in merged.customizations.get("vscode").into_iter().flatten() {
-        for e in entry.get("extensions").and_then(|v| v.as_array()).into_iter().flatten() {
-            let Some(id) = e.as_str().map(str::trim).filter(|s| !s.is_empty()) else { continue };
-            if let Some(removed) = id.strip_prefix('-') {
-                out.retain(|x| !x.eq_ignore_ascii_case(removed));
-            } else if !out.iter().any(|x| x.eq_ignore_ascii_case(id)) {
-                out.push(id.to_string());
-            }
-        }
-    }
-    out
 }
 
 /// `customizations.vscode.settings` of every metadata entry and the config,

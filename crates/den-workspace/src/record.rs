@@ -115,7 +115,7 @@ impl WorkspaceRecord {
         self.ports_attributes = merged.ports_attributes.clone();
         self.other_ports_attributes = merged.other_ports_attributes.clone();
         self.app_port = cfg.app_port.as_ref().map(|p| p.0.clone()).unwrap_or_default();
-        self.vscode_extensions = crate::plan::vscode_extensions(merged);
+        self.vscode_extensions = merged.vscode_extensions();
         self.jetbrains_backend = merged
             .customizations
             .get("jetbrains")
