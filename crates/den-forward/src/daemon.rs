@@ -261,6 +261,12 @@ async fn connect(
         .spawn()
         .map_err(|e| tunnel.spawn_error(e).to_string())?;
     let (out, inp) = (child.stdout.take().expect("piped"), child.stdin.take().expect("piped"));
+    {
+        // Bigger pipes: fewer wake-ups per megabyte through the tunnel.
+        use std::os::fd::AsRawFd;
+        den_ssh::grow_pipe(out.as_raw_fd());
+        den_ssh::grow_pipe(inp.as_raw_fd());
+    }
     let err = child.stderr.take().expect("piped");
     let said = Arc::new(Mutex::new(String::new()));
     {
