@@ -139,8 +139,9 @@ pub fn running(den: &Den, id: &str) -> bool {
 
 /// Starts the forwarder of `id` (the program `exe`, which is den), or
 /// tells the running one to read the record again; returns what it
-/// forwards once it answers.
-pub fn start(den: &Den, id: &str, exe: &Path) -> Result<Reply> {
+/// forwards once it answers (with `wait` false, a new one is not waited
+/// for: nothing is configured to show yet).
+pub fn start(den: &Den, id: &str, exe: &Path, wait: bool) -> Result<Reply> {
     if running(den, id) {
         if let Ok(r) = ask(den, id, &Request::Reload) {
             return Ok(r);
@@ -171,6 +172,9 @@ pub fn start(den: &Den, id: &str, exe: &Path) -> Result<Reply> {
         }
     }
     let mut child = cmd.spawn().map_err(|e| fail(format!("{}: {e}", exe.display())))?;
+    if !wait {
+        return Ok(Reply { ok: true, ..Default::default() });
+    }
     // It answers once its listeners are bound (before it connects).
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {

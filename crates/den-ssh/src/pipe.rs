@@ -126,7 +126,9 @@ where
     let out_tx = tx.clone();
     let outgoing = tokio::spawn(async move {
         let tx = out_tx;
-        let mut buf = vec![0u8; 64 * 1024];
+        // Big reads: each becomes as few full SSH packets as fit, and every
+        // packet costs a write through the tunnel and the engine's copies.
+        let mut buf = vec![0u8; 256 * 1024];
         loop {
             match r.read(&mut buf).await {
                 Ok(0) | Err(_) => {

@@ -103,7 +103,7 @@ pub fn open(den: &Den, rec: &WorkspaceRecord, options: &[(String, String)]) -> a
     let token = den_ssh(den, &rec.id, &argv, Some(&archive)).context("starting OpenVSCode Server")?;
     let token = token.trim();
 
-    crate::commands::ports::start(den, &rec.id)?;
+    crate::commands::ports::start_and_wait(den, &rec.id)?;
     let req = den_forward::Request::Add { host: "localhost".into(), port: o.port, local_port: None };
     let reply = match den_forward::ask(den, &rec.id, &req) {
         Ok(r) => r,

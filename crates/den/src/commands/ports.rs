@@ -7,10 +7,19 @@ use crate::exit;
 use crate::settings::Settings;
 use den_forward::{PortView, Request};
 
-/// Starts (or refreshes) the forwarder of `id`; what it forwards.
+/// Starts (or refreshes) the forwarder of `id`; what it forwards. A new
+/// one is waited for only when the configuration names ports to show.
 pub fn start(den: &den_workspace::Den, id: &str) -> anyhow::Result<Vec<PortView>> {
     let exe = std::env::current_exe()?;
-    Ok(den_forward::start(den, id, &exe)?.ports)
+    let configured = den_workspace::WorkspaceRecord::load(den, id)?
+        .is_some_and(|r| !r.forward_ports.is_empty() || !r.app_port.is_empty());
+    Ok(den_forward::start(den, id, &exe, configured)?.ports)
+}
+
+/// Starts the forwarder of `id` and waits until it answers.
+pub fn start_and_wait(den: &den_workspace::Den, id: &str) -> anyhow::Result<Vec<PortView>> {
+    let exe = std::env::current_exe()?;
+    Ok(den_forward::start(den, id, &exe, true)?.ports)
 }
 
 /// One line for people: `127.0.0.1:8080 → 8080 (web) [auto] python3 …`.
@@ -92,7 +101,7 @@ pub fn forward(settings: &Settings, args: ForwardArgs) -> anyhow::Result<i32> {
         if matches!(req, Request::Stop { .. }) {
             return Err(den_forward::ForwardError::NotRunning(args.id).into());
         }
-        start(&den, &args.id)?;
+        start_and_wait(&den, &args.id)?;
     }
     let reply = den_forward::ask(&den, &args.id, &req)?;
     if let Request::Add { port, host, .. } = &req {
