@@ -4,8 +4,9 @@
 //!
 //! [`CloneRelay::start`] listens on two sockets in a folder only this user
 //! may enter: `cred/relay.sock` for `den agent git-credential --data DIR`
-//! and `ssh.sock` for `den agent git-ssh DIR ARGS…` (git's ssh). It sets
-//! the environment the clone's git inherits so that git uses both.
+//! and `ssh.sock` for `den agent git-ssh SOCKET -- ARGS…` (git's ssh);
+//! [`CloneRelay::env`] is the environment that makes the clone's git use
+//! both.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -44,8 +45,8 @@ fn emit(msg: &RelayMsg) {
 }
 
 impl CloneRelay {
-    /// Tells den to keep stdin open, listens, and points git (in this
-    /// process's environment, which the clone inherits) at the sockets.
+    /// Tells den to keep stdin open and listens; [`CloneRelay::env`] points
+    /// the clone's git at the sockets.
     pub fn start(home: &Path) -> std::io::Result<CloneRelay> {
         use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
         let dir = home.join(format!("relay-{}", std::process::id()));
@@ -72,28 +73,31 @@ impl CloneRelay {
             std::thread::spawn(move || serve_ssh(ssh, streams));
         }
 
-        let agent = std::env::current_exe()?.display().to_string();
-        let q = den_process::shell_quote;
-        let helper = format!("!{} agent git-credential --data {}", q(&agent), q(&dir.display().to_string()));
-        // git reads these as `-c` settings: ours come after the machine's
-        // own helpers, which are asked first.
-        std::env::set_var("GIT_CONFIG_COUNT", "1");
-        std::env::set_var("GIT_CONFIG_KEY_0", "credential.helper");
-        std::env::set_var("GIT_CONFIG_VALUE_0", helper);
-        std::env::set_var(
-            "GIT_SSH_COMMAND",
-            format!("{} agent git-ssh {}", q(&agent), q(&dir.join("ssh.sock").display().to_string())),
-        );
-        // git would take an unknown program for one without `-p`.
-        std::env::set_var("GIT_SSH_VARIANT", "ssh");
         Ok(CloneRelay { dir })
+    }
+
+    /// The environment of the clone's git: the relay's credential helper
+    /// after the machine's own (git reads these as `-c` settings) and its
+    /// ssh. Given to the clone's commands only, not to this process.
+    pub fn env(&self) -> Vec<(String, String)> {
+        let agent = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "den".into());
+        let q = den_process::shell_quote;
+        let helper = format!("!{} agent git-credential --data {}", q(&agent), q(&self.dir.display().to_string()));
+        vec![
+            ("GIT_CONFIG_COUNT".into(), "1".into()),
+            ("GIT_CONFIG_KEY_0".into(), "credential.helper".into()),
+            ("GIT_CONFIG_VALUE_0".into(), helper),
+            (
+                "GIT_SSH_COMMAND".into(),
+                format!("{} agent git-ssh {} --", q(&agent), q(&self.dir.join("ssh.sock").display().to_string())),
+            ),
+            // git would take an unknown program for one without `-p`.
+            ("GIT_SSH_VARIANT".into(), "ssh".into()),
+        ]
     }
 
     /// Tells den the relay is done and removes the sockets.
     pub fn close(self) {
-        for k in ["GIT_CONFIG_COUNT", "GIT_CONFIG_KEY_0", "GIT_CONFIG_VALUE_0", "GIT_SSH_COMMAND", "GIT_SSH_VARIANT"] {
-            std::env::remove_var(k);
-        }
         println!("{RELAY_CLOSE}");
         let _ = std::io::stdout().flush();
     }

@@ -42,7 +42,9 @@ pub fn save(data: &Path, extensions: &[String]) -> std::io::Result<()> {
 }
 
 fn load(data: &Path) -> Vec<String> {
-    std::fs::read(list_file(data)).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
+    let list: Vec<String> =
+        std::fs::read(list_file(data)).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+    list.into_iter().filter(|e| is_extension_id(e)).collect()
 }
 
 /// The server programs under `home`: `DIR/bin/COMMIT/bin/*-server` (the
@@ -68,9 +70,27 @@ pub fn servers(home: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// The marker beside a server's `bin` folder: the list installed there.
-fn marker(server: &Path) -> PathBuf {
-    server.parent().and_then(Path::parent).unwrap_or(Path::new("/")).join(".den-extensions")
+/// The marker in the agent's own folder (never in the user's, where a
+/// link could point root's write elsewhere): the list installed into that
+/// server.
+fn marker(data: &Path, server: &Path) -> PathBuf {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in server.as_os_str().as_encoded_bytes() {
+        h = (h ^ *b as u64).wrapping_mul(0x100000001b3);
+    }
+    data.join("vscode-extensions.done").join(format!("{h:016x}"))
+}
+
+/// An extension id as the marketplaces write them: `publisher.name`,
+/// optionally `@version`; nothing that a server could take for an option.
+pub fn is_extension_id(id: &str) -> bool {
+    let (name, version) = id.split_once('@').unwrap_or((id, ""));
+    let word = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_".contains(c));
+    let parts: Vec<&str> = name.split('.').collect();
+    parts.len() == 2
+        && parts.iter().all(|p| word(p))
+        && !name.starts_with('-')
+        && version.chars().all(|c| c.is_ascii_alphanumeric() || ".-+".contains(c))
 }
 
 /// Starts the watcher when there is a list and none runs (from the SSH
@@ -112,6 +132,7 @@ pub fn watch_main() -> i32 {
     };
     let home = PathBuf::from(&info.user.home);
     let mut last_found = Instant::now();
+    let mut failures: std::collections::HashMap<PathBuf, u32> = Default::default();
     while last_found.elapsed() < WATCH_FOR {
         let wanted = load(&data);
         if wanted.is_empty() {
@@ -119,14 +140,21 @@ pub fn watch_main() -> i32 {
         }
         let text = wanted.join("\n");
         for server in servers(&home) {
-            let mark = marker(&server);
+            let mark = marker(&data, &server);
             if std::fs::read_to_string(&mark).is_ok_and(|t| t == text) {
+                continue;
+            }
+            // A server that keeps failing is tried three times, not forever.
+            let tries = failures.entry(server.clone()).or_insert(0u32);
+            if *tries >= 3 {
                 continue;
             }
             last_found = Instant::now();
             if install(&server, &wanted, &info) {
-                let _ = std::fs::write(&mark, &text);
-                let _ = std::os::unix::fs::chown(&mark, Some(info.user.uid), Some(info.user.gid));
+                let _ = std::fs::create_dir_all(mark.parent().expect("a folder"))
+                    .and_then(|_| std::fs::write(&mark, &text));
+            } else {
+                *tries += 1;
             }
         }
         std::thread::sleep(Duration::from_secs(1));
@@ -182,10 +210,12 @@ mod tests {
                 ".vscode-server/cli/servers/Stable-def/server/bin/code-server"
             ]
         );
-        assert_eq!(
-            marker(&home.path().join(".vscode-server/bin/abc/bin/code-server")),
-            home.path().join(".vscode-server/bin/abc/.den-extensions")
-        );
+        let m = marker(Path::new("/var/lib/den"), &home.path().join(".vscode-server/bin/abc/bin/code-server"));
+        assert!(m.starts_with("/var/lib/den/vscode-extensions.done"), "{}", m.display());
+        assert!(is_extension_id("ms-python.python") && is_extension_id("golang.go@0.41.2"));
+        for bad in ["--without-connection-token", "a", "a.b.c", "-a.b", "a.b@1;x", "a b.c", ""] {
+            assert!(!is_extension_id(bad), "{bad}");
+        }
     }
 
     #[test]

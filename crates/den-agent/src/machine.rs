@@ -202,6 +202,7 @@ pub fn remote_up_main() -> i32 {
             },
             workspace_env: req.workspace_env.clone(),
             devcontainer_image: Some(req.devcontainer_image.clone()).filter(|i| !i.is_empty()),
+            git_env: relay.as_ref().map(|r| r.env()).unwrap_or_default(),
             ..Default::default()
         },
         recreate: req.recreate || replaced,
@@ -338,9 +339,14 @@ pub fn clone_content_main() -> i32 {
     let incoming = dir.join(".den-incoming");
     let _ = std::fs::remove_dir_all(&incoming);
     Relay.phase("source", &format!("cloning {} in the pod", den_source::redact(&g.url)));
-    let cloned = den_source::clone(g, source.strategy, source.recursive_submodules, &incoming, &mut |l| {
-        Relay.line(&format!("  │ {l}"))
-    });
+    let cloned = den_source::clone_with_env(
+        g,
+        source.strategy,
+        source.recursive_submodules,
+        &relay.env(),
+        &incoming,
+        &mut |l| Relay.line(&format!("  │ {l}")),
+    );
     relay.close();
     let cloned = match cloned {
         Ok(c) => c,
@@ -354,6 +360,11 @@ pub fn clone_content_main() -> i32 {
         Some(sub) => incoming.join(sub),
         None => incoming.clone(),
     };
+    // The subpath is a folder of the repository, not a link out of it.
+    if !std::fs::symlink_metadata(&from).is_ok_and(|m| m.is_dir()) {
+        let _ = std::fs::remove_dir_all(&incoming);
+        return fail(format!("the repository's `{}` is not a folder", g.subpath.as_deref().unwrap_or("")));
+    }
     let moved = (|| -> std::io::Result<()> {
         for entry in std::fs::read_dir(&from)? {
             let entry = entry?;
@@ -456,38 +467,40 @@ pub fn tunnel_main(home: &Path, context: &str, id: &str, workdir: Option<&str>, 
 /// The forwarder's tunnel: bytes pass through here, and a few seconds with
 /// traffic mark the machine as used.
 fn forwarder_tunnel(home: &Path, cmd: &den_process::Cmd) -> Result<i32, String> {
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    /// Fewer bytes than this in a tick are the connection's own keepalives.
+    const TRAFFIC: u64 = 1024;
     let mut c = cmd.to_command();
     c.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped());
     let mut child = c.spawn().map_err(|e| cmd.spawn_error(e).to_string())?;
     let (mut to, mut from) = (child.stdin.take().expect("piped"), child.stdout.take().expect("piped"));
-    let traffic = std::sync::Arc::new(AtomicBool::new(false));
-    let copy = |r: &mut dyn std::io::Read, w: &mut dyn Write, traffic: &AtomicBool| {
+    let bytes = std::sync::Arc::new(AtomicU64::new(0));
+    let copy = |r: &mut dyn std::io::Read, w: &mut dyn Write, bytes: &AtomicU64| {
         let mut buf = vec![0u8; 64 * 1024];
         while let Ok(n @ 1..) = r.read(&mut buf) {
             if w.write_all(&buf[..n]).and_then(|_| w.flush()).is_err() {
                 break;
             }
-            traffic.store(true, Ordering::Relaxed);
+            bytes.fetch_add(n as u64, Ordering::Relaxed);
         }
     };
     {
-        let traffic = traffic.clone();
+        let bytes = bytes.clone();
         std::thread::spawn(move || {
-            copy(&mut std::io::stdin().lock(), &mut to, &traffic);
+            copy(&mut std::io::stdin().lock(), &mut to, &bytes);
             drop(to);
         });
     }
     {
-        let (traffic, home) = (traffic.clone(), home.to_path_buf());
+        let (bytes, home) = (bytes.clone(), home.to_path_buf());
         std::thread::spawn(move || loop {
             std::thread::sleep(Duration::from_secs(2));
-            if traffic.swap(false, Ordering::Relaxed) {
+            if bytes.swap(0, Ordering::Relaxed) > TRAFFIC {
                 touch(&home);
             }
         });
     }
-    copy(&mut from, &mut std::io::stdout().lock(), &traffic);
+    copy(&mut from, &mut std::io::stdout().lock(), &bytes);
     let status = child.wait().map_err(|e| cmd.spawn_error(e).to_string())?;
     Ok(status.code().unwrap_or(1))
 }

@@ -72,11 +72,13 @@ fn snapshot(known: &mut HashMap<u64, String>) -> Vec<ListeningPort> {
     if found.values().any(|i| !known.contains_key(i)) {
         let owners = socket_owners();
         for inode in found.values() {
-            if let Some(cmd) = owners.get(inode) {
-                known.insert(*inode, cmd.clone());
-            }
+            // A socket of a process this user may not look into is named
+            // "" once, not looked for twice a second.
+            known.entry(*inode).or_insert_with(|| owners.get(inode).cloned().unwrap_or_default());
         }
     }
+    // Only the sockets listening now are remembered.
+    known.retain(|inode, _| found.values().any(|i| i == inode));
     let mut ports: Vec<ListeningPort> = Vec::new();
     for ((port, address), inode) in found {
         // One entry per port: a dual listener (0.0.0.0 and ::) is one port.

@@ -143,8 +143,17 @@ async fn main(den: &Den, id: &str) -> i32 {
     }));
     configure(&state, &record);
 
+    if let Err(e) = crate::private_tmp(&p.socket) {
+        log(&format!("error: the control socket's folder: {e}"));
+        return 1;
+    }
     let _ = std::fs::remove_file(&p.socket);
-    let control = match tokio::net::UnixListener::bind(&p.socket) {
+    // SAFETY: umask(2) has no preconditions; the socket is made 0600.
+    let old_mask = unsafe { libc::umask(0o177) };
+    let bound = tokio::net::UnixListener::bind(&p.socket);
+    // SAFETY: as above, putting the mask back.
+    unsafe { libc::umask(old_mask) };
+    let control = match bound {
         Ok(l) => l,
         Err(e) => {
             log(&format!("error: the control socket {}: {e}", p.socket.display()));
@@ -160,7 +169,16 @@ async fn main(den: &Den, id: &str) -> i32 {
     {
         let (state, den, id) = (state.clone(), den.clone(), id.to_string());
         tokio::spawn(async move {
-            while let Ok((conn, _)) = control.accept().await {
+            loop {
+                let conn = match control.accept().await {
+                    Ok((c, _)) => c,
+                    Err(e) => {
+                        // Out of descriptors, most likely: later, again.
+                        log(&format!("the control socket: {e}"));
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        continue;
+                    }
+                };
                 let (state, den, id, quit, reload) =
                     (state.clone(), den.clone(), id.clone(), quit_tx.clone(), reload_tx.clone());
                 tokio::spawn(async move { answer(conn, &state, &den, &id, &quit, &reload).await });
@@ -232,10 +250,13 @@ async fn main(den: &Den, id: &str) -> i32 {
                 }
             }
         }
-        tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
-            _ = quit_rx.changed() => {}
-            _ = reload_rx.changed() => {}
+        let quit = tokio::select! {
+            _ = tokio::time::sleep(backoff) => false,
+            r = quit_rx.changed() => r.is_err() || *quit_rx.borrow(),
+            _ = reload_rx.changed() => false,
+        };
+        if quit {
+            break;
         }
         backoff = (backoff * 2).min(Duration::from_secs(5));
     }
@@ -377,7 +398,15 @@ fn add(s: &mut State, want: Wanted, attrs: &PortAttributes, process: &str) -> us
 /// Accepts on `listener` and carries each connection to `host:port` in
 /// the workspace (waiting a little for the tunnel when it is down).
 async fn serve(listener: tokio::net::TcpListener, host: String, port: u16, conn: Conn) {
-    while let Ok((tcp, _)) = listener.accept().await {
+    loop {
+        let tcp = match listener.accept().await {
+            Ok((tcp, _)) => tcp,
+            Err(e) => {
+                log(&format!("port {port}: {e}"));
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
         let (host, mut conn) = (host.clone(), conn.clone());
         tokio::spawn(async move {
             let ready = tokio::time::timeout(WAIT_FOR_TUNNEL, async {
@@ -397,7 +426,11 @@ fn follow(state: &Shared, found: &[ListeningPort]) {
     s.forwards.retain(|f| f.want.origin != Origin::Auto || found.iter().any(|p| p.port == f.want.port));
     for lp in found {
         let attrs = rules::attributes(&s.attributes, s.other.as_ref(), lp.port, &lp.process);
-        if let Some(f) = s.forwards.iter_mut().find(|f| f.want.port == lp.port && f.want.host == "localhost") {
+        if let Some(f) = s
+            .forwards
+            .iter_mut()
+            .find(|f| f.want.port == lp.port && (f.want.host == "localhost" || f.want.origin == Origin::Auto))
+        {
             f.process = lp.process.clone();
             if f.label.is_empty() {
                 f.label = attrs.label.clone().unwrap_or_default();
@@ -411,7 +444,14 @@ fn follow(state: &Shared, found: &[ListeningPort]) {
         if action == OnAutoForward::Ignore {
             continue;
         }
-        let want = Wanted { host: "localhost".into(), port: lp.port, local_port: lp.port, origin: Origin::Auto };
+        // A port bound to one address of the workspace's only is reached there.
+        let host = match lp.address.as_str() {
+            "0.0.0.0" | "::" | "127.0.0.1" | "::1" => "localhost".to_string(),
+            a if a.starts_with("127.") => a.to_string(),
+            a if a.contains(':') => format!("[{a}]"),
+            a => a.to_string(),
+        };
+        let want = Wanted { host, port: lp.port, local_port: lp.port, origin: Origin::Auto };
         let i = add(&mut s, want, &attrs, &lp.process);
         let address = s.address.clone();
         let f = &s.forwards[i];
@@ -512,15 +552,18 @@ fn handle(
         }
         Request::Stop { port } => {
             let mut s = state.lock().expect("not poisoned");
-            let before = s.forwards.len();
-            s.forwards.retain(|f| f.want.port != port);
-            if s.forwards.len() == before {
-                s.forwards.retain(|f| f.local != Some(port));
-            }
-            if s.forwards.len() == before {
-                return Reply { error: format!("port {port} is not forwarded"), ..Default::default() };
-            }
-            s.stopped.insert(port);
+            // The workspace's port, else a local one.
+            let remote = match s
+                .forwards
+                .iter()
+                .find(|f| f.want.port == port)
+                .or_else(|| s.forwards.iter().find(|f| f.local == Some(port)))
+            {
+                Some(f) => f.want.port,
+                None => return Reply { error: format!("port {port} is not forwarded"), ..Default::default() },
+            };
+            s.forwards.retain(|f| f.want.port != remote);
+            s.stopped.insert(remote);
         }
     }
     let s = state.lock().expect("not poisoned");

@@ -50,15 +50,56 @@ pub fn paths(den: &Den, id: &str) -> Paths {
     let dir = den.home.workspace_dir(&den.context, id);
     let mut socket = dir.join("forwarder.sock");
     // A Unix socket's path has room for about 100 bytes: a long DEN_HOME
-    // gets one in the temporary folder, named after the workspace's folder.
+    // gets one in this user's own folder in the temporary folder (see
+    // [`private_tmp`]), named after the workspace's folder.
     if socket.as_os_str().len() > 100 {
         let mut h: u64 = 0xcbf29ce484222325;
         for b in dir.as_os_str().as_encoded_bytes() {
             h = (h ^ *b as u64).wrapping_mul(0x100000001b3);
         }
-        socket = std::env::temp_dir().join(format!("den-forward-{h:016x}.sock"));
+        // SAFETY: geteuid has no preconditions.
+        let uid = unsafe { libc::geteuid() };
+        socket = std::env::temp_dir().join(format!("den-{uid}")).join(format!("forward-{h:016x}.sock"));
     }
     Paths { lock: dir.join("forwarder.lock"), pid: dir.join("forwarder.pid"), log: dir.join("forwarder.log"), socket }
+}
+
+/// Makes sure the folder of a socket in the temporary folder is this
+/// user's and private (0700), so nobody else can put a socket there.
+pub(crate) fn private_tmp(socket: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    let Some(dir) = socket.parent() else { return Ok(()) };
+    if !dir.starts_with(std::env::temp_dir()) || dir == std::env::temp_dir() {
+        return Ok(());
+    }
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
+        _ => {}
+    }
+    let m = std::fs::symlink_metadata(dir)?;
+    // SAFETY: geteuid has no preconditions.
+    if !m.is_dir() || m.uid() != unsafe { libc::geteuid() } || m.permissions().mode() & 0o077 != 0 {
+        return Err(std::io::Error::other(format!("{} is not a private folder of this user", dir.display())));
+    }
+    Ok(())
+}
+
+/// The uid of the process at the other end of `conn`.
+fn peer_uid(conn: &UnixStream) -> Option<u32> {
+    use std::os::fd::AsRawFd;
+    let mut cred: libc::ucred = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: SO_PEERCRED fills a ucred of the given length.
+    let r = unsafe {
+        libc::getsockopt(
+            conn.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            &mut cred as *mut libc::ucred as *mut libc::c_void,
+            &mut len,
+        )
+    };
+    (r == 0).then_some(cred.uid)
 }
 
 /// A question for the forwarder.
@@ -116,6 +157,11 @@ pub fn ask(den: &Den, id: &str, req: &Request) -> Result<Reply> {
     let p = paths(den, id);
     let mut conn = UnixStream::connect(&p.socket).map_err(|_| ForwardError::NotRunning(id.to_string()))?;
     let io = |source| ForwardError::Io { id: id.to_string(), source };
+    // Only a forwarder of this user is believed.
+    // SAFETY: geteuid has no preconditions.
+    if peer_uid(&conn) != Some(unsafe { libc::geteuid() }) {
+        return Err(io(std::io::Error::other(format!("{} is not this user's", p.socket.display()))));
+    }
     conn.set_read_timeout(Some(Duration::from_secs(10))).map_err(io)?;
     let line = serde_json::to_string(req).expect("serialises");
     writeln!(conn, "{line}").map_err(io)?;
@@ -128,13 +174,16 @@ pub fn ask(den: &Den, id: &str, req: &Request) -> Result<Reply> {
     Ok(reply)
 }
 
-/// True while a forwarder holds the workspace's lock.
+/// True while a forwarder answers for the workspace. (Asking, not taking
+/// its lock: a forwarder that starts meanwhile must get the lock.)
 pub fn running(den: &Den, id: &str) -> bool {
+    ask(den, id, &Request::List).is_ok()
+}
+
+/// True while some forwarder process holds the workspace's lock.
+fn holds_lock(den: &Den, id: &str) -> bool {
     let p = paths(den, id);
-    if !p.lock.exists() {
-        return false;
-    }
-    matches!(den_state::Lock::try_acquire(&p.lock), Ok(None))
+    p.lock.exists() && matches!(den_state::Lock::try_acquire(&p.lock), Ok(None))
 }
 
 /// Starts the forwarder of `id` (the program `exe`, which is den), or
@@ -194,15 +243,15 @@ pub fn start(den: &Den, id: &str, exe: &Path, wait: bool) -> Result<Reply> {
 
 /// Stops the forwarder of `id` if one runs (before `stop` and `delete`).
 pub fn shutdown(den: &Den, id: &str) {
-    if !running(den, id) {
+    if !holds_lock(den, id) {
         return;
     }
     let _ = ask(den, id, &Request::Quit);
     let deadline = Instant::now() + Duration::from_secs(3);
-    while running(den, id) && Instant::now() < deadline {
+    while holds_lock(den, id) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
-    if running(den, id) {
+    if holds_lock(den, id) {
         // It does not answer: end it, if the pid still is a forwarder.
         let p = paths(den, id);
         if let Some(pid) = std::fs::read_to_string(&p.pid).ok().and_then(|t| t.trim().parse::<i32>().ok()) {
@@ -238,6 +287,9 @@ mod tests {
         let den = Den { home: den_state::Home::at(&long), context: "default".into() };
         let s = paths(&den, "ws").socket;
         assert!(s.as_os_str().len() < 100 && !s.starts_with(&long), "{}", s.display());
+        private_tmp(&s).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(s.parent().unwrap()).unwrap().permissions().mode() & 0o777, 0o700);
         // The same workspace always gets the same one.
         assert_eq!(paths(&den, "ws").socket, s);
         assert_ne!(paths(&den, "other").socket, s);

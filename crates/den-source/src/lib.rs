@@ -230,6 +230,45 @@ fn origin_of(url: &str) -> String {
     }
 }
 
+/// Where a repository URL points: its scheme (`ssh` for the scp-like form),
+/// host (lowercase) and port when one is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub scheme: String,
+    pub host: String,
+    pub port: Option<u16>,
+}
+
+/// The [`Endpoint`] of a repository URL; `None` for a local path or a
+/// form den does not read.
+pub fn endpoint(url: &str) -> Option<Endpoint> {
+    let (scheme, authority) = match url.find("://") {
+        Some(i) => {
+            let rest = &url[i + 3..];
+            (url[..i].to_ascii_lowercase(), rest.split('/').next().unwrap_or(rest))
+        }
+        None if is_scp_like(url) || (url.contains(':') && !url.starts_with('/')) => {
+            ("ssh".to_string(), url.split(':').next().unwrap_or(url))
+        }
+        None => return None,
+    };
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let (host, port) = if let Some(rest) = host_port.strip_prefix('[') {
+        // [v6]:port
+        let (h, after) = rest.split_once(']')?;
+        (format!("[{h}]"), after.strip_prefix(':').and_then(|p| p.parse().ok()))
+    } else {
+        match host_port.rsplit_once(':') {
+            Some((h, p)) if !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()) => (h.to_string(), p.parse().ok()),
+            _ => (host_port.to_string(), None),
+        }
+    };
+    if host.is_empty() {
+        return None;
+    }
+    Some(Endpoint { scheme, host: host.to_ascii_lowercase(), port })
+}
+
 /// Checks a commit given apart from the URL (`--git-commit`).
 pub fn check_commit(c: &str) -> Result<(), String> {
     if c.len() < 4 || !c.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -277,7 +316,20 @@ pub fn clone(
     dest: &Path,
     on_line: &mut dyn FnMut(&str),
 ) -> Result<Cloned, SourceError> {
-    clone_with(src, strategy, recursive, false, dest, on_line)
+    clone_with(src, strategy, recursive, false, &[], dest, on_line)
+}
+
+/// [`clone`] with `env` set for every git it runs (den on a machine: the
+/// clone relay's helpers).
+pub fn clone_with_env(
+    src: &GitSource,
+    strategy: Strategy,
+    recursive: bool,
+    env: &[(String, String)],
+    dest: &Path,
+    on_line: &mut dyn FnMut(&str),
+) -> Result<Cloned, SourceError> {
+    clone_with(src, strategy, recursive, false, env, dest, on_line)
 }
 
 /// Only what den reads before the workspace's own clone exists elsewhere
@@ -285,7 +337,7 @@ pub fn clone(
 /// and the folders above it) and the `.devcontainer` folder there, with no
 /// history and no other file contents (a shallow, blobless, sparse clone).
 pub fn clone_config(src: &GitSource, dest: &Path, on_line: &mut dyn FnMut(&str)) -> Result<Cloned, SourceError> {
-    clone_with(src, Strategy::Shallow, false, true, dest, on_line)
+    clone_with(src, Strategy::Shallow, false, true, &[], dest, on_line)
 }
 
 fn clone_with(
@@ -293,6 +345,7 @@ fn clone_with(
     strategy: Strategy,
     recursive: bool,
     config_only: bool,
+    env: &[(String, String)],
     dest: &Path,
     on_line: &mut dyn FnMut(&str),
 ) -> Result<Cloned, SourceError> {
@@ -305,6 +358,9 @@ fn clone_with(
     let result = (|| {
         let mut git = |args: &[&str], dir: Option<&Path>| -> Result<String, SourceError> {
             let mut c = Cmd::new("git");
+            for (k, v) in env {
+                c = c.env(k, v);
+            }
             if let Some((user, _)) = &login {
                 // The password travels in the environment to a helper given
                 // on the command line: it is never written to the clone.
@@ -326,7 +382,7 @@ fn clone_with(
                 c = c.arg("-C").arg(d);
             }
             c = c.args(args).env("GIT_TERMINAL_PROMPT", "0");
-            if std::env::var_os("GIT_SSH_COMMAND").is_none() {
+            if std::env::var_os("GIT_SSH_COMMAND").is_none() && !env.iter().any(|(k, _)| k == "GIT_SSH_COMMAND") {
                 c = c.env("GIT_SSH_COMMAND", "ssh -o BatchMode=yes");
             }
             on_line(&format!("git {}", args.join(" ")));
@@ -459,6 +515,16 @@ mod tests {
             Spec::Git(g) => g,
             other => panic!("{s}: {other:?}"),
         }
+    }
+
+    #[test]
+    fn endpoints_of_urls() {
+        let e = |u: &str| endpoint(u).map(|e| (e.scheme, e.host, e.port));
+        assert_eq!(e("ssh://git@Example.com:2222/org/r.git"), Some(("ssh".into(), "example.com".into(), Some(2222))));
+        assert_eq!(e("git@github.com:org/r.git"), Some(("ssh".into(), "github.com".into(), None)));
+        assert_eq!(e("https://u:p@h.example/r.git"), Some(("https".into(), "h.example".into(), None)));
+        assert_eq!(e("http://[::1]:8080/r"), Some(("http".into(), "[::1]".into(), Some(8080))));
+        assert_eq!(e("/srv/repo.git"), None);
     }
 
     #[test]

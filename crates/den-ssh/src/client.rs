@@ -227,7 +227,7 @@ impl Connection {
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        Connection::open_with(stream, key, host_key, user, vec![], None, FORWARDER_CHANNEL_BUFFER).await
+        Connection::open_with(stream, key, host_key, user, vec![], None, FORWARDER_CHANNEL_BUFFER, true).await
     }
 
     async fn open_with<S>(
@@ -238,6 +238,7 @@ impl Connection {
         remote_forwards: Vec<Forward>,
         agent_socket: Option<PathBuf>,
         channel_buffer_size: usize,
+        keepalive: bool,
     ) -> Result<Connection, SshError>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -248,6 +249,10 @@ impl Connection {
             maximum_packet_size: 128 * 1024,
             channel_buffer_size,
             inactivity_timeout: None,
+            // A long-lived connection finds out that a half-open tunnel (a
+            // machine that slept) is gone.
+            keepalive_interval: keepalive.then(|| std::time::Duration::from_secs(15)),
+            keepalive_max: 3,
             nodelay: true,
             preferred: crate::preferred(),
             ..Default::default()
@@ -337,6 +342,7 @@ where
         opts.remote_forwards.clone(),
         opts.agent_socket.clone(),
         256,
+        false,
     )
     .await?;
     let handle = conn.handle.clone();

@@ -104,6 +104,8 @@ pub type SendContent = Box<dyn FnOnce(&mut dyn Write) -> std::io::Result<()> + S
 pub struct Feed {
     pub request: String,
     pub content: SendContent,
+    /// The repository the far side may clone through the clone relay.
+    pub clone_url: Option<String>,
 }
 
 /// Injects and sets up the agent in a container, in one `docker exec`.
@@ -123,7 +125,11 @@ pub fn inject_and_setup(
 /// open until the agent is done; if den dies, its end tells the agent to
 /// stop the running hook (see [`den_protocol`]).
 pub fn setup_feed(req: &SetupRequest) -> Feed {
-    Feed { request: serde_json::to_string(req).expect("request serialises"), content: Box::new(|_| Ok(())) }
+    Feed {
+        request: serde_json::to_string(req).expect("request serialises"),
+        content: Box::new(|_| Ok(())),
+        clone_url: None,
+    }
 }
 
 /// Runs an inject command (see [`inject_argv`]): answers the script, feeds
@@ -176,6 +182,7 @@ pub fn run_agent<T: serde::de::DeserializeOwned>(
     // read ahead, so nothing may follow the binary until it has exited.
     let mut content = None;
     let mut request = None;
+    let mut clone_url = None;
     let mut stdin = match feed {
         None => {
             drop(stdin);
@@ -184,6 +191,7 @@ pub fn run_agent<T: serde::de::DeserializeOwned>(
         Some(f) => {
             request = Some(f.request);
             content = Some(f.content);
+            clone_url = f.clone_url;
             Some(stdin)
         }
     };
@@ -214,7 +222,7 @@ pub fn run_agent<T: serde::de::DeserializeOwned>(
                 } else if line == RELAY_OPEN {
                     if let Some(pipe) = stdin.take() {
                         let to: crate::relay::ToAgent = std::sync::Arc::new(std::sync::Mutex::new(Box::new(pipe)));
-                        relay = Some((crate::relay::ClientRelay::new(to.clone()), to));
+                        relay = Some((crate::relay::ClientRelay::new(to.clone(), clone_url.as_deref()), to));
                     }
                 } else if line == RELAY_CLOSE {
                     if let Some((_, to)) = relay.take() {

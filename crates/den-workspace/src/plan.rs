@@ -90,6 +90,9 @@ pub struct Source {
     /// Set by `up`: a git SOURCE that is cloned in the pod, into its volume
     /// (`source` is then a clone of the configuration only).
     pub clone_in_pod: bool,
+    /// The environment of the git that clones a git SOURCE (den on a
+    /// machine: the clone relay's helpers).
+    pub git_env: Vec<(String, String)>,
 }
 
 /// A SOURCE that is not a local folder, with how to clone it.

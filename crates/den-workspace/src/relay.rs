@@ -20,21 +20,60 @@ fn send(to: &ToAgent, msg: &RelayMsg) {
     }
 }
 
-/// Serves the agent's relay messages.
+/// Serves the agent's relay messages, for the clone of one repository: only
+/// questions about its host are answered and only ssh to its host is run.
 pub(crate) struct ClientRelay {
     to: ToAgent,
+    /// Where the repository is (`None`: nothing is answered).
+    endpoint: Option<den_source::Endpoint>,
     /// The stdin of each running ssh.
     streams: HashMap<u64, ChildStdin>,
 }
 
 impl ClientRelay {
-    pub(crate) fn new(to: ToAgent) -> ClientRelay {
-        ClientRelay { to, streams: HashMap::new() }
+    pub(crate) fn new(to: ToAgent, clone_url: Option<&str>) -> ClientRelay {
+        ClientRelay { to, endpoint: clone_url.and_then(den_source::endpoint), streams: HashMap::new() }
+    }
+
+    /// A credential question about the repository's own host over http(s).
+    fn may_answer(&self, op: &str, input: &str) -> bool {
+        let Some(e) = &self.endpoint else { return false };
+        let field = |name: &str| {
+            input.lines().find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix('='))).unwrap_or("")
+        };
+        let host = match e.port {
+            Some(p) => format!("{}:{p}", e.host),
+            None => e.host.clone(),
+        };
+        op == "get"
+            && matches!(e.scheme.as_str(), "http" | "https")
+            && field("protocol") == e.scheme
+            && field("host").eq_ignore_ascii_case(&host)
+    }
+
+    /// An ssh to the repository's own host and port.
+    fn may_run(&self, t: &den_protocol::relay::SshTarget) -> Result<(), String> {
+        let Some(e) = self.endpoint.as_ref().filter(|e| e.scheme == "ssh" || e.scheme == "git+ssh") else {
+            return Err("the repository is not cloned over ssh".into());
+        };
+        if t.host != e.host || t.port.filter(|p| *p != 22) != e.port.filter(|p| *p != 22) {
+            return Err(format!(
+                "ssh to `{}`{} is not the repository's host (a submodule elsewhere is not cloned through the relay)",
+                t.host,
+                t.port.map(|p| format!(" port {p}")).unwrap_or_default()
+            ));
+        }
+        Ok(())
     }
 
     pub(crate) fn handle(&mut self, msg: RelayMsg, reporter: &mut dyn crate::Reporter) {
         match msg {
             RelayMsg::Credential(req) => {
+                if !self.may_answer(&req.op, &req.input) {
+                    let answer = den_protocol::CredentialAnswer { id: req.id, output: String::new() };
+                    send(&self.to, &RelayMsg::CredentialAnswer(answer));
+                    return;
+                }
                 let to = self.to.clone();
                 std::thread::spawn(move || {
                     let output = local_git_credential(&req.op, &req.input);
@@ -42,19 +81,28 @@ impl ClientRelay {
                 });
             }
             RelayMsg::SshOpen { channel, args, git_protocol } => {
-                let checked = check_ssh_args(&args).and_then(|()| {
+                let checked = check_ssh_args(&args).and_then(|t| {
+                    self.may_run(&t)?;
                     if check_git_protocol(&git_protocol) {
-                        Ok(())
+                        Ok(t)
                     } else {
                         Err(format!("GIT_PROTOCOL `{git_protocol}` is not one git sets"))
                     }
                 });
-                if let Err(e) = checked {
-                    reporter.line(&format!("den: refused the machine's ssh for the clone: {e}"));
-                    send(&self.to, &RelayMsg::Exit { channel, code: 255 });
-                    return;
-                }
-                match spawn_ssh(&args, &git_protocol) {
+                let target = match checked {
+                    Ok(t) => t,
+                    Err(e) => {
+                        let text = format!("den: refused the machine's ssh for the clone: {e}");
+                        reporter.line(&text);
+                        send(&self.to, &RelayMsg::Stderr { channel, data: encode(format!("{text}\n").as_bytes()) });
+                        send(&self.to, &RelayMsg::Exit { channel, code: 255 });
+                        return;
+                    }
+                };
+                // `--`: nothing after it is read as an option.
+                let mut argv = target.options.clone();
+                argv.extend(["--".to_string(), target.destination.clone(), target.command.clone()]);
+                match spawn_ssh(&argv, &git_protocol) {
                     Ok(mut child) => {
                         if let Some(stdin) = child.stdin.take() {
                             self.streams.insert(channel, stdin);
@@ -123,12 +171,12 @@ fn pump(mut child: std::process::Child, channel: u64, to: &ToAgent) {
     send(to, &RelayMsg::Exit { channel, code });
 }
 
-/// `git credential fill|approve|reject` here; what it printed, or nothing.
+/// `git credential fill` here for a `get`; what it printed, or nothing.
+/// Only questions are answered: the far side never changes this machine's
+/// credential store.
 pub(crate) fn local_git_credential(op: &str, input: &str) -> String {
     let verb = match op {
         "get" => "fill",
-        "store" => "approve",
-        "erase" => "reject",
         _ => return String::new(),
     };
     let mut input = input.trim_end_matches('\n').to_string();
@@ -139,6 +187,42 @@ pub(crate) fn local_git_credential(op: &str, input: &str) -> String {
         .env("GIT_ASKPASS", "")
         .env("SSH_ASKPASS", "")
         .output_with_stdin(Some(input.as_bytes()))
-        .map(|o| if verb == "fill" { o.stdout } else { String::new() })
+        .map(|o| o.stdout)
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn relay(url: &str) -> ClientRelay {
+        ClientRelay::new(Arc::new(Mutex::new(Box::new(std::io::sink()))), Some(url))
+    }
+
+    #[test]
+    fn credentials_only_for_the_repositorys_host() {
+        let r = relay("https://git.example.com/org/r.git");
+        assert!(r.may_answer("get", "protocol=https\nhost=git.example.com\n"));
+        assert!(!r.may_answer("get", "protocol=https\nhost=github.com\n"));
+        assert!(!r.may_answer("get", "protocol=http\nhost=git.example.com\n"));
+        assert!(!r.may_answer("store", "protocol=https\nhost=git.example.com\n"));
+        let r = relay("http://127.0.0.1:8080/r.git");
+        assert!(r.may_answer("get", "protocol=http\nhost=127.0.0.1:8080\n"));
+        assert!(!r.may_answer("get", "protocol=http\nhost=127.0.0.1\n"));
+        assert!(!relay("ssh://git@h/r").may_answer("get", "protocol=https\nhost=h\n"));
+        assert!(!ClientRelay::new(Arc::new(Mutex::new(Box::new(std::io::sink()))), None).may_answer("get", ""));
+    }
+
+    #[test]
+    fn ssh_only_to_the_repositorys_host_and_port() {
+        let t = |args: &[&str]| check_ssh_args(&args.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+        let r = relay("ssh://git@h.example:2222/r.git");
+        r.may_run(&t(&["-p", "2222", "git@h.example", "git-upload-pack '/r.git'"])).unwrap();
+        assert!(r.may_run(&t(&["git@h.example", "git-upload-pack '/r.git'"])).is_err());
+        assert!(r.may_run(&t(&["-p", "2222", "git@other", "git-upload-pack '/r.git'"])).is_err());
+        let r = relay("git@github.com:org/r.git");
+        r.may_run(&t(&["git@github.com", "git-upload-pack 'org/r.git'"])).unwrap();
+        r.may_run(&t(&["-p", "22", "git@GitHub.com", "git-upload-pack 'org/r.git'"])).unwrap();
+        assert!(relay("https://github.com/org/r").may_run(&t(&["github.com", "git-upload-pack 'r'"])).is_err());
+    }
 }

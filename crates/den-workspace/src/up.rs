@@ -140,7 +140,14 @@ fn fetch_remote(den: &Den, src: &mut Source, reset: bool, reporter: &mut dyn Rep
                 let cloned = if src.clone_in_pod {
                     den_source::clone_config(g, &target, &mut line)
                 } else {
-                    den_source::clone(g, remote.strategy, remote.recursive_submodules, &target, &mut line)
+                    den_source::clone_with_env(
+                        g,
+                        remote.strategy,
+                        remote.recursive_submodules,
+                        &src.git_env,
+                        &target,
+                        &mut line,
+                    )
                 }
                 .map_err(|e| WorkspaceError::BadInput(e.to_string()))?;
                 if target != dir {

@@ -558,10 +558,11 @@ pub enum AgentCommand {
         #[arg(long)]
         data: Option<PathBuf>,
     },
-    /// On a machine, while den clones: git's ssh, run by the client.
+    /// On a machine, while den clones: git's ssh, run by the client
+    /// (`git-ssh SOCKET -- ARGS…`).
     GitSsh {
         socket: PathBuf,
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        #[arg(last = true)]
         args: Vec<String>,
     },
     /// docker's credential helper (docker-credential-den): asks the client.

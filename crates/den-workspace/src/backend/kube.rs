@@ -139,8 +139,11 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, p: Plan, reporter: &mut dyn Report
                     format!("{}={}", den_protocol::transfer::CONTENT_DIR_ENV, p.resolved.workspace_folder),
                 ];
                 argv.extend(inject_argv(&candidates, "clone-content")?);
-                let feed =
-                    Feed { request: serde_json::to_string(g).expect("serialises"), content: Box::new(|_| Ok(())) };
+                let feed = Feed {
+                    request: serde_json::to_string(g).expect("serialises"),
+                    content: Box::new(|_| Ok(())),
+                    clone_url: Some(g.url.clone()),
+                };
                 let r =
                     run_agent::<den_protocol::transfer::RemoteUpResult>(&k.exec(&name, &argv), Some(feed), reporter)?
                         .result;
@@ -262,8 +265,11 @@ fn send_files(
     let mut argv = vec!["env".to_string(), format!("{}={}", den_protocol::transfer::CONTENT_DIR_ENV, workspace_folder)];
     argv.extend(inject_argv(candidates, "receive-content")?);
     let folder = folder.to_path_buf();
-    let feed =
-        Feed { request: "{}".into(), content: Box::new(move |out| den_protocol::transfer::send_folder(&folder, out)) };
+    let feed = Feed {
+        request: "{}".into(),
+        content: Box::new(move |out| den_protocol::transfer::send_folder(&folder, out)),
+        clone_url: None,
+    };
     let sent = run_agent::<den_protocol::transfer::RemoteUpResult>(&k.exec(name, &argv), Some(feed), reporter)?;
     if !sent.result.ok {
         return Err(WorkspaceError::Agent(

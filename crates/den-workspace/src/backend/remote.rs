@@ -159,6 +159,7 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, p: crate::plan::Plan, reporter: &m
     let feed = Feed {
         request: serde_json::to_string(&req).expect("serialises"),
         content: Box::new(move |out| den_protocol::transfer::send_folder(&folder, out)),
+        clone_url: p.clone_on_machine.as_ref().map(|g| g.url.clone()),
     };
     let agent_run = run_agent::<RemoteUpResult>(&cmd, Some(feed), reporter)?;
     let r = agent_run.result;

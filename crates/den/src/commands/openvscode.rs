@@ -22,6 +22,7 @@ if [ -x "$dir/bin/openvscode-server" ]; then cat >/dev/null; else
   rm -rf "$dir.new"; mkdir -p "$dir.new"
   tar -xz -C "$dir.new"
   top=$(ls "$dir.new")
+  rm -rf "$dir"
   if [ -x "$dir.new/bin/openvscode-server" ]; then mv "$dir.new" "$dir"
   elif [ -x "$dir.new/$top/bin/openvscode-server" ]; then mv "$dir.new/$top" "$dir"; rm -rf "$dir.new"
   else rm -rf "$dir.new"; echo "the archive has no bin/openvscode-server" >&2; exit 3; fi
@@ -99,7 +100,8 @@ pub fn open(den: &Den, rec: &WorkspaceRecord, options: &[(String, String)]) -> a
     let port = o.port.to_string();
     let fresh = token()?;
     let mut argv = vec!["sh", "-c", START, "sh", &sha, &port, &fresh];
-    argv.extend(rec.vscode_extensions.iter().map(String::as_str));
+    // Only ids that cannot be taken for the server's options.
+    argv.extend(rec.vscode_extensions.iter().map(String::as_str).filter(|e| den_agent::extensions::is_extension_id(e)));
     let token = den_ssh(den, &rec.id, &argv, Some(&archive)).context("starting OpenVSCode Server")?;
     let token = token.trim();
 
