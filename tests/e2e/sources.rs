@@ -539,6 +539,11 @@ fn a_git_source_on_the_ssh_provider_is_cloned_on_the_machine() {
     let r = run(&mut again);
     r.assert_ok();
     assert!(!r.stderr.contains("git clone"), "{}", r.stderr);
+    // Stopped, `den open` brings it up again from den's record (the clone
+    // is on the machine, not here).
+    run(sb.den().args(["stop", &id])).assert_ok();
+    run(sb.den().args(["open", &id, "--ide", "none"])).assert_ok();
+    assert_eq!(which(&sb, &id), "feature");
     run(sb.den().args(["delete", &id])).assert_ok();
     assert!(!machine_clone.exists(), "the machine's clone outlived the workspace");
 

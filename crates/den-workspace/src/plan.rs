@@ -104,6 +104,42 @@ pub struct RemoteSource {
     pub recursive_submodules: bool,
 }
 
+impl Source {
+    /// The workspace a record describes, to bring it up again (`den ssh`
+    /// and `den open` of a stopped workspace): its folder, or its git or
+    /// image SOURCE (whose clone is there already, wherever it was made).
+    pub fn of_record(rec: &WorkspaceRecord) -> Source {
+        let remote = rec.source.as_ref().and_then(|s| match s.kind.as_str() {
+            "git" => {
+                let reference = if s.reference.is_empty() {
+                    den_source::GitRef::Default
+                } else if let Some(c) = s.reference.strip_prefix("sha256:") {
+                    den_source::GitRef::Commit(c.to_string())
+                } else if let Some(n) =
+                    s.reference.strip_prefix("pull/").and_then(|r| r.strip_suffix("/head")).and_then(|n| n.parse().ok())
+                {
+                    den_source::GitRef::PullRequest(n)
+                } else {
+                    den_source::GitRef::Branch(s.reference.clone())
+                };
+                let subpath = Some(s.subpath.clone()).filter(|p| !p.is_empty());
+                Some(RemoteSource {
+                    spec: den_source::Spec::Git(den_source::GitSource { url: s.url.clone(), reference, subpath }),
+                    strategy: Default::default(),
+                    recursive_submodules: false,
+                })
+            }
+            "image" => Some(RemoteSource {
+                spec: den_source::Spec::Image(s.url.clone()),
+                strategy: Default::default(),
+                recursive_submodules: false,
+            }),
+            _ => None,
+        });
+        Source { source: rec.local_folder.clone(), id: Some(rec.id.clone()), remote, ..Default::default() }
+    }
+}
+
 impl RemoteSource {
     /// A git SOURCE as den on a machine is asked to clone it.
     pub fn to_git_clone(&self) -> Option<den_protocol::transfer::GitClone> {

@@ -74,18 +74,19 @@ pub fn open(settings: &Settings, id: &str, name: Option<&str>, options: &[(Strin
         rec
     } else {
         let opts = den_workspace::UpOptions {
-            workspace: den_workspace::Source {
-                source: rec.local_folder.clone(),
-                id: Some(rec.id.clone()),
-                ..Default::default()
-            },
+            workspace: den_workspace::Source::of_record(&rec),
             ssh_config: rec.ssh_config.clone(),
             ..Default::default()
         };
         let mut progress = crate::progress::Progress::new();
         let r = den_workspace::up(&den, &opts, &mut progress);
         progress.finish();
-        r?.record
+        let rec = r?.record;
+        // Its ports come back with it, as after `den up`.
+        if let Err(e) = crate::commands::ports::start(&den, &rec.id) {
+            eprintln!("den: warning: {e}");
+        }
+        rec
     };
     if ide.is_browser() {
         crate::commands::openvscode::open(&den, &rec, options)?;

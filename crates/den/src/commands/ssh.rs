@@ -65,11 +65,7 @@ fn should_start(den: &den_workspace::Den, t: &Target, said_not_running: bool) ->
 /// Brings a stopped workspace up again (its postStartCommand runs).
 fn start(den: &den_workspace::Den, t: &Target) -> anyhow::Result<()> {
     let opts = den_workspace::UpOptions {
-        workspace: den_workspace::Source {
-            source: t.record.local_folder.clone(),
-            id: Some(t.record.id.clone()),
-            ..Default::default()
-        },
+        workspace: den_workspace::Source::of_record(&t.record),
         ssh_config: t.record.ssh_config.clone(),
         ..Default::default()
     };
@@ -77,6 +73,10 @@ fn start(den: &den_workspace::Den, t: &Target) -> anyhow::Result<()> {
     let r = den_workspace::up(den, &opts, &mut progress);
     progress.finish();
     r?;
+    // Its ports come back with it, as after `den up`.
+    if let Err(e) = crate::commands::ports::start(den, &t.record.id) {
+        eprintln!("den: warning: {e}");
+    }
     Ok(())
 }
 
