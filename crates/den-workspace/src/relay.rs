@@ -132,15 +132,24 @@ impl ClientRelay {
     }
 }
 
-/// ssh as git on this machine runs it: `GIT_SSH_COMMAND` if set, else
-/// plain ssh that never prompts.
+/// ssh as git on this machine would run it: `GIT_SSH_COMMAND` (a shell
+/// line), else `GIT_SSH` (a program), else `core.sshCommand`, else plain
+/// ssh that never prompts.
 fn spawn_ssh(args: &[String], git_protocol: &str) -> std::io::Result<std::process::Child> {
-    let command = std::env::var("GIT_SSH_COMMAND")
-        .ok()
-        .filter(|c| !c.trim().is_empty())
+    let set = |k: &str| std::env::var(k).ok().filter(|c| !c.trim().is_empty());
+    let line = set("GIT_SSH_COMMAND")
+        .or_else(|| set("GIT_SSH").map(|p| den_process::shell_quote(&p)))
+        .or_else(|| {
+            Cmd::new("git")
+                .args(["config", "--get", "core.sshCommand"])
+                .output()
+                .ok()
+                .map(|o| o.stdout.trim().to_string())
+                .filter(|c| !c.is_empty())
+        })
         .unwrap_or_else(|| "ssh -o BatchMode=yes".into());
     let mut c = std::process::Command::new("/bin/sh");
-    c.arg("-c").arg(format!("{command} \"$@\"")).arg("ssh").args(args);
+    c.arg("-c").arg(format!("{line} \"$@\"")).arg("ssh").args(args);
     if git_protocol.is_empty() {
         c.env_remove("GIT_PROTOCOL");
     } else {
