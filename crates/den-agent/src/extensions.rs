@@ -74,11 +74,7 @@ pub fn servers(home: &Path) -> Vec<PathBuf> {
 /// link could point root's write elsewhere): the list installed into that
 /// server.
 fn marker(data: &Path, server: &Path) -> PathBuf {
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in server.as_os_str().as_encoded_bytes() {
-        h = (h ^ *b as u64).wrapping_mul(0x100000001b3);
-    }
-    data.join("vscode-extensions.done").join(format!("{h:016x}"))
+    data.join("vscode-extensions.done").join(den_state::path_tag(server))
 }
 
 /// An extension id as the marketplaces write them: `publisher.name`,

@@ -53,13 +53,10 @@ pub fn paths(den: &Den, id: &str) -> Paths {
     // gets one in this user's own folder in the temporary folder (see
     // [`private_tmp`]), named after the workspace's folder.
     if socket.as_os_str().len() > 100 {
-        let mut h: u64 = 0xcbf29ce484222325;
-        for b in dir.as_os_str().as_encoded_bytes() {
-            h = (h ^ *b as u64).wrapping_mul(0x100000001b3);
-        }
         // SAFETY: geteuid has no preconditions.
         let uid = unsafe { libc::geteuid() };
-        socket = std::env::temp_dir().join(format!("den-{uid}")).join(format!("forward-{h:016x}.sock"));
+        socket =
+            std::env::temp_dir().join(format!("den-{uid}")).join(format!("forward-{}.sock", den_state::path_tag(&dir)));
     }
     Paths { lock: dir.join("forwarder.lock"), pid: dir.join("forwarder.pid"), log: dir.join("forwarder.log"), socket }
 }

@@ -9,6 +9,17 @@ use crate::{Result, StateError};
 
 /// Creates `dir` and its missing parents with mode 0700. A folder that exists
 /// already is tightened to 0700 if it is den's own (the last component).
+/// A short name for a path (FNV-1a, 16 hex digits): for a file that stands
+/// for another one where its path cannot be used (too long, or not den's).
+/// Not a security measure: the same path always gives the same name.
+pub fn path_tag(path: &Path) -> String {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in path.as_os_str().as_encoded_bytes() {
+        h = (h ^ *b as u64).wrapping_mul(0x100000001b3);
+    }
+    format!("{h:016x}")
+}
+
 pub fn create_private_dir(dir: &Path) -> Result<()> {
     DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(StateError::io("creating folder", dir))?;
     let meta = fs::metadata(dir).map_err(StateError::io("reading", dir))?;

@@ -9,7 +9,7 @@ mod home;
 mod lock;
 pub mod ssh_config;
 
-pub use fs::{atomic_write, create_private_dir, read_json, replace_file, write_json};
+pub use fs::{atomic_write, create_private_dir, path_tag, read_json, replace_file, write_json};
 pub use home::Home;
 pub use lock::{Lock, LockWait};
 
