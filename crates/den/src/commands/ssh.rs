@@ -160,7 +160,7 @@ async fn session(den: &den_workspace::Den, t: &Target, args: &SshArgs) -> anyhow
     let tty = !args.no_tty && (args.tty || (command.is_none() && stdin_tty));
     let mut local = args.local.clone();
     // The workspace's forwarder holds its ports already.
-    if !args.no_forward_ports && !den_forward::running(den, &t.record.id) {
+    if !args.no_forward_ports && !t.record.forward_ports.is_empty() && !den_forward::running(den, &t.record.id) {
         for f in forwards_of(&t.record.forward_ports) {
             if !local.iter().any(|l| l.port == f.port) {
                 local.push(f);
