@@ -87,7 +87,7 @@ fn check(name: &str, spec: &OptionSpec, v: &Value) -> Result<String, OptionProbl
             let value = text(v).ok_or_else(|| problem(format!("expected a string, found {v}")))?;
             if let Some(allowed) = &spec.allowed {
                 let allowed: Vec<String> = allowed.iter().filter_map(text).collect();
-                if !allowed.iter().any(|a| *a == value) {
+                if !allowed.contains(&value) {
                     return Err(problem(format!(
                         "`{value}` is not one of the allowed values: {}",
                         allowed.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", ")

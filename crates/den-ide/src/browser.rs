@@ -142,7 +142,7 @@ pub fn fetch(o: &ServerOptions, arch: &str, cache: &Path) -> Result<(PathBuf, St
     }
     let url = o.url.clone().unwrap_or_else(|| release_url(&o.version, arch));
     // A URL fetched before: its archive by the hash recorded for it.
-    let index = cache.join(format!("url-{}", hex(&sha2::Sha256::digest(url.as_bytes()))[..32].to_string()));
+    let index = cache.join(format!("url-{}", &hex(&sha2::Sha256::digest(url.as_bytes()))[..32]));
     if let Ok(sha) = std::fs::read_to_string(&index) {
         let path = cache.join(format!("openvscode-{}.tar.gz", sha.trim()));
         if path.is_file() && check(sha.trim(), &url).is_ok() {

@@ -215,6 +215,12 @@ const FORWARDER_CHANNEL_BUFFER: usize = 16;
 /// Bytes of one forwarded connection waiting for its local reader.
 const FORWARD_QUEUE: usize = 4 * 1024 * 1024;
 
+/// How a connection is set up for its use: a session or a forwarder.
+struct Tuning {
+    channel_buffer_size: usize,
+    keepalive: bool,
+}
+
 /// An authenticated connection, for channels of the caller's choosing
 /// (den's port forwarder).
 pub struct Connection {
@@ -227,7 +233,8 @@ impl Connection {
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        Connection::open_with(stream, key, host_key, user, vec![], None, FORWARDER_CHANNEL_BUFFER, true).await
+        let tuning = Tuning { channel_buffer_size: FORWARDER_CHANNEL_BUFFER, keepalive: true };
+        Connection::open_with(stream, key, host_key, user, (vec![], None), tuning).await
     }
 
     async fn open_with<S>(
@@ -235,10 +242,8 @@ impl Connection {
         key: PrivateKey,
         host_key: PublicKey,
         user: &str,
-        remote_forwards: Vec<Forward>,
-        agent_socket: Option<PathBuf>,
-        channel_buffer_size: usize,
-        keepalive: bool,
+        (remote_forwards, agent_socket): (Vec<Forward>, Option<PathBuf>),
+        Tuning { channel_buffer_size, keepalive }: Tuning,
     ) -> Result<Connection, SshError>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -339,10 +344,8 @@ where
         key,
         host_key,
         &opts.user,
-        opts.remote_forwards.clone(),
-        opts.agent_socket.clone(),
-        256,
-        false,
+        (opts.remote_forwards.clone(), opts.agent_socket.clone()),
+        Tuning { channel_buffer_size: 256, keepalive: false },
     )
     .await?;
     let handle = conn.handle.clone();

@@ -122,7 +122,7 @@ impl WorkspaceRecord {
             .into_iter()
             .flatten()
             .filter_map(|e| e.get("backend").and_then(|b| b.as_str()))
-            .last()
+            .next_back()
             .unwrap_or_default()
             .to_string();
     }
