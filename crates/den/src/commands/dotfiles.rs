@@ -4,8 +4,7 @@
 //! and installed once per container: the named script, else the first of
 //! the usual install scripts, else its `.*` files linked into the home.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use anyhow::Context;
 
@@ -100,21 +99,9 @@ pub fn install(settings: &crate::settings::Settings, id: &str, d: &Dotfiles) -> 
     let remote = format!(
         "set -e\nmarker=\"$HOME/.den-dotfiles-installed\"\nif [ -e \"$marker\" ]; then cat >/dev/null; echo 'already installed in this container'; exit 0; fi\nrm -rf \"$HOME/.dotfiles.den-new\"\nmkdir -p \"$HOME/.dotfiles.den-new\"\ntar -x -C \"$HOME/.dotfiles.den-new\"\nrm -rf \"$HOME/dotfiles\"\nmv \"$HOME/.dotfiles.den-new\" \"$HOME/dotfiles\"\ncd \"$HOME/dotfiles\"\n{exports}{run}touch \"$marker\"\n"
     );
-    let exe = std::env::current_exe().context("finding den's own binary")?;
-    let mut child = Command::new(exe)
-        .env("DEN_HOME", den.home.root())
-        .env("DEN_CONTEXT", &den.context)
-        .args(["ssh", "--no-forward-ports", id, "--", "sh", "-c", &remote])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("running den ssh")?;
-    let mut stdin = child.stdin.take().expect("piped");
-    let writer = std::thread::spawn(move || {
-        // The far side stops reading when the dotfiles are in already.
-        let _ = stdin.write_all(&bytes);
-    });
+    let argv = ["sh", "-c", remote.as_str()];
+    let (mut child, writer) =
+        crate::commands::ssh::spawn_in(&den, id, &argv, Some(Box::new(std::io::Cursor::new(bytes))))?;
     let stderr = child.stderr.take().expect("piped");
     let errs = std::thread::spawn(move || {
         use std::io::BufRead;
@@ -128,7 +115,9 @@ pub fn install(settings: &crate::settings::Settings, id: &str, d: &Dotfiles) -> 
             eprintln!("[dotfiles] {line}");
         }
     }
-    let _ = writer.join();
+    if let Some(w) = writer {
+        let _ = w.join();
+    }
     let _ = errs.join();
     let status = child.wait()?;
     if !status.success() {

@@ -6,7 +6,6 @@
 //! browser opens on it.
 
 use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -41,31 +40,15 @@ echo $! > "$state.pid"; printf %s "$dir" > "$state.dir"
 cat "$state.token"
 "#;
 
-/// `den ssh ID -- ARGV` as this den (same home and context), with `input`
-/// on stdin; its stdout.
+/// `den ssh ID -- ARGV` as this den, with the file `input` on stdin; its
+/// stdout.
 fn den_ssh(den: &Den, id: &str, argv: &[&str], input: Option<&std::path::Path>) -> anyhow::Result<String> {
-    let exe = std::env::current_exe().context("finding den's own binary")?;
-    let mut child = Command::new(exe)
-        .env("DEN_HOME", den.home.root())
-        .env("DEN_CONTEXT", &den.context)
-        .args(["ssh", "--no-forward-ports", id, "--"])
-        .args(argv)
-        .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("running den ssh")?;
-    let writer = input.map(|path| {
-        let mut stdin = child.stdin.take().expect("piped");
-        let path = path.to_path_buf();
-        std::thread::spawn(move || {
-            if let Ok(mut f) = std::fs::File::open(path) {
-                // The far side stops reading when it has this archive.
-                let _ = std::io::copy(&mut f, &mut stdin);
-            }
-            let _ = stdin.flush();
-        })
-    });
+    let input = match input {
+        Some(p) => Some(Box::new(std::fs::File::open(p).with_context(|| format!("reading {}", p.display()))?)
+            as Box<dyn std::io::Read + Send>),
+        None => None,
+    };
+    let (child, writer) = crate::commands::ssh::spawn_in(den, id, argv, input)?;
     let out = child.wait_with_output()?;
     if let Some(w) = writer {
         let _ = w.join();

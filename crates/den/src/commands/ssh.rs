@@ -251,3 +251,35 @@ async fn session(den: &den_workspace::Den, t: &Target, args: &SshArgs) -> anyhow
         }
     }
 }
+
+/// A `den ssh --no-forward-ports ID -- ARGV` of this den (same home and
+/// context) whose stdout and stderr are piped for the caller, with `input`
+/// copied to its stdin by a thread of its own (the far side may stop
+/// reading early: a thing it has already). Returns the child and that
+/// thread.
+pub fn spawn_in(
+    den: &den_workspace::Den,
+    id: &str,
+    argv: &[&str],
+    input: Option<Box<dyn std::io::Read + Send>>,
+) -> anyhow::Result<(std::process::Child, Option<std::thread::JoinHandle<()>>)> {
+    use anyhow::Context;
+    let exe = std::env::current_exe().context("finding den's own binary")?;
+    let mut child = std::process::Command::new(exe)
+        .env("DEN_HOME", den.home.root())
+        .env("DEN_CONTEXT", &den.context)
+        .args(["ssh", "--no-forward-ports", id, "--"])
+        .args(argv)
+        .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("running den ssh")?;
+    let writer = input.map(|mut input| {
+        let mut stdin = child.stdin.take().expect("piped");
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut input, &mut stdin);
+        })
+    });
+    Ok((child, writer))
+}
