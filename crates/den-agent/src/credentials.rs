@@ -98,7 +98,7 @@ pub fn ask(op: &str, input: &str, data: &Path) -> Option<String> {
     // session is open (with none, no relay is coming). A socket an earlier
     // session left behind does not end the wait: only one that answers does.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while std::time::Instant::now() < deadline && crate::inactivity::session_open() {
+    while std::time::Instant::now() < deadline && crate::inactivity::session_open(data) {
         std::thread::sleep(std::time::Duration::from_millis(50));
         if let Some(answer) = ask_once(op, input, data) {
             return Some(answer);

@@ -21,8 +21,7 @@ pub fn touch(data: &Path) {
 /// True while some `den agent ssh-server` runs in this container, other
 /// than den's port forwarder's (whose connections count by themselves,
 /// see [`crate::ports`]).
-pub fn session_open() -> bool {
-    let data = crate::data_dir();
+pub fn session_open(data: &Path) -> bool {
     std::fs::read_dir("/proc")
         .into_iter()
         .flatten()
@@ -39,7 +38,7 @@ pub fn session_open() -> bool {
                     .file_name()
                     .to_str()
                     .and_then(|p| p.parse().ok())
-                    .is_some_and(|pid| crate::ports::is_forwarder(&data, pid))
+                    .is_some_and(|pid| crate::ports::is_forwarder(data, pid))
         })
 }
 
@@ -49,7 +48,7 @@ pub fn watch(data: &Path, timeout: Duration) {
     let tick = (timeout / 10).clamp(Duration::from_millis(200), Duration::from_secs(30));
     loop {
         std::thread::sleep(tick);
-        if session_open() {
+        if session_open(data) {
             touch(data);
             continue;
         }
