@@ -302,13 +302,25 @@ fn fail_at(home: &Path, msg: String) -> i32 {
     answer(&RemoteUpResult { error: Some(msg), home: home.display().to_string(), ..Default::default() })
 }
 
+/// In a pod: where the workspace's files go ($DEN_CONTENT_DIR, the
+/// volume's mount point).
+fn content_target() -> Option<PathBuf> {
+    std::env::var_os(crate::protocol::transfer::CONTENT_DIR_ENV).map(PathBuf::from)
+}
+
+/// In a pod: the marker (on the volume) that the files arrived.
+fn mark_content_received() {
+    let marker = Path::new(crate::protocol::DATA_DIR).join(CONTENT_MARKER);
+    let _ = std::fs::create_dir_all(crate::protocol::DATA_DIR).and_then(|_| std::fs::write(marker, b""));
+}
+
 /// `den agent clone-content` (kubernetes): clones the workspace's
 /// repository (the request) into $DEN_CONTENT_DIR, the volume's mount
 /// point, in place, with the client's credentials and ssh through the
 /// clone relay. Without git in the image it says [`NO_GIT`] and den sends
 /// the files instead.
 pub fn clone_content_main() -> i32 {
-    let Some(dir) = std::env::var_os(crate::protocol::transfer::CONTENT_DIR_ENV).map(PathBuf::from) else {
+    let Some(dir) = content_target() else {
         return fail(format!("{} is not set", crate::protocol::transfer::CONTENT_DIR_ENV));
     };
     ready();
@@ -380,15 +392,14 @@ pub fn clone_content_main() -> i32 {
     if let Err(e) = moved {
         return fail(format!("moving the clone into {}: {e}", dir.display()));
     }
-    let marker = Path::new(crate::protocol::DATA_DIR).join(CONTENT_MARKER);
-    let _ = std::fs::write(marker, b"");
+    mark_content_received();
     answer(&RemoteUpResult { ok: true, commit: cloned.commit, ..Default::default() })
 }
 
 /// `den agent receive-content` (kubernetes): unpacks the workspace's files
 /// into $DEN_CONTENT_DIR, a volume's mount point, in place.
 pub fn receive_content_main() -> i32 {
-    let Some(dir) = std::env::var_os(crate::protocol::transfer::CONTENT_DIR_ENV).map(PathBuf::from) else {
+    let Some(dir) = content_target() else {
         return fail(format!("{} is not set", crate::protocol::transfer::CONTENT_DIR_ENV));
     };
     ready();
@@ -403,8 +414,7 @@ pub fn receive_content_main() -> i32 {
     let r = std::fs::create_dir_all(&dir).and_then(|_| unpack_into(&mut input, &dir));
     match r {
         Ok(()) => {
-            let marker = Path::new(crate::protocol::DATA_DIR).join(CONTENT_MARKER);
-            let _ = std::fs::create_dir_all(crate::protocol::DATA_DIR).and_then(|_| std::fs::write(marker, b""));
+            mark_content_received();
             answer(&RemoteUpResult { ok: true, ..Default::default() })
         }
         Err(e) => fail(format!("unpacking the workspace's files into {}: {e}", dir.display())),

@@ -134,11 +134,7 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, p: Plan, reporter: &mut dyn Report
     if need_files {
         let in_pod = match &p.clone_in_pod {
             Some(g) => {
-                let mut argv = vec![
-                    "env".to_string(),
-                    format!("{}={}", den_protocol::transfer::CONTENT_DIR_ENV, p.resolved.workspace_folder),
-                ];
-                argv.extend(inject_argv(&candidates, "clone-content")?);
+                let argv = content_argv(&candidates, "clone-content", &p.resolved.workspace_folder)?;
                 let feed = Feed {
                     request: serde_json::to_string(g).expect("serialises"),
                     content: Box::new(|_| Ok(())),
@@ -253,6 +249,14 @@ pub(crate) fn delete(den: &Den, rec: &WorkspaceRecord, force: bool, reporter: &m
     }
 }
 
+/// The agent's `sub` command in the pod, told to put the workspace's files
+/// at `workspace_folder`.
+fn content_argv(candidates: &[String], sub: &str, workspace_folder: &str) -> Result<Vec<String>> {
+    let mut argv = vec!["env".to_string(), format!("{}={}", den_protocol::transfer::CONTENT_DIR_ENV, workspace_folder)];
+    argv.extend(inject_argv(candidates, sub)?);
+    Ok(argv)
+}
+
 /// Sends `folder` into the pod's volume at `workspace_folder`.
 fn send_files(
     k: &Kubectl,
@@ -262,8 +266,7 @@ fn send_files(
     workspace_folder: &str,
     reporter: &mut dyn Reporter,
 ) -> Result<()> {
-    let mut argv = vec!["env".to_string(), format!("{}={}", den_protocol::transfer::CONTENT_DIR_ENV, workspace_folder)];
-    argv.extend(inject_argv(candidates, "receive-content")?);
+    let argv = content_argv(candidates, "receive-content", workspace_folder)?;
     let folder = folder.to_path_buf();
     let feed = Feed {
         request: "{}".into(),
