@@ -83,7 +83,7 @@ pub fn open(settings: &Settings, id: &str, name: Option<&str>, options: &[(Strin
         progress.finish();
         let rec = r?.record;
         // Its ports come back with it, as after `den up`.
-        if let Err(e) = crate::commands::ports::start(&den, &rec.id) {
+        if let Err(e) = crate::commands::ports::start(&den, &rec) {
             eprintln!("den: warning: {e}");
         }
         rec

@@ -9,11 +9,10 @@ use den_forward::{PortView, Request};
 
 /// Starts (or refreshes) the forwarder of `id`; what it forwards. A new
 /// one is waited for only when the configuration names ports to show.
-pub fn start(den: &den_workspace::Den, id: &str) -> anyhow::Result<Vec<PortView>> {
+pub fn start(den: &den_workspace::Den, rec: &den_workspace::WorkspaceRecord) -> anyhow::Result<Vec<PortView>> {
     let exe = std::env::current_exe()?;
-    let configured = den_workspace::WorkspaceRecord::load(den, id)?
-        .is_some_and(|r| !r.forward_ports.is_empty() || !r.app_port.is_empty());
-    Ok(den_forward::start(den, id, &exe, configured)?.ports)
+    let configured = !rec.forward_ports.is_empty() || !rec.app_port.is_empty();
+    Ok(den_forward::start(den, &rec.id, &exe, configured)?.ports)
 }
 
 /// Starts the forwarder of `id` and waits until it answers.

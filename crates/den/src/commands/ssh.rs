@@ -74,7 +74,7 @@ fn start(den: &den_workspace::Den, t: &Target) -> anyhow::Result<()> {
     progress.finish();
     r?;
     // Its ports come back with it, as after `den up`.
-    if let Err(e) = crate::commands::ports::start(den, &t.record.id) {
+    if let Err(e) = crate::commands::ports::start(den, &t.record) {
         eprintln!("den: warning: {e}");
     }
     Ok(())

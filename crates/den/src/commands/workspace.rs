@@ -43,7 +43,7 @@ pub fn up(settings: &Settings, args: UpArgs) -> anyhow::Result<i32> {
     // Ports stay forwarded with no session open (see `den ports`). A
     // forwarder that cannot start does not fail the workspace.
     let ports = if args.forward_ports {
-        match crate::commands::ports::start(&den, &rec.id) {
+        match crate::commands::ports::start(&den, rec) {
             Ok(p) => p,
             Err(e) => {
                 eprintln!("den: warning: {e}");
