@@ -274,36 +274,8 @@ async fn connect(
 ) -> Result<(Connection, tokio::process::Child, Option<tokio::sync::mpsc::UnboundedReceiver<String>>), String> {
     let t = den_workspace::ssh::target(den, id).map_err(|e| e.to_string())?;
     let tunnel = t.via.forwarder_tunnel(&t.record).map_err(|e| e.to_string())?;
-    let mut child = tokio::process::Command::from(tunnel.to_command())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| tunnel.spawn_error(e).to_string())?;
-    let (out, inp) = (child.stdout.take().expect("piped"), child.stdin.take().expect("piped"));
-    {
-        // Bigger pipes: fewer wake-ups per megabyte through the tunnel.
-        use std::os::fd::AsRawFd;
-        den_ssh::grow_pipe(out.as_raw_fd());
-        den_ssh::grow_pipe(inp.as_raw_fd());
-    }
-    let err = child.stderr.take().expect("piped");
-    let said = Arc::new(Mutex::new(String::new()));
-    {
-        let said = said.clone();
-        tokio::spawn(async move {
-            let mut lines = tokio::io::BufReader::new(err).lines();
-            while let Ok(Some(l)) = lines.next_line().await {
-                let mut s = said.lock().expect("not poisoned");
-                if s.len() < 4096 {
-                    s.push_str(&l);
-                    s.push('\n');
-                }
-            }
-        });
-    }
-    let stream = tokio::io::join(out, inp);
+    let den_ssh::tunnel::Tunnel { mut child, stream, stderr } =
+        den_ssh::tunnel::spawn(tunnel.to_command()).map_err(|e| tunnel.spawn_error(e).to_string())?;
     let conn = match tokio::time::timeout(
         Duration::from_secs(60),
         Connection::open(stream, t.key.clone(), t.host_key.clone(), &t.record.remote_user),
@@ -313,8 +285,8 @@ async fn connect(
         Ok(Ok(c)) => c,
         Ok(Err(e)) => {
             let _ = child.start_kill();
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            let said = said.lock().expect("not poisoned").trim().to_string();
+            let said = stderr.await.unwrap_or_default();
+            let said = said.trim();
             return Err(if said.is_empty() { e.to_string() } else { format!("{e}: {said}") });
         }
         Err(_) => return Err("the tunnel did not answer within a minute".into()),

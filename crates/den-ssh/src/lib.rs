@@ -7,6 +7,7 @@ mod pty;
 pub mod server;
 pub mod sftp;
 mod transport;
+pub mod tunnel;
 
 pub use russh::keys::{PrivateKey, PublicKey};
 

@@ -193,36 +193,11 @@ async fn session(den: &den_workspace::Den, t: &Target, args: &SshArgs) -> anyhow
     };
 
     let tunnel = den_workspace::ssh::tunnel(t, args.workdir.as_deref())?;
-    let mut child = tokio::process::Command::from(tunnel.to_command())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| tunnel.spawn_error(e))?;
-    let (out, inp) = (child.stdout.take().expect("piped"), child.stdin.take().expect("piped"));
-    {
-        use std::os::fd::AsRawFd;
-        for fd in [out.as_raw_fd(), inp.as_raw_fd(), 0, 1] {
-            den_ssh::grow_pipe(fd);
-        }
-    }
-    let stream = tokio::io::join(out, inp);
-    let mut tunnel_err = child.stderr.take().expect("piped");
-    // The tunnel's own complaints (docker's) are shown as they come, and
-    // kept to tell "not running" apart.
-    let errs = tokio::spawn(async move {
-        use tokio::io::AsyncReadExt;
-        let mut all = Vec::new();
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = tunnel_err.read(&mut buf).await {
-            if n == 0 {
-                break;
-            }
-            all.extend_from_slice(&buf[..n]);
-        }
-        String::from_utf8_lossy(&all).into_owned()
-    });
+    let den_ssh::tunnel::Tunnel { mut child, stream, stderr: errs } =
+        den_ssh::tunnel::spawn(tunnel.to_command()).map_err(|e| tunnel.spawn_error(e))?;
+    // The local terminal's pipes grow like the tunnel's.
+    den_ssh::grow_pipe(0);
+    den_ssh::grow_pipe(1);
 
     let raw = if tty && stdin_tty { RawTerminal::enable() } else { None };
     let result = den_ssh::client::run(stream, t.key.clone(), t.host_key.clone(), opts).await;
