@@ -48,6 +48,42 @@ if ! file -L /bin/busybox | grep -q 'statically linked'; then
   apt-get install -y -qq busybox-static >>"$STATE_DIR/apt.log" 2>&1
 fi
 
+# The Debian mirror apt already uses on this machine (or DEN_DEBIAN_MIRROR).
+debian_mirror() {
+  local m=$DEBIAN_MIRROR
+  if [ -z "$m" ]; then
+    m=$(grep -rhoE '^(deb|URIs:)[^#]*https?://[^ ]+' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null \
+      | grep -oE 'https?://[^ ]+' | grep -E '/debian/?$' | head -n 1 || true)
+  fi
+  echo "${m:-http://deb.debian.org/debian}"
+}
+
+# Compose v2 as the docker CLI plugin, from Debian 13's docker-compose
+# package (2.26, a static Go binary that runs here). The trixie source list
+# is given to these apt calls only: the system's sources, lists and package
+# cache are not touched, and nothing is installed through dpkg.
+PLUGIN=/usr/local/lib/docker/cli-plugins/docker-compose
+if ! docker compose version >/dev/null 2>&1; then
+  log "installing compose v2 as the docker CLI plugin (Debian 13's docker-compose)"
+  apt_dir="$STATE_DIR/trixie"
+  mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial" "$apt_dir/deb"
+  echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $(debian_mirror) trixie main" \
+    >"$apt_dir/sources.list"
+  trixie_apt() {
+    apt-get -q -o Dir::Etc::sourcelist="$apt_dir/sources.list" -o Dir::Etc::sourceparts=- \
+      -o Dir::State::Lists="$apt_dir/lists" -o Dir::Cache="$apt_dir/cache" -o APT::Get::List-Cleanup=0 "$@"
+  }
+  { trixie_apt update && (cd "$apt_dir/deb" && rm -f ./*.deb && trixie_apt download docker-compose); } \
+    >"$STATE_DIR/compose-v2.log" 2>&1 || { tail -n 20 "$STATE_DIR/compose-v2.log" >&2; exit 1; }
+  rm -rf "$apt_dir/root"
+  dpkg -x "$apt_dir"/deb/docker-compose_*.deb "$apt_dir/root"
+  found=$(find "$apt_dir/root" -path '*cli-plugins/docker-compose' \( -type f -o -type l \) | head -n 1)
+  [ -n "$found" ] || { log "no cli-plugins/docker-compose in Debian 13's docker-compose package"; exit 1; }
+  mkdir -p "$(dirname "$PLUGIN")"
+  install -m 0755 "$(readlink -f "$found")" "$PLUGIN.tmp" && mv "$PLUGIN.tmp" "$PLUGIN"
+  rm -rf "$apt_dir/root"
+fi
+
 # --- 2. the engine -------------------------------------------------------------
 # Prefer the client that matches the daemon we start (Debian's), but any
 # client on PATH that reaches an engine is fine.
@@ -95,13 +131,7 @@ fi
 if ! have_image den-test/debian:bookworm "$DEBIAN_RECIPE"; then
   log "building den-test/debian:bookworm (debootstrap, about a minute)"
   dir=$(mktemp -d)
-  mirror=$DEBIAN_MIRROR
-  if [ -z "$mirror" ]; then
-    # the mirror apt already uses on this machine
-    mirror=$(grep -rhoE '^(deb|URIs:)[^#]*https?://[^ ]+' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null \
-      | grep -oE 'https?://[^ ]+' | grep -E '/debian/?$' | head -n 1 || true)
-    mirror=${mirror:-http://deb.debian.org/debian}
-  fi
+  mirror=$(debian_mirror)
   debootstrap --variant=minbase --include=bash,git,procps,ca-certificates,sudo,openssh-client \
     bookworm "$dir" "$mirror" >"$STATE_DIR/debootstrap.log" 2>&1 \
     || { tail -n 20 "$STATE_DIR/debootstrap.log" >&2; rm -rf "$dir"; exit 1; }
