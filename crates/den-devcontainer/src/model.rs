@@ -183,6 +183,10 @@ impl TryFrom<Value> for ForwardPort {
                 .ok_or_else(|| format!("{n} is not a port number (0-65535)")),
             Value::String(s) => {
                 let bad = || format!("`{s}` is not a port: expected a number or \"host:port\"");
+                // The reference CLI takes a port written as a string too.
+                if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+                    return s.parse::<u16>().map(ForwardPort::Port).map_err(|_| bad());
+                }
                 let (host, port) = s.rsplit_once(':').ok_or_else(bad)?;
                 if host.is_empty() || !host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.') {
                     return Err(bad());
@@ -361,6 +365,25 @@ mod tests {
         assert!(dc(json!({"forwardPorts": [70000]})).is_err());
         assert!(dc(json!({"forwardPorts": ["nope"]})).is_err());
         assert!(dc(json!({"forwardPorts": "x"})).is_err());
+    }
+
+    #[test]
+    fn forward_ports_numeric_strings_are_ports() {
+        let c = dc(json!({"forwardPorts": [4000, "3000", "db:8080"]})).unwrap();
+        assert_eq!(
+            c.forward_ports.unwrap(),
+            vec![
+                ForwardPort::Port(4000),
+                ForwardPort::Port(3000),
+                ForwardPort::HostPort { host: "db".into(), port: 8080 }
+            ]
+        );
+        assert!(dc(json!({"forwardPorts": ["70000"]})).is_err());
+        assert!(dc(json!({"forwardPorts": ["+30"]})).is_err());
+        assert!(dc(json!({"forwardPorts": [""]})).is_err());
+        let c = dc(json!({"appPort": ["3000"], "portsAttributes": {"3000": {"label": "web"}}})).unwrap();
+        assert_eq!(c.app_port.unwrap().0, vec!["3000"]);
+        assert_eq!(c.ports_attributes.unwrap()["3000"].label.as_deref(), Some("web"));
     }
 
     #[test]
