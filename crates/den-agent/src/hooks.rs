@@ -218,7 +218,7 @@ fn pump(r: impl Read + Send + 'static, label: String, sink: Sink) -> std::thread
 /// Writes one prefixed line to the sink.
 pub fn line(sink: &Sink, label: &str, text: &str) {
     if let Ok(mut w) = sink.lock() {
-        let _ = writeln!(w, "[{label}] {text}");
+        let _ = writeln!(w, "[{}] {text}", den_process::text::one_line(label));
         let _ = w.flush();
     }
 }

@@ -1,9 +1,12 @@
 //! Running external commands, in one place.
 
+pub mod text;
+
 use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::io::Write;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 /// A command to run: program, arguments, extra environment.
 #[derive(Debug, Clone)]
@@ -13,6 +16,22 @@ pub struct Cmd {
     env: Vec<(OsString, OsString)>,
     env_remove: Vec<OsString>,
     dir: Option<std::path::PathBuf>,
+    user_umask: bool,
+}
+
+/// The umask the process started with, once [`private_files`] replaced it.
+static USER_UMASK: AtomicU32 = AtomicU32::new(u32::MAX);
+
+/// From now on every file this process (and what it runs) creates is the
+/// user's alone: umask 077, whatever the user's is. The user's umask is
+/// kept for the commands that make the user's own files
+/// ([`Cmd::user_umask`], e.g. a clone of the user's repository).
+pub fn private_files() {
+    // SAFETY: umask(2) has no preconditions and cannot fail.
+    let old = unsafe { libc::umask(0o077) };
+    if USER_UMASK.load(Ordering::Relaxed) == u32::MAX {
+        USER_UMASK.store(old as u32, Ordering::Relaxed);
+    }
 }
 
 /// A command that failed: what ran, how it ended, what it said.
@@ -73,7 +92,14 @@ pub struct Output {
 
 impl Cmd {
     pub fn new(program: impl AsRef<OsStr>) -> Self {
-        Cmd { program: program.as_ref().into(), args: vec![], env: vec![], env_remove: vec![], dir: None }
+        Cmd {
+            program: program.as_ref().into(),
+            args: vec![],
+            env: vec![],
+            env_remove: vec![],
+            dir: None,
+            user_umask: false,
+        }
     }
 
     pub fn arg(mut self, a: impl AsRef<OsStr>) -> Self {
@@ -105,6 +131,13 @@ impl Cmd {
         self
     }
 
+    /// Runs with the umask the user started den with (not den's private
+    /// one): for files that are the user's, not den's.
+    pub fn user_umask(mut self) -> Self {
+        self.user_umask = true;
+        self
+    }
+
     pub fn program(&self) -> &OsStr {
         &self.program
     }
@@ -131,6 +164,17 @@ impl Cmd {
         }
         if let Some(d) = &self.dir {
             c.current_dir(d);
+        }
+        let mask = USER_UMASK.load(Ordering::Relaxed);
+        if self.user_umask && mask != u32::MAX {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: umask(2) is async-signal-safe and touches no memory.
+            unsafe {
+                c.pre_exec(move || {
+                    libc::umask(mask as libc::mode_t);
+                    Ok(())
+                });
+            }
         }
         c
     }

@@ -357,7 +357,8 @@ fn clone_with(
     let _ = std::fs::remove_dir_all(&tmp);
     let result = (|| {
         let mut git = |args: &[&str], dir: Option<&Path>| -> Result<String, SourceError> {
-            let mut c = Cmd::new("git");
+            // The clone is the user's project: the user's umask, not den's.
+            let mut c = Cmd::new("git").user_umask();
             for (k, v) in env {
                 c = c.env(k, v);
             }

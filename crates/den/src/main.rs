@@ -14,6 +14,12 @@ use clap::Parser;
 fn main() {
     tune_allocator();
     let cli = cli::Cli::parse();
+    if !matches!(cli.command, cli::Command::Agent(_)) {
+        // DEN_HOME holds keys, tokens, logs of install scripts: whichever
+        // command makes a file or folder there first, it is the user's
+        // alone. (The agent makes files in the workspace for its users.)
+        den_process::private_files();
+    }
     init_tracing(cli.debug);
     let settings = settings::Settings::resolve(cli.home.clone(), cli.context.clone());
     let json = cli.output() == cli::Output::Json;
@@ -25,7 +31,7 @@ fn main() {
                 exit::OK
             } else {
                 let code = exit::code_for(&err);
-                eprintln!("den: {}", render(&err));
+                eprintln!("den: {}", den_process::text::lines(&render(&err)));
                 if json {
                     // A script that asked for JSON gets JSON on failure too.
                     let error = serde_json::json!({

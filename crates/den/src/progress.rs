@@ -62,6 +62,7 @@ impl den_workspace::Reporter for Progress {
             self.phase = Some((name.to_string(), Instant::now()));
         }
         let text = if detail.is_empty() { name.to_string() } else { format!("{name}: {detail}") };
+        let text = den_process::text::one_line(&text).into_owned();
         match &self.bar {
             Some(b) => b.set_message(text),
             None => {

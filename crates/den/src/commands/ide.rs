@@ -41,7 +41,7 @@ pub fn open_after_up(
         if !forward_ports {
             eprintln!("den: openvscode needs den's port forwarder, which --forward-ports=false turned off");
         } else if let Err(e) = crate::commands::openvscode::open(den, rec, options) {
-            eprintln!("den: {e:#}");
+            eprintln!("den: {}", den_process::text::lines(&format!("{e:#}")));
         }
         return Ok(());
     }
@@ -59,7 +59,7 @@ fn launch(ide: den_ide::Ide, rec: &WorkspaceRecord) {
     match den_ide::open(ide, &target, &den_ide::Search::from_env()) {
         Ok(()) if ide.name != "none" => eprintln!("opening {} on {}:{}", ide.title, target.host, target.folder),
         Ok(()) => {}
-        Err(e) => eprintln!("den: {e}"),
+        Err(e) => eprintln!("den: {}", den_process::text::lines(&e.to_string())),
     }
 }
 
@@ -84,7 +84,7 @@ pub fn open(settings: &Settings, id: &str, name: Option<&str>, options: &[(Strin
         let rec = r?.record;
         // Its ports come back with it, as after `den up`.
         if let Err(e) = crate::commands::ports::start(&den, &rec) {
-            eprintln!("den: warning: {e}");
+            eprintln!("den: warning: {}", den_process::text::lines(&e.to_string()));
         }
         rec
     };

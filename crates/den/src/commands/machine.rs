@@ -20,7 +20,8 @@ pub fn run(settings: &Settings, cmd: MachineCommand) -> anyhow::Result<i32> {
                         eprintln!("no machines (machine providers make them on `den up`)");
                     }
                     for m in &all {
-                        println!("{}\t{}\t{}\t{}", m.id, m.provider, m.status, m.workspaces.join(","));
+                        let row = format!("{}\t{}\t{}\t{}", m.id, m.provider, m.status, m.workspaces.join(","));
+                        println!("{}", den_process::text::lines(&row));
                     }
                 }
             }

@@ -35,7 +35,8 @@ pub fn describe(p: &PortView) -> String {
     if !p.note.is_empty() {
         line.push_str(&format!(" — {}", p.note));
     }
-    line
+    // The label is the config's and the process the workspace's.
+    den_process::text::one_line(&line).into_owned()
 }
 
 pub fn list(settings: &Settings, args: PortsArgs) -> anyhow::Result<i32> {

@@ -33,7 +33,9 @@ pub fn run(settings: &Settings, cmd: ProviderCommand) -> anyhow::Result<i32> {
                     println!("{:<14} {:<10} {:<8} DESCRIPTION", "NAME", "VERSION", "DEFAULT");
                     for p in &all {
                         let d = if p.name == default { "yes" } else { "" };
-                        println!("{:<14} {:<10} {:<8} {}", p.name, p.manifest.version, d, p.manifest.description);
+                        let row =
+                            format!("{:<14} {:<10} {:<8} {}", p.name, p.manifest.version, d, p.manifest.description);
+                        println!("{}", den_process::text::one_line(&row));
                     }
                 }
             }
@@ -79,7 +81,8 @@ pub fn run(settings: &Settings, cmd: ProviderCommand) -> anyhow::Result<i32> {
                             v.value.clone()
                         };
                         let source = serde_json::to_value(v.source)?.as_str().unwrap_or_default().to_string();
-                        println!("{k:<w$}  {value:<24}  {source:<8}  {}", o.description);
+                        let row = format!("{k:<w$}  {value:<24}  {source:<8}  {}", o.description);
+                        println!("{}", den_process::text::one_line(&row));
                     }
                 }
             }

@@ -75,7 +75,7 @@ fn start(den: &den_workspace::Den, t: &Target) -> anyhow::Result<()> {
     r?;
     // Its ports come back with it, as after `den up`.
     if let Err(e) = crate::commands::ports::start(den, &t.record) {
-        eprintln!("den: warning: {e}");
+        eprintln!("den: warning: {}", den_process::text::lines(&e.to_string()));
     }
     Ok(())
 }
@@ -189,7 +189,7 @@ async fn session(den: &den_workspace::Den, t: &Target, args: &SshArgs) -> anyhow
         local_forwards: local,
         remote_forwards: args.remote.clone(),
         agent_socket,
-        note: Arc::new(|m: &str| eprintln!("den: {m}")),
+        note: Arc::new(|m: &str| eprintln!("den: {}", den_process::text::lines(m))),
     };
 
     let tunnel = den_workspace::ssh::tunnel(t, args.workdir.as_deref())?;

@@ -46,7 +46,7 @@ pub fn up(settings: &Settings, args: UpArgs) -> anyhow::Result<i32> {
         match crate::commands::ports::start(&den, rec) {
             Ok(p) => p,
             Err(e) => {
-                eprintln!("den: warning: {e}");
+                eprintln!("den: warning: {}", den_process::text::lines(&e.to_string()));
                 vec![]
             }
         }
@@ -148,7 +148,8 @@ pub fn list(settings: &Settings, args: ListArgs) -> anyhow::Result<i32> {
                         Some(src) => src.url.clone(),
                         None => s.local_folder.clone(),
                     };
-                    println!("{:<w$}  {:<11}  {:<10}  {}", s.id, s.status.to_string(), s.provider, from);
+                    let row = format!("{:<w$}  {:<11}  {:<10}  {}", s.id, s.status.to_string(), s.provider, from);
+                    println!("{}", den_process::text::one_line(&row));
                 }
             }
         }
@@ -164,7 +165,7 @@ pub fn list(settings: &Settings, args: ListArgs) -> anyhow::Result<i32> {
         return Ok(exit::OK);
     }
     for p in problems {
-        eprintln!("den: {p}");
+        eprintln!("den: {}", den_process::text::lines(p));
     }
     Ok(exit::ENGINE_UNREACHABLE)
 }
