@@ -84,6 +84,13 @@ impl FeatureJson {
         use std::io::Read;
         let path = dir.join("devcontainer-feature.json");
         let invalid = |message: String| FeatureError::Invalid { feature: what.to_string(), message };
+        // Never through a link: a Feature's files are its own, and a link
+        // would have den read (and show) a file of this machine.
+        for f in [&path, &dir.join("install.sh")] {
+            if std::fs::symlink_metadata(f).is_ok_and(|m| m.file_type().is_symlink()) {
+                return Err(invalid(format!("{} is a link; a Feature's own files must be plain files", f.display())));
+            }
+        }
         let mut text = String::new();
         std::fs::File::open(&path)
             .and_then(|f| f.take(MAX_JSON + 1).read_to_string(&mut text))

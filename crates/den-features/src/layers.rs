@@ -76,6 +76,19 @@ pub fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Writes one of den's files into a Feature's copy, in place of whatever
+/// the Feature has there: a link of that name is replaced, never written
+/// through to the file it points to.
+fn put(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(path)?,
+        Ok(_) => std::fs::remove_file(path)?,
+        Err(_) => {}
+    }
+    std::fs::OpenOptions::new().write(true).create_new(true).open(path)?.write_all(text.as_bytes())
+}
+
 /// A value in a Dockerfile `ENV K="v"` line (`${PATH}` stays for the
 /// builder to expand, as Features expect).
 fn env_value(v: &str) -> String {
@@ -99,16 +112,16 @@ pub fn write_context(dir: &Path, base: &str, features: &[Feature], users: &Users
     for (n, f) in features.iter().enumerate() {
         let folder = dir.join(n.to_string());
         copy_dir(&f.fetched.dir, &folder)?;
-        std::fs::write(folder.join("devcontainer-features.env"), env_file(&f.options))?;
-        std::fs::write(
-            folder.join("devcontainer-features.builtin.env"),
-            format!(
+        put(&folder.join("devcontainer-features.env"), &env_file(&f.options))?;
+        put(
+            &folder.join("devcontainer-features.builtin.env"),
+            &format!(
                 "_CONTAINER_USER={}\n_REMOTE_USER={}\n",
                 sh_quote(&users.container_user),
                 sh_quote(&users.remote_user)
             ),
         )?;
-        std::fs::write(folder.join("den-feature-install.sh"), wrapper(n, f))?;
+        put(&folder.join("den-feature-install.sh"), &wrapper(n, f))?;
         // Before the Feature's own install, so it and every later one see
         // them (a PATH entry, a home folder variable).
         for (k, v) in &f.json.container_env {
@@ -117,7 +130,12 @@ pub fn write_context(dir: &Path, base: &str, features: &[Feature], users: &Users
             }
         }
         df.push_str(&format!("COPY {n}/ {STAGE}/{n}/\n"));
-        df.push_str(&format!("RUN sh {STAGE}/{n}/den-feature-install.sh && rm -rf {STAGE}/{n}\n"));
+        // den's files are private on the host (umask 077); in the image
+        // the Feature's files are readable, as their install may copy them
+        // for other users.
+        df.push_str(&format!(
+            "RUN chmod -R a+rX {STAGE}/{n} && sh {STAGE}/{n}/den-feature-install.sh && rm -rf {STAGE}/{n}\n"
+        ));
     }
     df.push_str(&format!("USER {}\n", if users.image_user.is_empty() { "root" } else { &users.image_user }));
     let path = dir.join("Dockerfile");
@@ -154,6 +172,19 @@ mod tests {
         let users = Users { image_user: String::new(), container_user: "root".into(), remote_user: "root".into() };
         let err = write_context(&d.path().join("ctx"), "img\nRUN evil", &[], &users).unwrap_err();
         assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn den_s_files_replace_links_of_their_name() {
+        let d = tempfile::tempdir().unwrap();
+        let f = hostile_feature(&d.path().join("f"));
+        let victim = d.path().join("victim");
+        std::fs::write(&victim, "keep").unwrap();
+        std::os::unix::fs::symlink(&victim, d.path().join("f/devcontainer-features.env")).unwrap();
+        let users = Users { image_user: String::new(), container_user: "root".into(), remote_user: "root".into() };
+        write_context(&d.path().join("ctx"), "img", &[f], &users).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+        assert!(std::fs::symlink_metadata(d.path().join("ctx/0/devcontainer-features.env")).unwrap().is_file());
     }
 
     #[test]

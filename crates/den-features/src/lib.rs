@@ -437,6 +437,12 @@ mod tests {
         assert!(matches!(&e, FeatureError::Value { option: Some(o), .. } if o == "on"), "{e}");
         let e = resolve_in(p, json!({"./e": 5}), &[]).unwrap_err();
         assert!(matches!(&e, FeatureError::Value { option: None, .. }), "{e}");
+        feature(p, "linked", json!({"id": "linked"}));
+        std::fs::remove_file(p.join("linked/devcontainer-feature.json")).unwrap();
+        std::os::unix::fs::symlink(p.join("a/devcontainer-feature.json"), p.join("linked/devcontainer-feature.json"))
+            .unwrap();
+        let e = resolve_in(p, json!({"./linked": {}}), &[]).unwrap_err().to_string();
+        assert!(e.contains("is a link"), "{e}");
         feature(p, "loop", json!({"id": "loop", "dependsOn": {"./loop": {"n": "1"}}}));
         let e = resolve_in(p, json!({"./loop": {}}), &[]).unwrap_err().to_string();
         assert!(e.contains("circle") || e.contains("endless"), "{e}");
