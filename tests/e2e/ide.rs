@@ -252,6 +252,21 @@ fn openvscode_standin(dir: &Path) -> (PathBuf, String) {
     (archive, sha.iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// What the browser stand-in was opened on: a `file://` page of the
+/// user's alone (0600; the token must not be in the browser's command line,
+/// which every local user can read), that leads on to the server's URL.
+fn browser_target(bin: &Path) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let arg = args_of(bin, "browser").remove(0);
+    let page = PathBuf::from(arg.strip_prefix("file://").unwrap_or_else(|| panic!("not a file URL: {arg}")));
+    assert_eq!(std::fs::metadata(&page).unwrap().permissions().mode() & 0o777, 0o600);
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(!arg.contains("tkn="), "{arg}");
+    let start = html.find("url=").unwrap() + 4;
+    let end = start + html[start..].find('"').unwrap();
+    html[start..end].replace("&amp;", "&")
+}
+
 /// `--ide openvscode`: the server from a local archive (checked against
 /// its SHA-256) or a loopback download (then cached), started in the
 /// workspace with a connection token, forwarded, and the browser opened on
@@ -287,6 +302,10 @@ fn openvscode_runs_in_the_workspace_and_opens_in_the_browser() {
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("--ide-option THEME") && r.stderr.contains("ARCHIVE"), "{}", r.stderr);
 
+    crate::common::exec(
+        &ws.container(),
+        "printf '#!/bin/sh\\nfor f in /proc/[0-9]*/cmdline; do tr \"\\\\0\" \" \" < $f; echo; done > /tmp/cmdlines 2>/dev/null\\nexec /bin/tar \"$@\"\\n' > /usr/local/bin/tar && chmod 755 /usr/local/bin/tar",
+    );
     let r = run(s
         .den()
         .env("BROWSER", bin.join("browser"))
@@ -294,7 +313,7 @@ fn openvscode_runs_in_the_workspace_and_opens_in_the_browser() {
         .args(["--ide-option", &format!("ARCHIVE={}", archive.display()), "--ide-option", &format!("SHA256={sha}")])
         .args(["--ide-option", &format!("PORT={port}")]));
     r.assert_ok();
-    let url = args_of(&bin, "browser").remove(0);
+    let url = browser_target(&bin);
     assert!(url.starts_with("http://127.0.0.1:") && url.contains("?folder=%2Fworkspaces%2F"), "{url}");
     let token = url.rsplit("tkn=").next().unwrap().to_string();
     assert_eq!(token.len(), 48, "{url}");
@@ -307,6 +326,10 @@ fn openvscode_runs_in_the_workspace_and_opens_in_the_browser() {
     );
     // The token is in a file only the user may read, not on the command line.
     assert!(!args.contains(&token), "{args}");
+    // Nor on the start script's: the `tar` the script runs (while it waits
+    // for it) saw every command line in the container.
+    let seen = crate::common::exec(&ws.container(), "cat /tmp/cmdlines");
+    assert!(seen.contains("openvscode") && !seen.contains(&token), "{seen}");
 
     // A second open finds the server running: same token, no new archive.
     let r = run(s.den().env("BROWSER", bin.join("browser")).args(["open", &ws.id, "--ide", "openvscode"]).args([
@@ -316,7 +339,7 @@ fn openvscode_runs_in_the_workspace_and_opens_in_the_browser() {
         &format!("PORT={port}"),
     ]));
     r.assert_ok();
-    assert!(args_of(&bin, "browser")[0].ends_with(&format!("tkn={token}")));
+    assert!(browser_target(&bin).ends_with(&format!("tkn={token}")));
 
     // A download from a loopback server, cached: a second open needs no server.
     let served = s.path().join("served");

@@ -208,9 +208,35 @@ pub fn browser_url(local_port: u16, folder: &str, token: &str) -> String {
     format!("http://127.0.0.1:{local_port}/?folder={}&tkn={}", crate::encode(folder), crate::encode(token))
 }
 
+/// A page that sends the browser on to `url` at once: den opens the browser
+/// on this page (a 0600 file of the user's) rather than on `url`, whose
+/// token would show in the browser's command line to every local user.
+pub fn redirect_page(url: &str) -> String {
+    let attr: String = url
+        .chars()
+        .map(|c| match c {
+            '&' => "&amp;".to_string(),
+            '"' => "&quot;".to_string(),
+            '<' => "&lt;".to_string(),
+            '>' => "&gt;".to_string(),
+            c => c.to_string(),
+        })
+        .collect();
+    format!(
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">\n<meta http-equiv=\"refresh\" content=\"0;url={attr}\">\n<title>OpenVSCode Server</title></head>\n<body><p><a href=\"{attr}\">Open OpenVSCode Server</a></p></body></html>\n"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_redirect_page_leads_to_the_url_and_keeps_it_one_attribute() {
+        let page = redirect_page("http://127.0.0.1:5/?folder=%2Fw&tkn=ab\"<x>");
+        assert!(page.contains("content=\"0;url=http://127.0.0.1:5/?folder=%2Fw&amp;tkn=ab&quot;&lt;x&gt;\""), "{page}");
+        assert!(page.contains("href=\"http://127.0.0.1:5/?folder=%2Fw&amp;tkn=ab&quot;&lt;x&gt;\""), "{page}");
+    }
 
     fn kv(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()

@@ -261,6 +261,11 @@ fn encode(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, COMPONENT).to_string()
 }
 
+/// The `file://` URL of an absolute path.
+pub fn file_url(path: &Path) -> String {
+    format!("file://{}", encode_path(&path.to_string_lossy()))
+}
+
 /// A path in a URI: each segment percent-encoded, the `/`s kept.
 fn encode_path(path: &str) -> String {
     path.split('/').map(encode).collect::<Vec<_>>().join("/")

@@ -11,11 +11,13 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use den_workspace::{Den, WorkspaceRecord};
 
-/// Unpacks the archive on stdin (unless this one is there already) and
-/// starts the server unless it runs; prints the token in use.
-/// Arguments: SHA PORT TOKEN [EXTENSION…].
+/// Reads the token (the first line of stdin: an argument would show in
+/// every process listing), unpacks the archive that follows (unless this one
+/// is there already) and starts the server unless it runs; prints the token
+/// in use. Arguments: SHA PORT [EXTENSION…].
 const START: &str = r#"set -e
-base="$HOME/.den-openvscode"; dir="$base/$1"; port=$2; token=$3; shift 3
+IFS= read -r token
+base="$HOME/.den-openvscode"; dir="$base/$1"; port=$2; shift 2
 mkdir -p "$base"; chmod 700 "$base"
 if [ -x "$dir/bin/openvscode-server" ]; then cat >/dev/null; else
   rm -rf "$dir.new"; mkdir -p "$dir.new"
@@ -40,14 +42,8 @@ echo $! > "$state.pid"; printf %s "$dir" > "$state.dir"
 cat "$state.token"
 "#;
 
-/// `den ssh ID -- ARGV` as this den, with the file `input` on stdin; its
-/// stdout.
-fn den_ssh(den: &Den, id: &str, argv: &[&str], input: Option<&std::path::Path>) -> anyhow::Result<String> {
-    let input = match input {
-        Some(p) => Some(Box::new(std::fs::File::open(p).with_context(|| format!("reading {}", p.display()))?)
-            as Box<dyn std::io::Read + Send>),
-        None => None,
-    };
+/// `den ssh ID -- ARGV` as this den, with `input` on stdin; its stdout.
+fn den_ssh(den: &Den, id: &str, argv: &[&str], input: Option<Box<dyn std::io::Read + Send>>) -> anyhow::Result<String> {
     let (child, writer) = crate::commands::ssh::spawn_in(den, id, argv, input)?;
     let out = child.wait_with_output()?;
     if let Some(w) = writer {
@@ -81,11 +77,12 @@ pub fn open(den: &Den, rec: &WorkspaceRecord, options: &[(String, String)]) -> a
     let cache = den.home.root().join("cache").join("ide");
     let (archive, sha) = den_ide::browser::fetch(&o, &arch, &cache)?;
     let port = o.port.to_string();
-    let fresh = token()?;
-    let mut argv = vec!["sh", "-c", START, "sh", &sha, &port, &fresh];
+    let mut argv = vec!["sh", "-c", START, "sh", &sha, &port];
     // Only ids that cannot be taken for the server's options.
     argv.extend(rec.vscode_extensions.iter().map(String::as_str).filter(|e| den_agent::extensions::is_extension_id(e)));
-    let token = den_ssh(den, &rec.id, &argv, Some(&archive)).context("starting OpenVSCode Server")?;
+    let file = std::fs::File::open(&archive).with_context(|| format!("reading {}", archive.display()))?;
+    let input = std::io::Read::chain(std::io::Cursor::new(format!("{}\n", token()?)), file);
+    let token = den_ssh(den, &rec.id, &argv, Some(Box::new(input))).context("starting OpenVSCode Server")?;
     let token = token.trim();
 
     crate::commands::ports::start_and_wait(den, &rec.id)?;
@@ -119,7 +116,11 @@ pub fn open(den: &Den, rec: &WorkspaceRecord, options: &[(String, String)]) -> a
     let url = den_ide::browser::browser_url(local, &rec.workspace_folder, token);
     eprintln!("OpenVSCode Server: {url}");
     if o.open {
-        den_ide::open_url(&url)?;
+        // The browser's command line is every local user's to read: it gets
+        // a file of this user's that leads on to the URL with the token.
+        let page = den.home.workspace_dir(&den.context, &rec.id).join("openvscode.html");
+        den_state::fs::atomic_write(&page, den_ide::browser::redirect_page(&url).as_bytes())?;
+        den_ide::open_url(&den_ide::file_url(&page))?;
     }
     Ok(())
 }
