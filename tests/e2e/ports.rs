@@ -66,6 +66,7 @@ fn ports_stay_forwarded_without_a_session() {
     let id = unique_id("ports");
     let _c = s.cleanup(&id);
     let (web, later, busy, ignored, opened) = (free_port(), free_port(), free_port(), free_port(), free_port());
+    let shouting = free_port();
     let browser_log = s.path().join("browser.log");
     let browser = s.path().join("recording-browser-stand-in");
     std::fs::write(&browser, format!("#!/bin/sh\necho \"$@\" >> {}\n", browser_log.display())).unwrap();
@@ -73,9 +74,10 @@ fn ports_stay_forwarded_without_a_session() {
     let config = format!(
         r#"{{
   "image": "den-test/busybox",
-  "forwardPorts": [{web}],
+  "forwardPorts": [{web}, "{shouting}"],
   "portsAttributes": {{
     "{web}": {{"label": "web"}},
+    "{shouting}": {{"label": "\u001b]0;pwned\u0007\u001b[2Jloud"}},
     "{ignored}": {{"onAutoForward": "ignore"}},
     "{opened}": {{"label": "docs", "onAutoForward": "openBrowser"}}
   }},
@@ -87,6 +89,16 @@ fn ports_stay_forwarded_without_a_session() {
     let r = run(s.den().env("BROWSER", &browser).args(["up", "--ide", "none", "--id", &id]).arg(&p));
     r.assert_ok();
     assert!(r.stderr.contains(&format!("127.0.0.1:{web} → {web} (web) [forwardPorts]")), "{}", r.stderr);
+
+    // A label (the config's) is printed with its control characters escaped.
+    let text = run(s.den().args(["ports", &id]));
+    text.assert_ok();
+    assert!(
+        text.stdout.contains(&format!("→ {shouting} (\\u{{1b}}]0;pwned\\u{{7}}\\u{{1b}}[2Jloud)")),
+        "{}",
+        text.stdout
+    );
+    assert!(!text.stdout.contains('\u{1b}') && !r.stderr.contains('\u{1b}'), "{:?}", text.stdout);
 
     // No session is open: the forward is there anyway.
     assert_eq!(get_within(web, Duration::from_secs(10)).as_deref(), Some("hello\n"));
@@ -158,6 +170,17 @@ fn ports_stay_forwarded_without_a_session() {
 
     // The container restarts: the forwarder connects again.
     docker(&["restart", &container(&id)]);
+    // The httpd seen before is gone with the old container process tree:
+    // `den ports` no longer names it once the forwarder is back.
+    let start = Instant::now();
+    loop {
+        let doc = ports(&s, &id);
+        if doc["connected"] == true && entry(&doc, web).unwrap()["process"] == "" {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(15), "a process that is gone still owns port {web}: {doc}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     serve_later(&s, &id, web, "again");
     assert_eq!(get_within(web, Duration::from_secs(15)).as_deref(), Some("again\n"));
 

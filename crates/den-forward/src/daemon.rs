@@ -223,7 +223,13 @@ async fn main(den: &Den, id: &str) -> i32 {
                     }
                 }
                 let _ = conn_tx.send(None);
-                state.lock().expect("not poisoned").connected = false;
+                {
+                    // The processes seen belong to the agent's last run: a
+                    // restarted workspace reports its own again.
+                    let mut s = state.lock().expect("not poisoned");
+                    s.connected = false;
+                    s.forwards.iter_mut().for_each(|f| f.process.clear());
+                }
                 let _ = tunnel.start_kill();
                 if *quit_rx.borrow() {
                     break;
@@ -396,6 +402,10 @@ async fn serve(listener: tokio::net::TcpListener, host: String, port: u16, conn:
 fn follow(state: &Shared, found: &[ListeningPort]) {
     let mut s = state.lock().expect("not poisoned");
     s.forwards.retain(|f| f.want.origin != Origin::Auto || found.iter().any(|p| p.port == f.want.port));
+    // A configured port that nothing listens on any more has no owner.
+    for f in s.forwards.iter_mut().filter(|f| !found.iter().any(|p| p.port == f.want.port)) {
+        f.process.clear();
+    }
     for lp in found {
         let attrs = rules::attributes(&s.attributes, s.other.as_ref(), lp.port, &lp.process);
         if let Some(f) = s
