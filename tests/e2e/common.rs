@@ -273,3 +273,44 @@ pub fn git_in(dir: &Path, args: &[&str]) -> String {
     assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
+
+/// A server a test started, in a process group of its own: dropping it
+/// stops the whole group, so what it forked (`git daemon` runs
+/// `git-daemon`, which forks per connection) goes too.
+pub struct Daemon(std::process::Child);
+
+impl Daemon {
+    pub fn spawn(cmd: &mut Command) -> Daemon {
+        use std::os::unix::process::CommandExt;
+        let what = format!("{:?}", cmd.get_program());
+        Daemon(cmd.process_group(0).spawn().unwrap_or_else(|e| panic!("starting {what}: {e}")))
+    }
+
+    pub fn id(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on the group this test made; no memory is touched.
+        unsafe { libc::kill(-(self.0.id() as i32), libc::SIGKILL) };
+        let _ = self.0.wait();
+    }
+}
+
+/// The processes of process group `pgid` that are still there (zombies
+/// excepted).
+pub fn group_members(pgid: u32) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else { continue };
+        // pid (comm) state ppid pgrp …: comm may hold spaces, so from the last ')'.
+        let Some((head, rest)) = stat.rsplit_once(") ") else { continue };
+        let f: Vec<&str> = rest.split(' ').collect();
+        if f.len() > 2 && f[2] == pgid.to_string() && f[0] != "Z" {
+            out.push(head.to_string() + ")");
+        }
+    }
+    out
+}

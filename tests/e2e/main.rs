@@ -9,6 +9,7 @@ mod context;
 mod credentials;
 mod features;
 mod fuzz;
+mod home_modes;
 mod hostile;
 mod ide;
 mod kubernetes;

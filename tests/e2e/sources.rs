@@ -4,7 +4,7 @@
 //! ssh-agent; all on 127.0.0.1.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use crate::common::*;
 
@@ -82,28 +82,19 @@ fn make_repos(root: &Path, lib_url: &str) -> Repos {
     Repos { root: root.to_path_buf(), work, first }
 }
 
-pub(crate) struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn git_daemon(root: &Path) -> (Daemon, u16) {
     let port = free_port();
-    let child = Command::new("git")
+    let mut child = Command::new("git");
+    child
         .args(["daemon", "--export-all", "--reuseaddr", "--listen=127.0.0.1"])
         .arg(format!("--port={port}"))
         .arg(format!("--base-path={}", root.display()))
         .arg(root)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("git daemon");
+        .stderr(Stdio::null());
+    let daemon = Daemon::spawn(&mut child);
     wait_port(port);
-    (Daemon(child), port)
+    (daemon, port)
 }
 
 /// The test repositories under the sandbox, served by a git daemon
@@ -122,15 +113,14 @@ fn git_http_server(sb: &Sandbox, root: &Path) -> (Daemon, u16) {
     let script = sb.path().join("git-http.py");
     std::fs::write(&script, GIT_HTTP_SERVER).unwrap();
     let port = free_port();
-    let server = Command::new("python3")
-        .arg(&script)
-        .arg(root)
-        .arg(port.to_string())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let server = Daemon(server);
+    let server = Daemon::spawn(
+        Command::new("python3")
+            .arg(&script)
+            .arg(root)
+            .arg(port.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
     wait_port(port);
     (server, port)
 }
@@ -139,8 +129,7 @@ fn git_http_server(sb: &Sandbox, root: &Path) -> (Daemon, u16) {
 /// agent can use it. Returns the agent and its socket.
 pub(crate) fn ssh_agent_holding(sb: &Sandbox, key: &Path) -> (Daemon, PathBuf) {
     let sock = sb.path().join("agent.sock");
-    let agent = Command::new("ssh-agent").arg("-D").arg("-a").arg(&sock).stdout(Stdio::null()).spawn().unwrap();
-    let agent = Daemon(agent);
+    let agent = Daemon::spawn(Command::new("ssh-agent").arg("-D").arg("-a").arg(&sock).stdout(Stdio::null()));
     for _ in 0..100 {
         if sock.exists() {
             break;
@@ -163,6 +152,24 @@ fn which(sb: &Sandbox, id: &str) -> String {
     let r = run(sb.den().args(["ssh", id, "--", "cat", "/tmp/which"]));
     r.assert_ok();
     r.stdout.trim().to_string()
+}
+
+/// The git daemon the tests start forks a `git-daemon` and one process
+/// per connection: dropping it leaves none of them running.
+#[test]
+fn a_test_git_daemon_leaves_nothing_running() {
+    let sb = Sandbox::new();
+    let (daemon, port, _repos) = served_repos(&sb);
+    let out = Command::new("git").args(["ls-remote", &format!("git://127.0.0.1:{port}/repo.git")]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let pgid = daemon.id();
+    assert!(!group_members(pgid).is_empty());
+    drop(daemon);
+    let start = std::time::Instant::now();
+    while !group_members(pgid).is_empty() {
+        assert!(start.elapsed() < std::time::Duration::from_secs(5), "still running: {:?}", group_members(pgid));
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
 
 #[test]
