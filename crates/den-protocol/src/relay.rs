@@ -62,11 +62,15 @@ pub fn decode(text: &str) -> Option<Vec<u8>> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SshTarget {
     pub destination: String,
+    /// The user of `user@host`, when given.
+    pub user: Option<String>,
     pub host: String,
     pub port: Option<u16>,
     /// The options (before the destination), as given.
     pub options: Vec<String>,
     pub command: String,
+    /// The repository path the upload-pack is for, unquoted.
+    pub path: String,
 }
 
 /// The ssh arguments den relays for a clone: the options git itself passes
@@ -108,32 +112,43 @@ pub fn check_ssh_args(args: &[String]) -> Result<SshTarget, String> {
     }
     let path =
         command.strip_prefix("git-upload-pack ").ok_or_else(|| "the command is not `git-upload-pack`".to_string())?;
-    if !is_one_quoted_word(path) {
+    let Some(path) = unquote_one_word(path) else {
         return Err("the command is not `git-upload-pack` of one quoted path".into());
-    }
-    let host = destination.rsplit_once('@').map_or(destination.as_str(), |(_, h)| h).to_ascii_lowercase();
+    };
+    let (user, host) = match destination.rsplit_once('@') {
+        Some((u, h)) => (Some(u.to_string()), h),
+        None => (None, destination.as_str()),
+    };
     Ok(SshTarget {
         destination: destination.clone(),
-        host,
+        user,
+        host: host.to_ascii_lowercase(),
+        path,
         port,
         options: args[..i].to_vec(),
         command: command.clone(),
     })
 }
 
-/// One word as git quotes it for the shell (`sq_quote`): `'…'`, where a
-/// `'` or `!` inside is written `'\''` or `'\!'`, and nothing after.
-fn is_one_quoted_word(s: &str) -> bool {
-    let Some(mut rest) = s.strip_prefix('\'') else { return false };
+/// The word in `s` when it is one word as git quotes it for the shell
+/// (`sq_quote`): `'…'`, where a `'` or `!` inside is written `'\''` or
+/// `'\!'`, and nothing after.
+fn unquote_one_word(s: &str) -> Option<String> {
+    let mut rest = s.strip_prefix('\'')?;
+    let mut word = String::new();
     loop {
-        let Some(close) = rest.find('\'') else { return false };
+        let close = rest.find('\'')?;
+        word.push_str(&rest[..close]);
         rest = &rest[close + 1..];
         if rest.is_empty() {
-            return true;
+            return Some(word);
         }
-        match rest.strip_prefix("\\'\'").or_else(|| rest.strip_prefix("\\!\'")) {
-            Some(r) => rest = r,
-            None => return false,
+        if let Some(r) = rest.strip_prefix("\\'\'") {
+            word.push('\'');
+            rest = r;
+        } else {
+            word.push('!');
+            rest = rest.strip_prefix("\\!\'")?;
         }
     }
 }
@@ -162,7 +177,10 @@ mod tests {
             .unwrap();
         assert_eq!((t.port, t.options.len()), (Some(2222), 5));
         // git's quoting of a path with a quote and a `!` in it
-        check_ssh_args(&v(&["h", "git-upload-pack '/it'\\''s'\\!'x'"])).unwrap();
+        let t = check_ssh_args(&v(&["h", "git-upload-pack '/it'\\''s'\\!'x'"])).unwrap();
+        assert_eq!((t.user, t.path.as_str()), (None, "/it's!x"));
+        let t = check_ssh_args(&v(&["git@h", "git-upload-pack 'org/r.git'"])).unwrap();
+        assert_eq!((t.user.as_deref(), t.path.as_str()), (Some("git"), "org/r.git"));
     }
 
     #[test]

@@ -231,28 +231,39 @@ fn origin_of(url: &str) -> String {
 }
 
 /// Where a repository URL points: its scheme (`ssh` for the scp-like form),
-/// host (lowercase) and port when one is written.
+/// user and host (lowercase) and port when they are written, and the path
+/// as git hands it to the server (`/org/r.git` for `ssh://h/org/r.git`,
+/// `org/r.git` for `git@h:org/r.git`, `~u/r` for `ssh://h/~u/r`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
     pub scheme: String,
+    pub user: Option<String>,
     pub host: String,
     pub port: Option<u16>,
+    pub path: String,
 }
 
 /// The [`Endpoint`] of a repository URL; `None` for a local path or a
 /// form den does not read.
 pub fn endpoint(url: &str) -> Option<Endpoint> {
-    let (scheme, authority) = match url.find("://") {
+    let (scheme, authority, path) = match url.find("://") {
         Some(i) => {
             let rest = &url[i + 3..];
-            (url[..i].to_ascii_lowercase(), rest.split('/').next().unwrap_or(rest))
+            let (authority, path) = rest.find('/').map_or((rest, ""), |j| rest.split_at(j));
+            // git sends `~user/…` without the slash before it.
+            let path = path.strip_prefix('/').filter(|p| p.starts_with('~')).unwrap_or(path);
+            (url[..i].to_ascii_lowercase(), authority, path)
         }
         None if is_scp_like(url) || (url.contains(':') && !url.starts_with('/')) => {
-            ("ssh".to_string(), url.split(':').next().unwrap_or(url))
+            let (authority, path) = url.split_once(':').unwrap_or((url, ""));
+            ("ssh".to_string(), authority, path)
         }
         None => return None,
     };
-    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let (user, host_port) = match authority.rsplit_once('@') {
+        Some((u, h)) => (Some(u.split(':').next().unwrap_or(u).to_string()), h),
+        None => (None, authority),
+    };
     let (host, port) = if let Some(rest) = host_port.strip_prefix('[') {
         // [v6]:port
         let (h, after) = rest.split_once(']')?;
@@ -266,7 +277,7 @@ pub fn endpoint(url: &str) -> Option<Endpoint> {
     if host.is_empty() {
         return None;
     }
-    Some(Endpoint { scheme, host: host.to_ascii_lowercase(), port })
+    Some(Endpoint { scheme, user, host: host.to_ascii_lowercase(), port, path: path.to_string() })
 }
 
 /// Checks a commit given apart from the URL (`--git-commit`).
@@ -521,6 +532,11 @@ mod tests {
     #[test]
     fn endpoints_of_urls() {
         let e = |u: &str| endpoint(u).map(|e| (e.scheme, e.host, e.port));
+        let up = |u: &str| endpoint(u).map(|e| (e.user, e.path));
+        assert_eq!(up("ssh://git@h:2222/org/r.git"), Some((Some("git".into()), "/org/r.git".into())));
+        assert_eq!(up("git@github.com:org/r.git"), Some((Some("git".into()), "org/r.git".into())));
+        assert_eq!(up("ssh://h/~me/r"), Some((None, "~me/r".into())));
+        assert_eq!(up("https://u:p@h.example/r.git"), Some((Some("u".into()), "/r.git".into())));
         assert_eq!(e("ssh://git@Example.com:2222/org/r.git"), Some(("ssh".into(), "example.com".into(), Some(2222))));
         assert_eq!(e("git@github.com:org/r.git"), Some(("ssh".into(), "github.com".into(), None)));
         assert_eq!(e("https://u:p@h.example/r.git"), Some(("https".into(), "h.example".into(), None)));

@@ -51,7 +51,7 @@ impl ClientRelay {
             && field("host").eq_ignore_ascii_case(&host)
     }
 
-    /// An ssh to the repository's own host and port.
+    /// An ssh to the repository's own user, host and port, for its own path.
     fn may_run(&self, t: &den_protocol::relay::SshTarget) -> Result<(), String> {
         let Some(e) = self.endpoint.as_ref().filter(|e| e.scheme == "ssh" || e.scheme == "git+ssh") else {
             return Err("the repository is not cloned over ssh".into());
@@ -62,6 +62,12 @@ impl ClientRelay {
                 t.host,
                 t.port.map(|p| format!(" port {p}")).unwrap_or_default()
             ));
+        }
+        if t.user != e.user {
+            return Err(format!("ssh as `{}` is not as the repository's user", t.user.as_deref().unwrap_or("")));
+        }
+        if t.path != e.path {
+            return Err(format!("`{}` is not the repository being cloned", t.path));
         }
         Ok(())
     }
@@ -233,5 +239,10 @@ mod tests {
         r.may_run(&t(&["git@github.com", "git-upload-pack 'org/r.git'"])).unwrap();
         r.may_run(&t(&["-p", "22", "git@GitHub.com", "git-upload-pack 'org/r.git'"])).unwrap();
         assert!(relay("https://github.com/org/r").may_run(&t(&["github.com", "git-upload-pack 'r'"])).is_err());
+        // The user and the path are the clone's own.
+        assert!(r.may_run(&t(&["root@github.com", "git-upload-pack 'org/r.git'"])).is_err());
+        assert!(r.may_run(&t(&["github.com", "git-upload-pack 'org/r.git'"])).is_err());
+        assert!(r.may_run(&t(&["git@github.com", "git-upload-pack 'org/other.git'"])).is_err());
+        assert!(r.may_run(&t(&["git@github.com", "git-upload-pack '/org/r.git'"])).is_err());
     }
 }
