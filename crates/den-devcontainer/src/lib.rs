@@ -149,6 +149,49 @@ impl Resolved {
         }
     }
 
+    /// Substitutes the variables known before the container exists, as
+    /// in the configuration itself, in text from elsewhere (a Feature's
+    /// `containerEnv`).
+    pub fn substitute_text(&self, text: &str, local_env: substitute::EnvLookup<'_>) -> String {
+        self.with_context(local_env, |ctx| substitute::substitute_str(text, ctx))
+    }
+
+    /// Image metadata entries (a base image's, each Feature's) with the
+    /// configuration's variables substituted, mounts field by field, as
+    /// the reference CLI substitutes them before it merges them. The
+    /// image label keeps them as written.
+    pub fn substitute_metadata(
+        &self,
+        entries: &[MetadataEntry],
+        local_env: substitute::EnvLookup<'_>,
+    ) -> Vec<MetadataEntry> {
+        self.with_context(local_env, |ctx| {
+            entries
+                .iter()
+                .map(|e| {
+                    let mut v = e.to_label_value();
+                    substitute_config(&mut v, ctx);
+                    serde_json::from_value(v).unwrap_or_else(|_| e.clone())
+                })
+                .collect()
+        })
+    }
+
+    fn with_context<T>(
+        &self,
+        local_env: substitute::EnvLookup<'_>,
+        f: impl FnOnce(&substitute::Context<'_>) -> T,
+    ) -> T {
+        let local = self.local_folder.to_string_lossy();
+        f(&substitute::Context {
+            local_env,
+            local_workspace_folder: Some(&local),
+            container_workspace_folder: Some(&self.workspace_folder),
+            devcontainer_id: Some(&self.devcontainer_id),
+            container_env: None,
+        })
+    }
+
     pub fn is_compose(&self) -> bool {
         self.config.docker_compose_file.is_some()
     }
@@ -272,6 +315,30 @@ mod tests {
 
     fn no_env(_: &str) -> Option<String> {
         None
+    }
+
+    #[test]
+    fn metadata_entries_are_substituted_like_the_configuration() {
+        let loaded = load_text(r#"{"image": "x"}"#).unwrap();
+        let env = |n: &str| (n == "X").then(|| "from-host".to_string());
+        let r = resolve(&loaded, Path::new("/src/app"), &env);
+        let entries = parse_metadata_label(
+            r#"[{"id": "./f", "mounts": ["source=vol-${devcontainerId},target=/v,type=volume",
+                 {"source": "m-${devcontainerId}", "target": "${containerWorkspaceFolder}/m", "type": "volume"}],
+                 "postCreateCommand": "echo ${localEnv:X} ${containerEnv:HOME} ${localWorkspaceFolderBasename}",
+                 "containerEnv": {"A": "${localEnv:X}"}}]"#,
+        )
+        .unwrap();
+        let out = r.substitute_metadata(&entries, &env);
+        let v = out[0].to_label_value();
+        let id = &r.devcontainer_id;
+        assert_eq!(v["mounts"][0], json!(format!("source=vol-{id},target=/v,type=volume")));
+        assert_eq!(v["mounts"][1]["source"], json!(format!("m-{id}")));
+        assert_eq!(v["mounts"][1]["target"], json!("/workspaces/app/m"));
+        assert_eq!(v["postCreateCommand"], json!("echo from-host ${containerEnv:HOME} app"));
+        assert_eq!(v["containerEnv"]["A"], json!("from-host"));
+        assert_eq!(entries[0].to_label_value()["containerEnv"]["A"], json!("${localEnv:X}"), "the input is kept");
+        assert_eq!(r.substitute_text("${localEnv:X}:${devcontainerId}", &env), format!("from-host:{id}"));
     }
 
     #[test]

@@ -89,10 +89,39 @@ fn put(path: &Path, text: &str) -> std::io::Result<()> {
     std::fs::OpenOptions::new().write(true).create_new(true).open(path)?.write_all(text.as_bytes())
 }
 
-/// A value in a Dockerfile `ENV K="v"` line (`${PATH}` stays for the
-/// builder to expand, as Features expect).
+/// A value in a Dockerfile `ENV K="v"` line. `$NAME`, `${NAME}` and the
+/// builder's own forms (`${NAME:-word}`, `${NAME%pattern}`, …) stay for the
+/// builder to expand (`/opt/x/bin:${PATH}`, as Features expect); any other
+/// `${…}` (one den did not substitute, such as `${containerEnv:X}`, or an
+/// unclosed one) is kept as literal text, which the builder would
+/// otherwise refuse ("unsupported modifier").
 fn env_value(v: &str) -> String {
-    format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n"))
+    let mut out = String::from("\"");
+    for (i, c) in v.char_indices() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            '$' if v[i + 1..].starts_with('{') && !builder_expands(&v[i + 2..]) => out.push_str("\\$"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Whether the text after `${` is a variable reference the Dockerfile
+/// builder reads: a name, then `}` or one of its modifiers, and a `}`.
+fn builder_expands(after: &str) -> bool {
+    let name = after.bytes().take_while(|b| b.is_ascii_alphanumeric() || *b == b'_').count();
+    if name == 0 || after.as_bytes()[0].is_ascii_digit() {
+        return false;
+    }
+    let rest = &after[name..];
+    let modifier = rest.starts_with('}')
+        || [":-", ":+", ":?"].iter().any(|m| rest.starts_with(m))
+        || rest.starts_with(['-', '+', '?', '#', '%', '/']);
+    modifier && rest.contains('}')
 }
 
 /// Writes the build context into `dir` (made empty first) and returns the
@@ -191,5 +220,12 @@ mod tests {
     fn env_values_keep_variables_and_escape_quotes() {
         assert_eq!(env_value("/opt/x/bin:${PATH}"), "\"/opt/x/bin:${PATH}\"");
         assert_eq!(env_value("a\"b\\c"), "\"a\\\"b\\\\c\"");
+        // What den did not substitute is literal text for the builder.
+        assert_eq!(env_value("${localEnv:X}/a:${PATH}"), "\"\\${localEnv:X}/a:${PATH}\"");
+        assert_eq!(env_value("${containerEnv:HOME}"), "\"\\${containerEnv:HOME}\"");
+        assert_eq!(
+            env_value("${X:-d} ${X%.so} $HOME ${ ${} ${1} ${open"),
+            "\"${X:-d} ${X%.so} $HOME \\${ \\${} \\${1} \\${open\""
+        );
     }
 }

@@ -149,6 +149,22 @@ pub struct Request<'a> {
 pub struct Resolved {
     pub features: Vec<Feature>,
     pub notes: Vec<String>,
+    /// Option values the Feature does not allow, passed on as given.
+    pub warnings: Vec<OptionWarning>,
+}
+
+/// An option value outside the Feature's `enum` or of another type than
+/// it declares: the reference CLI passes it to the install script, and so
+/// does den, with this warning.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OptionWarning {
+    /// The Feature as written in `features` (or in a `dependsOn`).
+    pub feature: String,
+    pub option: String,
+    pub message: String,
+    /// The Feature whose `dependsOn` gave the value (`None`: the
+    /// configuration, where the value has a place).
+    pub needed_by: Option<String>,
 }
 
 /// Most Features one configuration may bring in (its own and every
@@ -160,6 +176,7 @@ const MAX_FEATURES: usize = 100;
 /// orders them.
 pub fn resolve(fetcher: &Fetcher, req: &Request<'_>) -> Result<Resolved, FeatureError> {
     let mut notes = Vec::new();
+    let mut resolved_warnings = Vec::new();
     // (user id, given options, needed by)
     let mut work: std::collections::VecDeque<(String, IndexMap<String, Value>, Option<String>)> = Default::default();
     for (id, value) in req.features {
@@ -250,13 +267,20 @@ pub fn resolve(fetcher: &Fetcher, req: &Request<'_>) -> Result<Resolved, Feature
                 )));
             }
         }
-        let (values, unknown) = options::resolve(&json.options, &given).map_err(|p| match &needed_by {
-            None => FeatureError::Value { feature: user_id.clone(), option: Some(p.option), message: p.message },
-            Some(by) => FeatureError::Invalid {
-                feature: user_id.clone(),
-                message: format!("option `{}`: {} (a dependsOn of `{by}`)", p.option, p.message),
-            },
-        })?;
+        let options::Values { values, unknown, warnings } =
+            options::resolve(&json.options, &given).map_err(|p| match &needed_by {
+                None => FeatureError::Value { feature: user_id.clone(), option: Some(p.option), message: p.message },
+                Some(by) => FeatureError::Invalid {
+                    feature: user_id.clone(),
+                    message: format!("option `{}`: {} (a dependsOn of `{by}`)", p.option, p.message),
+                },
+            })?;
+        resolved_warnings.extend(warnings.into_iter().map(|w| OptionWarning {
+            feature: user_id.clone(),
+            option: w.option,
+            message: w.message,
+            needed_by: needed_by.clone(),
+        }));
         if !unknown.is_empty() && at_config {
             notes.push(format!(
                 "Feature `{user_id}` declares no option {}; passed to its install script as given",
@@ -346,7 +370,7 @@ pub fn resolve(fetcher: &Fetcher, req: &Request<'_>) -> Result<Resolved, Feature
     let order = order::install_order(&nodes).map_err(FeatureError::Order)?;
     let mut slots: Vec<Option<Feature>> = found.into_iter().map(Some).collect();
     let features = order.into_iter().map(|i| slots[i].take().expect("each once")).collect();
-    Ok(Resolved { features, notes })
+    Ok(Resolved { features, notes, warnings: resolved_warnings })
 }
 
 /// The lockfile for a set of Features (registry and tarball ones).
@@ -433,8 +457,11 @@ mod tests {
         let e = resolve_in(p, json!({"./c": {}}), &[]).unwrap_err().to_string();
         assert!(e.contains("./missing") && e.contains("not a folder"), "{e}");
         feature(p, "e", json!({"id": "e", "options": {"on": {"type": "boolean", "default": false}}}));
-        let e = resolve_in(p, json!({"./e": {"on": "maybe"}}), &[]).unwrap_err();
+        let e = resolve_in(p, json!({"./e": {"on": ["maybe"]}}), &[]).unwrap_err();
         assert!(matches!(&e, FeatureError::Value { option: Some(o), .. } if o == "on"), "{e}");
+        let r = resolve_in(p, json!({"./e": {"on": "maybe"}}), &[]).unwrap();
+        assert_eq!(r.features[0].options["on"], "maybe");
+        assert_eq!((r.warnings[0].feature.as_str(), r.warnings[0].option.as_str()), ("./e", "on"));
         let e = resolve_in(p, json!({"./e": 5}), &[]).unwrap_err();
         assert!(matches!(&e, FeatureError::Value { option: None, .. }), "{e}");
         feature(p, "linked", json!({"id": "linked"}));

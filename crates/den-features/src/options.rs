@@ -43,58 +43,87 @@ fn text(v: &Value) -> Option<String> {
     }
 }
 
+/// Every option's value, and what is worth telling about them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Values {
+    /// As the install script sees them (strings).
+    pub values: IndexMap<String, String>,
+    /// Options the Feature does not declare (passed on as given).
+    pub unknown: Vec<String>,
+    /// Values outside a declared `enum` or of another type than declared:
+    /// passed on as given (as the reference CLI does), with a warning.
+    pub warnings: Vec<OptionProblem>,
+}
+
 /// The value of every option, as the install script sees it (strings):
 /// each declared option in the Feature's order, the user's value or the
 /// default; then options the Feature does not declare, passed on as the
-/// reference CLI does. Wrong types are problems; undeclared names are
-/// returned as the second part (worth a note).
+/// reference CLI does. A value that is neither a string, a boolean nor a
+/// number is a problem; one the declaration does not allow is a warning.
 pub fn resolve(
     declared: &IndexMap<String, OptionSpec>,
     given: &IndexMap<String, Value>,
-) -> Result<(IndexMap<String, String>, Vec<String>), OptionProblem> {
-    let mut out = IndexMap::new();
+) -> Result<Values, OptionProblem> {
+    let mut out = Values::default();
     for (name, spec) in declared {
         let value = match given.get(name) {
-            Some(v) => check(name, spec, v)?,
+            Some(v) => {
+                let value = text_of(name, v)?;
+                if let Some(message) = disallowed(spec, v, &value) {
+                    out.warnings.push(OptionProblem { option: name.clone(), message });
+                }
+                value
+            }
             None => spec.default.as_ref().and_then(text).unwrap_or_default(),
         };
-        out.insert(name.clone(), value);
+        out.values.insert(name.clone(), value);
     }
-    let mut unknown = Vec::new();
     for (name, v) in given {
         if declared.contains_key(name) {
             continue;
         }
-        let value = text(v).ok_or_else(|| OptionProblem {
-            option: name.clone(),
-            message: "an option's value is a string or a boolean".into(),
-        })?;
-        unknown.push(name.clone());
-        out.insert(name.clone(), value);
+        let value = text_of(name, v)?;
+        out.unknown.push(name.clone());
+        out.values.insert(name.clone(), value);
     }
-    Ok((out, unknown))
+    Ok(out)
 }
 
-fn check(name: &str, spec: &OptionSpec, v: &Value) -> Result<String, OptionProblem> {
-    let problem = |message: String| OptionProblem { option: name.to_string(), message };
+/// A value as the install script gets it: the text of a string, a
+/// boolean or a number (`0`, `true`), as the reference CLI writes them.
+fn text_of(name: &str, v: &Value) -> Result<String, OptionProblem> {
+    text(v).ok_or_else(|| OptionProblem {
+        option: name.to_string(),
+        message: format!("an option's value is a string, a boolean or a number, not {}", kind(v)),
+    })
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+        _ => "this",
+    }
+}
+
+/// What the declaration says against a value, if anything.
+fn disallowed(spec: &OptionSpec, v: &Value, value: &str) -> Option<String> {
+    let passed = "; passed to the install script as given";
     match spec.kind.as_deref() {
         Some("boolean") => match v {
-            Value::Bool(b) => Ok(b.to_string()),
-            Value::String(s) if s == "true" || s == "false" => Ok(s.clone()),
-            other => Err(problem(format!("expected true or false, found {other}"))),
+            Value::Bool(_) => None,
+            Value::String(s) if s == "true" || s == "false" => None,
+            other => Some(format!("expected true or false, found {other}{passed}")),
         },
         _ => {
-            let value = text(v).ok_or_else(|| problem(format!("expected a string, found {v}")))?;
-            if let Some(allowed) = &spec.allowed {
-                let allowed: Vec<String> = allowed.iter().filter_map(text).collect();
-                if !allowed.contains(&value) {
-                    return Err(problem(format!(
-                        "`{value}` is not one of the allowed values: {}",
-                        allowed.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", ")
-                    )));
-                }
-            }
-            Ok(value)
+            let allowed: Vec<String> = spec.allowed.as_ref()?.iter().filter_map(text).collect();
+            (!allowed.contains(&value.to_string())).then(|| {
+                format!(
+                    "`{value}` is not one of the allowed values: {}{passed}",
+                    allowed.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", ")
+                )
+            })
         }
     }
 }
@@ -145,28 +174,49 @@ mod tests {
             "install": {"type": "boolean", "default": true},
             "flavor": {"type": "string", "enum": ["a", "b"], "default": "a"},
         }));
-        let (v, unknown) = resolve(&declared, &IndexMap::new()).unwrap();
+        let v = resolve(&declared, &IndexMap::new()).unwrap();
         let want: IndexMap<String, String> = [("version", "lts"), ("install", "true"), ("flavor", "a")]
             .into_iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        assert_eq!(v, want);
-        assert!(unknown.is_empty());
+        assert_eq!(v, Values { values: want, ..Values::default() });
         let given: IndexMap<String, Value> =
             serde_json::from_value(json!({"version": "20.1", "install": "false", "flavor": "b", "extra": 5})).unwrap();
-        let (v, unknown) = resolve(&declared, &given).unwrap();
+        let r = resolve(&declared, &given).unwrap();
+        let v = &r.values;
         assert_eq!(
             (v["version"].as_str(), v["install"].as_str(), v["flavor"].as_str(), v["extra"].as_str()),
             ("20.1", "false", "b", "5")
         );
-        assert_eq!(unknown, vec!["extra".to_string()]);
+        assert_eq!(r.unknown, vec!["extra".to_string()]);
+        assert!(r.warnings.is_empty());
+        assert!(resolve(&declared, &serde_json::from_value(json!({"version": ["1"]})).unwrap())
+            .unwrap_err()
+            .message
+            .contains("not an array"));
+    }
 
-        let bad = |v: Value| resolve(&declared, &serde_json::from_value(v).unwrap()).unwrap_err();
-        let p = bad(json!({"flavor": "c"}));
-        assert_eq!(p.option, "flavor");
-        assert!(p.message.contains("`a`, `b`"), "{}", p.message);
-        assert!(bad(json!({"install": "yes"})).message.contains("true or false"));
-        assert!(bad(json!({"version": ["1"]})).message.contains("expected a string"));
+    /// What works in the reference CLI works here: a value the declaration
+    /// does not allow reaches the install script as given, with a warning.
+    #[test]
+    fn values_the_declaration_does_not_allow_pass_with_a_warning() {
+        let declared = spec(json!({
+            "gatewayPorts": {"type": "string", "enum": ["no", "yes", "clientspecified"], "default": "no"},
+            "installZsh": {"type": "boolean", "default": true},
+            "installTools": {"type": "boolean", "default": true},
+        }));
+        let given: IndexMap<String, Value> =
+            serde_json::from_value(json!({"gatewayPorts": "maybe", "installZsh": "yes-please", "installTools": 0}))
+                .unwrap();
+        let r = resolve(&declared, &given).unwrap();
+        assert_eq!(
+            (r.values["gatewayPorts"].as_str(), r.values["installZsh"].as_str(), r.values["installTools"].as_str()),
+            ("maybe", "yes-please", "0")
+        );
+        let warned: Vec<&str> = r.warnings.iter().map(|w| w.option.as_str()).collect();
+        assert_eq!(warned, ["gatewayPorts", "installZsh", "installTools"]);
+        assert!(r.warnings[0].message.contains("`no`, `yes`, `clientspecified`"), "{:?}", r.warnings);
+        assert!(r.warnings[1].message.contains("expected true or false"), "{:?}", r.warnings);
     }
 
     #[test]

@@ -101,21 +101,41 @@ pub(crate) fn prebuild_hash(den: &Den, resolved: &Resolved, mode: LockMode) -> R
 /// content hash.
 pub const IMAGE_REPOSITORY: &str = "den-features";
 
+/// A located error about a Feature's value (or one of its options) in
+/// the configuration's `features`.
+fn at_feature(
+    resolved: &Resolved,
+    feature: &str,
+    option: Option<&str>,
+    message: String,
+) -> den_devcontainer::ConfigError {
+    let token = den_devcontainer::jsonc::pointer_token;
+    let mut pointer = format!("/features/{}", token(feature));
+    let mut property = format!("features.{feature}");
+    if let Some(o) = option {
+        pointer.push_str(&format!("/{}", token(o)));
+        property.push_str(&format!(".{o}"));
+    }
+    resolved.invalid_at(&pointer, &property, message)
+}
+
 /// Points a Feature error at its place in the configuration, when it has
 /// one.
 fn locate(resolved: &Resolved, e: FeatureError) -> WorkspaceError {
     match e {
         FeatureError::Value { feature, option, message } => {
-            let token = den_devcontainer::jsonc::pointer_token;
-            let mut pointer = format!("/features/{}", token(&feature));
-            let mut property = format!("features.{feature}");
-            if let Some(o) = &option {
-                pointer.push_str(&format!("/{}", token(o)));
-                property.push_str(&format!(".{o}"));
-            }
-            resolved.invalid_at(&pointer, &property, message).into()
+            at_feature(resolved, &feature, option.as_deref(), message).into()
         }
         other => WorkspaceError::Feature(other),
+    }
+}
+
+/// A warning about an option value, at its place in the configuration
+/// when it has one (`file:line:col: property \`features.ID.OPTION\`: …`).
+fn warning_text(resolved: &Resolved, w: &den_features::OptionWarning) -> String {
+    match &w.needed_by {
+        None => at_feature(resolved, &w.feature, Some(&w.option), w.message.clone()).to_string(),
+        Some(by) => format!("Feature `{}`, option `{}` (a dependsOn of `{by}`): {}", w.feature, w.option, w.message),
     }
 }
 
@@ -163,9 +183,20 @@ pub(crate) fn install(
     mode: LockMode,
     reporter: &mut dyn Reporter,
 ) -> Result<(String, Image)> {
-    let Some(found) = resolve(den, resolved, mode)? else { return Ok(base) };
+    let Some(mut found) = resolve(den, resolved, mode)? else { return Ok(base) };
+    // A Feature's containerEnv goes into the image as `ENV`: with the
+    // configuration's variables substituted first (what is left stays
+    // literal text, see `layers`).
+    for f in &mut found.features {
+        for v in f.json.container_env.values_mut() {
+            *v = resolved.substitute_text(v, &crate::plan::local_env);
+        }
+    }
     for n in &found.notes {
         reporter.line(&format!("note: {n}"));
+    }
+    for w in &found.warnings {
+        reporter.line(&format!("warning: {}", warning_text(resolved, w)));
     }
     if found.features.is_empty() {
         return Ok(base);
@@ -176,7 +207,7 @@ pub(crate) fn install(
             .map_err(|e| WorkspaceError::BadInput(format!("image {base_ref}: {e}")))?,
         None => vec![],
     };
-    let merged = den_devcontainer::merge(&base_meta, &resolved.config);
+    let merged = crate::plan::merge(resolved, &base_meta);
     let image_user = base_info.config.user.clone();
     let container_user = merged
         .container_user
@@ -247,4 +278,28 @@ pub fn describe(den: &Den, resolved: &Resolved) -> Result<Vec<serde_json::Value>
             v
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn option_warnings_point_at_the_value() {
+        let text = "{\n  \"image\": \"x\",\n  \"features\": {\n    \"./sshd\": {\"gatewayPorts\": \"maybe\"}\n  }\n}\n";
+        let loaded = den_devcontainer::load_str(text, std::path::Path::new("/p/.devcontainer.json")).unwrap();
+        let resolved = den_devcontainer::resolve(&loaded, std::path::Path::new("/p"), &|_: &str| None);
+        let w = den_features::OptionWarning {
+            feature: "./sshd".into(),
+            option: "gatewayPorts".into(),
+            message: "`maybe` is not one of the allowed values".into(),
+            needed_by: None,
+        };
+        assert_eq!(
+            warning_text(&resolved, &w),
+            "/p/.devcontainer.json:4:32: property `features../sshd.gatewayPorts`: `maybe` is not one of the allowed values"
+        );
+        let w = den_features::OptionWarning { needed_by: Some("./app".into()), ..w };
+        assert!(warning_text(&resolved, &w).contains("a dependsOn of `./app`"));
+    }
 }

@@ -210,9 +210,22 @@ pub(crate) fn credentials_of(
     }
 }
 
+/// `${localEnv:…}`: this process's environment.
+pub(crate) fn local_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// The image's metadata entries merged with the configuration, each entry
+/// substituted first with the configuration's variables (`${devcontainerId}`
+/// in a Feature's mount, `${localEnv:…}` in its hooks), as the reference
+/// CLI does; the label keeps the entries as written.
+pub(crate) fn merge(resolved: &Resolved, meta: &[den_devcontainer::MetadataEntry]) -> MergedConfig {
+    den_devcontainer::merge(&resolved.substitute_metadata(meta, &local_env), &resolved.config)
+}
+
 /// The project's configuration, or the fallback image's when it has none.
 pub(crate) fn load_config(folder: &Path, devcontainer_path: Option<&Path>, fallback: &str) -> Result<Resolved> {
-    let env = |name: &str| std::env::var(name).ok();
+    let env = local_env;
     match den_devcontainer::find_config(folder, devcontainer_path) {
         Ok(file) => {
             let loaded = den_devcontainer::load(&file)?;

@@ -307,7 +307,7 @@ pub(crate) fn up(
             .map_err(|e| WorkspaceError::BadInput(format!("image {image}: {e}")))?,
         None => vec![],
     };
-    let merged = den_devcontainer::merge(&meta, &cfg);
+    let merged = crate::plan::merge(resolved, &meta);
 
     // The project folder: the service's own mount of it (or of a folder
     // above it), else den's.

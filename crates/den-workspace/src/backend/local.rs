@@ -311,7 +311,7 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, mut plan: Plan, reporter: &mut dyn
             };
             let (image, info, meta) = compose::up(&up, &mut plan.resolved, reporter)?;
             created = true;
-            let merged = den_devcontainer::merge(&meta, &plan.resolved.config);
+            let merged = crate::plan::merge(&plan.resolved, &meta);
             let user = merged.container_user.clone().unwrap_or(info.config.user.clone());
             (meta, image, user)
         }
@@ -323,7 +323,7 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, mut plan: Plan, reporter: &mut dyn
                 }
             };
             let meta = image_metadata(&info)?;
-            let merged = den_devcontainer::merge(&meta, &plan.resolved.config);
+            let merged = crate::plan::merge(&plan.resolved, &meta);
             reporter.phase("create", &format!("container {name} from {image}"));
             create_container(docker, &home_tag(den), &name, &plan.id, &plan.resolved, &image, &meta, &merged)?;
             created = true;
@@ -331,7 +331,7 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, mut plan: Plan, reporter: &mut dyn
             (meta, image, user)
         }
     };
-    let merged = den_devcontainer::merge(&meta, &plan.resolved.config);
+    let merged = crate::plan::merge(&plan.resolved, &meta);
     let remote_user = merged
         .remote_user
         .clone()
