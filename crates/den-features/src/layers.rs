@@ -25,7 +25,7 @@ const STAGE: &str = "/tmp/den-features";
 /// variables, the users' homes from the image's passwd, then install.sh.
 fn wrapper(n: usize, f: &Feature) -> String {
     let label = match &f.json.version {
-        Some(v) => format!("{} {v}", f.user_id),
+        Some(v) => format!("{} ({v})", f.user_id),
         None => f.user_id.clone(),
     };
     format!(
@@ -51,9 +51,8 @@ esac
         // to the shell (ids and versions come from Feature files).
         label_q = label
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || "._:/@+-".contains(c) { c } else { '_' })
+            .map(|c| if c.is_ascii_alphanumeric() || "._:/@+-() ".contains(c) { c } else { '_' })
             .collect::<String>()
-            .replace(' ', "_")
     )
 }
 
@@ -201,6 +200,16 @@ mod tests {
         let users = Users { image_user: String::new(), container_user: "root".into(), remote_user: "root".into() };
         let err = write_context(&d.path().join("ctx"), "img\nRUN evil", &[], &users).unwrap_err();
         assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn a_failing_feature_is_named_with_its_version() {
+        let d = tempfile::tempdir().unwrap();
+        let mut f = hostile_feature(&d.path().join("f"));
+        f.user_id = "ghcr.io/devcontainers/features/github-cli:1".into();
+        f.json.version = Some("1.1.0".into());
+        let w = wrapper(0, &f);
+        assert!(w.contains("den: Feature ghcr.io/devcontainers/features/github-cli:1 (1.1.0) failed"), "{w}");
     }
 
     #[test]
