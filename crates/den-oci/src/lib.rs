@@ -5,14 +5,16 @@
 //!
 //! Plain http is used only for loopback registries (`localhost:PORT`,
 //! `127.0.0.1:PORT`), as the devcontainer CLI does; everything else is https.
+//! Requests go through den's one HTTP client ([`den_http`]), which holds the
+//! TLS, redirect and credential rules.
 
 pub mod credentials;
 mod reference;
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::sync::Mutex;
-use std::time::Duration;
+
+use den_http::{HttpError, Response};
 
 pub use reference::Reference;
 
@@ -37,6 +39,19 @@ pub enum OciError {
     Status { url: String, status: u16, body: String },
     #[error("{url}: {message}")]
     Invalid { url: String, message: String },
+    /// What den's HTTP rules refused (a URL, a redirect, a size).
+    #[error(transparent)]
+    Http(HttpError),
+}
+
+impl From<HttpError> for OciError {
+    fn from(e: HttpError) -> Self {
+        match e {
+            HttpError::Unreachable { url, message } => OciError::Unreachable { url, message },
+            HttpError::Status { url, status } => OciError::Status { url, status, body: String::new() },
+            other => OciError::Http(other),
+        }
+    }
 }
 
 impl OciError {
@@ -91,7 +106,7 @@ type Login = Box<dyn Fn(&str) -> Option<(String, String)> + Send + Sync>;
 /// A registry client. Tokens are kept per registry and scope for the
 /// client's lifetime.
 pub struct Client {
-    agent: ureq::Agent,
+    http: den_http::Http,
     login: Login,
     tokens: Mutex<HashMap<(String, String), String>>,
 }
@@ -158,16 +173,8 @@ fn percent(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, COMPONENT).to_string()
 }
 
-fn read_limited(resp: ureq::Response, limit: u64, url: &str) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
-    resp.into_reader()
-        .take(limit + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| OciError::Unreachable { url: url.to_string(), message: format!("reading the answer: {e}") })?;
-    if out.len() as u64 > limit {
-        return Err(OciError::Invalid { url: url.into(), message: format!("the answer is larger than {limit} bytes") });
-    }
-    Ok(out)
+fn read_limited(resp: Response, limit: u64, url: &str) -> Result<Vec<u8>> {
+    Ok(den_http::read_limited(resp, limit, url)?)
 }
 
 /// A request to send: method, headers and body.
@@ -182,38 +189,18 @@ impl Client {
     /// A client that asks `login(registry_host)` for credentials when a
     /// registry wants them.
     pub fn new(login: Login) -> Self {
-        let agent = ureq::AgentBuilder::new()
-            .timeout_connect(Duration::from_secs(15))
-            .timeout_read(Duration::from_secs(120))
-            .timeout_write(Duration::from_secs(120))
-            .user_agent(concat!("den/", env!("CARGO_PKG_VERSION")))
-            .build();
-        Client { agent, login, tokens: Mutex::new(HashMap::new()) }
+        Client { http: den_http::Http::new(), login, tokens: Mutex::new(HashMap::new()) }
     }
 
-    fn send(&self, r: &Req<'_>, auth: Option<&str>) -> Result<std::result::Result<ureq::Response, ureq::Response>> {
-        let mut req = self.agent.request(r.method, &r.url);
-        for (k, v) in &r.headers {
-            req = req.set(k, v);
-        }
-        if let Some(a) = auth {
-            req = req.set("Authorization", a);
-        }
-        let res = match r.body {
-            Some(b) => req.send_bytes(b),
-            None => req.call(),
-        };
-        match res {
-            Ok(resp) => Ok(Ok(resp)),
-            Err(ureq::Error::Status(_, resp)) => Ok(Err(resp)),
-            Err(ureq::Error::Transport(t)) => Err(OciError::Unreachable { url: r.url.clone(), message: t.to_string() }),
-        }
+    fn send(&self, r: &Req<'_>, auth: Option<&str>) -> Result<std::result::Result<Response, Response>> {
+        let req = den_http::Request { method: r.method, url: &r.url, headers: &r.headers, body: r.body, auth };
+        Ok(self.http.send(&req)?)
     }
 
     /// Sends a request, answering the registry's auth challenge once (also
     /// when a kept token has expired). Credentials go only to the
     /// registry's own origin: an upload `Location` elsewhere gets none.
-    fn request(&self, r: &Reference, req: Req<'_>, push: bool) -> Result<ureq::Response> {
+    fn request(&self, r: &Reference, req: Req<'_>, push: bool) -> Result<Response> {
         let scope = format!("repository:{}:{}", r.repository, if push { "pull,push" } else { "pull" });
         let key = (r.registry.clone(), scope.clone());
         let own_origin = req.url.starts_with(&format!("{}/", r.origin()));
@@ -287,22 +274,22 @@ impl Client {
         if let Some(s) = service {
             url.push_str(&format!("&service={}", percent(s)));
         }
-        let mut req = self.agent.get(&url);
-        if let Some((u, s)) = (self.login)(&r.registry) {
-            req = req.set("Authorization", &basic(&u, &s));
-        }
-        let resp = match req.call() {
-            Ok(resp) => resp,
-            Err(ureq::Error::Status(code, resp)) => {
+        let login = (self.login)(&r.registry).map(|(u, s)| basic(&u, &s));
+        let req = den_http::Request { auth: login.as_deref(), ..den_http::Request::get(&url) };
+        let resp = match self.http.send(&req) {
+            Ok(Ok(resp)) => resp,
+            Ok(Err(resp)) => {
+                let code = resp.status();
                 let body = resp.into_string().unwrap_or_default();
                 return Err(OciError::Auth {
                     registry: r.registry.clone(),
                     message: format!("the token service at {realm} answered {code}: {}", body.trim()),
                 });
             }
-            Err(ureq::Error::Transport(t)) => {
-                return Err(OciError::Unreachable { url: realm.to_string(), message: t.to_string() })
+            Err(HttpError::Unreachable { message, .. }) => {
+                return Err(OciError::Unreachable { url: realm.to_string(), message })
             }
+            Err(e) => return Err(OciError::Auth { registry: r.registry.clone(), message: e.to_string() }),
         };
         let body = read_limited(resp, 1 << 20, realm)?;
         let v: serde_json::Value = serde_json::from_slice(&body)
@@ -314,7 +301,7 @@ impl Client {
         Ok(format!("Bearer {token}"))
     }
 
-    fn status_error(&self, url: &str, resp: ureq::Response) -> OciError {
+    fn status_error(&self, url: &str, resp: Response) -> OciError {
         let status = resp.status();
         let body = resp.into_string().unwrap_or_default();
         // Registries answer JSON `{"errors":[{"code","message"}]}`.

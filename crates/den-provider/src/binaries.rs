@@ -1,15 +1,19 @@
 //! A provider's `binaries`: helper programs its commands call as
 //! `${NAME}`. For this OS and architecture den takes the matching entry's
-//! `path` — a file relative to the provider.yaml it was added from, a
-//! `file://` URL, or an `http(s)://` URL fetched with curl — checks its
-//! `checksum` (SHA-256) when one is given, unpacks `archivePath` from a
+//! `path` — relative to where the provider.yaml came from (its folder, or
+//! its URL), a file or `file://` URL (only for a provider.yaml on this
+//! machine), or an `http(s)://` URL fetched with den's HTTP client — checks
+//! its `checksum` (SHA-256) when one is given, unpacks `archivePath` from a
 //! .tar.gz, and keeps it under the provider's folder. Commands then get
 //! `NAME=/path/to/binary`.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use crate::{Binary, Manifest, ProviderError};
+use crate::{Base, Binary, Manifest, ProviderError};
+
+/// Largest binary den downloads (provider binaries are tens of MiB).
+pub const MAX_BINARY_BYTES: u64 = 512 << 20;
 
 /// The entry for this machine, if the manifest has one.
 fn pick(entries: &[Binary]) -> Option<&Binary> {
@@ -23,15 +27,15 @@ fn installed_path(dir: &Path, name: &str, b: &Binary) -> PathBuf {
     dir.join(name).join(b.file_name(name))
 }
 
-/// Installs every binary the manifest has for this machine. `source_dir`
-/// is where relative paths start (the folder of the provider.yaml).
-pub fn install(dir: &Path, manifest: &Manifest, source_dir: &Path) -> Result<(), ProviderError> {
+/// Installs every binary the manifest has for this machine. `base` is
+/// where relative paths start (where the provider.yaml came from).
+pub fn install(dir: &Path, manifest: &Manifest, base: &Base, http: &den_http::Http) -> Result<(), ProviderError> {
     let bad = |message: String| ProviderError::Binary { provider: manifest.name.clone(), message };
     for (name, entries) in &manifest.binaries {
         let Some(b) = pick(entries) else {
             return Err(bad(format!("binary {name} has no entry for {}/{}", std::env::consts::OS, crate::go_arch())));
         };
-        fetch(name, b, source_dir, &installed_path(dir, name, b)).map_err(|e| bad(format!("binary {name}: {e}")))?;
+        fetch(name, b, base, http, &installed_path(dir, name, b)).map_err(|e| bad(format!("binary {name}: {e}")))?;
     }
     Ok(())
 }
@@ -53,17 +57,30 @@ pub fn env(dir: &Path, provider: &str, manifest: &Manifest) -> Result<Vec<(Strin
     Ok(out)
 }
 
-fn fetch(name: &str, b: &Binary, source_dir: &Path, dest: &Path) -> Result<(), String> {
-    let bytes = if b.path.starts_with("http://") || b.path.starts_with("https://") {
-        download(&b.path)?
-    } else {
-        let local = match b.path.strip_prefix("file://") {
-            Some(p) => PathBuf::from(p),
-            None if Path::new(&b.path).is_absolute() => PathBuf::from(&b.path),
-            None => source_dir.join(&b.path),
-        };
-        std::fs::read(&local).map_err(|e| format!("reading {}: {e}", local.display()))?
+/// The binary's bytes, from where its `path` points.
+fn read(path: &str, base: &Base, http: &den_http::Http) -> Result<Vec<u8>, String> {
+    if path.starts_with("http://") || path.starts_with("https://") {
+        return http.get(path, MAX_BINARY_BYTES).map_err(|e| e.to_string());
+    }
+    let local = path.strip_prefix("file://").map(PathBuf::from);
+    let absolute = local.is_some() || Path::new(path).is_absolute();
+    let local = match base {
+        Base::Url(url) if !absolute => {
+            let url = den_http::join(url, path).map_err(|e| e.to_string())?;
+            return http.get(&url, MAX_BINARY_BYTES).map_err(|e| e.to_string());
+        }
+        Base::Url(url) => {
+            return Err(format!("{path} is a file on this machine, which a provider.yaml from {url} may not name"))
+        }
+        Base::None => return Err(format!("{path}: a built-in provider has no folder of its own")),
+        Base::Dir(_) if absolute => local.unwrap_or_else(|| PathBuf::from(path)),
+        Base::Dir(dir) => dir.join(path),
     };
+    std::fs::read(&local).map_err(|e| format!("reading {}: {e}", local.display()))
+}
+
+fn fetch(name: &str, b: &Binary, base: &Base, http: &den_http::Http, dest: &Path) -> Result<(), String> {
+    let bytes = read(&b.path, base, http)?;
     if !b.checksum.trim().is_empty() {
         use sha2::Digest;
         let got: String = sha2::Sha256::digest(&bytes).iter().map(|x| format!("{x:02x}")).collect();
@@ -84,29 +101,6 @@ fn fetch(name: &str, b: &Binary, source_dir: &Path, dest: &Path) -> Result<(), S
             let _ = std::fs::remove_file(&tmp);
             format!("installing {}: {e}", dest.display())
         })
-}
-
-/// http(s) through curl (or wget): den itself carries no TLS stack.
-fn download(url: &str) -> Result<Vec<u8>, String> {
-    let tmp = tempfile_path();
-    let curl = den_process::Cmd::new("curl").args(["-fsSL", "--retry", "2", "-o"]).arg(&tmp).arg(url);
-    let got = match curl.output() {
-        Ok(_) => Ok(()),
-        Err(e) if e.is_not_found() => {
-            den_process::Cmd::new("wget").args(["-q", "-O"]).arg(&tmp).arg(url).output().map(|_| ())
-        }
-        Err(e) => Err(e),
-    };
-    let result = got
-        .map_err(|e| format!("downloading {url}: {e}"))
-        .and_then(|_| std::fs::read(&tmp).map_err(|e| format!("reading the download of {url}: {e}")));
-    let _ = std::fs::remove_file(&tmp);
-    result
-}
-
-fn tempfile_path() -> PathBuf {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-    std::env::temp_dir().join(format!("den-download-{}-{nanos}", std::process::id()))
 }
 
 /// One file out of a .tar.gz / .tgz / .tar.
@@ -144,6 +138,10 @@ mod tests {
         (dir, bin)
     }
 
+    fn http() -> den_http::Http {
+        den_http::Http::new()
+    }
+
     fn sha(b: &[u8]) -> String {
         use sha2::Digest;
         sha2::Sha256::digest(b).iter().map(|x| format!("{x:02x}")).collect()
@@ -165,24 +163,28 @@ mod tests {
         std::fs::write(src.join("tool.sh"), b"#!/bin/sh\necho tool\n").unwrap();
         let sum = sha(b"#!/bin/sh\necho tool\n");
         let m = manifest("./tool.sh", &sum, "");
-        install(&den, &m, &src).unwrap();
+        install(&den, &m, &Base::Dir(src.clone()), &http()).unwrap();
         let env = env(&den, "p", &m).unwrap();
         assert_eq!(env[0].0, "TOOL");
         let out = den_process::Cmd::new(&env[0].1).output().unwrap();
         assert_eq!(out.stdout, "tool\n");
 
         let url = format!("file://{}", src.join("tool.sh").display());
-        install(&den, &manifest(&url, "", ""), Path::new("/")).unwrap();
+        install(&den, &manifest(&url, "", ""), &Base::Dir("/".into()), &http()).unwrap();
     }
 
     #[test]
     fn bad_checksum_and_missing_file_are_refused() {
         let (dir, den) = den();
         std::fs::write(dir.path().join("tool"), b"x").unwrap();
-        let e = install(&den, &manifest("./tool", &"0".repeat(64), ""), dir.path()).unwrap_err().to_string();
+        let e = install(&den, &manifest("./tool", &"0".repeat(64), ""), &Base::Dir(dir.path().into()), &http())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("binary TOOL: checksum mismatch"), "{e}");
         assert!(!den.join("TOOL/tool").exists(), "nothing half-written");
-        let e = install(&den, &manifest("./missing", "", ""), dir.path()).unwrap_err().to_string();
+        let e = install(&den, &manifest("./missing", "", ""), &Base::Dir(dir.path().into()), &http())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("reading") && e.contains("missing"), "{e}");
     }
 
@@ -203,10 +205,27 @@ mod tests {
             t.into_inner().unwrap().finish().unwrap();
         }
         let m = manifest("./tool.tar.gz", "", "bin/tool");
-        install(&den, &m, dir.path()).unwrap();
+        install(&den, &m, &Base::Dir(dir.path().into()), &http()).unwrap();
         let p = den.join("TOOL/tool");
         assert_eq!(den_process::Cmd::new(&p).output().unwrap().stdout, "packed\n");
-        let e = install(&den, &manifest("./tool.tar.gz", "", "bin/other"), dir.path()).unwrap_err().to_string();
+        let e = install(&den, &manifest("./tool.tar.gz", "", "bin/other"), &Base::Dir(dir.path().into()), &http())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("holds no bin/other"), "{e}");
+    }
+
+    /// A provider.yaml from a URL may not name files of this machine.
+    #[test]
+    fn a_fetched_manifest_names_no_local_files() {
+        let (dir, den) = den();
+        std::fs::write(dir.path().join("tool"), b"x").unwrap();
+        let base = Base::Url("https://example.invalid/o/r/releases/download/v1/provider.yaml".into());
+        for path in
+            [dir.path().join("tool").display().to_string(), format!("file://{}", dir.path().join("tool").display())]
+        {
+            let e = install(&den, &manifest(&path, "", ""), &base, &http()).unwrap_err().to_string();
+            assert!(e.contains("is a file on this machine, which a provider.yaml from https://example.invalid"), "{e}");
+        }
+        assert!(!den.exists());
     }
 }

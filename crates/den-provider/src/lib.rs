@@ -4,19 +4,24 @@ pub mod binaries;
 mod exec;
 mod manifest;
 mod options;
+mod source;
 
+pub use den_http::Http;
 pub use exec::{MachineSubject, ProviderRun, Subject, WorkspaceSubject};
 pub use manifest::MAX_MANIFEST_BYTES;
 pub use manifest::{
-    builtin, builtin_names, is_plain_file_name, AgentConfig, AgentDocker, Binary, Manifest, OptionEnum, OptionGroup,
-    ProviderOption, StrArray, StrBool,
+    builtin, builtin_names, is_plain_file_name, is_provider_name, AgentConfig, AgentDocker, Binary, Manifest,
+    OptionEnum, OptionGroup, ProviderOption, StrArray, StrBool,
 };
 pub use options::{
     expand_known, expand_options, resolve_options, resolve_options_partial, OptionSource, ResolvedOption,
 };
+pub use source::{Base, Fetched, Source, DEFAULT_RELEASES_URL};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderError {
+    #[error("provider source `{given}`: {message}")]
+    Source { given: String, message: String },
     #[error("{origin}: not a valid provider manifest: {message}")]
     Manifest { origin: String, message: String },
     #[error("provider option {name} is required but has no value; set it with --provider-option {name}=VALUE or `den provider set-options {provider} -o {name}=VALUE`")]

@@ -254,6 +254,11 @@ pub fn is_plain_file_name(s: &str) -> bool {
     !s.is_empty() && s != "." && s != ".." && !s.contains(['/', '\0'])
 }
 
+/// A provider's name: letters, digits, `-` and `_` (it names a folder).
+pub fn is_provider_name(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
 /// Limits on a manifest, which may come from a stranger: far above any real
 /// one (DevPod's largest are tens of KiB with a few dozen options), low
 /// enough that parsing stays fast and small.
@@ -314,7 +319,7 @@ impl Manifest {
         if m.name.trim().is_empty() {
             return Err(ProviderError::Manifest { origin: origin.into(), message: "`name` is missing".into() });
         }
-        if !m.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        if !is_provider_name(&m.name) {
             return Err(ProviderError::Manifest {
                 origin: origin.into(),
                 message: format!("name `{}` may only hold letters, digits, - and _", m.name),

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use den_provider::{Manifest, ResolvedOption};
+use den_provider::{Fetched, Manifest, ResolvedOption, Source};
 use indexmap::IndexMap;
 
 use crate::{Den, DenConfig, Result, WorkspaceError};
@@ -16,8 +16,40 @@ pub struct ProviderEntry {
     pub name: String,
     pub manifest: Manifest,
     pub builtin: bool,
-    /// Where it came from: `built-in` or the file it was added from.
+    /// Where it came from: `built-in`, the source it was added from
+    /// (`den provider update` reads it again), or, for a provider added
+    /// before sources were recorded, its stored manifest.
     pub source: String,
+}
+
+/// What `den provider add` was given.
+#[derive(Debug, Clone, Copy)]
+pub struct AddRequest<'a> {
+    /// A path, an http(s) URL, `OWNER/REPO[@VERSION]` or a short name.
+    pub source: &'a str,
+    /// Where a relative path starts.
+    pub cwd: &'a Path,
+    /// The provider's name instead of the manifest's.
+    pub name: Option<&'a str>,
+    /// Replace a built-in provider of the same name.
+    pub force: bool,
+    /// Option values to save with it, checked first.
+    pub options: &'a [(String, String)],
+    /// The release host's base URL (`DEN_PROVIDER_RELEASES_URL`).
+    pub releases: &'a str,
+}
+
+/// The source a provider was added from, kept beside its manifest.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct SourceRecord {
+    /// As [`Source`] prints it: what `update` reads again.
+    source: String,
+    /// The file or URL the manifest was read from.
+    from: String,
+}
+
+fn source_file(den: &Den, name: &str) -> PathBuf {
+    den.home.provider_dir(&den.context, name).join("source.json")
 }
 
 fn added_manifest(den: &Den, name: &str) -> PathBuf {
@@ -61,52 +93,150 @@ pub fn get(den: &Den, name: &str) -> Result<ProviderEntry> {
     let file = added_manifest(den, name);
     if file.is_file() {
         let text = std::fs::read_to_string(&file).map_err(WorkspaceError::io(format!("reading {}", file.display())))?;
-        let manifest = Manifest::parse(&text, &file.display().to_string())?;
-        return Ok(ProviderEntry { name: name.into(), manifest, builtin: false, source: file.display().to_string() });
+        let mut manifest = Manifest::parse(&text, &file.display().to_string())?;
+        // Its folder's name, which `--name` may have chosen.
+        manifest.name = name.into();
+        let source = den_state::read_json::<SourceRecord>(&source_file(den, name))?
+            .map_or_else(|| file.display().to_string(), |r| r.source);
+        return Ok(ProviderEntry { name: name.into(), manifest, builtin: false, source });
     }
     let text = den_provider::builtin(name).ok_or_else(|| WorkspaceError::UnknownProvider(name.into()))?;
     let manifest = Manifest::parse(text, name)?;
     Ok(ProviderEntry { name: name.into(), manifest, builtin: true, source: "built-in".into() })
 }
 
-/// Adds (or replaces) a provider from a provider.yaml file. One named like
-/// a built-in provider would hide it for every workspace of the context:
-/// only with `force`.
-pub fn add(den: &Den, path: &Path, force: bool) -> Result<ProviderEntry> {
-    use std::io::Read;
-    // One byte past the limit at most; a file over it goes to the parser
-    // as lossy text, which refuses it by its size.
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(den_provider::MAX_MANIFEST_BYTES as u64 + 1).read_to_end(&mut bytes))
-        .map_err(WorkspaceError::io(format!("reading {}", path.display())))?;
-    let text = if bytes.len() > den_provider::MAX_MANIFEST_BYTES {
-        String::from_utf8_lossy(&bytes).into_owned()
-    } else {
-        String::from_utf8(bytes).map_err(|e| {
-            WorkspaceError::io(format!("reading {}", path.display()))(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                e.utf8_error(),
-            ))
-        })?
-    };
-    let manifest = Manifest::parse(&text, &path.display().to_string())?;
-    if den_provider::builtin(&manifest.name).is_some() && !force {
+/// Adds (or replaces) a provider from its source, with its binaries and
+/// the option values given. One named like a built-in provider would hide
+/// it for every workspace of the context: only with `force`. A built-in's
+/// own name (without `force` or another `name`) adds nothing: the values
+/// are saved for the built-in.
+pub fn add(den: &Den, req: &AddRequest<'_>) -> Result<ProviderEntry> {
+    let mut source = Source::parse(req.source, req.cwd)?;
+    if req.force {
+        source = source.not_builtin();
+    }
+    if let Source::Builtin(b) = &source {
+        if req.name.is_none_or(|n| n == b) {
+            if !req.options.is_empty() {
+                set_options(den, b, req.options)?;
+            }
+            return get(den, b);
+        }
+    }
+    let http = den_provider::Http::new();
+    let fetched = source.fetch(req.releases, &http)?;
+    let mut manifest = Manifest::parse(&fetched.text, &fetched.origin)?;
+    if let Some(n) = req.name {
+        if !den_provider::is_provider_name(n) {
+            return Err(WorkspaceError::BadInput(format!(
+                "--name `{n}`: a provider's name may only hold letters, digits, - and _"
+            )));
+        }
+        manifest.name = n.into();
+    }
+    if den_provider::builtin(&manifest.name).is_some() && !req.force {
         return Err(WorkspaceError::Conflict(format!(
             "{} is named `{}`, like den's built-in provider; adding it would replace that one for this context (use --force to do so, or rename it)",
-            path.display(),
-            manifest.name
+            fetched.origin, manifest.name
         )));
     }
-    let file = added_manifest(den, &manifest.name);
-    let source_dir = std::fs::canonicalize(path)
-        .ok()
-        .and_then(|p| p.parent().map(Path::to_path_buf))
-        .unwrap_or_else(|| PathBuf::from("."));
-    // Binaries first: a provider whose binaries cannot be had is not added.
-    den_provider::binaries::install(&binaries_dir(den, &manifest.name), &manifest, &source_dir)?;
-    den_state::atomic_write(&file, text.as_bytes())?;
-    Ok(ProviderEntry { name: manifest.name.clone(), manifest, builtin: false, source: file.display().to_string() })
+    let mut options = saved_options(den, &manifest.name)?;
+    options.extend(req.options.iter().cloned());
+    install(den, &http, manifest, (&source, &fetched), options).map(|(entry, _)| entry)
+}
+
+/// The result of [`update`]: the provider, its version before, and the
+/// saved options its new manifest no longer has (dropped).
+pub struct Updated {
+    pub entry: ProviderEntry,
+    pub old_version: String,
+    pub dropped: Vec<String>,
+}
+
+/// Reads an added provider's manifest again from the source it was added
+/// from (or `source`, which is then recorded), installs its binaries, and
+/// keeps the option values saved for it.
+pub fn update(den: &Den, name: &str, source: Option<&str>, cwd: &Path, releases: &str) -> Result<Updated> {
+    let old = get(den, name)?;
+    if old.builtin {
+        return Err(WorkspaceError::Conflict(format!("`{name}` is built into den: it changes with den itself")));
+    }
+    let recorded = den_state::read_json::<SourceRecord>(&source_file(den, name))?.map(|r| r.source);
+    let Some(given) = source.map(String::from).or(recorded) else {
+        return Err(WorkspaceError::Missing(format!(
+            "provider `{name}` has no recorded source (it was added by an older den); name one: den provider update {name} SOURCE"
+        )));
+    };
+    let source = Source::parse(&given, cwd)?;
+    let http = den_provider::Http::new();
+    let fetched = source.fetch(releases, &http)?;
+    let mut manifest = Manifest::parse(&fetched.text, &fetched.origin)?;
+    manifest.name = name.into();
+    let (entry, dropped) = install(den, &http, manifest, (&source, &fetched), saved_options(den, name)?)?;
+    Ok(Updated { entry, old_version: old.manifest.version, dropped })
+}
+
+/// Checks the option values against the manifest, installs its binaries
+/// (beside the old ones, swapped in when all are there), then saves the
+/// values, the source and the manifest, the manifest last: a failure
+/// leaves the provider as it was. Saved values of options the manifest
+/// does not have are dropped and named.
+fn install(
+    den: &Den,
+    http: &den_provider::Http,
+    manifest: Manifest,
+    (source, fetched): (&Source, &Fetched),
+    mut options: IndexMap<String, String>,
+) -> Result<(ProviderEntry, Vec<String>)> {
+    let name = manifest.name.clone();
+    let dropped: Vec<String> = options.keys().filter(|k| !manifest.options.contains_key(*k)).cloned().collect();
+    options.retain(|k, _| manifest.options.contains_key(k));
+    let entry = ProviderEntry { name: name.clone(), manifest, builtin: false, source: source.to_string() };
+    if !options.is_empty() {
+        // As `set-options` checks them (a manifest's option commands may
+        // need tools this machine lacks: not run when nothing is set).
+        den_provider::resolve_options_partial(&entry.manifest, &options, &provider_env(den, &entry))?;
+    }
+    let dir = den.home.provider_dir(&den.context, &name);
+    let existed = added_manifest(den, &name).is_file();
+    let staged = dir.join(".binaries.new");
+    crate::record::remove_dir(&staged)?;
+    if let Err(e) = den_provider::binaries::install(&staged, &entry.manifest, &fetched.base, http) {
+        // A provider whose binaries cannot be had is not added.
+        crate::record::remove_dir(if existed { &staged } else { &dir })?;
+        return Err(e.into());
+    }
+    swap_in(&staged, &binaries_dir(den, &name))?;
+    den_state::write_json(&options_file(den, &name), &options)?;
+    let record = SourceRecord { source: source.to_string(), from: fetched.origin.clone() };
+    den_state::write_json(&source_file(den, &name), &record)?;
+    // A new manifest may init differently: its exec.init runs again.
+    remove_file(&dir.join("init.ok"))?;
+    den_state::atomic_write(&added_manifest(den, &name), fetched.text.as_bytes())?;
+    Ok((entry, dropped))
+}
+
+fn remove_file(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(WorkspaceError::io(format!("removing {}", path.display()))(e))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Puts the `staged` binaries folder (if any) in the place of `target`.
+fn swap_in(staged: &Path, target: &Path) -> Result<()> {
+    let old = target.with_file_name(".binaries.old");
+    crate::record::remove_dir(&old)?;
+    let io = |what: &str, p: &Path| WorkspaceError::io(format!("{what} {}", p.display()));
+    if target.exists() {
+        std::fs::rename(target, &old).map_err(io("moving aside", target))?;
+    }
+    if staged.exists() {
+        std::fs::rename(staged, target).map_err(io("installing", staged))?;
+    }
+    crate::record::remove_dir(&old)
 }
 
 /// Removes an added provider and its saved options. Refused while a
@@ -291,6 +421,18 @@ pub fn base_env() -> Vec<(String, String)> {
 mod tests {
     use super::*;
 
+    fn add_file(den: &Den, path: &Path) -> ProviderEntry {
+        let req = AddRequest {
+            source: path.to_str().unwrap(),
+            cwd: Path::new("/"),
+            name: None,
+            force: false,
+            options: &[],
+            releases: den_provider::DEFAULT_RELEASES_URL,
+        };
+        add(den, &req).unwrap()
+    }
+
     /// Per-workspace values stay with their workspace; a `global` option's
     /// value is the provider's, whichever workspace set it.
     #[test]
@@ -299,7 +441,7 @@ mod tests {
         let den = Den { home: den_state::Home::at(dir.path()), context: "default".into() };
         let yaml = "name: p\noptions:\n  ZONE:\n    default: a\n  TOKEN:\n    global: true\n    default: none\n";
         std::fs::write(dir.path().join("p.yaml"), yaml).unwrap();
-        let entry = add(&den, &dir.path().join("p.yaml"), false).unwrap();
+        let entry = add_file(&den, &dir.path().join("p.yaml"));
         let given =
             |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>();
 
@@ -329,7 +471,7 @@ mod tests {
         let yaml =
             "name: p\noptions:\n  A:\n    global: true\n  B:\n    global: true\n  C:\n    global: true\n  L: {}\n";
         std::fs::write(dir.path().join("p.yaml"), yaml).unwrap();
-        let entry = add(&den, &dir.path().join("p.yaml"), false).unwrap();
+        let entry = add_file(&den, &dir.path().join("p.yaml"));
         let pairs = |p: &[(&str, &str)]| p.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>();
         set_options(&den, "p", &pairs(&[("A", "old")])).unwrap();
         let before = saved_options(&den, "p").unwrap();

@@ -478,18 +478,51 @@ pub enum ProviderCommand {
         #[arg(short = 'o', long = "option", value_name = "KEY=VALUE", value_parser = parse_key_value, required = true)]
         options: Vec<(String, String)>,
     },
-    /// Add a provider from a provider.yaml file.
+    /// Add a provider: from a provider.yaml file, an http(s) URL, a release
+    /// (OWNER/REPO[@VERSION]) or a short name (NAME[@VERSION], DevPod's
+    /// loft-sh/devpod-provider-NAME).
     Add {
-        path: PathBuf,
+        source: String,
+        /// The provider's name instead of the one its manifest gives.
+        #[arg(long)]
+        name: Option<String>,
+        /// Make it the default provider of the context once added.
+        #[arg(long = "use")]
+        make_default: bool,
+        /// An option value to save with it, KEY=VALUE (repeatable; checked
+        /// as `set-options` checks them).
+        #[arg(short = 'o', long = "option", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+        options: Vec<(String, String)>,
         /// Replace a built-in provider of the same name.
         #[arg(long)]
         force: bool,
+        #[command(flatten)]
+        releases: ReleasesArg,
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Read an added provider's manifest again, from the source it was added
+    /// from or from SOURCE, keeping its saved options.
+    Update {
+        name: String,
+        source: Option<String>,
+        #[command(flatten)]
+        releases: ReleasesArg,
         #[arg(long, value_enum, default_value_t)]
         output: Output,
     },
     /// Delete an added provider.
     #[command(alias = "rm")]
     Delete { name: String },
+}
+
+/// Where provider releases (OWNER/REPO[@VERSION], short names) are fetched.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReleasesArg {
+    /// The release host's base URL: a release's manifest is
+    /// URL/OWNER/REPO/releases/download/VERSION/provider.yaml.
+    #[arg(long = "releases-url", env = "DEN_PROVIDER_RELEASES_URL", default_value = den_provider::DEFAULT_RELEASES_URL, value_name = "URL")]
+    pub url: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -636,7 +669,11 @@ impl Cli {
             | Command::Context(ContextCommand::List(a))
             | Command::Ide(IdeCommand::List(a)) => a.output,
             Command::Feature(FeatureCommand::Publish { output, .. }) => *output,
-            Command::Provider(ProviderCommand::Options { output, .. } | ProviderCommand::Add { output, .. })
+            Command::Provider(
+                ProviderCommand::Options { output, .. }
+                | ProviderCommand::Add { output, .. }
+                | ProviderCommand::Update { output, .. },
+            )
             | Command::Context(ContextCommand::Options { output, .. })
             | Command::Machine(MachineCommand::List { output } | MachineCommand::Status { output, .. }) => *output,
             _ => Output::Text,

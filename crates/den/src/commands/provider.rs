@@ -1,4 +1,4 @@
-//! `den provider list|use|options|set-options|add|delete`.
+//! `den provider list|use|options|set-options|add|update|delete`.
 
 use den_workspace::providers;
 use serde_json::json;
@@ -90,11 +90,40 @@ pub fn run(settings: &Settings, cmd: ProviderCommand) -> anyhow::Result<i32> {
         ProviderCommand::SetOptions { name, options } => {
             providers::set_options(&den, &name, &options)?;
         }
-        ProviderCommand::Add { path, force, output } => {
-            let p = providers::add(&den, &path, force)?;
+        ProviderCommand::Add { source, name, make_default, options, force, releases, output } => {
+            let cwd = std::env::current_dir()?;
+            let req = providers::AddRequest {
+                source: &source,
+                cwd: &cwd,
+                name: name.as_deref(),
+                force,
+                options: &options,
+                releases: &releases.url,
+            };
+            let p = providers::add(&den, &req)?;
+            if make_default {
+                providers::use_provider(&den, &p.name)?;
+            }
             match output {
-                Output::Json => print_json(&json!({"name": p.name, "source": p.source}))?,
-                Output::Text => eprintln!("added provider `{}`", p.name),
+                Output::Json => print_json(&json!({"name": p.name, "source": p.source, "builtin": p.builtin}))?,
+                Output::Text if p.builtin => eprintln!("`{}` is built into den: nothing to add", p.name),
+                Output::Text => eprintln!("added provider `{}` from {}", p.name, p.source),
+            }
+            if make_default && output == Output::Text {
+                eprintln!("default provider of context `{}` is now `{}`", den.context, p.name);
+            }
+        }
+        ProviderCommand::Update { name, source, releases, output } => {
+            let cwd = std::env::current_dir()?;
+            let u = providers::update(&den, &name, source.as_deref(), &cwd, &releases.url)?;
+            for o in &u.dropped {
+                eprintln!("warning: option {o} is no longer in the provider's manifest; its saved value was dropped");
+            }
+            let (old, new) = (&u.old_version, &u.entry.manifest.version);
+            match output {
+                Output::Json => print_json(&json!({"name": u.entry.name, "source": u.entry.source,
+                    "previousVersion": old, "version": new, "droppedOptions": u.dropped}))?,
+                Output::Text => eprintln!("updated provider `{name}` from {} ({old:?} → {new:?})", u.entry.source),
             }
         }
         ProviderCommand::Delete { name } => {
