@@ -111,7 +111,8 @@ impl Compose {
     pub fn config(&self, p: &Project) -> Result<Value, DriverError> {
         let c = self.cmd(p, &[]).arg("config");
         let out = c.output().map_err(DriverError::Command)?;
-        serde_norway::from_str::<Value>(&out.stdout)
+        serde_norway::from_str::<serde_norway::Value>(&out.stdout)
+            .map(|v| to_json(&v))
             .map_err(|e| DriverError::Parse { command: c.display(), message: e.to_string() })
     }
 
@@ -124,9 +125,67 @@ impl Compose {
     }
 }
 
+/// Compose YAML as JSON. Tags are read past (`ports: !reset []` is
+/// `ports: []`: compose 2.24 added `!reset` and `!override`; see
+/// [`replaces`] for what they mean), and keys that are numbers or booleans
+/// become text; other keys (null, lists) are left out.
+pub fn to_json(v: &serde_norway::Value) -> Value {
+    use serde_norway::Value as Y;
+    match v {
+        Y::Null => Value::Null,
+        Y::Bool(b) => Value::Bool(*b),
+        Y::Number(n) => serde_json::to_value(n).unwrap_or(Value::Null),
+        Y::String(s) => Value::String(s.clone()),
+        Y::Sequence(items) => Value::Array(items.iter().map(to_json).collect()),
+        Y::Mapping(map) => Value::Object(
+            map.iter()
+                .filter_map(|(k, v)| {
+                    let key = match untag(k) {
+                        Y::String(s) => s.clone(),
+                        Y::Number(n) => n.to_string(),
+                        Y::Bool(b) => b.to_string(),
+                        _ => return None,
+                    };
+                    Some((key, to_json(v)))
+                })
+                .collect(),
+        ),
+        Y::Tagged(t) => to_json(&t.value),
+    }
+}
+
+/// The value under its tags.
+pub fn untag(mut v: &serde_norway::Value) -> &serde_norway::Value {
+    while let serde_norway::Value::Tagged(t) = v {
+        v = &t.value;
+    }
+    v
+}
+
+/// Whether a value in a later file takes the place of what the earlier
+/// files gave (`!reset`, `!override`) instead of being merged with it.
+pub fn replaces(v: &serde_norway::Value) -> bool {
+    matches!(v, serde_norway::Value::Tagged(t) if t.tag == "reset" || t.tag == "override")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tags_are_read_past() {
+        let y: serde_norway::Value = serde_norway::from_str(
+            "services:\n  app:\n    ports: !reset []\n    volumes: !override ['a:/b']\n    image: !custom x\n    labels: {8080: web, true: yes}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            to_json(&y),
+            serde_json::json!({"services": {"app": {"ports": [], "volumes": ["a:/b"], "image": "x", "labels": {"8080": "web", "true": "yes"}}}})
+        );
+        let app = &y["services"]["app"];
+        assert!(replaces(&app["ports"]) && replaces(&app["volumes"]));
+        assert!(!replaces(&app["image"]) && !replaces(&app["labels"]));
+    }
 
     #[test]
     fn the_command_names_project_folder_and_files() {

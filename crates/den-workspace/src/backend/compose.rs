@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use den_devcontainer::{MetadataEntry, Resolved};
-use den_driver::compose::{Project, PROJECT_LABEL, SERVICE_LABEL};
+use den_driver::compose::{replaces, to_json, untag, Project, PROJECT_LABEL, SERVICE_LABEL};
 use den_driver::{Compose, Docker, Image};
 use serde_json::{json, Map, Value};
 
@@ -68,16 +68,19 @@ fn files(resolved: &Resolved) -> Result<Vec<PathBuf>> {
 }
 
 /// The parts of the project den needs (each service's `image`, `build`
-/// and `volumes`, the `version`), read from the files directly: later
-/// files override `image` and `build` and add `volumes`, as compose merges
-/// them. `None` when compose's own reading is needed: `${VAR}`, `extends`,
-/// `include` or a merge key in what den reads. A YAML error is located.
+/// and `volumes`, the `version`, the names of the top-level `volumes`),
+/// read from the files directly: later files override `image` and `build`
+/// and add `volumes`, as compose merges them (`!reset` and `!override`
+/// replace them). `None` when compose's own reading is needed: `${VAR}`,
+/// `extends`, `include` or a merge key in what den reads. A YAML error is
+/// located.
 fn read_files(project: &Project, service: &str) -> Result<Option<Value>> {
     let mut services = Map::new();
+    let mut volumes = Map::new();
     let mut version = None;
     for f in &project.files {
         let text = std::fs::read_to_string(f).map_err(WorkspaceError::io(format!("reading {}", f.display())))?;
-        let doc: Value = serde_norway::from_str(&text).map_err(|e| {
+        let doc: serde_norway::Value = serde_norway::from_str(&text).map_err(|e| {
             let at = e.location().map(|l| format!(":{}:{}", l.line(), l.column())).unwrap_or_default();
             WorkspaceError::BadInput(format!("{}{at}: not valid compose YAML: {e}", f.display()))
         })?;
@@ -85,29 +88,35 @@ fn read_files(project: &Project, service: &str) -> Result<Option<Value>> {
             return Ok(None);
         }
         if version.is_none() {
-            version = doc.get("version").cloned();
+            version = doc.get("version").map(to_json);
         }
-        let Some(list) = doc.get("services").and_then(|s| s.as_object()) else { continue };
+        if let Some(top) = doc.get("volumes") {
+            merge_map(&mut volumes, top);
+        }
+        let Some(list) = doc.get("services").and_then(|s| untag(s).as_mapping()) else { continue };
         for (name, svc) in list {
-            let Some(svc) = svc.as_object() else { continue };
+            let (Some(name), Some(svc)) = (name.as_str(), untag(svc).as_mapping()) else { continue };
             if svc.contains_key("extends") || svc.contains_key("<<") {
                 return Ok(None);
             }
-            let entry = services.entry(name.clone()).or_insert_with(|| json!({}));
+            let entry = services.entry(name.to_string()).or_insert_with(|| json!({}));
             for key in ["image", "build"] {
                 if let Some(v) = svc.get(key) {
-                    entry[key] = v.clone();
+                    entry[key] = to_json(v);
                 }
             }
-            if let Some(Value::Array(vols)) = svc.get("volumes") {
-                let mut all = entry.get("volumes").and_then(|v| v.as_array()).cloned().unwrap_or_default();
-                all.extend(vols.iter().cloned());
+            if let Some(vols) = svc.get("volumes") {
+                let mut all = match entry.get("volumes") {
+                    Some(Value::Array(a)) if !replaces(vols) => a.clone(),
+                    _ => vec![],
+                };
+                all.extend(to_json(vols).as_array().into_iter().flatten().cloned());
                 entry["volumes"] = Value::Array(all);
             }
         }
     }
     let Some(own) = services.get_mut(service) else {
-        return Ok(Some(json!({ "version": version, "services": services })));
+        return Ok(Some(json!({ "version": version, "services": services, "volumes": volumes })));
     };
     if own.to_string().contains('$') {
         return Ok(None);
@@ -132,11 +141,22 @@ fn read_files(project: &Project, service: &str) -> Result<Option<Value>> {
             }
         }
     }
-    let mut doc = json!({ "services": services });
+    let mut doc = json!({ "services": services, "volumes": volumes });
     if let Some(v) = version {
         doc["version"] = v;
     }
     Ok(Some(doc))
+}
+
+/// A top-level map of a later file merged into what the earlier ones gave
+/// (replacing it with `!reset` or `!override`).
+fn merge_map(into: &mut Map<String, Value>, later: &serde_norway::Value) {
+    if replaces(later) {
+        into.clear();
+    }
+    if let Value::Object(m) = to_json(later) {
+        into.extend(m);
+    }
 }
 
 /// A service's bind mount sources, from `compose config` (short
@@ -182,7 +202,25 @@ fn volume_of(mount: &str) -> Option<Value> {
             _ => None,
         };
     }
+    // `--mount`'s own default.
+    out.entry("type").or_insert_with(|| json!("volume"));
     out.contains_key("target").then_some(Value::Object(out))
+}
+
+/// The named volumes among den's mounts that the project's files do not
+/// declare, for the override's top-level `volumes:` (compose refuses a
+/// service volume that names an undeclared one). Declared as the reference
+/// CLI declares them: the project's own (`<project>_<name>`); one the files
+/// declare keeps their definition.
+fn undeclared_volumes(mounts: &[Value], config: &Value) -> Map<String, Value> {
+    let declared = config.get("volumes").and_then(Value::as_object);
+    mounts
+        .iter()
+        .filter(|m| m["type"] == "volume")
+        .filter_map(|m| m["source"].as_str().filter(|s| !s.is_empty()))
+        .filter(|s| !declared.is_some_and(|d| d.contains_key(*s)))
+        .map(|s| (s.to_string(), json!({})))
+        .collect()
 }
 
 fn write_override(path: &Path, mut doc: Value) -> Result<()> {
@@ -377,8 +415,13 @@ pub(crate) fn up(
         own["entrypoint"] = json!(["/bin/sh", "-c", den_driver::keep_alive_loop(&merged.entrypoints), "-"]);
         own["command"] = json!([]);
     }
+    let mut up_doc = with_version(json!({ service.clone(): own }));
+    let declare = undeclared_volumes(&volumes, &config);
+    if !declare.is_empty() {
+        up_doc["volumes"] = Value::Object(declare);
+    }
     let up_file = data.join("den-up.json");
-    write_override(&up_file, with_version(json!({ service.clone(): own })))?;
+    write_override(&up_file, up_doc)?;
 
     reporter.phase("create", &format!("compose up {}", run_services.join(" ")));
     let mut cmd = compose.cmd(&project, std::slice::from_ref(&up_file)).args(["up", "-d", "--no-build"]);
@@ -549,6 +592,57 @@ mod tests {
         std::fs::write(dir.join("b.yml"), "services:\n  app:\n    image: [open\n").unwrap();
         let e = read_files(&project, "app").unwrap_err().to_string();
         assert!(e.contains("b.yml:4:1") && e.contains("flow sequence at line 3 column 12"), "{e}");
+    }
+
+    #[test]
+    fn named_volumes_are_declared_unless_the_files_declare_them() {
+        let mounts: Vec<Value> = [
+            "type=volume,source=cache,target=/x",
+            "source=home,target=/home/me",
+            "type=volume,source=shared,target=/s",
+            "type=bind,source=/h,target=/h",
+            "type=volume,target=/anonymous",
+        ]
+        .iter()
+        .filter_map(|m| volume_of(m))
+        .collect();
+        assert_eq!(mounts[1]["type"], "volume", "--mount's default type");
+        let config = json!({"volumes": {"shared": {"external": true}}});
+        let named = undeclared_volumes(&mounts, &config);
+        assert_eq!(Value::Object(named), json!({"cache": {}, "home": {}}));
+        assert!(undeclared_volumes(&mounts[3..], &json!({})).is_empty());
+    }
+
+    #[test]
+    fn tags_are_read_past_and_reset_replaces() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().to_path_buf();
+        std::fs::write(
+            dir.join("a.yml"),
+            "services:\n  app:\n    image: one\n    ports: ['80:80']\n    volumes: ['/a:/a']\nvolumes:\n  old: {}\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("b.yml"),
+            "services:\n  app:\n    image: !override two\n    ports: !reset []\n    volumes: !reset []\n    environment: !override {A: b}\nvolumes: !override\n  new: {}\n",
+        )
+        .unwrap();
+        std::fs::write(dir.join("c.yml"), "services:\n  app:\n    volumes: !override ['/c:/c']\n").unwrap();
+        let files = |names: &[&str]| Project {
+            name: "p".into(),
+            directory: dir.clone(),
+            files: names.iter().map(|n| dir.join(n)).collect(),
+        };
+        let doc = read_files(&files(&["a.yml", "b.yml"]), "app").unwrap().unwrap();
+        assert_eq!(doc["services"]["app"], json!({"image": "two", "volumes": []}));
+        assert_eq!(doc["volumes"], json!({"new": {}}));
+        let doc = read_files(&files(&["a.yml", "c.yml"]), "app").unwrap().unwrap();
+        assert_eq!(doc["services"]["app"]["volumes"], json!(["/c:/c"]));
+        assert_eq!(doc["volumes"], json!({"old": {}}));
+        // A real YAML error after a tag is still located.
+        std::fs::write(dir.join("c.yml"), "services:\n  app:\n    ports: !reset []\n    image: [open\n").unwrap();
+        let e = read_files(&files(&["c.yml"]), "app").unwrap_err().to_string();
+        assert!(e.contains("c.yml:5:1"), "{e}");
     }
 
     #[test]
