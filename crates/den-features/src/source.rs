@@ -322,21 +322,9 @@ impl Fetcher {
                 Ok(Fetched { dir: dir.clone(), digest, manifest_digest: None })
             }
             Source::Tarball(url) => {
-                if url.starts_with("http://") && !loopback_url(url) {
-                    return Err(fail(format!("{url}: plain http is used only for loopback addresses; use https")));
-                }
-                let resp = ureq::get(url).call().map_err(|e| match e {
-                    ureq::Error::Status(code, _) => fail(format!("{url}: the server answered {code}")),
-                    ureq::Error::Transport(t) => fail(format!("cannot reach {url}: {t}")),
-                })?;
-                let mut bytes = Vec::new();
-                resp.into_reader()
-                    .take(den_oci::MAX_BLOB + 1)
-                    .read_to_end(&mut bytes)
-                    .map_err(|e| fail(format!("{url}: {e}")))?;
-                if bytes.len() as u64 > den_oci::MAX_BLOB {
-                    return Err(fail(format!("{url}: larger than {} bytes", den_oci::MAX_BLOB)));
-                }
+                // https, or http to loopback; each redirect under the same
+                // rule and never from https down to http.
+                let bytes = den_http::Http::default().get(url, den_oci::MAX_BLOB).map_err(|e| fail(e.to_string()))?;
                 let digest = den_oci::sha256_digest(&bytes);
                 let dir = self.cache.join("tarball").join(hex(&digest));
                 let gz = bytes.starts_with(&[0x1f, 0x8b]);
@@ -377,17 +365,6 @@ fn gunzip(bytes: &[u8]) -> impl Read + '_ {
     flate2::read::GzDecoder::new(bytes).take(MAX_UNPACKED)
 }
 
-fn loopback_url(url: &str) -> bool {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
-    let host = match host.rsplit_once(':') {
-        Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h,
-        _ => host,
-    };
-    matches!(host, "localhost" | "127.0.0.1" | "[::1]")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -412,12 +389,35 @@ mod tests {
         );
     }
 
+    /// The https-only rule holds for every hop of a redirect, not only
+    /// for the URL written in the configuration.
     #[test]
-    fn only_loopback_urls_may_be_plain_http() {
-        assert!(loopback_url("http://127.0.0.1:8080/x.tgz"));
-        assert!(loopback_url("http://localhost/x.tgz"));
-        assert!(!loopback_url("http://localhost.evil.com/x.tgz"));
-        assert!(!loopback_url("http://example.com/x.tgz"));
+    fn tarball_redirects_keep_the_https_rule() {
+        use std::io::{BufRead, BufReader, Write};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let (s, _) = l.accept().unwrap();
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut line = String::new();
+            while r.read_line(&mut line).unwrap() > 2 {
+                line.clear();
+            }
+            let mut s = s;
+            s.write_all(b"HTTP/1.1 302 Found\r\nLocation: http://example.com/devcontainer-feature-x.tgz\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
+        });
+        let d = tempfile::tempdir().unwrap();
+        let url = format!("http://127.0.0.1:{port}/devcontainer-feature-x.tgz");
+        let source = Source::parse(&url, d.path()).unwrap();
+        let e = Fetcher::new(d.path().join("cache")).fetch(&url, &source, None).unwrap_err().to_string();
+        server.join().unwrap();
+        assert!(e.contains("redirects to http://example.com/") && e.contains("loopback"), "{e}");
+        let plain = "http://example.com/devcontainer-feature-x.tgz";
+        let e = Fetcher::new(d.path().join("cache"))
+            .fetch(plain, &Source::parse(plain, d.path()).unwrap(), None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("plain http is used only for loopback"), "{e}");
     }
 
     #[test]

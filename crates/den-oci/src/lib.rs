@@ -160,6 +160,13 @@ fn parse_challenge(header: &str) -> Option<Challenge> {
     })
 }
 
+/// Whether den may ask `realm` for a token (with the registry's
+/// credentials): over https, or over plain http when the token service and
+/// the registry are both on loopback.
+fn realm_allowed(realm: &str, registry_loopback: bool) -> bool {
+    den_http::checked_url(realm).is_ok_and(|u| u.scheme() == "https" || registry_loopback)
+}
+
 fn basic(user: &str, secret: &str) -> String {
     use base64ct::Encoding;
     format!("Basic {}", base64ct::Base64::encode_string(format!("{user}:{secret}").as_bytes()))
@@ -235,11 +242,11 @@ impl Client {
                 // A push needs both actions, whatever the first (HEAD)
                 // request's challenge asked for.
                 let scope = if push { scope } else { asked.unwrap_or(scope) };
-                if realm.starts_with("http://") && !r.is_loopback() {
+                if !realm_allowed(&realm, r.is_loopback()) {
                     return Err(OciError::Auth {
                         registry: r.registry.clone(),
                         message: format!(
-                            "the token service {realm} is plain http; den sends credentials over https only"
+                            "the token service {realm} is not https; den sends credentials over plain http only between loopback addresses"
                         ),
                     });
                 }
@@ -425,6 +432,20 @@ mod tests {
         assert!(matches!(parse_challenge(r#"Basic realm="Registry Realm""#), Some(Challenge::Basic)));
         assert!(parse_challenge("Negotiate").is_none());
         assert!(parse_challenge("Bearer service=\"x\"").is_none(), "no realm");
+    }
+
+    #[test]
+    fn plain_http_token_services_only_between_loopback_addresses() {
+        assert!(realm_allowed("https://auth.example.com/token", false));
+        assert!(realm_allowed("https://auth.example.com/token", true));
+        assert!(realm_allowed("http://127.0.0.1:5001/token", true));
+        assert!(realm_allowed("http://localhost:5001/token", true));
+        // A loopback registry does not make a far token service safe.
+        assert!(!realm_allowed("http://auth.example.com/token", true));
+        // Nor does a loopback token service make a far registry's
+        // credentials safe on plain http.
+        assert!(!realm_allowed("http://127.0.0.1:5001/token", false));
+        assert!(!realm_allowed("ftp://127.0.0.1/token", true));
     }
 
     #[test]
