@@ -151,12 +151,26 @@ fn local_features_install_in_order_with_options_env_metadata_and_a_layer_cache()
         run(sb.den().args(["read-config", "--include-features-configuration", "--output", "json"]).arg(&ws.folder));
     shown.assert_ok();
     let shown = shown.json();
-    let listed: Vec<(String, String)> = shown["featuresConfiguration"]["features"]
-        .as_array()
-        .unwrap()
+    // The reference CLI's shape: one feature set per Feature, with its
+    // source information; den's digest and dependencyOf added.
+    let sets = shown["featuresConfiguration"]["featureSets"].as_array().unwrap();
+    let listed: Vec<(String, String)> = sets
         .iter()
-        .map(|f| (f["id"].as_str().unwrap().to_string(), f["options"].to_string()))
+        .map(|s| {
+            (
+                s["sourceInformation"]["userFeatureId"].as_str().unwrap().to_string(),
+                s["features"][0]["value"].to_string(),
+            )
+        })
         .collect();
+    let base = &sets[1];
+    assert_eq!(base["sourceInformation"]["type"], "file-path");
+    assert_eq!(base["features"][0]["id"], "base");
+    assert_eq!(base["features"][0]["version"], "1.0.0");
+    assert_eq!(base["features"][0]["options"]["flavor"]["enum"][1], "rich", "the declaration, as written");
+    assert_eq!(base["features"][0]["dependencyOf"], "./app");
+    assert!(base["features"][0]["digest"].as_str().unwrap().starts_with("sha256:"));
+    assert_eq!(base["internalVersion"], "2");
     assert_eq!(
         listed,
         [
@@ -228,6 +242,60 @@ fn local_features_install_in_order_with_options_env_metadata_and_a_layer_cache()
     assert_ne!(new_image, image);
 }
 
+/// A Feature's metadata gets the configuration's variables, as the official
+/// docker-in-docker Feature needs (its volume is
+/// `dind-var-lib-docker-${devcontainerId}`); its containerEnv too, where what
+/// no variable den knows stays literal text; and an option value outside the
+/// Feature's enum reaches install.sh, with a warning that points at it.
+#[test]
+fn feature_metadata_gets_the_configuration_s_variables() {
+    require_engine();
+    let sb = Sandbox::new();
+    let ws = sb.workspace(
+        "feat-subst",
+        "{\n  \"image\": \"den-test/debian:bookworm\",\n  \"features\": {\n    \"./meta\": {\"gateway\": \"maybe\"}\n  }\n}",
+    );
+    feature(
+        &ws.folder.join(".devcontainer/meta"),
+        r#"{"id": "meta", "version": "1.0.0",
+            "options": {"gateway": {"type": "string", "enum": ["no", "yes"], "default": "no"}},
+            "containerEnv": {"FROM_HOST": "${localEnv:DEN_TEST_FEATURE_X}", "LEFT": "${containerEnv:HOME}/x",
+                             "PATH": "/opt/meta/bin:${PATH}"},
+            "mounts": [{"source": "meta-vol-${devcontainerId}", "target": "/meta-vol", "type": "volume"}],
+            "postCreateCommand": "echo ${devcontainerId} > /tmp/meta-id"}"#,
+        "echo \"$GATEWAY\" > /usr/local/share/meta-gateway",
+    );
+    let shown = run(sb.den().args(["read-config", "--output", "json"]).arg(&ws.folder));
+    shown.assert_ok();
+    let id = shown.json()["devcontainerId"].as_str().unwrap().to_string();
+    let _vol = VolumeCleanup(format!("meta-vol-{id}"));
+
+    let mut up = ws.up_cmd(&["--ide", "none"]);
+    up.env("DEN_TEST_FEATURE_X", "from-host");
+    let r = run(&mut up);
+    r.assert_ok();
+    assert!(
+        r.stderr.contains(
+            "devcontainer.json:4:27: property `features../meta.gateway`: `maybe` is not one of the allowed values"
+        ),
+        "{}",
+        r.stderr
+    );
+    let c = ws.container();
+    assert_eq!(exec(&c, "cat /usr/local/share/meta-gateway"), "maybe\n");
+    assert_eq!(exec(&c, "cat /tmp/meta-id"), format!("{id}\n"));
+    assert!(exec(&c, "grep ' /meta-vol ' /proc/mounts || true").contains("/meta-vol"));
+    docker(&["volume", "inspect", &format!("meta-vol-{id}")]);
+    assert_eq!(
+        exec(&c, "printf '%s|%s|%s' \"$FROM_HOST\" \"$LEFT\" \"${PATH%%:*}\""),
+        "from-host|${containerEnv:HOME}/x|/opt/meta/bin"
+    );
+    // The image's label keeps the Feature's metadata as written.
+    let image = docker(&["inspect", "-f", "{{.Config.Image}}", &c]).trim().to_string();
+    let label = docker(&["inspect", "-f", "{{index .Config.Labels \"devcontainer.metadata\"}}", &image]);
+    assert!(label.contains("meta-vol-${devcontainerId}"), "{label}");
+}
+
 struct VolumeCleanup(String);
 
 impl Drop for VolumeCleanup {
@@ -242,9 +310,9 @@ fn bad_feature_inputs_are_clear_errors_that_leave_nothing() {
     let sb = Sandbox::new();
     let cases: &[(&str, &str, &[&str])] = &[
         (
-            "enum",
-            "{\n  \"image\": \"den-test/busybox\",\n  \"features\": {\n    \"./f\": {\"mode\": \"loud\"}\n  }\n}",
-            &["devcontainer.json:4:", "mode", "`loud` is not one of the allowed values: `quiet`, `normal`"],
+            "array",
+            "{\n  \"image\": \"den-test/busybox\",\n  \"features\": {\n    \"./f\": {\"mode\": [\"loud\"]}\n  }\n}",
+            &["devcontainer.json:4:", "mode", "not an array"],
         ),
         (
             "shape",
@@ -270,7 +338,7 @@ fn bad_feature_inputs_are_clear_errors_that_leave_nothing() {
         (
             "broken",
             r#"{"image": "den-test/busybox", "features": {"./broken": {}}}"#,
-            &["./broken", "half-way there", "install.sh exited with 7"],
+            &["Feature ./broken (0.2.0) failed", "half-way there", "install.sh exited with 7"],
         ),
     ];
     for (name, config, wants) in cases {
@@ -283,7 +351,7 @@ fn bad_feature_inputs_are_clear_errors_that_leave_nothing() {
         );
         feature(&d.join("a"), r#"{"id": "a", "dependsOn": {"./b": {}}}"#, "true");
         feature(&d.join("b"), r#"{"id": "b", "installsAfter": ["./a"]}"#, "true");
-        feature(&d.join("broken"), r#"{"id": "broken"}"#, "echo half-way there\nexit 7");
+        feature(&d.join("broken"), r#"{"id": "broken", "version": "0.2.0"}"#, "echo half-way there\nexit 7");
         let r = ws.up(&["--ide", "none"]);
         assert_ne!(r.code, 0, "{name}: up succeeded:\n{}", r.stderr);
         for w in *wants {
@@ -379,6 +447,21 @@ fn registry_features_are_pulled_pinned_by_the_lockfile_and_use_docker_logins() {
     assert_eq!(containers_of(&ws.id), "");
 
     up(&["--ide", "none", "--lockfile", "write"]).assert_ok();
+    let mut shown = sb.den();
+    shown.env("DOCKER_CONFIG", &login).args(["read-config", "--include-features-configuration", "--output", "json"]);
+    let shown = run(shown.arg(&ws.folder));
+    shown.assert_ok();
+    let sets = shown.json()["featuresConfiguration"]["featureSets"].clone();
+    let hello_set = sets.as_array().unwrap().iter().find(|s| s["features"][0]["id"] == "hello").unwrap().clone();
+    let source = &hello_set["sourceInformation"];
+    assert_eq!(source["type"], "oci");
+    assert_eq!(source["userFeatureId"], format!("{ns}/hello:1"));
+    assert_eq!(source["featureRef"]["resource"], format!("{ns}/hello"));
+    assert_eq!(source["featureRef"]["id"], "hello");
+    assert_eq!(hello_set["features"][0]["value"]["greeting"], "hey");
+    assert_eq!(hello_set["computedDigest"], source["manifestDigest"]);
+    let tarred = sets.as_array().unwrap().iter().find(|s| s["features"][0]["id"] == "tarred").unwrap();
+    assert_eq!(tarred["sourceInformation"]["type"], "direct-tarball");
     let c = ws.container();
     assert_eq!(
         exec(&c, "cat /usr/local/share/hello-open /usr/local/share/hello-private /usr/local/share/hello-tarball"),

@@ -252,32 +252,64 @@ pub(crate) fn install(
     Ok((tag, info))
 }
 
-/// The Features a configuration installs, in install order, with their
-/// option values and where each came from (for `den read-config`).
-pub fn describe(den: &Den, resolved: &Resolved) -> Result<Vec<serde_json::Value>> {
-    let Some(found) = resolve(den, resolved, LockMode::Read)? else { return Ok(vec![]) };
-    Ok(found
-        .features
-        .iter()
-        .map(|f| {
-            let mut v = serde_json::json!({
-                "id": f.user_id,
-                "featureId": f.json.id,
-                "version": f.json.version,
-                "source": match &f.source {
-                    den_features::Source::Local(p) => p.display().to_string(),
-                    den_features::Source::Oci(r) => r.to_string(),
-                    den_features::Source::Tarball(u) => u.clone(),
+/// The Features a configuration installs, for `den read-config`, in the
+/// reference CLI's shape: `{"featureSets": [{"features": [...],
+/// "sourceInformation": {...}, "internalVersion": "2", "computedDigest"}]}`,
+/// one set per Feature in install order. Each feature is its
+/// devcontainer-feature.json with `value` (every option's value, as the
+/// install script gets it), plus den's own facts: `digest` (of the
+/// content) and `dependencyOf` (the Feature whose dependsOn brought it in).
+pub fn describe(den: &Den, resolved: &Resolved) -> Result<serde_json::Value> {
+    let Some(found) = resolve(den, resolved, LockMode::Read)? else {
+        return Ok(serde_json::json!({ "featureSets": [] }));
+    };
+    let sets: Vec<serde_json::Value> = found.features.iter().enumerate().map(|(n, f)| feature_set(n, f)).collect();
+    Ok(serde_json::json!({ "featureSets": sets }))
+}
+
+fn feature_set(n: usize, f: &den_features::Feature) -> serde_json::Value {
+    use serde_json::{json, Value};
+    let mut feature = match &f.json.raw {
+        Value::Object(m) => m.clone(),
+        _ => Default::default(),
+    };
+    feature.insert("value".into(), json!(f.options));
+    feature.insert("included".into(), json!(true));
+    feature.insert("consecutiveId".into(), json!(format!("{}_{n}", f.json.id)));
+    feature.insert("digest".into(), json!(f.fetched.digest));
+    if let Some(by) = &f.needed_by {
+        feature.insert("dependencyOf".into(), json!(by));
+    }
+    let mut source = match &f.source {
+        den_features::Source::Local(p) => json!({ "type": "file-path", "resolvedFilePath": p }),
+        den_features::Source::Tarball(u) => json!({ "type": "direct-tarball", "tarballUri": u }),
+        den_features::Source::Oci(r) => {
+            let (namespace, id) = r.repository.rsplit_once('/').unwrap_or(("", &r.repository));
+            json!({
+                "type": "oci",
+                "featureRef": {
+                    "registry": r.registry,
+                    "owner": r.repository.split('/').next().unwrap_or(""),
+                    "namespace": namespace,
+                    "path": r.repository,
+                    "resource": r.name(),
+                    "id": id,
+                    "version": r.tag.clone().or_else(|| r.digest.clone()).unwrap_or_else(|| "latest".into()),
+                    "tag": r.tag,
+                    "digest": r.digest,
                 },
-                "digest": f.fetched.digest,
-                "options": f.options,
-            });
-            if let Some(by) = &f.needed_by {
-                v["dependencyOf"] = serde_json::Value::String(by.clone());
-            }
-            v
-        })
-        .collect())
+                "manifestDigest": f.fetched.manifest_digest,
+                "userFeatureIdWithoutVersion": r.name(),
+            })
+        }
+    };
+    source["userFeatureId"] = json!(f.user_id);
+    json!({
+        "features": [Value::Object(feature)],
+        "sourceInformation": source,
+        "internalVersion": "2",
+        "computedDigest": f.fetched.manifest_digest.clone().unwrap_or_else(|| f.fetched.digest.clone()),
+    })
 }
 
 #[cfg(test)]

@@ -27,8 +27,7 @@ pub fn run(settings: &crate::settings::Settings, args: ReadConfigArgs) -> anyhow
         "devcontainerId": resolved.devcontainer_id,
     });
     if args.include_features_configuration {
-        let features = den_workspace::features::describe(&settings.den()?, &resolved)?;
-        doc["featuresConfiguration"] = json!({ "features": features });
+        doc["featuresConfiguration"] = den_workspace::features::describe(&settings.den()?, &resolved)?;
     }
     let text = match args.output {
         Output::Text => serde_json::to_string_pretty(&doc)?,
