@@ -296,11 +296,57 @@ fn feature_metadata_gets_the_configuration_s_variables() {
     assert!(label.contains("meta-vol-${devcontainerId}"), "{label}");
 }
 
+/// In a compose workspace, the Feature's volume gets the workspace's
+/// `${devcontainerId}` too (in the override den writes).
+#[test]
+fn a_compose_workspace_s_feature_metadata_gets_the_configuration_s_variables() {
+    require_engine();
+    let sb = Sandbox::new();
+    let ws = sb.workspace(
+        "feat-subst-compose",
+        r#"{"dockerComposeFile": "docker-compose.yml", "service": "app", "workspaceFolder": "/workspace",
+            "overrideCommand": true, "features": {"./meta": {}}}"#,
+    );
+    let d = ws.folder.join(".devcontainer");
+    std::fs::write(
+        d.join("docker-compose.yml"),
+        "version: \"3.8\"\nservices:\n  app:\n    image: den-test/debian:bookworm\n    volumes:\n      - ..:/workspace\n",
+    )
+    .unwrap();
+    feature(
+        &d.join("meta"),
+        r#"{"id": "meta", "mounts": [{"source": "meta-vol-${devcontainerId}", "target": "/meta-vol", "type": "volume"}],
+            "postCreateCommand": "echo ${devcontainerId} > /tmp/meta-id"}"#,
+        "true",
+    );
+    let shown = run(sb.den().args(["read-config", "--output", "json"]).arg(&ws.folder));
+    shown.assert_ok();
+    let id = shown.json()["devcontainerId"].as_str().unwrap().to_string();
+    let _vol = VolumeCleanup(format!("meta-vol-{id}"));
+    ws.up(&["--ide", "none", "--provider-option", "COMPOSE_PATH=docker-compose"]).assert_ok();
+    let c = ws.container();
+    let names = docker(&["inspect", "-f", "{{range .Mounts}}{{.Name}} {{end}}", &c]);
+    assert!(names.split_whitespace().any(|n| n.ends_with(&format!("meta-vol-{id}"))), "{names}");
+    assert_eq!(exec(&c, "cat /tmp/meta-id"), format!("{id}\n"));
+}
+
 struct VolumeCleanup(String);
 
 impl Drop for VolumeCleanup {
+    /// Removes every volume whose name holds the text (compose prefixes
+    /// its project's name), after the containers that still hold them (the
+    /// workspace is deleted after this runs).
     fn drop(&mut self) {
-        let _ = Command::new("docker").args(["volume", "rm", "-f", &self.0]).output();
+        let out = |args: &[&str]| {
+            let o = Command::new("docker").args(args).output();
+            o.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default()
+        };
+        for vol in out(&["volume", "ls", "-q", "--filter", &format!("name={}", self.0)]).split_whitespace() {
+            for c in out(&["ps", "-aq", "--filter", &format!("volume={vol}")]).split_whitespace() {
+                out(&["rm", "-f", c]);
+            }
+            out(&["volume", "rm", "-f", vol]);
+        }
     }
 }
 
