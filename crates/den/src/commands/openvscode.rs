@@ -119,7 +119,7 @@ pub fn open(den: &Den, rec: &WorkspaceRecord, options: &[(String, String)]) -> a
         // The browser's command line is every local user's to read: it gets
         // a file of this user's that leads on to the URL with the token.
         let page = den.home.workspace_dir(&den.context, &rec.id).join("openvscode.html");
-        den_state::fs::atomic_write(&page, den_ide::browser::redirect_page(&url).as_bytes())?;
+        den_state::atomic_write(&page, den_ide::browser::redirect_page(&url).as_bytes())?;
         den_ide::open_url(&den_ide::file_url(&page))?;
     }
     Ok(())
