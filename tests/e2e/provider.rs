@@ -293,7 +293,7 @@ fn bad_provider_sources_are_refused_clearly() {
     refused(&["provider", "add", "ftp://x/p.yaml"], &["http(s) only"]);
     refused(&["provider", "add", "http://example.com/p.yaml"], &["plain http is used only for loopback hosts"]);
     let broken = r.put("me/broken/releases/download/v1/provider.yaml", "name: broken\noptions: [\n");
-    refused(&["provider", "add", "me/broken@v1"], &[&format!("{broken}: not a valid provider manifest"), "line 3"]);
+    refused(&["provider", "add", "me/broken@v1"], &[&format!("{broken}: not a valid provider manifest"), "at line 2 column 10"]);
     let tool = "#!/bin/sh\necho hi\n";
     r.put("me/badsum/releases/download/v1/tool.sh", "#!/bin/sh\necho tampered\n");
     r.put("me/badsum/releases/download/v1/provider.yaml", &release_manifest("v1", "tool.sh", tool, "  A: {}\n"));

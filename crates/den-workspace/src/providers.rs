@@ -140,9 +140,7 @@ pub fn add(den: &Den, req: &AddRequest<'_>) -> Result<ProviderEntry> {
             fetched.origin, manifest.name
         )));
     }
-    let mut options = saved_options(den, &manifest.name)?;
-    options.extend(req.options.iter().cloned());
-    install(den, &http, manifest, (&source, &fetched), options).map(|(entry, _)| entry)
+    install(den, &http, manifest, (&source, &fetched), req.options).map(|(entry, _)| entry)
 }
 
 /// The result of [`update`]: the provider, its version before, and the
@@ -172,25 +170,27 @@ pub fn update(den: &Den, name: &str, source: Option<&str>, cwd: &Path, releases:
     let fetched = source.fetch(releases, &http)?;
     let mut manifest = Manifest::parse(&fetched.text, &fetched.origin)?;
     manifest.name = name.into();
-    let (entry, dropped) = install(den, &http, manifest, (&source, &fetched), saved_options(den, name)?)?;
+    let (entry, dropped) = install(den, &http, manifest, (&source, &fetched), &[])?;
     Ok(Updated { entry, old_version: old.manifest.version, dropped })
 }
 
-/// Checks the option values against the manifest, installs its binaries
-/// (beside the old ones, swapped in when all are there), then saves the
-/// values, the source and the manifest, the manifest last: a failure
-/// leaves the provider as it was. Saved values of options the manifest
-/// does not have are dropped and named.
+/// Checks the option values (those saved, then those `given`) against the
+/// manifest, installs its binaries (beside the old ones, swapped in when all
+/// are there), then saves the values, the source and the manifest, the
+/// manifest last: a failure leaves the provider as it was. Saved values of
+/// options the manifest does not have are dropped and named.
 fn install(
     den: &Den,
     http: &den_provider::Http,
     manifest: Manifest,
     (source, fetched): (&Source, &Fetched),
-    mut options: IndexMap<String, String>,
+    given: &[(String, String)],
 ) -> Result<(ProviderEntry, Vec<String>)> {
     let name = manifest.name.clone();
+    let mut options = saved_options(den, &name)?;
     let dropped: Vec<String> = options.keys().filter(|k| !manifest.options.contains_key(*k)).cloned().collect();
     options.retain(|k, _| manifest.options.contains_key(k));
+    options.extend(given.iter().cloned());
     let entry = ProviderEntry { name: name.clone(), manifest, builtin: false, source: source.to_string() };
     if !options.is_empty() {
         // As `set-options` checks them (a manifest's option commands may
