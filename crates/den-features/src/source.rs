@@ -163,20 +163,22 @@ fn unpack_entries(reader: impl Read, into: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Gives every file and folder under `dir` a mode without group or other
-/// write and without set-id bits (folders 0755), and returns the tree's
+/// Gives every file and folder under `dir` a mode of its owner's only
+/// (folders 0700, files 0600 or 0700; DEN_HOME is private, and the build
+/// gives the files read access back in the image) and no set-id bits, and
+/// returns the tree's
 /// digest, which [`cached`] checks before the folder is used again.
 fn seal(dir: &Path) -> std::io::Result<String> {
     use std::os::unix::fs::PermissionsExt;
     for (path, kind) in walk(dir, false)? {
         let mode = match kind {
-            Kind::Dir => 0o755,
-            Kind::File => std::fs::symlink_metadata(&path)?.permissions().mode() & 0o755 | 0o600,
+            Kind::Dir => 0o700,
+            Kind::File => std::fs::symlink_metadata(&path)?.permissions().mode() & 0o700 | 0o600,
             Kind::Link | Kind::Other => continue,
         };
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))?;
     }
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
     tree_digest(dir, false)
 }
 
@@ -477,7 +479,7 @@ mod tests {
     }
 
     #[test]
-    fn modes_lose_group_and_other_write_and_set_id_bits() {
+    fn modes_are_the_owners_only_without_set_id_bits() {
         use std::os::unix::fs::PermissionsExt;
         let mut entries = feature_files();
         entries.push((header(tar::EntryType::Regular, 0o6777, 1), "tool", b"x"));
@@ -487,10 +489,10 @@ mod tests {
         let dest = d.path().join("f");
         unpack(&archive(entries)[..], &dest).unwrap();
         let mode = |p: &str| std::fs::metadata(dest.join(p)).unwrap().permissions().mode() & 0o7777;
-        assert_eq!(mode("tool"), 0o755);
-        assert_eq!(mode("sub"), 0o755);
-        assert_eq!(mode("sub/data"), 0o644);
-        assert_eq!(mode(""), 0o755);
+        assert_eq!(mode("tool"), 0o700);
+        assert_eq!(mode("sub"), 0o700);
+        assert_eq!(mode("sub/data"), 0o600);
+        assert_eq!(mode(""), 0o700);
     }
 
     #[test]
