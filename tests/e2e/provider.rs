@@ -293,7 +293,10 @@ fn bad_provider_sources_are_refused_clearly() {
     refused(&["provider", "add", "ftp://x/p.yaml"], &["http(s) only"]);
     refused(&["provider", "add", "http://example.com/p.yaml"], &["plain http is used only for loopback hosts"]);
     let broken = r.put("me/broken/releases/download/v1/provider.yaml", "name: broken\noptions: [\n");
-    refused(&["provider", "add", "me/broken@v1"], &[&format!("{broken}: not a valid provider manifest"), "at line 2 column 10"]);
+    refused(
+        &["provider", "add", "me/broken@v1"],
+        &[&format!("{broken}: not a valid provider manifest"), "at line 2 column 10"],
+    );
     let tool = "#!/bin/sh\necho hi\n";
     r.put("me/badsum/releases/download/v1/tool.sh", "#!/bin/sh\necho tampered\n");
     r.put("me/badsum/releases/download/v1/provider.yaml", &release_manifest("v1", "tool.sh", tool, "  A: {}\n"));
@@ -316,4 +319,23 @@ fn bad_provider_sources_are_refused_clearly() {
     r.put("me/local/releases/download/v1/provider.yaml", &release_manifest("v1", &local, "x", "  A: {}\n"));
     refused(&["provider", "update", "fake", "me/local@v1"], &["is a file on this machine"]);
     assert_eq!(listed(&s, "fake").unwrap()["version"], "v0", "a failed update keeps the provider as it was");
+}
+
+/// A binary at an http URL is fetched by den itself: with no curl or wget
+/// on PATH, a provider.yaml file naming one is added, its checksum checked.
+#[test]
+fn binaries_are_fetched_without_curl() {
+    let s = Sandbox::new();
+    let r = Releases::start(&s);
+    let tool = "#!/bin/sh\necho fetched\n";
+    let url = r.put("bin/tool.sh", tool);
+    let m = s.path().join("local.yaml");
+    std::fs::write(&m, release_manifest("v1", &url, tool, "  A: {}\n")).unwrap();
+    let out = r.den(&s, &["provider", "add", m.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(installed_tool(&s, "fake"), tool);
+    std::fs::write(&m, release_manifest("v1", &url, "something else", "  A: {}\n")).unwrap();
+    let out = r.den(&s, &["provider", "update", "fake"]);
+    assert!(out.code == 1 && out.stderr.contains("checksum mismatch"), "{}", out.stderr);
+    assert_eq!(installed_tool(&s, "fake"), tool, "the installed binary stays");
 }

@@ -79,8 +79,10 @@ impl Source {
         if s.starts_with("https://") || s.starts_with("http://") {
             return Ok(Source::Url(s.to_string()));
         }
+        // Without `.` components (`cwd/./p.yaml` is `cwd/p.yaml`).
+        let path = |p: &str| Source::Path(cwd.join(p).components().collect());
         if let Some(p) = s.strip_prefix("file://") {
-            return Ok(Source::Path(cwd.join(p)));
+            return Ok(path(p));
         }
         if let Some((scheme, _)) = s.split_once("://") {
             return Err(bad(given, format!("den fetches providers over http(s) only, not {scheme}://")));
@@ -90,7 +92,7 @@ impl Source {
             || s.starts_with("../")
             || [".yaml", ".yml", ".json"].iter().any(|e| s.ends_with(e));
         if looks_like_path || cwd.join(s).is_file() {
-            return Ok(Source::Path(cwd.join(s)));
+            return Ok(path(s));
         }
         if crate::builtin(s).is_some() {
             return Ok(Source::Builtin(s.to_string()));
@@ -257,7 +259,7 @@ mod tests {
         let u = "https://example.com/p/provider.yaml";
         assert_eq!(parse(u).unwrap(), Source::Url(u.into()));
         assert_eq!(parse(u).unwrap().url("https://github.com").unwrap(), u);
-        assert_eq!(parse("./p.yaml").unwrap(), Source::Path("/nowhere/./p.yaml".into()));
+        assert_eq!(parse("./p.yaml").unwrap(), Source::Path("/nowhere/p.yaml".into()));
         assert_eq!(parse("dir/provider.yaml").unwrap(), Source::Path("/nowhere/dir/provider.yaml".into()));
         assert_eq!(parse("/abs/p").unwrap(), Source::Path("/abs/p".into()));
         assert_eq!(parse("file:///abs/p").unwrap(), Source::Path("/abs/p".into()));
