@@ -149,16 +149,13 @@ pub fn fetch(o: &ServerOptions, arch: &str, cache: &Path) -> Result<(PathBuf, St
             return Ok((path, sha.trim().to_string()));
         }
     }
-    // An https URL stays https through redirects; a stalled server ends.
-    let agent = ureq::AgentBuilder::new()
-        .https_only(url.starts_with("https://"))
-        .timeout_connect(std::time::Duration::from_secs(30))
-        .timeout_read(std::time::Duration::from_secs(60))
-        .build();
-    let resp = agent.get(&url).call().map_err(|e| match e {
-        ureq::Error::Status(code, _) => IdeError::Fetch(format!("{url}: the server answered {code}")),
-        ureq::Error::Transport(t) => IdeError::Fetch(format!("cannot download {url}: {t}")),
-    })?;
+    // den's one HTTP client: https (http only to loopback) on every
+    // redirect hop, never down from https to http.
+    let resp = match den_http::Http::new().send(&den_http::Request::get(&url)) {
+        Ok(Ok(resp)) => resp,
+        Ok(Err(resp)) => return Err(IdeError::Fetch(format!("{url}: the server answered {}", resp.status()))),
+        Err(e) => return Err(IdeError::Fetch(format!("cannot download {url}: {e}"))),
+    };
     let expected: Option<u64> = resp.header("Content-Length").and_then(|l| l.parse().ok());
     if expected.is_some_and(|n| n > MAX_BYTES) {
         return Err(IdeError::Fetch(format!("{url}: {} bytes is more than a server archive", expected.unwrap_or(0))));
