@@ -3,7 +3,7 @@
 use std::os::unix::fs::MetadataExt;
 use std::process::Command;
 
-use crate::common::{container, docker, exec, repo_root, require_engine, run, unique_id, Sandbox};
+use crate::common::{container, container_running, docker, exec, repo_root, require_engine, run, unique_id, Sandbox};
 
 #[test]
 fn image_only_then_warm_up_changes_nothing() {
@@ -509,4 +509,98 @@ fn every_example_comes_up() {
         assert_eq!(r.code, 0, "example {name}:\n{}", r.stderr);
         run(s.den().args(["delete", &id])).assert_ok();
     }
+}
+
+/// A DOCKER_PATH that runs docker, and before `run` first touches `marker`
+/// and runs `before_run` (after a second's sleep: a slow engine).
+fn slow_run_wrapper(dir: &std::path::Path, before_run: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let marker = dir.join("run-reached");
+    let path = dir.join("slow-docker");
+    let script = format!(
+        "#!/bin/sh\nif [ \"$1\" = run ]; then : > '{}'; sleep 1; {before_run}; fi\nexec docker \"$@\"\n",
+        marker.display()
+    );
+    std::fs::write(&path, script).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (path, marker)
+}
+
+/// Waits (bounded) until `f` holds.
+fn wait_for(what: &str, secs: u64, f: impl Fn() -> bool) {
+    let start = std::time::Instant::now();
+    while !f() {
+        assert!(start.elapsed() < std::time::Duration::from_secs(secs), "{what}: not within {secs} s");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn an_up_killed_during_docker_run_leaves_a_container_the_next_up_adopts() {
+    require_engine();
+    let s = Sandbox::new();
+    let id = unique_id("killed");
+    let _c = s.cleanup(&id);
+    let p = s.project(
+        "killed",
+        &[(".devcontainer.json", r#"{"image": "den-test/busybox", "postCreateCommand": "echo made > /tmp/created"}"#)],
+    );
+    let (wrapper, marker) = slow_run_wrapper(s.path(), ":");
+    let opt = format!("DOCKER_PATH={}", wrapper.display());
+    for second_is_slow in [false, true] {
+        let _ = std::fs::remove_file(&marker);
+        let mut first = s
+            .den()
+            .args(["up", "--ide", "none", "--id", &id, "--provider-option", &opt])
+            .arg(&p)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_for("the first up reaches `docker run`", 30, || marker.exists());
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        first.kill().unwrap();
+        first.wait().unwrap();
+        let second = if second_is_slow {
+            // Before the container is there: this up's own `docker run`
+            // finds the name taken.
+            s.den().args(["up", "--ide", "none", "--id", &id, "--provider-option", &opt]).arg(&p).output().unwrap()
+        } else {
+            wait_for("the container of the killed up", 20, || container_running(&container(&id)).is_some());
+            s.den().args(["up", "--ide", "none", "--id", &id]).arg(&p).output().unwrap()
+        };
+        let err = String::from_utf8_lossy(&second.stderr);
+        assert!(second.status.success(), "slow second up: {second_is_slow}\n{err}");
+        assert!(err.contains("left by an interrupted up"), "{err}");
+        run(s.den().args(["ssh", &id, "--", "true"])).assert_ok();
+        assert_eq!(exec(&container(&id), "cat /tmp/created"), "made\n", "setup and hooks ran");
+        run(s.den().args(["delete", &id])).assert_ok();
+    }
+}
+
+#[test]
+fn a_container_of_another_den_home_made_during_docker_run_is_refused_and_kept() {
+    require_engine();
+    let s = Sandbox::new();
+    let id = unique_id("raced");
+    let _c = s.cleanup(&id);
+    let name = container(&id);
+    let p = s.project("raced", &[(".devcontainer.json", r#"{"image": "den-test/busybox"}"#)]);
+    // Another den home's container of that name appears while this up's
+    // `docker run` is on its way.
+    let other = format!(
+        "docker create --name {name} --label den.home=0123456789abcdef --label den.workspace={id} den-test/busybox >/dev/null"
+    );
+    let (wrapper, _) = slow_run_wrapper(s.path(), &other);
+    let r = run(s
+        .den()
+        .args(["up", "--ide", "none", "--id", &id, "--provider-option"])
+        .arg(format!("DOCKER_PATH={}", wrapper.display()))
+        .arg(&p));
+    let kept = docker(&["inspect", "-f", "{{index .Config.Labels \"den.home\"}}", &name]);
+    let _ = docker(&["rm", "-f", &name]);
+    r.assert_code(1);
+    assert!(r.stderr.contains("belongs to another den state folder"), "{}", r.stderr);
+    assert_eq!(kept.trim(), "0123456789abcdef", "the other home's container is left as it was");
+    assert!(!s.home().join(format!("contexts/default/workspaces/{id}")).exists());
 }

@@ -369,9 +369,19 @@ impl Docker {
         c
     }
 
-    /// Creates and starts a container; returns its id.
+    /// Creates and starts a container; returns its id. A container of
+    /// that name already there is [`DriverError::NameInUse`].
     pub fn run(&self, spec: &RunSpec) -> Result<String, DriverError> {
-        Ok(self.run_cmd(self.run_command(spec))?.trim().to_string())
+        match self.run_cmd(self.run_command(spec)) {
+            Ok(id) => Ok(id.trim().to_string()),
+            // docker: `Conflict. The container name "/x" is already in use
+            // by container …`; podman: `the container name "x" is already
+            // in use by …`.
+            Err(DriverError::Command(e)) if e.stderr().contains("is already in use") => {
+                Err(DriverError::NameInUse { name: spec.name.clone(), detail: e.stderr().trim().to_string() })
+            }
+            Err(e) => Err(e),
+        }
     }
 
     pub fn start(&self, container: &str) -> Result<(), DriverError> {

@@ -36,6 +36,10 @@ pub enum DriverError {
     ImageMissing { image: String, detail: String },
     #[error("building image {image} failed:\n{tail}\n(the full build log is in {log})")]
     BuildFailed { image: String, tail: String, log: String },
+    /// `docker run` found a container of that name already there (one
+    /// made meanwhile, e.g. by an `up` that was stopped during its run).
+    #[error("container name {name} is already in use:\n{detail}")]
+    NameInUse { name: String, detail: String },
     #[error(transparent)]
     Command(#[from] ProcessError),
     #[error("unexpected output from `{command}`: {message}")]

@@ -153,7 +153,8 @@ fn image_metadata(image: &den_driver::Image) -> Result<Vec<MetadataEntry>> {
     }
 }
 
-/// Creates the container for a workspace.
+/// Creates the container for a workspace: `false` when a container of
+/// that name was there already.
 #[allow(clippy::too_many_arguments)]
 fn create_container(
     docker: &Docker,
@@ -164,7 +165,7 @@ fn create_container(
     image: &str,
     meta: &[MetadataEntry],
     merged: &MergedConfig,
-) -> Result<()> {
+) -> Result<bool> {
     let cfg = &resolved.config;
     let mut label_entries: Vec<serde_json::Value> = meta.iter().map(MetadataEntry::to_label_value).collect();
     label_entries.push(resolved.label_entry());
@@ -199,13 +200,78 @@ fn create_container(
         run_args: cfg.run_args.clone().unwrap_or_default(),
         keep_alive,
     };
-    if let Err(e) = docker.run(&spec) {
-        // `docker run` can fail after creating the container (a bad mount,
-        // a bad runArg): leave nothing behind.
-        let _ = docker.remove(name);
-        return Err(e.into());
+    match docker.run(&spec) {
+        Ok(_) => Ok(true),
+        // Made meanwhile by another `up` (one that was stopped while its
+        // `docker run` went on): not ours to remove.
+        Err(den_driver::DriverError::NameInUse { .. }) => Ok(false),
+        Err(e) => {
+            // `docker run` can fail after creating the container (a bad
+            // mount, a bad runArg): leave nothing behind.
+            let _ = docker.remove(name);
+            Err(e.into())
+        }
+    }
+}
+
+/// Refuses a container that is not this workspace's. With no record of the
+/// workspace (`adopting`), the container must carry this workspace's id and
+/// this DEN_HOME: it is one an interrupted `up` made.
+fn check_owner(den: &Den, id: &str, c: &Container, adopting: bool) -> Result<()> {
+    let name = c.name.trim_start_matches('/');
+    let home = c.label(HOME_LABEL);
+    if home.is_some_and(|h| h != home_tag(den)) {
+        return Err(WorkspaceError::Conflict(format!(
+            "container {name} belongs to another den state folder (DEN_HOME); choose another id with --id"
+        )));
+    }
+    if adopting && (home.is_none() || c.label(WORKSPACE_LABEL) != Some(id)) {
+        return Err(WorkspaceError::Conflict(format!(
+            "a container named {name} exists and den did not make it for workspace `{id}`; remove it or choose another id with --id"
+        )));
     }
     Ok(())
+}
+
+/// An existing container of the workspace, started when it is stopped
+/// (with its whole compose project). Returns its image metadata, image and
+/// user, and whether it was started.
+fn take_existing(
+    docker: &Docker,
+    c: &Container,
+    plan: &mut Plan,
+    reporter: &mut dyn Reporter,
+) -> Result<(Vec<MetadataEntry>, String, String, bool)> {
+    let name = c.name.trim_start_matches('/');
+    let started = !c.state.running;
+    if started {
+        reporter.phase("create", &format!("starting {name}"));
+        match c.label(den_driver::compose::PROJECT_LABEL) {
+            Some(project) => compose::start_project(docker, project)?,
+            None => docker.start(name)?,
+        }
+    }
+    if let Some(folder) = c.label(compose::FOLDER_LABEL) {
+        plan.resolved.workspace_folder = folder.to_string();
+    }
+    Ok((container_metadata(c), c.config.image.clone(), c.config.user.clone(), started))
+}
+
+/// Takes over the container an interrupted `up` made (its `docker run`
+/// went on after den was gone): it was made from this configuration, and
+/// what that `up` did not do (the record, the agent, setup and hooks) is
+/// done now, as after a fresh `docker run`.
+fn adopt(
+    den: &Den,
+    docker: &Docker,
+    c: &Container,
+    plan: &mut Plan,
+    reporter: &mut dyn Reporter,
+) -> Result<(Vec<MetadataEntry>, String, String, bool)> {
+    check_owner(den, &plan.id, c, true)?;
+    reporter
+        .phase("create", &format!("adopting container {} left by an interrupted up", c.name.trim_start_matches('/')));
+    take_existing(docker, c, plan, reporter)
 }
 
 /// The image metadata recorded on an existing container.
@@ -236,12 +302,10 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, mut plan: Plan, reporter: &mut dyn
 
     let name = container_name(den, &plan.id);
     let mut container = docker.inspect_container(&name).map_err(|e| engine_hint(&plan, e))?;
-    if let Some(owner) = container.as_ref().and_then(|c| c.label(HOME_LABEL)) {
-        if owner != home_tag(den) {
-            return Err(WorkspaceError::Conflict(format!(
-                "container {name} belongs to another den state folder (DEN_HOME); choose another id with --id"
-            )));
-        }
+    // A container and no record: an `up` was stopped after its `docker run`.
+    let adopting = container.is_some() && plan.record.is_none() && !opts.reset && !opts.recreate;
+    if let Some(c) = &container {
+        check_owner(den, &plan.id, c, adopting)?;
     }
     // A new container's image is made first: a build that fails leaves
     // the old container as it was.
@@ -278,19 +342,15 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, mut plan: Plan, reporter: &mut dyn
 
     let (mut created, mut started) = (false, false);
     let (meta, image, container_user) = match &container {
+        Some(c) if adopting => {
+            let (meta, image, user, _) = adopt(den, docker, c, &mut plan, reporter)?;
+            created = true;
+            (meta, image, user)
+        }
         Some(c) => {
-            if !c.state.running {
-                reporter.phase("create", &format!("starting {name}"));
-                match c.label(den_driver::compose::PROJECT_LABEL) {
-                    Some(project) => compose::start_project(docker, project)?,
-                    None => docker.start(&name)?,
-                }
-                started = true;
-            }
-            if let Some(folder) = c.label(compose::FOLDER_LABEL) {
-                plan.resolved.workspace_folder = folder.to_string();
-            }
-            (container_metadata(c), c.config.image.clone(), c.config.user.clone())
+            let (meta, image, user, s) = take_existing(docker, c, &mut plan, reporter)?;
+            started = s;
+            (meta, image, user)
         }
         None if compose => {
             let labels = vec![
@@ -325,10 +385,19 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, mut plan: Plan, reporter: &mut dyn
             let meta = image_metadata(&info)?;
             let merged = crate::plan::merge(&plan.resolved, &meta);
             reporter.phase("create", &format!("container {name} from {image}"));
-            create_container(docker, &home_tag(den), &name, &plan.id, &plan.resolved, &image, &meta, &merged)?;
             created = true;
-            let user = merged.container_user.clone().unwrap_or(info.config.user.clone());
-            (meta, image, user)
+            if !create_container(docker, &home_tag(den), &name, &plan.id, &plan.resolved, &image, &meta, &merged)? {
+                let c = docker.inspect_container(&name)?.ok_or_else(|| {
+                    WorkspaceError::Conflict(format!(
+                        "container {name} was in use and is gone again; run `den up` again"
+                    ))
+                })?;
+                let (meta, image, user, _) = adopt(den, docker, &c, &mut plan, reporter)?;
+                (meta, image, user)
+            } else {
+                let user = merged.container_user.clone().unwrap_or(info.config.user.clone());
+                (meta, image, user)
+            }
         }
     };
     let merged = crate::plan::merge(&plan.resolved, &meta);
