@@ -1,31 +1,25 @@
-//! Compose workspaces against the real engine with Debian's docker-compose
-//! 1.29 (and the compose v2 plugin when the machine has one: every test
-//! runs once per compose CLI found, and says which it skipped and why).
+//! Compose workspaces against the real engine, on both compose CLIs:
+//! Debian's docker-compose 1.29 (v1) and the compose 2.26 plugin (v2) that
+//! tests/engine/setup.sh installs. Each test runs its body once per CLI,
+//! chosen with the provider option COMPOSE_PATH (without it den takes the
+//! plugin when there is one, else docker-compose on PATH); the ssh
+//! provider's test runs on what den on the machine finds (v2 here).
 
 use std::process::{Command, Stdio};
 
 use crate::common::*;
 
-/// The compose CLIs to run each test with (the provider option value),
-/// and a line for each one that is not here.
+/// The compose CLIs to run each test with (the provider option value).
 fn compose_clis() -> Vec<&'static str> {
-    let mut out = Vec::new();
     let answers = |prog: &str, args: &[&str]| {
         Command::new(prog).args(args).arg("version").output().is_ok_and(|o| o.status.success())
     };
-    if answers("docker-compose", &[]) {
-        out.push("docker-compose");
-    } else {
-        panic!("docker-compose is missing: tests/engine/setup.sh installs it");
+    let clis = [("docker-compose", &[][..]), ("docker compose", &["compose"][..])];
+    for (cli, args) in clis {
+        let prog = if args.is_empty() { cli } else { "docker" };
+        assert!(answers(prog, args), "`{cli}` is missing: tests/engine/setup.sh installs it");
     }
-    if answers("docker", &["compose"]) {
-        out.push("docker compose");
-    } else {
-        eprintln!(
-            "compose v2: skipped: `docker compose` is not installed here (Debian 12 packages only docker-compose 1.29)"
-        );
-    }
-    out
+    clis.iter().map(|(cli, _)| *cli).collect()
 }
 
 /// The compose project of a workspace's container.
@@ -43,7 +37,12 @@ fn project_states(project: &str) -> Vec<String> {
         "--format",
         "{{.Label \"com.docker.compose.service\"}} {{.State}}",
     ]);
-    let mut v: Vec<String> = out.lines().map(String::from).collect();
+    sorted_lines(&out)
+}
+
+/// The lines of `text`, sorted.
+fn sorted_lines(text: &str) -> Vec<String> {
+    let mut v: Vec<String> = text.lines().map(String::from).collect();
     v.sort();
     v
 }
@@ -184,7 +183,7 @@ fn a_built_service_with_features_run_services_and_shutdown_action_none() {
         std::fs::write(
             d.join("docker-compose.yml"),
             format!(
-                "services:\n  app:\n    build:\n      context: .\n      dockerfile: Dockerfile\n    command: {IDLE}\n  side:\n    image: den-test/busybox\n    command: {IDLE}\n  never:\n    image: den-test/busybox\n    command: {IDLE}\n"
+                "services:\n  app:\n    build:\n      context: .\n      dockerfile: Dockerfile\n    command: {IDLE}\n  side:\n    build: {{context: ., dockerfile: Dockerfile}}\n    command: {IDLE}\n  never:\n    image: den-test/busybox\n    command: {IDLE}\n"
             ),
         )
         .unwrap();
@@ -216,7 +215,9 @@ fn a_built_service_with_features_run_services_and_shutdown_action_none() {
         assert_eq!(r.stdout, "/workspaces/cmp-build\n", "{cli}");
         run(sb.den().args(["delete", &ws.id])).assert_ok();
         assert!(project_states(&project).is_empty(), "{cli}");
-        assert_eq!(docker(&["images", "-q", &format!("{project}-*")]), "", "{cli}: the service's base image was left");
+        for built in [format!("{project}-*"), format!("{project}_*")] {
+            assert_eq!(docker(&["images", "-q", &built]), "", "{cli}: the services' images were left");
+        }
     }
 }
 
@@ -268,19 +269,27 @@ fn bad_compose_inputs_are_clear_errors_that_leave_nothing_running() {
             3,
         ),
     ];
-    for (name, config, file, wants, extra, code) in cases {
-        let ws = sb.workspace(&format!("cmp-bad-{name}"), config);
-        std::fs::write(ws.folder.join(".devcontainer/docker-compose.yml"), file).unwrap();
-        let mut args = vec!["--ide", "none"];
-        args.extend_from_slice(extra);
-        let r = ws.up(&args);
-        r.assert_code(*code);
-        for w in *wants {
-            assert!(r.stderr.contains(w), "{name}: `{w}` not in:\n{}", r.stderr);
+    for (n, cli) in compose_clis().into_iter().enumerate() {
+        let opt = format!("COMPOSE_PATH={cli}");
+        let own: &[&str] = &["--provider-option", &opt];
+        for (name, config, file, wants, extra, code) in cases {
+            // `nocli` names its own compose CLI.
+            if extra.is_empty() || n == 0 {
+                let ws = sb.workspace(&format!("cmp-bad{n}-{name}"), config);
+                std::fs::write(ws.folder.join(".devcontainer/docker-compose.yml"), file).unwrap();
+                let mut args = vec!["--ide", "none"];
+                args.extend_from_slice(if extra.is_empty() { own } else { extra });
+                let r = ws.up(&args);
+                r.assert_code(*code);
+                for w in *wants {
+                    assert!(r.stderr.contains(w), "{cli}, {name}: `{w}` not in:\n{}", r.stderr);
+                }
+                let left = docker(&["ps", "-a", "-q", "--filter", &format!("name=den-{}", ws.id)]);
+                assert_eq!(left, "", "{cli}, {name}: containers were left");
+                let networks = docker(&["network", "ls", "-q", "--filter", &format!("name=den-{}", ws.id)]);
+                assert_eq!(networks, "", "{cli}, {name}");
+            }
         }
-        let left = docker(&["ps", "-a", "-q", "--filter", &format!("name=den-{}", ws.id)]);
-        assert_eq!(left, "", "{name}: containers were left");
-        assert_eq!(docker(&["network", "ls", "-q", "--filter", &format!("name=den-{}", ws.id)]), "", "{name}");
     }
 }
 
@@ -316,4 +325,66 @@ fn the_ssh_provider_runs_compose_on_the_machine() {
     run(sb.den().args(["delete", &ws.id])).assert_ok();
     assert!(project_states(&project).is_empty());
     assert_eq!(networks_of(&project), "");
+}
+
+/// The names of a project's volumes, sorted.
+fn volumes_of(project: &str) -> Vec<String> {
+    sorted_lines(&docker(&["volume", "ls", "-q", "--filter", &format!("label=com.docker.compose.project={project}")]))
+}
+
+#[test]
+fn named_volumes_in_mounts_and_yaml_tags() {
+    require_engine();
+    for cli in compose_clis() {
+        let sb = Sandbox::new();
+        // Both forms of a named volume in `mounts`, and one the compose
+        // file declares itself (its definition stays).
+        let ws = sb.workspace(
+            "cmp-vol",
+            r#"{
+  "dockerComposeFile": ["docker-compose.yml", "docker-compose.more.yml"],
+  "service": "app",
+  "mounts": [{"type": "volume", "source": "cache", "target": "/cache"},
+             "source=home-cache,target=/home-cache,type=volume",
+             "type=volume,source=shared,target=/shared-too"]
+}"#,
+        );
+        let d = ws.folder.join(".devcontainer");
+        std::fs::write(
+            d.join("docker-compose.yml"),
+            format!(
+                "services:\n  app:\n    image: den-test/busybox\n    command: {IDLE}\n    ports: ['127.0.0.1::8139']\n    environment: {{FROM: base}}\n    volumes: ['shared:/shared']\nvolumes:\n  shared:\n    labels: {{den.test: from-the-file}}\n"
+            ),
+        )
+        .unwrap();
+        // compose ≥ 2.24 reads `!reset` and `!override`; v1 knows no tags.
+        let more = if cli == "docker-compose" {
+            "services:\n  app:\n    environment: {MORE: plain}\n"
+        } else {
+            "services:\n  app:\n    ports: !reset []\n    environment: !override {MORE: tagged}\n"
+        };
+        std::fs::write(d.join("docker-compose.more.yml"), more).unwrap();
+        let opt = format!("COMPOSE_PATH={cli}");
+        ws.up(&["--ide", "none", "--provider-option", &opt]).assert_ok();
+        let c = ws.container();
+        let project = project_of(&c);
+        exec(&c, "echo kept > /cache/a && echo kept > /home-cache/b && echo kept > /shared-too/c && cat /shared/c");
+        let names: Vec<String> = ["cache", "home-cache", "shared"].iter().map(|v| format!("{project}_{v}")).collect();
+        assert_eq!(volumes_of(&project), names, "{cli}");
+        let label = docker(&["volume", "inspect", "-f", "{{index .Labels \"den.test\"}}", &names[2]]);
+        assert_eq!(label.trim(), "from-the-file", "{cli}: the file's own definition of `shared`");
+        let env = exec(&c, "echo $FROM-$MORE");
+        let ports = docker(&["inspect", "-f", "{{json .HostConfig.PortBindings}}", &c]);
+        if cli == "docker-compose" {
+            assert_eq!(env, "base-plain\n");
+        } else {
+            assert_eq!(env, "-tagged\n", "!override replaces the environment");
+            assert_eq!(ports.trim(), "{}", "!reset leaves no ports");
+        }
+        // A new container of the project finds what the volumes hold.
+        ws.up(&["--ide", "none", "--recreate"]).assert_ok();
+        assert_eq!(exec(&c, "cat /cache/a /home-cache/b /shared/c"), "kept\nkept\nkept\n", "{cli}");
+        run(sb.den().args(["delete", "--force", &ws.id])).assert_ok();
+        assert!(volumes_of(&project).is_empty(), "{cli}");
+    }
 }

@@ -518,13 +518,17 @@ pub(crate) fn remove_project(docker: &Docker, project: &str, volumes: bool) -> R
             docker.run_cmd(docker.cmd().args(["volume", "rm", v]))?;
         }
     }
-    // By name: an image that Features were built on stays as their
-    // parent, untagged.
+    // By name (compose v2 names a built service's image PROJECT-SERVICE,
+    // v1 PROJECT_SERVICE): an image that Features were built on stays as
+    // their parent, untagged.
     let images = docker.run_cmd(docker.cmd().args([
         "images",
         "--format",
         "{{.Repository}}:{{.Tag}}",
-        &format!("{project}-*"),
+        "--filter",
+        &format!("reference={project}-*"),
+        "--filter",
+        &format!("reference={project}_*"),
     ]))?;
     for i in images.split_whitespace() {
         let _ = docker.run_cmd(docker.cmd().args(["rmi", i]));
