@@ -81,7 +81,7 @@ if ! docker compose version >/dev/null 2>&1; then
   [ -n "$found" ] || { log "no cli-plugins/docker-compose in Debian 13's docker-compose package"; exit 1; }
   mkdir -p "$(dirname "$PLUGIN")"
   install -m 0755 "$(readlink -f "$found")" "$PLUGIN.tmp" && mv "$PLUGIN.tmp" "$PLUGIN"
-  rm -rf "$apt_dir/root"
+  rm -rf "$apt_dir"
 fi
 
 # --- 2. the engine -------------------------------------------------------------
