@@ -223,13 +223,7 @@ async fn main(den: &Den, id: &str) -> i32 {
                     }
                 }
                 let _ = conn_tx.send(None);
-                {
-                    // The processes seen belong to the agent's last run: a
-                    // restarted workspace reports its own again.
-                    let mut s = state.lock().expect("not poisoned");
-                    s.connected = false;
-                    s.forwards.iter_mut().for_each(|f| f.process.clear());
-                }
+                disconnected(&state);
                 let _ = tunnel.start_kill();
                 if *quit_rx.borrow() {
                     break;
@@ -395,6 +389,14 @@ async fn serve(listener: tokio::net::TcpListener, host: String, port: u16, conn:
             let _ = c.forward(tcp, &host, port).await;
         });
     }
+}
+
+/// The connection ended. The processes seen belong to the agent's last
+/// run: a restarted workspace reports its own again.
+fn disconnected(state: &Shared) {
+    let mut s = state.lock().expect("not poisoned");
+    s.connected = false;
+    s.forwards.iter_mut().for_each(|f| f.process.clear());
 }
 
 /// Follows a report of the listening ports: new ones are forwarded (as
