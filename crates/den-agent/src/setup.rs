@@ -171,8 +171,9 @@ fn setup(req: &SetupRequest, data: &Path, sink: &Sink) -> Result<SetupResult, St
     }
     let mut result = SetupResult { ok: true, user: Some(remote_user), host_key, ..Default::default() };
     let markers = data.join("markers");
+    // `postStartCommand` runs once per start of the container.
     let started_now = container_start_id();
-    let started = if req.started_at.is_empty() { started_now.as_str() } else { req.started_at.as_str() };
+    let started = started_now.as_str();
     let plan: [(&str, &Vec<_>, Option<&str>); 5] = [
         ("onCreateCommand", &hooks.on_create_command, Some("done")),
         ("updateContentCommand", &hooks.update_content_command, Some("done")),

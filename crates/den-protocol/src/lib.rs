@@ -53,10 +53,6 @@ pub struct SetupRequest {
     pub remote_env: IndexMap<String, Option<String>>,
     pub user_env_probe: Option<UserEnvProbe>,
     pub hooks: Hooks,
-    /// When the container last started: `postStartCommand` runs once per value.
-    pub started_at: String,
-    /// Where the agent binary is, for the workspace record.
-    pub agent_path: String,
     /// The client's public key (OpenSSH format) that may log in over SSH.
     pub authorized_key: String,
     /// Stop the container after this long without a session (`10m`…);

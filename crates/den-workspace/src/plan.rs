@@ -575,8 +575,6 @@ pub(crate) fn setup_request(
         remote_env: merged.remote_env.clone(),
         user_env_probe: merged.user_env_probe,
         hooks: hooks_of(merged),
-        started_at: String::new(),
-        agent_path: String::new(),
         authorized_key: String::new(),
         inactivity_timeout: String::new(),
         credentials: Credentials::default(),
