@@ -226,17 +226,7 @@ pub fn remote_up_main() -> i32 {
             let _ = den_state::atomic_write(&key_file(&den, &req.workspace_id), req.authorized_key.as_bytes());
             let _ = std::fs::remove_file(&pending);
             result.ok = true;
-            result.container_name = r.record.container_name;
-            result.image = r.record.image;
-            result.agent_path = r.record.agent_path;
-            result.remote_user = r.record.remote_user;
-            result.workspace_folder = r.record.workspace_folder;
-            result.forward_ports = r.record.forward_ports;
-            result.ports_attributes = r.record.ports_attributes;
-            result.other_ports_attributes = r.record.other_ports_attributes;
-            result.app_port = r.record.app_port;
-            result.vscode_extensions = r.record.vscode_extensions;
-            result.jetbrains_backend = r.record.jetbrains_backend;
+            result.facts = Some(r.record.facts());
             result.host_key = r.host_key;
             result.created = r.created;
             result.started = r.started;
@@ -254,17 +244,7 @@ pub fn remote_up_main() -> i32 {
             }
             // What exists despite the failure, so den can still reach it.
             if let Ok(Some(r)) = den_workspace::WorkspaceRecord::load(&den, &req.workspace_id) {
-                result.container_name = r.container_name;
-                result.image = r.image;
-                result.agent_path = r.agent_path;
-                result.remote_user = r.remote_user;
-                result.workspace_folder = r.workspace_folder;
-                result.forward_ports = r.forward_ports;
-                result.ports_attributes = r.ports_attributes;
-                result.other_ports_attributes = r.other_ports_attributes;
-                result.app_port = r.app_port;
-                result.vscode_extensions = r.vscode_extensions;
-                result.jetbrains_backend = r.jetbrains_backend;
+                result.facts = Some(r.facts());
             }
             let alias = den_workspace::ssh::host_alias(&req.workspace_id);
             if let Ok(Some(key)) = den_state::ssh_config::pinned_host_key(&den.home.known_hosts(), &alias) {

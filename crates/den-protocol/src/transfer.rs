@@ -79,6 +79,23 @@ pub struct RemoteUpResult {
     pub exit_code: Option<i32>,
     /// The agent home in use on the machine.
     pub home: String,
+    /// What the machine's record says of the workspace, whenever it has
+    /// one (also after a failed hook: the container is there).
+    pub facts: Option<WorkspaceFacts>,
+    pub host_key: String,
+    pub created: bool,
+    pub started: bool,
+    pub uploaded_agent: bool,
+    pub hooks_ran: Vec<String>,
+    /// A git SOURCE: the commit the machine's clone has checked out.
+    pub commit: String,
+}
+
+/// What a workspace is where it runs: the part of den's record that den on
+/// a machine learns and the client keeps.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct WorkspaceFacts {
     pub container_name: String,
     pub image: String,
     pub agent_path: String,
@@ -90,13 +107,6 @@ pub struct RemoteUpResult {
     pub app_port: Vec<String>,
     pub vscode_extensions: Vec<String>,
     pub jetbrains_backend: String,
-    pub host_key: String,
-    pub created: bool,
-    pub started: bool,
-    pub uploaded_agent: bool,
-    pub hooks_ran: Vec<String>,
-    /// A git SOURCE: the commit the machine's clone has checked out.
-    pub commit: String,
 }
 
 /// What `den agent clone-content` says when the pod's image has no git

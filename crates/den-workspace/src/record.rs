@@ -104,6 +104,38 @@ pub(crate) struct Origin<'a> {
 }
 
 impl WorkspaceRecord {
+    /// What the workspace is where it runs, as den on a machine sends it.
+    pub fn facts(&self) -> den_protocol::transfer::WorkspaceFacts {
+        den_protocol::transfer::WorkspaceFacts {
+            container_name: self.container_name.clone(),
+            image: self.image.clone(),
+            agent_path: self.agent_path.clone(),
+            remote_user: self.remote_user.clone(),
+            workspace_folder: self.workspace_folder.clone(),
+            forward_ports: self.forward_ports.clone(),
+            ports_attributes: self.ports_attributes.clone(),
+            other_ports_attributes: self.other_ports_attributes.clone(),
+            app_port: self.app_port.clone(),
+            vscode_extensions: self.vscode_extensions.clone(),
+            jetbrains_backend: self.jetbrains_backend.clone(),
+        }
+    }
+
+    /// Takes the facts the machine sent.
+    pub(crate) fn set_facts(&mut self, f: den_protocol::transfer::WorkspaceFacts) {
+        self.container_name = f.container_name;
+        self.image = f.image;
+        self.agent_path = f.agent_path;
+        self.remote_user = f.remote_user;
+        self.workspace_folder = f.workspace_folder;
+        self.forward_ports = f.forward_ports;
+        self.ports_attributes = f.ports_attributes;
+        self.other_ports_attributes = f.other_ports_attributes;
+        self.app_port = f.app_port;
+        self.vscode_extensions = f.vscode_extensions;
+        self.jetbrains_backend = f.jetbrains_backend;
+    }
+
     /// What the configuration says for the client's side: its ports, and
     /// what the IDEs take from `customizations`.
     pub(crate) fn set_from_config(
@@ -186,5 +218,31 @@ pub(crate) fn remove_dir(path: &Path) -> Result<()> {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(crate::WorkspaceError::io(format!("removing {}", path.display()))(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn facts_round_trip_through_the_wire() {
+        let rec = WorkspaceRecord {
+            container_name: "den-a".into(),
+            image: "img".into(),
+            agent_path: "/usr/local/bin/den".into(),
+            remote_user: "dev".into(),
+            workspace_folder: "/w".into(),
+            forward_ports: vec![ForwardPort::Port(3000)],
+            app_port: vec!["8080:80".into()],
+            vscode_extensions: vec!["a.b".into()],
+            jetbrains_backend: "GoLand".into(),
+            ..Default::default()
+        };
+        let wire = serde_json::to_string(&rec.facts()).unwrap();
+        let mut back = WorkspaceRecord { id: "a".into(), machine: Some("m".into()), ..Default::default() };
+        back.set_facts(serde_json::from_str(&wire).unwrap());
+        assert_eq!(back.facts(), rec.facts());
+        assert_eq!((back.id.as_str(), back.machine.as_deref()), ("a", Some("m")));
     }
 }

@@ -172,23 +172,14 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, p: crate::plan::Plan, reporter: &m
     if !r.home.is_empty() {
         rec.remote_home = r.home.clone();
     }
-    if !r.container_name.is_empty() {
+    let remote_user = r.facts.as_ref().map(|f| f.remote_user.clone()).unwrap_or_default();
+    if let Some(facts) = r.facts.filter(|f| !f.container_name.is_empty()) {
         // Also after a failed hook: the container is there, as on docker.
-        rec.container_name = r.container_name;
-        rec.image = r.image;
-        rec.agent_path = r.agent_path;
-        rec.remote_user = r.remote_user.clone();
-        rec.workspace_folder = r.workspace_folder;
-        rec.forward_ports = r.forward_ports;
-        rec.ports_attributes = r.ports_attributes;
-        rec.other_ports_attributes = r.other_ports_attributes;
-        rec.app_port = r.app_port;
-        rec.vscode_extensions = r.vscode_extensions;
-        rec.jetbrains_backend = r.jetbrains_backend;
+        rec.set_facts(facts);
     }
     rec.save(den)?;
     if !r.host_key.is_empty() {
-        crate::publish::publish(den, &mut rec, &r.host_key, &r.remote_user, opts.ssh_config.as_deref())?;
+        crate::publish::publish(den, &mut rec, &r.host_key, &remote_user, opts.ssh_config.as_deref())?;
     }
     if !r.ok {
         return Err(match (r.hook, r.exit_code) {
