@@ -77,17 +77,7 @@ fn marker(data: &Path, server: &Path) -> PathBuf {
     data.join("vscode-extensions.done").join(den_state::path_tag(server))
 }
 
-/// An extension id as the marketplaces write them: `publisher.name`,
-/// optionally `@version`; nothing that a server could take for an option.
-pub fn is_extension_id(id: &str) -> bool {
-    let (name, version) = id.split_once('@').unwrap_or((id, ""));
-    let word = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_".contains(c));
-    let parts: Vec<&str> = name.split('.').collect();
-    parts.len() == 2
-        && parts.iter().all(|p| word(p))
-        && !name.starts_with('-')
-        && version.chars().all(|c| c.is_ascii_alphanumeric() || ".-+".contains(c))
-}
+pub use den_protocol::ids::is_extension_id;
 
 /// Starts the watcher when there is a list and none runs (from the SSH
 /// server, at every connection).
@@ -208,10 +198,6 @@ mod tests {
         );
         let m = marker(Path::new("/var/lib/den"), &home.path().join(".vscode-server/bin/abc/bin/code-server"));
         assert!(m.starts_with("/var/lib/den/vscode-extensions.done"), "{}", m.display());
-        assert!(is_extension_id("ms-python.python") && is_extension_id("golang.go@0.41.2"));
-        for bad in ["--without-connection-token", "a", "a.b.c", "-a.b", "a.b@1;x", "a b.c", ""] {
-            assert!(!is_extension_id(bad), "{bad}");
-        }
     }
 
     #[test]

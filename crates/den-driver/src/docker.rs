@@ -414,6 +414,18 @@ impl Docker {
     }
 }
 
+/// The engine's word (docker's and podman's) that a container exists but
+/// does not run: `docker exec` on a stopped one.
+pub fn says_not_running(stderr: &str) -> bool {
+    stderr.to_ascii_lowercase().contains("is not running")
+}
+
+/// The engine's word that there is no such container (removed outside
+/// den): docker's "No such container", podman's "no such container".
+pub fn says_no_such_container(stderr: &str) -> bool {
+    stderr.to_ascii_lowercase().contains("no such container")
+}
+
 /// docker says "No such …"; podman "no such container" / "image not known".
 fn is_no_such(e: &ProcessError) -> bool {
     let s = e.stderr();
@@ -424,6 +436,24 @@ fn is_no_such(e: &ProcessError) -> bool {
 mod tests {
     use super::*;
     use crate::keep_alive_script;
+
+    #[test]
+    fn engine_phrases() {
+        // (stderr, not running, no such container)
+        let table = [
+            ("Error response from daemon: container 3f2a is not running", true, false),
+            ("Error response from daemon: Container 3f2a Is Not Running", true, false),
+            ("Error: No such container: den-api", false, true),
+            ("Error: no such container den-api", false, true),
+            ("Error response from daemon: No such image: x", false, false),
+            ("error: pods \"den-x\" not found", false, false),
+            ("", false, false),
+        ];
+        for (text, stopped, gone) in table {
+            assert_eq!(says_not_running(text), stopped, "{text}");
+            assert_eq!(says_no_such_container(text), gone, "{text}");
+        }
+    }
 
     #[test]
     fn run_command_line() {

@@ -137,6 +137,11 @@ pub fn render(s: &PodSettings, c: &PodContainer) -> Result<Value, DriverError> {
     Ok(json!({ "apiVersion": "v1", "kind": "List", "items": [claim, pod] }))
 }
 
+/// kubectl's word that the pod is gone: `pods "NAME" not found`.
+pub fn says_pod_not_found(stderr: &str) -> bool {
+    stderr.contains("pods \"") && stderr.contains("not found")
+}
+
 fn not_found(e: &den_process::ProcessError) -> bool {
     e.stderr().contains("NotFound") || e.stderr().contains("not found")
 }
@@ -205,6 +210,14 @@ impl Kubectl {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pod_not_found_phrase() {
+        assert!(says_pod_not_found("Error from server (NotFound): pods \"den-x\" not found"));
+        assert!(!says_pod_not_found("error: container den is not valid for pod den-x"));
+        assert!(!says_pod_not_found("Error: No such container: den-x"));
+        assert!(!says_pod_not_found(""));
+    }
 
     fn settings() -> PodSettings {
         PodSettings {

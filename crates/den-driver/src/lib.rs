@@ -12,6 +12,13 @@ pub use kube::{render as render_pod, Kubectl, PodContainer, PodSettings, CONTAIN
 
 use den_process::ProcessError;
 
+/// What an engine's CLI says on stderr when a container does not run or is
+/// gone, for callers that have only that text (a tunnel's stderr).
+pub mod phrases {
+    pub use crate::docker::{says_no_such_container, says_not_running};
+    pub use crate::kube::says_pod_not_found;
+}
+
 /// The label every workspace container (and pod, and claim) carries:
 /// `den.workspace=<id>`.
 pub const WORKSPACE_LABEL: &str = "den.workspace";

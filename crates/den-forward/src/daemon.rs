@@ -127,8 +127,7 @@ async fn main(den: &Den, id: &str) -> i32 {
         .and_then(|o| o.get("PORTS_ADDRESS").cloned())
         .filter(|a| !a.trim().is_empty())
         .unwrap_or_else(|| "127.0.0.1".into());
-    let local_engine =
-        den_workspace::ssh::target(den, id).is_ok_and(|t| matches!(t.via, den_workspace::ssh::Via::Docker(_)));
+    let local_engine = den_workspace::ssh::target(den, id).is_ok_and(|t| t.via.publishes_app_port());
     let (conn_tx, conn_rx) = watch::channel::<Option<Arc<Connection>>>(None);
     let state: Shared = Arc::new(Mutex::new(State {
         forwards: vec![],

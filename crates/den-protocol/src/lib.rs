@@ -16,6 +16,7 @@
 //! because it holds remoteEnv values and an exec's environment is on the
 //! command line of the engine's client.
 
+pub mod ids;
 pub mod relay;
 pub mod transfer;
 

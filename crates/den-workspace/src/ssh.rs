@@ -59,6 +59,37 @@ pub fn is_running(den: &Den, t: &Target) -> Result<bool> {
     t.via.is_running(den, &t.record)
 }
 
+impl Via {
+    /// True when the engine publishes the workspace's `appPort` itself
+    /// (`docker run -p` on this machine), so den's forwarder leaves it.
+    pub fn publishes_app_port(&self) -> bool {
+        matches!(self, Via::Docker(_))
+    }
+
+    /// True when the workspace sits on a machine that may be stopped (or
+    /// asleep) while the tunnel says nothing about it.
+    pub fn may_be_asleep(&self, r: &WorkspaceRecord) -> bool {
+        r.machine.is_some()
+    }
+}
+
+/// The tunnel's complaint that the workspace is stopped, or that its
+/// container is gone (removed outside den): docker's and podman's "is not
+/// running" and "no such container", kubectl's `pods "…" not found`. `den
+/// up` starts or makes it again.
+pub fn says_stopped(tunnel_stderr: &str) -> bool {
+    den_driver::phrases::says_not_running(tunnel_stderr)
+        || den_driver::phrases::says_no_such_container(tunnel_stderr)
+        || den_driver::phrases::says_pod_not_found(tunnel_stderr)
+}
+
+/// After a failed tunnel: whether `den up` should start the workspace,
+/// because the tunnel said it is stopped or gone, or because its machine
+/// does not run.
+pub fn needs_start(den: &Den, t: &Target, tunnel_stderr: &str) -> bool {
+    says_stopped(tunnel_stderr) || (t.via.may_be_asleep(&t.record) && !is_running(den, t).unwrap_or(true))
+}
+
 /// How long after a connection starts den starts its credentials relay: a
 /// quick command (`den ssh ID -- make`) ends before and pays nothing; git
 /// asking earlier waits for it (the helper waits while a session is open).

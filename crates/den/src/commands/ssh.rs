@@ -45,23 +45,6 @@ enum Outcome {
     NotRunning,
 }
 
-/// The tunnel's complaint that the workspace is stopped, or that its
-/// container is gone (removed outside den): docker's and podman's "is not
-/// running" and "no such container", kubectl's `pods "…" not found`. `den
-/// up` starts or makes it again, as the ProxyCommand does.
-fn says_not_running(text: &str) -> bool {
-    let lower = text.to_ascii_lowercase();
-    lower.contains("is not running")
-        || lower.contains("no such container")
-        || (text.contains("pods \"") && text.contains("not found"))
-}
-
-/// After a failed tunnel: start the workspace when the engine said it is
-/// not running, or when its machine is not running.
-fn should_start(den: &den_workspace::Den, t: &Target, said_not_running: bool) -> bool {
-    said_not_running || (t.record.machine.is_some() && !den_workspace::ssh::is_running(den, t).unwrap_or(true))
-}
-
 /// Brings a stopped workspace up again (its postStartCommand runs).
 fn start(den: &den_workspace::Den, t: &Target) -> anyhow::Result<()> {
     let opts = den_workspace::UpOptions {
@@ -103,20 +86,21 @@ fn stdio(den: &den_workspace::Den, target: Target) -> anyhow::Result<i32> {
     den_workspace::ssh::serve_credentials(&target);
     let stderr = child.stderr.take().expect("piped");
     let relay = std::thread::spawn(move || {
-        let mut not_running = false;
+        let mut stopped = String::new();
         let mut out = std::io::stderr();
         for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
-            if says_not_running(&line) {
-                not_running = true;
+            if den_workspace::ssh::says_stopped(&line) {
+                stopped.push_str(&line);
+                stopped.push('\n');
             } else {
                 let _ = writeln!(out, "{line}");
             }
         }
-        not_running
+        stopped
     });
     let status = child.wait()?;
-    let not_running = relay.join().unwrap_or(false);
-    if status.success() || !should_start(den, &target, not_running) {
+    let stopped = relay.join().unwrap_or_default();
+    if status.success() || !den_workspace::ssh::needs_start(den, &target, &stopped) {
         return Ok(status.code().unwrap_or(255));
     }
     start(den, &target)?;
@@ -214,7 +198,7 @@ async fn session(den: &den_workspace::Den, t: &Target, args: &SshArgs) -> anyhow
         Err(e) => {
             let _ = child.kill().await;
             let stderr = errs.await.unwrap_or_default();
-            if should_start(den, t, says_not_running(&stderr)) {
+            if den_workspace::ssh::needs_start(den, t, &stderr) {
                 return Ok(Outcome::NotRunning);
             }
             let detail = stderr.trim();
