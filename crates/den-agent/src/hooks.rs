@@ -22,12 +22,14 @@ pub struct RunAs {
 /// Where output lines go (the client, and the log file).
 pub type Sink = Arc<Mutex<dyn Write + Send>>;
 
-/// A hook failed: its name (with the parallel command's name) and exit code.
+/// A hook failed: its name (with the parallel command's name), exit code,
+/// and what to say besides "NAME failed with exit code CODE" (it was
+/// interrupted, could not start).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HookFailure {
     pub name: String,
     pub code: i32,
-    pub message: String,
+    pub detail: Option<String>,
 }
 
 /// Runs one hook: each of its commands in order (image metadata first); a
@@ -53,7 +55,7 @@ pub fn run_hook(hook: &str, commands: &[LifecycleCommand], who: &RunAs, sink: &S
         let mut first_failure = None;
         for h in handles {
             let r = h.join().unwrap_or_else(|_| {
-                Err(HookFailure { name: hook.into(), code: 1, message: "the runner panicked".into() })
+                Err(HookFailure { name: hook.into(), code: 1, detail: Some("the runner panicked".into()) })
             });
             if let Err(f) = r {
                 first_failure.get_or_insert(f);
@@ -87,7 +89,7 @@ pub fn aborting() -> bool {
 }
 
 fn interrupted(label: &str) -> HookFailure {
-    HookFailure { name: label.into(), code: 143, message: format!("{label} was interrupted: den went away") }
+    HookFailure { name: label.into(), code: 143, detail: Some(format!("{label} was interrupted: den went away")) }
 }
 
 /// Ends every hook command that runs now, with all it started: SIGTERM to
@@ -132,7 +134,7 @@ fn run_step(label: &str, step: &Step, who: &RunAs, sink: &Sink) -> Result<(), Ho
     let mut child = c.spawn().map_err(|e| HookFailure {
         name: label.into(),
         code: 127,
-        message: format!("{label}: cannot start `{}`: {e}", argv[0]),
+        detail: Some(format!("{label}: cannot start `{}`: {e}", argv[0])),
     })?;
     let pgid = child.id() as i32;
     guard.groups.push(pgid);
@@ -147,7 +149,7 @@ fn run_step(label: &str, step: &Step, who: &RunAs, sink: &Sink) -> Result<(), Ho
         r.groups.retain(|&g| g != pgid);
         r.aborting
     };
-    let status = status.map_err(|e| HookFailure { name: label.into(), code: 1, message: e.to_string() })?;
+    let status = status.map_err(|e| HookFailure { name: label.into(), code: 1, detail: Some(e.to_string()) })?;
     let _ = t1.join();
     let _ = t2.join();
     if aborted {
@@ -158,7 +160,7 @@ fn run_step(label: &str, step: &Step, who: &RunAs, sink: &Sink) -> Result<(), Ho
     } else {
         use std::os::unix::process::ExitStatusExt;
         let code = status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
-        Err(HookFailure { name: label.into(), code, message: format!("{label} failed with exit code {code}") })
+        Err(HookFailure { name: label.into(), code, detail: None })
     }
 }
 

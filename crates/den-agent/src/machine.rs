@@ -21,7 +21,7 @@ use std::time::{Duration, SystemTime};
 use crate::protocol::{PHASE_PREFIX, RESULT_PREFIX};
 
 use crate::protocol::transfer::{receive, unpack_into, MachineWatch, RemoteUpRequest, RemoteUpResult, CONTENT_MARKER};
-use crate::protocol::{NO_CONTENT, READY, SEND_CONTENT};
+use crate::protocol::{Outcome, NO_CONTENT, READY, SEND_CONTENT};
 use den_workspace::{Den, Reporter, UpOptions};
 
 /// The agent home: the provider's `agent.dataPath`, else ~/.den-agent.
@@ -68,7 +68,7 @@ fn answer(r: &RemoteUpResult) -> i32 {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{RESULT_PREFIX}{}", serde_json::to_string(r).expect("serialises"));
     let _ = out.flush();
-    if r.ok {
+    if r.outcome.is_done() {
         0
     } else {
         1
@@ -225,7 +225,7 @@ pub fn remote_up_main() -> i32 {
             result.commit = r.record.source.as_ref().map(|s| s.commit.clone()).unwrap_or_default();
             let _ = den_state::atomic_write(&key_file(&den, &req.workspace_id), req.authorized_key.as_bytes());
             let _ = std::fs::remove_file(&pending);
-            result.ok = true;
+            result.outcome = Outcome::Done;
             result.facts = Some(r.record.facts());
             result.host_key = r.host_key;
             result.created = r.created;
@@ -236,11 +236,9 @@ pub fn remote_up_main() -> i32 {
         Err(e) => {
             match e {
                 den_workspace::WorkspaceError::HookFailed { hook, code } => {
-                    result.error = Some(format!("{hook} failed with exit code {code}"));
-                    result.hook = Some(hook);
-                    result.exit_code = Some(code);
+                    result.outcome = Outcome::HookFailed { hook, code, detail: None }
                 }
-                e => result.error = Some(e.to_string()),
+                e => result.outcome = Outcome::Failed { message: e.to_string() },
             }
             // What exists despite the failure, so den can still reach it.
             if let Ok(Some(r)) = den_workspace::WorkspaceRecord::load(&den, &req.workspace_id) {
@@ -273,13 +271,14 @@ fn ready() {
 }
 
 fn fail(msg: String) -> i32 {
-    answer(&RemoteUpResult { error: Some(msg), ..Default::default() })
+    answer(&RemoteUpResult { outcome: Outcome::Failed { message: msg }, ..Default::default() })
 }
 
 /// A failure once the agent home is known: den can still reach (and
 /// delete) what is there.
 fn fail_at(home: &Path, msg: String) -> i32 {
-    answer(&RemoteUpResult { error: Some(msg), home: home.display().to_string(), ..Default::default() })
+    let outcome = Outcome::Failed { message: msg };
+    answer(&RemoteUpResult { outcome, home: home.display().to_string(), ..Default::default() })
 }
 
 /// In a pod: where the workspace's files go ($DEN_CONTENT_DIR, the
@@ -318,7 +317,7 @@ pub fn clone_content_main() -> i32 {
     let den_source::Spec::Git(g) = &source.spec else { return fail("bad request: not a git source".into()) };
     if !on_path("git") {
         println!("{NO_CONTENT}");
-        return fail(crate::protocol::transfer::NO_GIT.into());
+        return answer(&RemoteUpResult { outcome: Outcome::NoGit, ..Default::default() });
     }
     let data = Path::new(crate::protocol::DATA_DIR);
     let relay = match std::fs::create_dir_all(data).and_then(|_| crate::clone_relay::CloneRelay::start(data)) {
@@ -373,7 +372,7 @@ pub fn clone_content_main() -> i32 {
         return fail(format!("moving the clone into {}: {e}", dir.display()));
     }
     mark_content_received();
-    answer(&RemoteUpResult { ok: true, commit: cloned.commit, ..Default::default() })
+    answer(&RemoteUpResult { outcome: Outcome::Done, commit: cloned.commit, ..Default::default() })
 }
 
 /// `den agent receive-content` (kubernetes): unpacks the workspace's files
@@ -395,7 +394,7 @@ pub fn receive_content_main() -> i32 {
     match r {
         Ok(()) => {
             mark_content_received();
-            answer(&RemoteUpResult { ok: true, ..Default::default() })
+            answer(&RemoteUpResult { outcome: Outcome::Done, ..Default::default() })
         }
         Err(e) => fail(format!("unpacking the workspace's files into {}: {e}", dir.display())),
     }

@@ -12,7 +12,7 @@ use indexmap::IndexMap;
 
 use crate::hooks::{self, HookFailure, RunAs, Sink};
 use crate::passwd::{self, GroupFile, PasswdFile};
-use crate::protocol::{Hooks, RemoteUser, SetupRequest, SetupResult, WorkspaceInfo, PHASE_PREFIX};
+use crate::protocol::{Hooks, Outcome, RemoteUser, SetupRequest, SetupResult, WorkspaceInfo, PHASE_PREFIX};
 
 use crate::data_dir;
 
@@ -48,7 +48,7 @@ pub fn run(req: SetupRequest, out: Box<dyn Write + Send>) -> SetupResult {
 }
 
 fn fail(error: String) -> SetupResult {
-    SetupResult { ok: false, error: Some(error), ..Default::default() }
+    SetupResult { outcome: Outcome::Failed { message: error }, ..Default::default() }
 }
 
 fn setup(req: &SetupRequest, data: &Path, sink: &Sink) -> Result<SetupResult, String> {
@@ -169,7 +169,7 @@ fn setup(req: &SetupRequest, data: &Path, sink: &Sink) -> Result<SetupResult, St
     if let Some(timeout) = crate::inactivity::parse_duration(&req.inactivity_timeout)? {
         crate::inactivity::ensure_watcher(data, timeout)?;
     }
-    let mut result = SetupResult { ok: true, user: Some(remote_user), host_key, ..Default::default() };
+    let mut result = SetupResult { outcome: Outcome::Done, user: Some(remote_user), host_key, ..Default::default() };
     let markers = data.join("markers");
     // `postStartCommand` runs once per start of the container.
     let started_now = container_start_id();
@@ -194,11 +194,8 @@ fn setup(req: &SetupRequest, data: &Path, sink: &Sink) -> Result<SetupResult, St
                 phase(sink, "hooks");
                 announced = true;
             }
-            if let Err(HookFailure { name: failed, code, message }) = hooks::run_hook(name, commands, &who, sink) {
-                result.ok = false;
-                result.hook = Some(failed);
-                result.exit_code = Some(code);
-                result.error = Some(message);
+            if let Err(HookFailure { name: failed, code, detail }) = hooks::run_hook(name, commands, &who, sink) {
+                result.outcome = Outcome::HookFailed { hook: failed, code, detail };
                 return Ok(result);
             }
             result.ran.push(name.to_string());

@@ -99,14 +99,46 @@ pub struct Hooks {
     pub post_attach_command: Vec<LifecycleCommand>,
 }
 
+/// How the far side's work ended: setup in a container, `remote-up` on a
+/// machine, files into a pod.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum Outcome {
+    Done,
+    /// A lifecycle hook failed: den exits with its code. `detail` is what to
+    /// say besides that (it was interrupted, could not start).
+    #[serde(rename_all = "camelCase")]
+    HookFailed {
+        hook: String,
+        code: i32,
+        detail: Option<String>,
+    },
+    /// Anything else, as said where it happened.
+    Failed {
+        message: String,
+    },
+    /// `clone-content`: the image has no git ([`transfer::NO_GIT`]); den
+    /// clones on the client and sends the files.
+    NoGit,
+}
+
+impl Default for Outcome {
+    /// A result that does not say how it ended did not succeed.
+    fn default() -> Self {
+        Outcome::Failed { message: "the far side did not say how it ended".into() }
+    }
+}
+
+impl Outcome {
+    pub fn is_done(&self) -> bool {
+        matches!(self, Outcome::Done)
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct SetupResult {
-    pub ok: bool,
-    pub error: Option<String>,
-    /// The hook that failed, and its exit code.
-    pub hook: Option<String>,
-    pub exit_code: Option<i32>,
+    pub outcome: Outcome,
     pub user: Option<RemoteUser>,
     /// The hooks that ran this time.
     pub ran: Vec<String>,
@@ -180,6 +212,22 @@ pub fn parse_duration(s: &str) -> Result<Option<Duration>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn outcomes_travel_typed_and_silence_is_a_failure() {
+        let r: SetupResult = serde_json::from_str("{}").unwrap();
+        assert!(!r.outcome.is_done());
+        for o in [
+            Outcome::Done,
+            Outcome::HookFailed { hook: "postCreateCommand".into(), code: 7, detail: None },
+            Outcome::Failed { message: "no".into() },
+            Outcome::NoGit,
+        ] {
+            let r = SetupResult { outcome: o.clone(), ..Default::default() };
+            let back: SetupResult = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+            assert_eq!(back.outcome, o);
+        }
+    }
 
     #[test]
     fn durations() {

@@ -73,10 +73,7 @@ pub struct MachineWatch {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct RemoteUpResult {
-    pub ok: bool,
-    pub error: Option<String>,
-    pub hook: Option<String>,
-    pub exit_code: Option<i32>,
+    pub outcome: crate::Outcome,
     /// The agent home in use on the machine.
     pub home: String,
     /// What the machine's record says of the workspace, whenever it has

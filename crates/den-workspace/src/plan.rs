@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use den_devcontainer::{DevContainer, MergedConfig, Resolved};
-use den_protocol::{Credentials, Hooks, SetupRequest};
+use den_protocol::{Credentials, Hooks, Outcome, SetupRequest};
 use den_provider::ResolvedOption;
 use indexmap::IndexMap;
 
@@ -531,6 +531,16 @@ pub(crate) fn pick_provider(den: &Den, src: &Source, record: Option<&WorkspaceRe
     providers::get(den, &name)
 }
 
+/// What an outcome from the far side means here.
+pub(crate) fn outcome_result(outcome: Outcome) -> Result<()> {
+    match outcome {
+        Outcome::Done => Ok(()),
+        Outcome::HookFailed { hook, code, .. } => Err(WorkspaceError::HookFailed { hook, code }),
+        Outcome::Failed { message } => Err(WorkspaceError::Agent(message)),
+        Outcome::NoGit => Err(WorkspaceError::Agent(den_protocol::transfer::NO_GIT.into())),
+    }
+}
+
 /// After the agent's setup: pins its host key, writes the ssh config entry,
 /// and turns a failed setup into the error den reports.
 pub(crate) fn finish_setup(
@@ -544,16 +554,11 @@ pub(crate) fn finish_setup(
         let user = result.user.as_ref().map(|u| u.name.clone()).unwrap_or_else(|| rec.remote_user.clone());
         crate::publish::publish(den, rec, &result.host_key, &user, ssh_config)?;
     }
-    if let Some(msg) = result.error.as_ref().filter(|m| !m.contains("failed with exit code")) {
-        reporter.line(msg);
+    match &result.outcome {
+        Outcome::Failed { message } | Outcome::HookFailed { detail: Some(message), .. } => reporter.line(message),
+        _ => {}
     }
-    if !result.ok {
-        return Err(match (result.hook.clone(), result.exit_code) {
-            (Some(hook), Some(code)) => WorkspaceError::HookFailed { hook, code },
-            _ => WorkspaceError::Agent(result.error.clone().unwrap_or_else(|| "setup failed".into())),
-        });
-    }
-    Ok(())
+    outcome_result(result.outcome.clone())
 }
 
 /// The setup request for a container, from the merged configuration (the

@@ -14,6 +14,7 @@ use crate::inject::{inject_argv, run_agent, Feed};
 use crate::plan::Plan;
 use crate::record::{now, WorkspaceRecord};
 use crate::{Den, Reporter, Result, Status, UpOptions, UpResult, WorkspaceError};
+use den_protocol::Outcome;
 
 /// A field of the manifest's `agent.kubernetes`, expanded (empty when
 /// absent).
@@ -143,20 +144,22 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, p: Plan, reporter: &mut dyn Report
                 let r =
                     run_agent::<den_protocol::transfer::RemoteUpResult>(&k.exec(&name, &argv), Some(feed), reporter)?
                         .result;
-                match (r.ok, r.error) {
-                    (true, _) => {
+                match r.outcome {
+                    Outcome::Done => {
                         if let Some(source) = rec.source.as_mut() {
                             source.commit = r.commit;
                         }
                         rec.save(den)?;
                         true
                     }
-                    (false, Some(e)) if e.starts_with(den_protocol::transfer::NO_GIT) => {
-                        reporter.line(&format!("{e}: den clones here and sends the files"));
+                    Outcome::NoGit => {
+                        reporter
+                            .line(&format!("{}: den clones here and sends the files", den_protocol::transfer::NO_GIT));
                         false
                     }
-                    (false, e) => {
-                        return Err(WorkspaceError::Agent(e.unwrap_or_else(|| "the clone in the pod failed".into())))
+                    failed => {
+                        crate::plan::outcome_result(failed)?;
+                        false
                     }
                 }
             }
@@ -274,12 +277,7 @@ fn send_files(
         clone_url: None,
     };
     let sent = run_agent::<den_protocol::transfer::RemoteUpResult>(&k.exec(name, &argv), Some(feed), reporter)?;
-    if !sent.result.ok {
-        return Err(WorkspaceError::Agent(
-            sent.result.error.unwrap_or_else(|| "the workspace's files did not arrive".into()),
-        ));
-    }
-    Ok(())
+    crate::plan::outcome_result(sent.result.outcome)
 }
 
 /// The tunnel: the agent's SSH server through `kubectl exec -i`.

@@ -181,12 +181,7 @@ pub(crate) fn up(den: &Den, opts: &UpOptions, p: crate::plan::Plan, reporter: &m
     if !r.host_key.is_empty() {
         crate::publish::publish(den, &mut rec, &r.host_key, &remote_user, opts.ssh_config.as_deref())?;
     }
-    if !r.ok {
-        return Err(match (r.hook, r.exit_code) {
-            (Some(hook), Some(code)) => WorkspaceError::HookFailed { hook, code },
-            _ => WorkspaceError::Agent(r.error.unwrap_or_else(|| "the machine's agent failed".into())),
-        });
-    }
+    crate::plan::outcome_result(r.outcome)?;
     Ok(UpResult {
         record: rec,
         created: r.created,
