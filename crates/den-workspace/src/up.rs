@@ -2,7 +2,7 @@
 //! workspace's id and lock, its [`Plan`] (record, provider, configuration),
 //! then the [`Backend`] of its provider does the rest.
 
-use crate::backend::Backend;
+use crate::backend::{Backend, CloneAt};
 use crate::plan::{canonical_folder, Plan, RemoteSource, Source, UpOptions, UpResult};
 use crate::{id, Den, Reporter, Result, WorkspaceError};
 
@@ -111,11 +111,11 @@ fn fetch_remote(den: &Den, src: &mut Source, reset: bool, reporter: &mut dyn Rep
             // A machine provider's machine clones for itself (its own den
             // checks the same things there).
             let entry = crate::plan::pick_provider(den, src, record.as_ref())?;
-            let backend = Backend::of(&entry)?;
-            let on_machine = backend == Backend::Remote;
+            let clone_at = Backend::of(&entry)?.clone_at();
+            let on_machine = clone_at == CloneAt::Machine;
             // A pod clones into its volume; den here needs the
             // configuration only (it names the pod's image).
-            src.clone_in_pod = backend == Backend::Kube;
+            src.clone_in_pod = clone_at == CloneAt::Pod;
             let commit = if on_machine {
                 reporter.phase("source", &format!("{url} (cloned on the machine)"));
                 src.clone_on_machine = true;

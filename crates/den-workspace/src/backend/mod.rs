@@ -26,7 +26,7 @@ use crate::providers::{self, ProviderEntry};
 use crate::record::WorkspaceRecord;
 use crate::{Den, Reporter, Result, Status, WorkspaceError};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) enum Backend {
     /// Containers of this machine's (or DOCKER_HOST's) engine.
     Local,
@@ -34,6 +34,17 @@ pub(crate) enum Backend {
     Remote,
     /// Pods, through kubectl.
     Kube,
+}
+
+/// Where a git SOURCE is cloned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CloneAt {
+    /// On this machine, in den's folder.
+    Here,
+    /// On the machine the workspace runs on, by den there.
+    Machine,
+    /// In the pod, into its volume (den here reads only the configuration).
+    Pod,
 }
 
 /// What `den list` learns once per engine, so that it asks each engine
@@ -70,6 +81,15 @@ impl Backend {
             return Backend::Remote;
         }
         providers::get(den, &r.provider).ok().and_then(|e| Backend::of(&e).ok()).unwrap_or(Backend::Local)
+    }
+
+    /// Where a git SOURCE of a workspace on this backend is cloned.
+    pub(crate) fn clone_at(self) -> CloneAt {
+        match self {
+            Backend::Local => CloneAt::Here,
+            Backend::Remote => CloneAt::Machine,
+            Backend::Kube => CloneAt::Pod,
+        }
     }
 
     /// What must hold before anything runs, `initializeCommand` included:
