@@ -11,10 +11,12 @@ use den_process::Cmd;
 
 use crate::exec::{self, ProviderRun};
 use crate::inject::{inject_argv, run_agent, Feed};
-use crate::plan::Plan;
-use crate::record::{now, WorkspaceRecord};
-use crate::{Den, Reporter, Result, Status, UpOptions, UpResult, WorkspaceError};
 use den_protocol::Outcome;
+
+use super::sequence::{self, Made, Setup, UpSteps};
+use crate::plan::Plan;
+use crate::record::WorkspaceRecord;
+use crate::{Den, Reporter, Result, Status, UpOptions, WorkspaceError};
 
 /// A field of the manifest's `agent.kubernetes`, expanded (empty when
 /// absent).
@@ -69,155 +71,198 @@ pub(crate) fn run_for(den: &Den, rec: &WorkspaceRecord) -> Result<ProviderRun> {
     exec::run_for(den, &entry, &rec.provider_options, &exec::workspace_subject(den, &rec.id, rec.local_folder.clone()))
 }
 
-pub(crate) fn up(den: &Den, opts: &UpOptions, p: Plan, reporter: &mut dyn Reporter) -> Result<UpResult> {
-    p.initialize(opts, reporter)?;
-    let run = exec::run_for(den, &p.entry, &p.ws_options, &exec::workspace_subject(den, &p.id, p.folder.clone()))?;
-    exec::init(den, &run)?;
-    let k = kubectl(&run);
-    let cfg = &p.resolved.config;
-    let image = match prebuilt(den, &p, reporter)? {
-        Some(image) => image,
-        None => {
-            if cfg.features.as_ref().is_some_and(|f| !f.is_empty()) {
-                return Err(WorkspaceError::Unsupported(
-                    "the kubernetes driver does not build images in the cluster, and this configuration has Features: build and push it with `den build --repository REGISTRY/NAME --push`, then `den up --prebuild-repository REGISTRY/NAME`".into(),
-                ));
-            }
-            cfg.image.clone().ok_or_else(|| WorkspaceError::Unsupported(
-                "the kubernetes driver runs configs that name an \"image\"; build and push the Dockerfile's image (`den build --repository REGISTRY/NAME --push`), then `den up --prebuild-repository REGISTRY/NAME`"
-                    .into(),
-            ))?
-        }
-    };
-    let name = crate::plan::container_name(den, &p.id);
-    let merged = den_devcontainer::merge(&[], cfg);
+/// `up` in a cluster: a pod from a prebuilt image or the config's, its
+/// files in a volume once, the agent through `kubectl exec`.
+pub(crate) struct KubeUp {
+    run: ProviderRun,
+    k: Kubectl,
+    name: String,
+    image: String,
+    merged: MergedConfig,
+    candidates: Vec<String>,
+}
 
-    let mut rec = WorkspaceRecord::for_up(p.record.as_ref(), den, p.origin());
-    rec.container_name = name.clone();
-    rec.image = image.clone();
-    rec.workspace_folder = p.resolved.workspace_folder.clone();
-    rec.set_from_config(&merged, &p.resolved.config);
-    rec.credentials = crate::plan::credentials_of(&p.entry.manifest, &run.options);
-    rec.last_used_at = now();
-    rec.save(den)?;
+impl UpSteps for KubeUp {
+    fn check(plan: &Plan) -> Result<()> {
+        plan.refuse_provider_change()
+    }
 
-    if opts.reset {
-        reporter.phase("create", "removing the old pod and its volume (--reset)");
-        k.delete_pod(&name)?;
-        k.delete_claim(&name)?;
-    } else if opts.recreate {
-        reporter.phase("create", "removing the old pod (--recreate)");
-        k.delete_pod(&name)?;
+    fn open(den: &Den, p: &Plan, _opts: &UpOptions, _reporter: &mut dyn Reporter) -> Result<Self> {
+        let run = exec::run_for(den, &p.entry, &p.ws_options, &exec::workspace_subject(den, &p.id, p.folder.clone()))?;
+        exec::init(den, &run)?;
+        Ok(KubeUp {
+            k: kubectl(&run),
+            run,
+            name: crate::plan::container_name(den, &p.id),
+            image: String::new(),
+            merged: MergedConfig::default(),
+            candidates: POD_AGENT_PATHS.iter().map(|s| s.to_string()).collect(),
+        })
     }
-    let phase = k.pod_phase(&name)?;
-    let fresh_claim = !k.claim_exists(&name)?;
-    let (mut created, mut started) = (false, false);
-    if phase.as_deref() != Some("Running") {
-        if phase.is_some() {
-            k.delete_pod(&name)?; // Succeeded, Failed or stuck: make it anew
+
+    fn credentials(&self, p: &Plan) -> den_protocol::Credentials {
+        crate::plan::credentials_of(&p.entry.manifest, &self.run.options)
+    }
+
+    fn prepare(&mut self, den: &Den, p: &mut Plan, _opts: &UpOptions, reporter: &mut dyn Reporter) -> Result<()> {
+        self.image = image_of(den, p, reporter)?;
+        self.merged = den_devcontainer::merge(&[], &p.resolved.config);
+        Ok(())
+    }
+
+    fn record_first(&self) -> bool {
+        true
+    }
+
+    fn describe(&self, p: &Plan, rec: &mut WorkspaceRecord) {
+        rec.container_name = self.name.clone();
+        rec.image = self.image.clone();
+        rec.workspace_folder = p.resolved.workspace_folder.clone();
+        rec.set_from_config(&self.merged, &p.resolved.config);
+    }
+
+    fn create(
+        &mut self,
+        den: &Den,
+        p: &mut Plan,
+        opts: &UpOptions,
+        rec: &mut WorkspaceRecord,
+        reporter: &mut dyn Reporter,
+    ) -> Result<Made> {
+        let (k, name) = (&self.k, &self.name);
+        if opts.reset {
+            reporter.phase("create", "removing the old pod and its volume (--reset)");
+            k.delete_pod(name)?;
+            k.delete_claim(name)?;
+        } else if opts.recreate {
+            reporter.phase("create", "removing the old pod (--recreate)");
+            k.delete_pod(name)?;
         }
-        reporter.phase("create", &format!("pod {name} from {image}"));
-        k.apply(&den_driver::render_pod(&settings(&run, &name, &p.id, &image), &pod_container(&p.resolved, &merged))?)?;
-        let timeout = run.expand(&p.entry.manifest.agent.timeout);
-        k.wait_ready(&name, if timeout.is_empty() { "10m" } else { &timeout })?;
-        created = fresh_claim;
-        started = !fresh_claim;
-    }
-    let candidates: Vec<String> = POD_AGENT_PATHS.iter().map(|s| s.to_string()).collect();
-    // The files go into the volume once; a marker in the agent's state (on
-    // the volume too) says they arrived, so an `up` that failed before that
-    // sends them again.
-    let marker = format!("{}/{}", den_protocol::DATA_DIR, den_protocol::transfer::CONTENT_MARKER);
-    let need_files = fresh_claim
-        || opts.reset
-        || (phase.as_deref() != Some("Running")
-            && k.exec(&name, &["test".into(), "-e".into(), marker]).output().is_err());
-    if need_files {
-        let in_pod = match &p.clone_in_pod {
-            Some(g) => {
-                let argv = content_argv(&candidates, "clone-content", &p.resolved.workspace_folder)?;
-                let feed = Feed {
-                    request: serde_json::to_string(g).expect("serialises"),
-                    content: Box::new(|_| Ok(())),
-                    clone_url: Some(g.url.clone()),
-                };
-                let r =
-                    run_agent::<den_protocol::transfer::RemoteUpResult>(&k.exec(&name, &argv), Some(feed), reporter)?
-                        .result;
-                match r.outcome {
-                    Outcome::Done => {
-                        if let Some(source) = rec.source.as_mut() {
-                            source.commit = r.commit;
-                        }
-                        rec.save(den)?;
-                        true
-                    }
-                    Outcome::NoGit => {
-                        reporter
-                            .line(&format!("{}: den clones here and sends the files", den_protocol::transfer::NO_GIT));
-                        false
-                    }
-                    failed => {
-                        crate::plan::outcome_result(failed)?;
-                        false
-                    }
-                }
+        let phase = k.pod_phase(name)?;
+        let fresh_claim = !k.claim_exists(name)?;
+        let mut made = Made::default();
+        if phase.as_deref() != Some("Running") {
+            if phase.is_some() {
+                k.delete_pod(name)?; // Succeeded, Failed or stuck: make it anew
             }
-            None => false,
+            reporter.phase("create", &format!("pod {name} from {}", self.image));
+            let pod = den_driver::render_pod(
+                &settings(&self.run, name, &p.id, &self.image),
+                &pod_container(&p.resolved, &self.merged),
+            )?;
+            k.apply(&pod)?;
+            let timeout = self.run.expand(&p.entry.manifest.agent.timeout);
+            k.wait_ready(name, if timeout.is_empty() { "10m" } else { &timeout })?;
+            made = Made { created: fresh_claim, started: !fresh_claim };
+        }
+        // The files go into the volume once; a marker in the agent's state
+        // (on the volume too) says they arrived, so an `up` that failed
+        // before that sends them again.
+        let marker = format!("{}/{}", den_protocol::DATA_DIR, den_protocol::transfer::CONTENT_MARKER);
+        let need_files = fresh_claim
+            || opts.reset
+            || (phase.as_deref() != Some("Running")
+                && k.exec(name, &["test".into(), "-e".into(), marker]).output().is_err());
+        if need_files {
+            self.files(den, p, rec, reporter)?;
+        }
+        rec.remote_user = self
+            .merged
+            .remote_user
+            .clone()
+            .or_else(|| self.merged.container_user.clone())
+            .unwrap_or_else(|| "root".into());
+        Ok(made)
+    }
+
+    fn setup(
+        &mut self,
+        den: &Den,
+        p: &Plan,
+        opts: &UpOptions,
+        rec: &mut WorkspaceRecord,
+        _made: &mut Made,
+        reporter: &mut dyn Reporter,
+    ) -> Result<Setup> {
+        let req = den_protocol::SetupRequest {
+            authorized_key: crate::plan::authorized_key(den, opts, &p.id)?,
+            inactivity_timeout: self.run.expand(p.container_inactivity_timeout()),
+            credentials: rec.credentials,
+            ..crate::plan::setup_request(&p.id, &p.resolved, &self.merged, rec.remote_user.clone(), p.folder_owner()?)
         };
-        if !in_pod {
-            match &p.clone_in_pod {
-                Some(g) => {
-                    // The whole repository, here, for this once.
-                    let source = crate::plan::RemoteSource::from_git_clone(g)?;
-                    let den_source::Spec::Git(git) = &source.spec else { unreachable!("a git clone") };
-                    let clone = crate::record::source_dir(den, &p.id).with_extension("den-full");
-                    crate::record::remove_dir(&clone)?;
-                    let sent = den_source::clone(git, source.strategy, source.recursive_submodules, &clone, &mut |l| {
-                        reporter.line(&format!("  │ {l}"))
-                    })
-                    .map_err(|e| WorkspaceError::BadInput(e.to_string()))
-                    .and_then(|_| {
-                        let folder = match &git.subpath {
-                            Some(sub) => clone.join(sub),
-                            None => clone.clone(),
-                        };
-                        send_files(&k, &name, &candidates, &folder, &p.resolved.workspace_folder, reporter)
-                    });
-                    crate::record::remove_dir(&clone)?;
-                    sent?;
-                }
-                None => send_files(&k, &name, &candidates, &p.folder, &p.resolved.workspace_folder, reporter)?,
-            }
-        }
+        let argv = inject_argv(&self.candidates, "setup")?;
+        reporter.phase("inject", "");
+        let feed = Some(crate::inject::setup_feed(&req));
+        let agent_run = run_agent::<den_protocol::SetupResult>(&self.k.exec(&self.name, &argv), feed, reporter)?;
+        rec.agent_path = agent_run.agent_path.clone();
+        Ok(sequence::setup_of(agent_run.result, rec, agent_run.uploaded))
     }
-    let remote_user =
-        merged.remote_user.clone().or_else(|| merged.container_user.clone()).unwrap_or_else(|| "root".into());
-    rec.remote_user = remote_user.clone();
-    let host = p.folder_owner()?;
-    let timeout = run.expand(p.container_inactivity_timeout());
-    let req = den_protocol::SetupRequest {
-        authorized_key: crate::plan::authorized_key(den, opts, &p.id)?,
-        inactivity_timeout: timeout,
-        credentials: rec.credentials,
-        ..crate::plan::setup_request(&p.id, &p.resolved, &merged, remote_user, host)
-    };
-    let argv = inject_argv(&candidates, "setup")?;
-    reporter.phase("inject", "");
-    let agent_run =
-        run_agent::<den_protocol::SetupResult>(&k.exec(&name, &argv), Some(crate::inject::setup_feed(&req)), reporter)?;
-    rec.agent_path = agent_run.agent_path.clone();
-    rec.save(den)?;
-    let result = agent_run.result;
-    crate::plan::finish_setup(den, &mut rec, &result, opts.ssh_config.as_deref(), reporter)?;
-    Ok(UpResult {
-        record: rec,
-        created,
-        started,
-        uploaded_agent: agent_run.uploaded,
-        hooks_ran: result.ran,
-        host_key: result.host_key,
-    })
+}
+
+impl KubeUp {
+    /// The workspace's files into the pod's volume: cloned there (through
+    /// the clone relay), or sent from here.
+    fn files(&self, den: &Den, p: &Plan, rec: &mut WorkspaceRecord, reporter: &mut dyn Reporter) -> Result<()> {
+        let (k, name, candidates) = (&self.k, &self.name, &self.candidates);
+        let Some(g) = &p.clone_in_pod else {
+            return send_files(k, name, candidates, &p.folder, &p.resolved.workspace_folder, reporter);
+        };
+        let argv = content_argv(candidates, "clone-content", &p.resolved.workspace_folder)?;
+        let feed = Feed {
+            request: serde_json::to_string(g).expect("serialises"),
+            content: Box::new(|_| Ok(())),
+            clone_url: Some(g.url.clone()),
+        };
+        let r = run_agent::<den_protocol::transfer::RemoteUpResult>(&k.exec(name, &argv), Some(feed), reporter)?.result;
+        match r.outcome {
+            Outcome::Done => {
+                if let Some(source) = rec.source.as_mut() {
+                    source.commit = r.commit;
+                }
+                return rec.save(den);
+            }
+            Outcome::NoGit => {
+                reporter.line(&format!("{}: den clones here and sends the files", den_protocol::transfer::NO_GIT))
+            }
+            failed => crate::plan::outcome_result(failed)?,
+        }
+        // The whole repository, here, for this once.
+        let source = crate::plan::RemoteSource::from_git_clone(g)?;
+        let den_source::Spec::Git(git) = &source.spec else { unreachable!("a git clone") };
+        let clone = crate::record::source_dir(den, &p.id).with_extension("den-full");
+        crate::record::remove_dir(&clone)?;
+        let sent = den_source::clone(git, source.strategy, source.recursive_submodules, &clone, &mut |l| {
+            reporter.line(&format!("  │ {l}"))
+        })
+        .map_err(|e| WorkspaceError::BadInput(e.to_string()))
+        .and_then(|_| {
+            let folder = match &git.subpath {
+                Some(sub) => clone.join(sub),
+                None => clone.clone(),
+            };
+            send_files(k, name, candidates, &folder, &p.resolved.workspace_folder, reporter)
+        });
+        crate::record::remove_dir(&clone)?;
+        sent
+    }
+}
+
+/// The pod's image: a prebuilt one, else the config's (the cluster builds
+/// nothing).
+fn image_of(den: &Den, p: &Plan, reporter: &mut dyn Reporter) -> Result<String> {
+    if let Some(image) = prebuilt(den, p, reporter)? {
+        return Ok(image);
+    }
+    let cfg = &p.resolved.config;
+    if cfg.features.as_ref().is_some_and(|f| !f.is_empty()) {
+        return Err(WorkspaceError::Unsupported(
+            "the kubernetes driver does not build images in the cluster, and this configuration has Features: build and push it with `den build --repository REGISTRY/NAME --push`, then `den up --prebuild-repository REGISTRY/NAME`".into(),
+        ));
+    }
+    cfg.image.clone().ok_or_else(|| WorkspaceError::Unsupported(
+        "the kubernetes driver runs configs that name an \"image\"; build and push the Dockerfile's image (`den build --repository REGISTRY/NAME --push`), then `den up --prebuild-repository REGISTRY/NAME`"
+            .into(),
+    ))
 }
 
 pub(crate) fn status(den: &Den, rec: &WorkspaceRecord) -> Result<Status> {

@@ -14,6 +14,7 @@ pub(crate) mod kube;
 pub(crate) mod local;
 pub mod machine;
 pub(crate) mod remote;
+pub(crate) mod sequence;
 
 use std::collections::HashMap;
 
@@ -105,7 +106,7 @@ impl Backend {
         match self {
             Backend::Local => local::up(den, opts, plan, reporter),
             Backend::Remote => remote::up(den, opts, plan, reporter),
-            Backend::Kube => kube::up(den, opts, plan, reporter),
+            Backend::Kube => sequence::up::<kube::KubeUp>(den, opts, plan, reporter),
         }
     }
 
