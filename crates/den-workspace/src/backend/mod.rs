@@ -105,7 +105,7 @@ impl Backend {
     pub(crate) fn up(self, den: &Den, opts: &UpOptions, plan: Plan, reporter: &mut dyn Reporter) -> Result<UpResult> {
         match self {
             Backend::Local => local::up(den, opts, plan, reporter),
-            Backend::Remote => remote::up(den, opts, plan, reporter),
+            Backend::Remote => sequence::up::<remote::RemoteUp>(den, opts, plan, reporter),
             Backend::Kube => sequence::up::<kube::KubeUp>(den, opts, plan, reporter),
         }
     }

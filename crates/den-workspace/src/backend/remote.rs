@@ -8,10 +8,12 @@
 use den_process::Cmd;
 
 use super::machine::{self, MachineStatus};
+use super::sequence::{Made, Setup, UpSteps};
 use crate::exec::{self, ProviderRun};
 use crate::inject::{inject_command, run_agent, Feed};
-use crate::record::{now, WorkspaceRecord};
-use crate::{Den, Reporter, Result, UpOptions, UpResult, WorkspaceError};
+use crate::plan::Plan;
+use crate::record::WorkspaceRecord;
+use crate::{Den, Reporter, Result, UpOptions, WorkspaceError};
 use den_protocol::transfer::{MachineWatch, RemoteUpRequest, RemoteUpResult};
 
 /// Where den puts its agent on a machine when the provider does not say
@@ -53,143 +55,197 @@ fn machine_watch(run: &ProviderRun) -> Option<MachineWatch> {
     Some(MachineWatch { timeout_secs: timeout.as_secs(), shutdown, env: run.all_env() })
 }
 
-pub(crate) fn up(den: &Den, opts: &UpOptions, p: crate::plan::Plan, reporter: &mut dyn Reporter) -> Result<UpResult> {
-    p.initialize(opts, reporter)?;
-    if p.entry.manifest.exec_proxy {
-        return Err(WorkspaceError::Unsupported(format!(
-            "provider `{}` is a proxy provider (exec.proxy); den does not run those",
-            p.entry.name
-        )));
-    }
-    let machine_id = match &p.record {
-        Some(r) => r.machine.clone(),
-        None if p.entry.manifest.is_machine_provider() => Some(opts.machine.clone().unwrap_or_else(|| p.id.clone())),
-        None => None,
-    };
-    let mut subject = exec::workspace_subject(den, &p.id, p.folder.clone());
-    if let Some(m) = &machine_id {
-        subject = exec::on_machine(den, subject, m);
-    }
-    // A machine that exists keeps the options it was made with: status,
-    // start and command must reach the same machine.
-    let existing = match &machine_id {
-        Some(m) => machine::MachineRecord::load(den, m)?,
-        None => None,
-    };
-    if let Some(rec) = existing.as_ref().filter(|r| r.provider != p.entry.name) {
-        return Err(WorkspaceError::Conflict(format!(
-            "machine `{}` belongs to provider `{}`, not `{}`",
-            rec.id, rec.provider, p.entry.name
-        )));
-    }
-    let options = existing.as_ref().map(|r| r.provider_options.clone()).unwrap_or_else(|| p.ws_options.clone());
-    let run = exec::run_for(den, &p.entry, &options, &subject)?;
-    exec::init(den, &run)?;
-    if let Some(m) = &machine_id {
-        machine::ensure_running(den, &p.entry, m, &options, &run, reporter)?;
+/// `up` on another machine: the machine made or started (machine
+/// providers), den's binary put there, and den there does the rest
+/// (`den agent remote-up`).
+pub(crate) struct RemoteUp {
+    run: ProviderRun,
+    machine_id: Option<String>,
+    options: indexmap::IndexMap<String, String>,
+}
+
+impl UpSteps for RemoteUp {
+    fn check(p: &Plan) -> Result<()> {
+        p.refuse_provider_change()?;
+        if p.entry.manifest.exec_proxy {
+            return Err(WorkspaceError::Unsupported(format!(
+                "provider `{}` is a proxy provider (exec.proxy); den does not run those",
+                p.entry.name
+            )));
+        }
+        Ok(())
     }
 
-    // Recorded before anything is made on the machine, so that `den delete`
-    // can always clean up.
-    let fresh = p.record.is_none() || opts.recreate || opts.reset;
-    let mut rec = WorkspaceRecord::for_up(p.record.as_ref(), den, p.origin());
-    rec.machine = machine_id.clone();
-    rec.credentials = crate::plan::credentials_of(&p.entry.manifest, &run.options);
-    rec.last_used_at = now();
-    rec.save(den)?;
+    fn open(den: &Den, p: &Plan, opts: &UpOptions, _reporter: &mut dyn Reporter) -> Result<Self> {
+        let machine_id = match &p.record {
+            Some(r) => r.machine.clone(),
+            None if p.entry.manifest.is_machine_provider() => {
+                Some(opts.machine.clone().unwrap_or_else(|| p.id.clone()))
+            }
+            None => None,
+        };
+        let mut subject = exec::workspace_subject(den, &p.id, p.folder.clone());
+        if let Some(m) = &machine_id {
+            subject = exec::on_machine(den, subject, m);
+        }
+        // A machine that exists keeps the options it was made with: status,
+        // start and command must reach the same machine.
+        let existing = match &machine_id {
+            Some(m) => machine::MachineRecord::load(den, m)?,
+            None => None,
+        };
+        if let Some(rec) = existing.as_ref().filter(|r| r.provider != p.entry.name) {
+            return Err(WorkspaceError::Conflict(format!(
+                "machine `{}` belongs to provider `{}`, not `{}`",
+                rec.id, rec.provider, p.entry.name
+            )));
+        }
+        let options = existing.map(|r| r.provider_options).unwrap_or_else(|| p.ws_options.clone());
+        let run = exec::run_for(den, &p.entry, &options, &subject)?;
+        exec::init(den, &run)?;
+        Ok(RemoteUp { run, machine_id, options })
+    }
 
-    let key = den_ssh::keys::load_or_create(&crate::publish::client_key_path(den, &p.id))
-        .map_err(|e| WorkspaceError::Agent(format!("making the workspace's SSH key: {e}")))?;
-    let agent = &p.entry.manifest.agent;
-    let docker_path = run.expand(&agent.docker.path);
-    let container_timeout = run.expand(if agent.container_inactivity_timeout.is_empty() {
-        &agent.inactivity_timeout
-    } else {
-        &agent.container_inactivity_timeout
-    });
-    // The machine has its own copy of the folder: the config path must be
-    // inside it.
-    let devcontainer_path = match &p.devcontainer_path {
-        Some(d) if d.is_absolute() => Some(d.strip_prefix(&p.folder).map(|r| r.to_path_buf()).map_err(|_| {
+    fn credentials(&self, p: &Plan) -> den_protocol::Credentials {
+        crate::plan::credentials_of(&p.entry.manifest, &self.run.options)
+    }
+
+    fn prepare(&mut self, den: &Den, p: &mut Plan, _opts: &UpOptions, reporter: &mut dyn Reporter) -> Result<()> {
+        if let Some(m) = &self.machine_id {
+            machine::ensure_running(den, &p.entry, m, &self.options, &self.run, reporter)?;
+        }
+        Ok(())
+    }
+
+    /// Recorded before anything is made on the machine, so that `den
+    /// delete` can always clean up.
+    fn record_first(&self) -> bool {
+        true
+    }
+
+    fn describe(&self, _p: &Plan, rec: &mut WorkspaceRecord) {
+        rec.machine = self.machine_id.clone();
+    }
+
+    fn create(
+        &mut self,
+        _den: &Den,
+        _p: &mut Plan,
+        _opts: &UpOptions,
+        _rec: &mut WorkspaceRecord,
+        _reporter: &mut dyn Reporter,
+    ) -> Result<Made> {
+        // den on the machine makes the container, in `setup`.
+        Ok(Made::default())
+    }
+
+    fn setup(
+        &mut self,
+        den: &Den,
+        p: &Plan,
+        opts: &UpOptions,
+        rec: &mut WorkspaceRecord,
+        made: &mut Made,
+        reporter: &mut dyn Reporter,
+    ) -> Result<Setup> {
+        let req = self.request(den, p, opts)?;
+        reporter.phase("inject", &format!("reaching the machine through provider `{}`", p.entry.name));
+        let command = inject_command(&agent_candidates(&self.run), "remote-up")?;
+        let cmd = self.run.remote(&command)?;
+        let folder = p.folder.clone();
+        let feed = Feed {
+            request: serde_json::to_string(&req).expect("serialises"),
+            content: Box::new(move |out| den_protocol::transfer::send_folder(&folder, out)),
+            clone_url: p.clone_on_machine.as_ref().map(|g| g.url.clone()),
+        };
+        let agent_run = run_agent::<RemoteUpResult>(&cmd, Some(feed), reporter)?;
+        let r = agent_run.result;
+        // Whatever happened on the machine, den must be able to reach (and
+        // delete) what the agent made there.
+        rec.machine_agent_path = agent_run.agent_path.clone();
+        if let (Some(source), false) = (rec.source.as_mut(), r.commit.is_empty()) {
+            source.commit = r.commit.clone();
+        }
+        if !r.home.is_empty() {
+            rec.remote_home = r.home.clone();
+        }
+        let user = r.facts.as_ref().map(|f| f.remote_user.clone()).unwrap_or_default();
+        if let Some(facts) = r.facts.filter(|f| !f.container_name.is_empty()) {
+            // Also after a failed hook: the container is there, as on docker.
+            rec.set_facts(facts);
+        }
+        *made = Made { created: r.created, started: r.started };
+        // The machine said what went wrong as it happened.
+        Ok(Setup {
+            outcome: r.outcome,
+            note: None,
+            host_key: r.host_key,
+            user,
+            ran: r.hooks_ran,
+            uploaded: agent_run.uploaded || r.uploaded_agent,
+        })
+    }
+}
+
+impl RemoteUp {
+    /// What den on the machine is asked to do.
+    fn request(&self, den: &Den, p: &Plan, opts: &UpOptions) -> Result<RemoteUpRequest> {
+        let run = &self.run;
+        let key = den_ssh::keys::load_or_create(&crate::publish::client_key_path(den, &p.id))
+            .map_err(|e| WorkspaceError::Agent(format!("making the workspace's SSH key: {e}")))?;
+        let agent = &p.entry.manifest.agent;
+        let docker_path = run.expand(&agent.docker.path);
+        let container_timeout = run.expand(p.container_inactivity_timeout());
+        Ok(RemoteUpRequest {
+            context: den.context.clone(),
+            workspace_id: p.id.clone(),
+            data_path: run.expand(&agent.data_path),
+            docker_path: if docker_path.trim().is_empty() { "docker".into() } else { docker_path },
+            docker_env: agent
+                .docker
+                .env
+                .iter()
+                .map(|(k, v)| (k.clone(), run.expand(v)))
+                .filter(|(_, v)| !v.is_empty())
+                .collect(),
+            fresh_content: p.record.is_none() || opts.recreate || opts.reset,
+            recreate: opts.recreate || opts.reset,
+            devcontainer_path: devcontainer_path_on_machine(p)?,
+            fallback_image: p.fallback_image.clone(),
+            prebuild_repository: p.prebuild.as_ref().map(|b| b.repository.clone()).unwrap_or_default(),
+            workspace_env: p.workspace_env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            devcontainer_image: p.devcontainer_image.clone().unwrap_or_default(),
+            // A machine's own timeout stops the machine; the container one
+            // only applies when the provider sets it apart.
+            container_inactivity_timeout: if self.machine_id.is_some() && agent.container_inactivity_timeout.is_empty()
+            {
+                String::new()
+            } else {
+                container_timeout
+            },
+            authorized_key: den_ssh::keys::public_openssh(key.public_key()),
+            machine_watch: machine_watch(run),
+            docker_install: agent.docker.install.is_true_or(true),
+            credentials: crate::plan::credentials_of(&p.entry.manifest, &run.options),
+            git: p.clone_on_machine.clone(),
+            reset: opts.reset,
+        })
+    }
+}
+
+/// The machine has its own copy of the folder: the config path must be
+/// inside it.
+fn devcontainer_path_on_machine(p: &Plan) -> Result<Option<std::path::PathBuf>> {
+    match &p.devcontainer_path {
+        Some(d) if d.is_absolute() => Ok(Some(d.strip_prefix(&p.folder).map(|r| r.to_path_buf()).map_err(|_| {
             WorkspaceError::BadInput(format!(
                 "--devcontainer-path {} is outside {}; a remote workspace only has the project folder",
                 d.display(),
                 p.folder.display()
             ))
-        })?),
-        other => other.clone(),
-    };
-    let req = RemoteUpRequest {
-        context: den.context.clone(),
-        workspace_id: p.id.clone(),
-        data_path: run.expand(&agent.data_path),
-        docker_path: if docker_path.trim().is_empty() { "docker".into() } else { docker_path },
-        docker_env: agent
-            .docker
-            .env
-            .iter()
-            .map(|(k, v)| (k.clone(), run.expand(v)))
-            .filter(|(_, v)| !v.is_empty())
-            .collect(),
-        fresh_content: fresh,
-        recreate: opts.recreate || opts.reset,
-        devcontainer_path,
-        fallback_image: p.fallback_image.clone(),
-        prebuild_repository: p.prebuild.as_ref().map(|b| b.repository.clone()).unwrap_or_default(),
-        workspace_env: p.workspace_env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-        devcontainer_image: p.devcontainer_image.clone().unwrap_or_default(),
-        // A machine's own timeout stops the machine; the container one only
-        // applies when the provider sets it apart.
-        container_inactivity_timeout: if machine_id.is_some() && agent.container_inactivity_timeout.is_empty() {
-            String::new()
-        } else {
-            container_timeout
-        },
-        authorized_key: den_ssh::keys::public_openssh(key.public_key()),
-        machine_watch: machine_watch(&run),
-        docker_install: agent.docker.install.is_true_or(true),
-        credentials: crate::plan::credentials_of(&p.entry.manifest, &run.options),
-        git: p.clone_on_machine.clone(),
-        reset: opts.reset,
-    };
-    reporter.phase("inject", &format!("reaching the machine through provider `{}`", p.entry.name));
-    let command = inject_command(&agent_candidates(&run), "remote-up")?;
-    let cmd = run.remote(&command)?;
-    let folder = p.folder.clone();
-    let feed = Feed {
-        request: serde_json::to_string(&req).expect("serialises"),
-        content: Box::new(move |out| den_protocol::transfer::send_folder(&folder, out)),
-        clone_url: p.clone_on_machine.as_ref().map(|g| g.url.clone()),
-    };
-    let agent_run = run_agent::<RemoteUpResult>(&cmd, Some(feed), reporter)?;
-    let r = agent_run.result;
-    // Whatever happened on the machine, den must be able to reach (and
-    // delete) what the agent made there.
-    rec.machine_agent_path = agent_run.agent_path.clone();
-    if let (Some(source), false) = (rec.source.as_mut(), r.commit.is_empty()) {
-        source.commit = r.commit.clone();
+        })?)),
+        other => Ok(other.clone()),
     }
-    if !r.home.is_empty() {
-        rec.remote_home = r.home.clone();
-    }
-    let remote_user = r.facts.as_ref().map(|f| f.remote_user.clone()).unwrap_or_default();
-    if let Some(facts) = r.facts.filter(|f| !f.container_name.is_empty()) {
-        // Also after a failed hook: the container is there, as on docker.
-        rec.set_facts(facts);
-    }
-    rec.save(den)?;
-    if !r.host_key.is_empty() {
-        crate::publish::publish(den, &mut rec, &r.host_key, &remote_user, opts.ssh_config.as_deref())?;
-    }
-    crate::plan::outcome_result(r.outcome)?;
-    Ok(UpResult {
-        record: rec,
-        created: r.created,
-        started: r.started,
-        uploaded_agent: agent_run.uploaded || r.uploaded_agent,
-        hooks_ran: r.hooks_ran,
-        host_key: r.host_key,
-    })
 }
 
 /// A command line for the agent on the machine.
