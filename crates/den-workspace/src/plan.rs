@@ -541,26 +541,6 @@ pub(crate) fn outcome_result(outcome: Outcome) -> Result<()> {
     }
 }
 
-/// After the agent's setup: pins its host key, writes the ssh config entry,
-/// and turns a failed setup into the error den reports.
-pub(crate) fn finish_setup(
-    den: &Den,
-    rec: &mut WorkspaceRecord,
-    result: &den_protocol::SetupResult,
-    ssh_config: Option<&Path>,
-    reporter: &mut dyn Reporter,
-) -> Result<()> {
-    if !result.host_key.is_empty() {
-        let user = result.user.as_ref().map(|u| u.name.clone()).unwrap_or_else(|| rec.remote_user.clone());
-        crate::publish::publish(den, rec, &result.host_key, &user, ssh_config)?;
-    }
-    match &result.outcome {
-        Outcome::Failed { message } | Outcome::HookFailed { detail: Some(message), .. } => reporter.line(message),
-        _ => {}
-    }
-    outcome_result(result.outcome.clone())
-}
-
 /// The setup request for a container, from the merged configuration (the
 /// caller adds the key, the timeout and the credentials choice).
 pub(crate) fn setup_request(

@@ -205,12 +205,7 @@ pub fn up(den: &Den, opts: &UpOptions, reporter: &mut dyn Reporter) -> Result<Up
         .and_then(|plan| {
             let (entry, saved_before, given) = (plan.entry.clone(), plan.saved_before.clone(), plan.given.clone());
             let record_before = plan.record.clone();
-            let result = Backend::of(&plan.entry).and_then(|backend| {
-                backend.check(&plan)?;
-                // The backend runs initializeCommand (Plan::initialize) once it
-                // has checked what it must before anything runs.
-                backend.up(den, opts, plan, reporter)
-            });
+            let result = Backend::for_plan(&plan).and_then(|backend| backend.up(den, opts, plan, reporter));
             // Global options given with an up that failed before it made or
             // changed anything are not kept: later ups would fail the same way
             // without saying why. Once a container was made with them, they

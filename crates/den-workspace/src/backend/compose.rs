@@ -13,8 +13,14 @@ use den_driver::compose::{replaces, to_json, untag, Project, PROJECT_LABEL, SERV
 use den_driver::{Compose, Docker, Image};
 use serde_json::{json, Map, Value};
 
+use den_driver::{HOME_LABEL, WORKSPACE_LABEL};
+
+use super::local::Engine;
+use super::sequence::{Made, Setup, UpSteps};
 use crate::features::LockMode;
-use crate::{Den, Reporter, Result, WorkspaceError};
+use crate::plan::Plan;
+use crate::record::WorkspaceRecord;
+use crate::{Den, Reporter, Result, UpOptions, WorkspaceError};
 
 /// The label that holds `shutdownAction` on the service's container.
 pub(crate) const SHUTDOWN_LABEL: &str = "den.compose.shutdown-action";
@@ -29,7 +35,7 @@ pub(crate) fn project_name(den: &Den, id: &str) -> String {
 }
 
 /// What `up` needs to run a compose workspace.
-pub(crate) struct ComposeUp<'a> {
+pub(crate) struct ComposeRun<'a> {
     pub den: &'a Den,
     pub docker: &'a Docker,
     pub id: &'a str,
@@ -233,11 +239,112 @@ fn write_override(path: &Path, mut doc: Value) -> Result<()> {
         .map_err(WorkspaceError::io(format!("writing {}", path.display())))
 }
 
+/// `up` of a compose project: the configuration's service is the
+/// workspace's container, and compose makes (or starts) the project.
+pub(crate) struct ComposeUp {
+    engine: Engine,
+    project: String,
+}
+
+impl UpSteps for ComposeUp {
+    fn open(den: &Den, plan: &Plan, _opts: &UpOptions, _reporter: &mut dyn Reporter) -> Result<Self> {
+        Ok(ComposeUp { engine: Engine::open(den, plan)?, project: project_name(den, &plan.id) })
+    }
+
+    fn credentials(&self, _plan: &Plan) -> den_protocol::Credentials {
+        self.engine.credentials()
+    }
+
+    fn prepare(&mut self, den: &Den, plan: &mut Plan, opts: &UpOptions, reporter: &mut dyn Reporter) -> Result<()> {
+        self.engine.look(den, plan, opts)?;
+        // compose makes the project's containers again itself (its images
+        // go with the old project, so they are built after this).
+        if opts.reset {
+            reporter.phase("create", "removing the old project (--reset)");
+            remove_project(&self.engine.docker, &self.project, false)?;
+            crate::record::remove_dir(&den.home.workspace_dir(&den.context, &plan.id))?;
+            plan.record = None;
+        }
+        if opts.reset || opts.recreate {
+            self.engine.container = None;
+        }
+        Ok(())
+    }
+
+    fn record_first(&self) -> bool {
+        false
+    }
+
+    fn create(
+        &mut self,
+        den: &Den,
+        plan: &mut Plan,
+        opts: &UpOptions,
+        rec: &mut WorkspaceRecord,
+        reporter: &mut dyn Reporter,
+    ) -> Result<Made> {
+        let mut made = Made::default();
+        let found = match self.engine.take(den, plan, &mut made, reporter)? {
+            Some(found) => found,
+            None => {
+                let e = &self.engine;
+                let labels = vec![
+                    (WORKSPACE_LABEL.to_string(), plan.id.clone()),
+                    ("devcontainer.local_folder".into(), plan.resolved.local_folder.display().to_string()),
+                    ("devcontainer.config_file".into(), plan.resolved.config_file.display().to_string()),
+                    (HOME_LABEL.into(), crate::plan::home_tag(den)),
+                ];
+                let run = ComposeRun {
+                    den,
+                    docker: &e.docker,
+                    id: &plan.id,
+                    name: &e.name,
+                    compose_path: e.options.get("COMPOSE_PATH").map(|o| o.value.clone()),
+                    lock: opts.lockfile,
+                    recreate: opts.recreate || opts.reset,
+                    labels,
+                };
+                let (image, info, meta) = up(&run, &mut plan.resolved, reporter)?;
+                made.created = true;
+                let merged = crate::plan::merge(&plan.resolved, &meta);
+                let user = merged.container_user.clone().unwrap_or(info.config.user.clone());
+                (meta, image, user)
+            }
+        };
+        self.engine.describe(plan, rec, found);
+        Ok(made)
+    }
+
+    fn setup(
+        &mut self,
+        den: &Den,
+        plan: &Plan,
+        opts: &UpOptions,
+        rec: &mut WorkspaceRecord,
+        made: &mut Made,
+        reporter: &mut dyn Reporter,
+    ) -> Result<Setup> {
+        let e = &self.engine;
+        match e.setup(den, plan, opts, rec, reporter) {
+            // A service whose command ended at once: said as such, and
+            // nothing of the project or the workspace is left.
+            Err(err) if made.created => match exited(&e.docker, &e.name, &self.project)? {
+                Some(why) => {
+                    crate::record::remove_dir(&den.home.workspace_dir(&den.context, &plan.id))?;
+                    Err(why)
+                }
+                None => Err(err),
+            },
+            other => other,
+        }
+    }
+}
+
 /// The service's container, started with the rest of the project. Returns
 /// the image it runs (with its inspect data) and the metadata entries of
 /// that image.
 pub(crate) fn up(
-    c: &ComposeUp<'_>,
+    c: &ComposeRun<'_>,
     resolved: &mut Resolved,
     reporter: &mut dyn Reporter,
 ) -> Result<(String, Image, Vec<MetadataEntry>)> {

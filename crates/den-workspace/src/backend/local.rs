@@ -11,12 +11,13 @@ use indexmap::IndexMap;
 use den_protocol::SetupRequest;
 
 use super::compose;
+use super::sequence::{self, Made, Setup, UpSteps};
 use crate::features::{LockMode, Prebuild};
 use crate::inject::{inject_and_setup, DEFAULT_AGENT_PATHS};
-use crate::plan::{authorized_key, container_name, credentials_of, finish_setup, home_tag, setup_request, Plan};
+use crate::plan::{authorized_key, container_name, credentials_of, home_tag, setup_request, Plan};
 use crate::providers::{self, ProviderEntry};
-use crate::record::{now, WorkspaceRecord};
-use crate::{Den, Reporter, Result, Status, UpOptions, UpResult, WorkspaceError};
+use crate::record::WorkspaceRecord;
+use crate::{Den, Reporter, Result, Status, UpOptions, WorkspaceError};
 
 /// The driver for a provider: providers that run containers on the local
 /// (or a DOCKER_HOST) engine through a docker-compatible CLI.
@@ -284,179 +285,234 @@ fn container_metadata(c: &Container) -> Vec<MetadataEntry> {
     all.into_iter().take(n).collect()
 }
 
-/// Brings the workspace up on this machine's engine: finds or makes its
-/// container, injects the agent, runs setup and the hooks that are due.
-pub(crate) fn up(den: &Den, opts: &UpOptions, mut plan: Plan, reporter: &mut dyn Reporter) -> Result<UpResult> {
-    // The provider with its options and DevPod's variables, as for the
-    // other backends; its exec.init runs once per set of option values.
-    let subject = crate::exec::workspace_subject(den, &plan.id, plan.folder.clone());
-    let run = crate::exec::run_for(den, &plan.entry, &plan.ws_options, &subject)?;
-    crate::exec::init(den, &run)?;
-    let resolved_options = run.options;
-    let docker = &docker_for(&plan.entry, &resolved_options);
-    let agent_paths = agent_candidates(&plan.entry, &resolved_options);
-    let inactivity_timeout = den_provider::expand_options(plan.container_inactivity_timeout(), &resolved_options);
-    let inactivity_timeout = if inactivity_timeout.contains("${") { String::new() } else { inactivity_timeout };
-    let credentials = credentials_of(&plan.entry.manifest, &resolved_options);
-    plan.initialize(opts, reporter)?;
+/// What a container on this machine's engine and a compose project share
+/// on the way up: the provider's engine, the container den looks for, and
+/// how the agent gets in.
+pub(crate) struct Engine {
+    pub docker: Docker,
+    pub options: IndexMap<String, ResolvedOption>,
+    agent_paths: Vec<String>,
+    inactivity_timeout: String,
+    credentials: den_protocol::Credentials,
+    /// den's container (a compose project's workspace service).
+    pub name: String,
+    /// The container found, until `create` takes it.
+    pub container: Option<Container>,
+    /// A container and no record: an `up` was stopped after its `docker run`.
+    adopting: bool,
+    /// The configuration merged with the image's metadata, once known.
+    pub merged: MergedConfig,
+}
 
-    let name = container_name(den, &plan.id);
-    let mut container = docker.inspect_container(&name).map_err(|e| engine_hint(&plan, e))?;
-    // A container and no record: an `up` was stopped after its `docker run`.
-    let adopting = container.is_some() && plan.record.is_none() && !opts.reset && !opts.recreate;
-    if let Some(c) = &container {
-        check_owner(den, &plan.id, c, adopting)?;
-    }
-    // A new container's image is made first: a build that fails leaves
-    // the old container as it was.
-    let compose = plan.resolved.is_compose();
-    let project = compose::project_name(den, &plan.id);
-    let mut prepared = None;
-    if !compose && (opts.reset || opts.recreate || container.is_none()) {
-        prepared =
-            Some(prepare_image(den, docker, &plan.resolved, &name, opts.lockfile, plan.prebuild.as_ref(), reporter)?);
-    }
-    if compose && (opts.reset || opts.recreate) {
-        // compose makes the project's containers again itself.
-        if opts.reset {
-            reporter.phase("create", "removing the old project (--reset)");
-            compose::remove_project(docker, &project, false)?;
-            crate::record::remove_dir(&den.home.workspace_dir(&den.context, &plan.id))?;
-        }
-        container = None;
-    } else if opts.reset {
-        if container.is_some() {
-            reporter.phase("create", "removing the old container (--reset)");
-            docker.remove(&name)?;
-        }
-        container = None;
-        crate::record::remove_dir(&den.home.workspace_dir(&den.context, &plan.id))?;
-    } else if opts.recreate {
-        if container.is_some() {
-            reporter.phase("create", "removing the old container (--recreate)");
-            docker.remove(&name)?;
-        }
-        container = None;
-    }
-    let record = if opts.reset { None } else { plan.record.clone() };
-
-    let (mut created, mut started) = (false, false);
-    let (meta, image, container_user) = match &container {
-        Some(c) if adopting => {
-            let (meta, image, user, _) = adopt(den, docker, c, &mut plan, reporter)?;
-            created = true;
-            (meta, image, user)
-        }
-        Some(c) => {
-            let (meta, image, user, s) = take_existing(docker, c, &mut plan, reporter)?;
-            started = s;
-            (meta, image, user)
-        }
-        None if compose => {
-            let labels = vec![
-                (WORKSPACE_LABEL.to_string(), plan.id.clone()),
-                ("devcontainer.local_folder".into(), plan.resolved.local_folder.display().to_string()),
-                ("devcontainer.config_file".into(), plan.resolved.config_file.display().to_string()),
-                (HOME_LABEL.into(), home_tag(den)),
-            ];
-            let up = compose::ComposeUp {
-                den,
-                docker,
-                id: &plan.id,
-                name: &name,
-                compose_path: resolved_options.get("COMPOSE_PATH").map(|o| o.value.clone()),
-                lock: opts.lockfile,
-                recreate: opts.recreate || opts.reset,
-                labels,
-            };
-            let (image, info, meta) = compose::up(&up, &mut plan.resolved, reporter)?;
-            created = true;
-            let merged = crate::plan::merge(&plan.resolved, &meta);
-            let user = merged.container_user.clone().unwrap_or(info.config.user.clone());
-            (meta, image, user)
-        }
-        None => {
-            let (image, info) = match prepared.take() {
-                Some(p) => p,
-                None => {
-                    prepare_image(den, docker, &plan.resolved, &name, opts.lockfile, plan.prebuild.as_ref(), reporter)?
-                }
-            };
-            let meta = image_metadata(&info)?;
-            let merged = crate::plan::merge(&plan.resolved, &meta);
-            reporter.phase("create", &format!("container {name} from {image}"));
-            created = true;
-            if !create_container(docker, &home_tag(den), &name, &plan.id, &plan.resolved, &image, &meta, &merged)? {
-                let c = docker.inspect_container(&name)?.ok_or_else(|| {
-                    WorkspaceError::Conflict(format!(
-                        "container {name} was in use and is gone again; run `den up` again"
-                    ))
-                })?;
-                let (meta, image, user, _) = adopt(den, docker, &c, &mut plan, reporter)?;
-                (meta, image, user)
-            } else {
-                let user = merged.container_user.clone().unwrap_or(info.config.user.clone());
-                (meta, image, user)
-            }
-        }
-    };
-    let merged = crate::plan::merge(&plan.resolved, &meta);
-    let remote_user = merged
-        .remote_user
-        .clone()
-        .or_else(|| merged.container_user.clone())
-        .or_else(|| Some(container_user).filter(|u| !u.is_empty()))
-        .unwrap_or_else(|| "root".into());
-    let (host_uid, host_gid) = plan.folder_owner()?;
-
-    // From here on a container exists: record it first, so that `den
-    // delete` can always clean up, even if setup fails below.
-    let mut rec = WorkspaceRecord::for_up(record.as_ref(), den, plan.origin());
-    rec.container_name = name.clone();
-    rec.image = image;
-    rec.remote_user = remote_user.clone();
-    rec.workspace_folder = plan.resolved.workspace_folder.clone();
-    rec.set_from_config(&merged, &plan.resolved.config);
-    rec.credentials = opts.credentials.unwrap_or(credentials);
-    if created || started || record.as_ref() != Some(&rec) {
-        rec.last_used_at = now();
-        rec.save(den)?;
+impl Engine {
+    pub(crate) fn credentials(&self) -> den_protocol::Credentials {
+        self.credentials
     }
 
-    let req = SetupRequest {
-        authorized_key: authorized_key(den, opts, &plan.id)?,
-        inactivity_timeout,
-        credentials: rec.credentials,
-        ..setup_request(&plan.id, &plan.resolved, &merged, remote_user, (host_uid, host_gid))
-    };
-    reporter.phase("inject", "");
-    let run = match inject_and_setup(docker, &name, &agent_paths, &req, reporter) {
-        Ok(run) => run,
-        // A service whose command ended at once: said as such, and nothing
-        // of the project or the workspace is left.
-        Err(e) if compose && created => match compose::exited(docker, &name, &project)? {
-            Some(why) => {
-                crate::record::remove_dir(&den.home.workspace_dir(&den.context, &plan.id))?;
-                return Err(why);
-            }
-            None => return Err(e),
-        },
-        Err(e) => return Err(e),
-    };
-    if run.agent_path != rec.agent_path {
+    /// The provider with its options and DevPod's variables, as for the
+    /// other backends; its exec.init runs once per set of option values.
+    pub(crate) fn open(den: &Den, plan: &Plan) -> Result<Engine> {
+        let subject = crate::exec::workspace_subject(den, &plan.id, plan.folder.clone());
+        let run = crate::exec::run_for(den, &plan.entry, &plan.ws_options, &subject)?;
+        crate::exec::init(den, &run)?;
+        let options = run.options;
+        let timeout = den_provider::expand_options(plan.container_inactivity_timeout(), &options);
+        Ok(Engine {
+            docker: docker_for(&plan.entry, &options),
+            agent_paths: agent_candidates(&plan.entry, &options),
+            inactivity_timeout: if timeout.contains("${") { String::new() } else { timeout },
+            credentials: credentials_of(&plan.entry.manifest, &options),
+            options,
+            name: container_name(den, &plan.id),
+            container: None,
+            adopting: false,
+            merged: MergedConfig::default(),
+        })
+    }
+
+    /// Looks for the workspace's container, and refuses one that is not
+    /// this workspace's.
+    pub(crate) fn look(&mut self, den: &Den, plan: &Plan, opts: &UpOptions) -> Result<()> {
+        let container = self.docker.inspect_container(&self.name).map_err(|e| engine_hint(plan, e))?;
+        self.adopting = container.is_some() && plan.record.is_none() && !opts.reset && !opts.recreate;
+        if let Some(c) = &container {
+            check_owner(den, &plan.id, c, self.adopting)?;
+        }
+        self.container = container;
+        Ok(())
+    }
+
+    /// The container found, adopted or started: its metadata, image and
+    /// user. `None`: there is none to take.
+    pub(crate) fn take(
+        &mut self,
+        den: &Den,
+        plan: &mut Plan,
+        made: &mut Made,
+        reporter: &mut dyn Reporter,
+    ) -> Result<Option<(Vec<MetadataEntry>, String, String)>> {
+        let Some(c) = self.container.take() else { return Ok(None) };
+        let (meta, image, user, started) = if self.adopting {
+            made.created = true;
+            adopt(den, &self.docker, &c, plan, reporter)?
+        } else {
+            take_existing(&self.docker, &c, plan, reporter)?
+        };
+        made.started = started && !made.created;
+        Ok(Some((meta, image, user)))
+    }
+
+    /// What the record learns once the container is there.
+    pub(crate) fn describe(
+        &mut self,
+        plan: &Plan,
+        rec: &mut WorkspaceRecord,
+        made: (Vec<MetadataEntry>, String, String),
+    ) {
+        let (meta, image, container_user) = made;
+        self.merged = crate::plan::merge(&plan.resolved, &meta);
+        rec.container_name = self.name.clone();
+        rec.image = image;
+        rec.remote_user = self
+            .merged
+            .remote_user
+            .clone()
+            .or_else(|| self.merged.container_user.clone())
+            .or_else(|| Some(container_user).filter(|u| !u.is_empty()))
+            .unwrap_or_else(|| "root".into());
+        rec.workspace_folder = plan.resolved.workspace_folder.clone();
+        rec.set_from_config(&self.merged, &plan.resolved.config);
+    }
+
+    /// The agent into the container and its setup, in one exec.
+    pub(crate) fn setup(
+        &self,
+        den: &Den,
+        plan: &Plan,
+        opts: &UpOptions,
+        rec: &mut WorkspaceRecord,
+        reporter: &mut dyn Reporter,
+    ) -> Result<Setup> {
+        let req = SetupRequest {
+            authorized_key: authorized_key(den, opts, &plan.id)?,
+            inactivity_timeout: self.inactivity_timeout.clone(),
+            credentials: rec.credentials,
+            ..setup_request(&plan.id, &plan.resolved, &self.merged, rec.remote_user.clone(), plan.folder_owner()?)
+        };
+        reporter.phase("inject", "");
+        let run = inject_and_setup(&self.docker, &self.name, &self.agent_paths, &req, reporter)?;
         rec.agent_path = run.agent_path.clone();
-        rec.save(den)?;
+        Ok(sequence::setup_of(run.result, rec, run.uploaded))
     }
-    let result = run.result;
-    finish_setup(den, &mut rec, &result, opts.ssh_config.as_deref(), reporter)?;
-    Ok(UpResult {
-        record: rec,
-        created,
-        started,
-        uploaded_agent: run.uploaded,
-        hooks_ran: result.ran,
-        host_key: result.host_key,
-    })
+}
+
+/// `up` of a container on this machine's engine (docker, podman).
+pub(crate) struct LocalUp {
+    engine: Engine,
+    /// A new container's image, made before anything is removed.
+    prepared: Option<(String, den_driver::Image)>,
+}
+
+impl UpSteps for LocalUp {
+    fn open(den: &Den, plan: &Plan, _opts: &UpOptions, _reporter: &mut dyn Reporter) -> Result<Self> {
+        Ok(LocalUp { engine: Engine::open(den, plan)?, prepared: None })
+    }
+
+    fn credentials(&self, _plan: &Plan) -> den_protocol::Credentials {
+        self.engine.credentials()
+    }
+
+    fn prepare(&mut self, den: &Den, plan: &mut Plan, opts: &UpOptions, reporter: &mut dyn Reporter) -> Result<()> {
+        let e = &mut self.engine;
+        e.look(den, plan, opts)?;
+        // A new container's image is made first: a build that fails leaves
+        // the old container as it was.
+        if opts.reset || opts.recreate || e.container.is_none() {
+            let prebuild = plan.prebuild.as_ref();
+            self.prepared =
+                Some(prepare_image(den, &e.docker, &plan.resolved, &e.name, opts.lockfile, prebuild, reporter)?);
+        }
+        if opts.reset || opts.recreate {
+            if e.container.take().is_some() {
+                let why = if opts.reset { "--reset" } else { "--recreate" };
+                reporter.phase("create", &format!("removing the old container ({why})"));
+                e.docker.remove(&e.name)?;
+            }
+        }
+        if opts.reset {
+            crate::record::remove_dir(&den.home.workspace_dir(&den.context, &plan.id))?;
+            plan.record = None;
+        }
+        Ok(())
+    }
+
+    fn record_first(&self) -> bool {
+        false
+    }
+
+    fn create(
+        &mut self,
+        den: &Den,
+        plan: &mut Plan,
+        opts: &UpOptions,
+        rec: &mut WorkspaceRecord,
+        reporter: &mut dyn Reporter,
+    ) -> Result<Made> {
+        let mut made = Made::default();
+        let found = match self.engine.take(den, plan, &mut made, reporter)? {
+            Some(found) => found,
+            None => self.run_container(den, plan, opts, &mut made, reporter)?,
+        };
+        self.engine.describe(plan, rec, found);
+        Ok(made)
+    }
+
+    fn setup(
+        &mut self,
+        den: &Den,
+        plan: &Plan,
+        opts: &UpOptions,
+        rec: &mut WorkspaceRecord,
+        _made: &mut Made,
+        reporter: &mut dyn Reporter,
+    ) -> Result<Setup> {
+        self.engine.setup(den, plan, opts, rec, reporter)
+    }
+}
+
+impl LocalUp {
+    /// A new container from the image (made now if `prepare` did not);
+    /// one an interrupted `up` made meanwhile under the name is adopted.
+    fn run_container(
+        &mut self,
+        den: &Den,
+        plan: &mut Plan,
+        opts: &UpOptions,
+        made: &mut Made,
+        reporter: &mut dyn Reporter,
+    ) -> Result<(Vec<MetadataEntry>, String, String)> {
+        let e = &self.engine;
+        let (image, info) = match self.prepared.take() {
+            Some(p) => p,
+            None => {
+                prepare_image(den, &e.docker, &plan.resolved, &e.name, opts.lockfile, plan.prebuild.as_ref(), reporter)?
+            }
+        };
+        let meta = image_metadata(&info)?;
+        let merged = crate::plan::merge(&plan.resolved, &meta);
+        let name = &e.name;
+        reporter.phase("create", &format!("container {name} from {image}"));
+        made.created = true;
+        if create_container(&e.docker, &home_tag(den), name, &plan.id, &plan.resolved, &image, &meta, &merged)? {
+            let user = merged.container_user.clone().unwrap_or(info.config.user.clone());
+            return Ok((meta, image, user));
+        }
+        let c = e.docker.inspect_container(name)?.ok_or_else(|| {
+            WorkspaceError::Conflict(format!("container {name} was in use and is gone again; run `den up` again"))
+        })?;
+        let (meta, image, user, _) = adopt(den, &e.docker, &c, plan, reporter)?;
+        Ok((meta, image, user))
+    }
 }
 
 /// An engine den cannot reach, or a CLI that is not there, often comes from

@@ -31,6 +31,10 @@ use crate::{Den, Reporter, Result, Status, WorkspaceError};
 pub(crate) enum Backend {
     /// Containers of this machine's (or DOCKER_HOST's) engine.
     Local,
+    /// A compose project on that engine (chosen by the configuration, for
+    /// `up`; a recorded workspace's operations find the project from its
+    /// container's labels, so they are [`Backend::Local`]'s).
+    Compose,
     /// Another machine, reached through the provider's `command`.
     Remote,
     /// Pods, through kubectl.
@@ -74,6 +78,15 @@ impl Backend {
         }
     }
 
+    /// The backend that brings `plan` up: its provider's, and a compose
+    /// project where the configuration names compose files.
+    pub(crate) fn for_plan(plan: &Plan) -> Result<Backend> {
+        Ok(match Backend::of(&plan.entry)? {
+            Backend::Local if plan.resolved.is_compose() => Backend::Compose,
+            other => other,
+        })
+    }
+
     /// The backend of a recorded workspace: a workspace on a machine stays
     /// there; one whose provider is gone counts as local (what it is asked
     /// then says that the provider is missing).
@@ -87,24 +100,16 @@ impl Backend {
     /// Where a git SOURCE of a workspace on this backend is cloned.
     pub(crate) fn clone_at(self) -> CloneAt {
         match self {
-            Backend::Local => CloneAt::Here,
+            Backend::Local | Backend::Compose => CloneAt::Here,
             Backend::Remote => CloneAt::Machine,
             Backend::Kube => CloneAt::Pod,
         }
     }
 
-    /// What must hold before anything runs, `initializeCommand` included:
-    /// a workspace on a machine or in a cluster stays on its provider.
-    pub(crate) fn check(self, plan: &Plan) -> Result<()> {
-        match self {
-            Backend::Local => Ok(()),
-            Backend::Remote | Backend::Kube => plan.refuse_provider_change(),
-        }
-    }
-
     pub(crate) fn up(self, den: &Den, opts: &UpOptions, plan: Plan, reporter: &mut dyn Reporter) -> Result<UpResult> {
         match self {
-            Backend::Local => local::up(den, opts, plan, reporter),
+            Backend::Local => sequence::up::<local::LocalUp>(den, opts, plan, reporter),
+            Backend::Compose => sequence::up::<compose::ComposeUp>(den, opts, plan, reporter),
             Backend::Remote => sequence::up::<remote::RemoteUp>(den, opts, plan, reporter),
             Backend::Kube => sequence::up::<kube::KubeUp>(den, opts, plan, reporter),
         }
@@ -114,7 +119,7 @@ impl Backend {
     /// the engine is this machine's.
     pub(crate) fn build(self, den: &Den, plan: &Plan, reporter: &mut dyn Reporter) -> Result<String> {
         match self {
-            Backend::Local => local::build(den, plan, reporter),
+            Backend::Local | Backend::Compose => local::build(den, plan, reporter),
             Backend::Remote | Backend::Kube => Err(WorkspaceError::Unsupported(format!(
                 "provider `{}` does not run containers on this machine's engine; `den build` works with local docker-compatible providers (`den up` builds where the provider runs)",
                 plan.entry.name
@@ -124,7 +129,7 @@ impl Backend {
 
     pub(crate) fn status(self, den: &Den, r: &WorkspaceRecord) -> Result<Status> {
         match self {
-            Backend::Local => local::status(den, r),
+            Backend::Local | Backend::Compose => local::status(den, r),
             Backend::Remote => remote::status(den, r),
             Backend::Kube => kube::status(den, r),
         }
@@ -135,14 +140,14 @@ impl Backend {
     /// error: every local workspace would show wrongly.
     pub(crate) fn list_status(self, den: &Den, r: &WorkspaceRecord, cache: &mut ListCache) -> Result<Status> {
         match self {
-            Backend::Local => local::list_status(den, r, &mut cache.engines),
+            Backend::Local | Backend::Compose => local::list_status(den, r, &mut cache.engines),
             Backend::Remote | Backend::Kube => Ok(self.status(den, r).unwrap_or(Status::NotFound)),
         }
     }
 
     pub(crate) fn stop(self, den: &Den, r: &WorkspaceRecord, reporter: &mut dyn Reporter) -> Result<()> {
         match self {
-            Backend::Local => local::stop(den, r, reporter),
+            Backend::Local | Backend::Compose => local::stop(den, r, reporter),
             Backend::Remote => remote::stop(den, r, reporter),
             Backend::Kube => kube::stop(den, r, reporter),
         }
@@ -151,7 +156,7 @@ impl Backend {
     /// Removes what the workspace has where it runs (not den's record).
     pub(crate) fn delete(self, den: &Den, r: &WorkspaceRecord, force: bool, reporter: &mut dyn Reporter) -> Result<()> {
         match self {
-            Backend::Local => local::delete(den, &r.id, Some(r), force, reporter),
+            Backend::Local | Backend::Compose => local::delete(den, &r.id, Some(r), force, reporter),
             Backend::Remote => remote::delete(den, r, force, reporter),
             Backend::Kube => kube::delete(den, r, force, reporter),
         }
@@ -163,7 +168,7 @@ impl Backend {
     pub(crate) fn delete_unrecorded(den: &Den, id: &str, force: bool, reporter: &mut dyn Reporter) -> Result<()> {
         let entry = providers::get(den, &providers::default_provider(den)?)?;
         match Backend::of(&entry)? {
-            Backend::Local => local::delete(den, id, None, force, reporter),
+            Backend::Local | Backend::Compose => local::delete(den, id, None, force, reporter),
             Backend::Remote | Backend::Kube => Err(WorkspaceError::NotFound(id.into())),
         }
     }
@@ -171,7 +176,7 @@ impl Backend {
     /// The agent's log from where the workspace runs.
     pub(crate) fn service_logs(self, den: &Den, r: &WorkspaceRecord, service: &str) -> Result<String> {
         match self {
-            Backend::Local => local::service_logs(den, r, service),
+            Backend::Local | Backend::Compose => local::service_logs(den, r, service),
             _ => Err(WorkspaceError::Unsupported(
                 "`den logs --service` reads compose workspaces on this machine's engine; on a remote machine run `den ssh ID` and read them there".into(),
             )),
@@ -180,7 +185,7 @@ impl Backend {
 
     pub(crate) fn logs(self, den: &Den, r: &WorkspaceRecord) -> Result<String> {
         match self {
-            Backend::Local => local::logs(den, r),
+            Backend::Local | Backend::Compose => local::logs(den, r),
             Backend::Remote => remote::logs(den, r),
             Backend::Kube => Err(WorkspaceError::Unsupported(
                 "`den logs` does not read kubernetes workspaces yet; use `kubectl exec POD -- cat /var/lib/den/agent.log`"
@@ -193,7 +198,7 @@ impl Backend {
     /// ask the client for now (credentials).
     pub(crate) fn via(self, den: &Den, r: &WorkspaceRecord) -> Result<(Via, Credentials)> {
         match self {
-            Backend::Local => {
+            Backend::Local | Backend::Compose => {
                 let entry = providers::get(den, &r.provider)?;
                 let opts = providers::resolve(den, &entry, &r.provider_options, Some(&r.id))?;
                 Ok((Via::Docker(local::docker_for(&entry, &opts)), crate::plan::credentials_of(&entry.manifest, &opts)))
