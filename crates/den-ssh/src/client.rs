@@ -332,10 +332,50 @@ impl Connection {
     }
 }
 
-/// Runs one session over `stream`; returns the remote exit code (128+n for
-/// a signal, like a shell), or `None` when the connection ended before the
-/// remote program did (the far end went away).
-pub async fn run<S>(stream: S, key: PrivateKey, host_key: PublicKey, opts: Options) -> Result<Option<i32>, SshError>
+/// Where a session's input comes from and its output goes: the process's
+/// own stdio ([`Io::process`]) or the caller's. Output is written by a
+/// thread of its own, so that decrypting the next packets overlaps with
+/// writing the last ones: the writers are plain (blocking) ones.
+pub struct Io {
+    pub stdin: Box<dyn AsyncRead + Send + Unpin>,
+    pub stdout: Box<dyn Write + Send>,
+    pub stderr: Box<dyn Write + Send>,
+}
+
+impl Io {
+    /// This process's stdin, stdout and stderr.
+    pub fn process() -> Io {
+        Io { stdin: Box::new(tokio::io::stdin()), stdout: Box::new(Fd1), stderr: Box::new(std::io::stderr()) }
+    }
+}
+
+/// fd 1 written directly: std's Stdout is line-buffered and scans every
+/// chunk for newlines, which showed in profiles of bulk output.
+struct Fd1;
+
+impl Write for Fd1 {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        use std::os::fd::FromRawFd;
+        // SAFETY: fd 1 stays open for the life of the process; ManuallyDrop
+        // keeps this File from closing it.
+        let mut f = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(1) });
+        f.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// An authenticated connection on which one session is to run.
+pub struct Connected {
+    conn: Connection,
+}
+
+/// Connects over `stream` for one session, checking the server's key;
+/// nothing of the session's input is read yet (a caller may try again on
+/// another stream with the same input).
+pub async fn connect<S>(stream: S, key: PrivateKey, host_key: PublicKey, opts: &Options) -> Result<Connected, SshError>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -348,9 +388,71 @@ where
         Tuning { channel_buffer_size: 256, keepalive: false },
     )
     .await?;
-    let handle = conn.handle.clone();
-    let conn = Arc::new(conn);
+    Ok(Connected { conn })
+}
 
+/// Runs one session over `stream` on this process's stdio; returns the
+/// remote exit code (128+n for a signal, like a shell), or `None` when the
+/// connection ended before the remote program did (the far end went away).
+pub async fn run<S>(stream: S, key: PrivateKey, host_key: PublicKey, opts: Options) -> Result<Option<i32>, SshError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    run_with(stream, key, host_key, opts, Io::process()).await
+}
+
+/// [`run`] with the caller's input and output.
+pub async fn run_with<S>(
+    stream: S,
+    key: PrivateKey,
+    host_key: PublicKey,
+    opts: Options,
+    io: Io,
+) -> Result<Option<i32>, SshError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    connect(stream, key, host_key, &opts).await?.run(opts, io).await
+}
+
+impl Connected {
+    /// The session: forwards, then the shell or command with `io`, until
+    /// it ends. Returns as [`run`] does.
+    pub async fn run(self, opts: Options, io: Io) -> Result<Option<i32>, SshError> {
+        let handle = self.conn.handle.clone();
+        forward_ports(Arc::new(self.conn), &handle, &opts).await;
+        let ch = handle.channel_open_session().await?;
+        if opts.agent_socket.is_some() {
+            ch.agent_forward(false).await?;
+        }
+        for (k, v) in &opts.env {
+            ch.set_env(false, k.clone(), v.clone()).await?;
+        }
+        if opts.tty {
+            let (cols, rows) = terminal_size();
+            let term = std::env::var("TERM").unwrap_or_else(|_| "xterm-256color".into());
+            ch.request_pty(false, &term, cols, rows, 0, 0, &[]).await?;
+        }
+        match &opts.command {
+            Some(c) => ch.exec(true, c.as_bytes().to_vec()).await?,
+            None => ch.request_shell(true).await?,
+        }
+        let (rx, tx) = ch.split();
+        let tx = Arc::new(tx);
+        tokio::spawn(pump_input(io.stdin, tx.clone()));
+        if opts.tty {
+            tokio::spawn(follow_window(tx.clone()));
+        }
+        let code = pump_output(rx, io.stdout, io.stderr).await;
+        let _ = handle.disconnect(russh::Disconnect::ByApplication, "", "en").await;
+        // `None`: the connection ended before the remote program did.
+        Ok(code)
+    }
+}
+
+/// Listens for the local forwards and asks for the remote ones; a port
+/// that cannot be had is said, not fatal.
+async fn forward_ports(conn: Arc<Connection>, handle: &client::Handle<Client>, opts: &Options) {
     for f in &opts.local_forwards {
         let listener = match tokio::net::TcpListener::bind((bind_addr(&f.bind), f.port)).await {
             Ok(l) => l,
@@ -374,69 +476,46 @@ where
             (opts.note)(&format!("the workspace refused to forward its port {}: {e}", f.port));
         }
     }
+}
 
-    let ch = handle.channel_open_session().await?;
-    if opts.agent_socket.is_some() {
-        ch.agent_forward(false).await?;
-    }
-    for (k, v) in &opts.env {
-        ch.set_env(false, k.clone(), v.clone()).await?;
-    }
-    if opts.tty {
-        let (cols, rows) = terminal_size();
-        let term = std::env::var("TERM").unwrap_or_else(|_| "xterm-256color".into());
-        ch.request_pty(false, &term, cols, rows, 0, 0, &[]).await?;
-    }
-    match &opts.command {
-        Some(c) => ch.exec(true, c.as_bytes().to_vec()).await?,
-        None => ch.request_shell(true).await?,
-    }
-    let (mut rx, tx) = ch.split();
-    let tx = Arc::new(tx);
-
-    // Local stdin → the channel.
-    let stdin_tx = tx.clone();
-    tokio::spawn(async move {
-        let mut stdin = tokio::io::stdin();
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            match stdin.read(&mut buf).await {
-                Ok(0) | Err(_) => {
-                    let _ = stdin_tx.eof().await;
+/// The session's input → the channel, then end of file.
+async fn pump_input(mut input: Box<dyn AsyncRead + Send + Unpin>, tx: Arc<russh::ChannelWriteHalf<Msg>>) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match input.read(&mut buf).await {
+            Ok(0) | Err(_) => {
+                let _ = tx.eof().await;
+                break;
+            }
+            Ok(n) => {
+                if tx.data_bytes(buf[..n].to_vec()).await.is_err() {
                     break;
-                }
-                Ok(n) => {
-                    if stdin_tx.data_bytes(buf[..n].to_vec()).await.is_err() {
-                        break;
-                    }
                 }
             }
         }
-    });
-    if opts.tty {
-        let winch_tx = tx.clone();
-        tokio::spawn(async move {
-            let Ok(mut sig) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change()) else {
-                return;
-            };
-            while sig.recv().await.is_some() {
-                let (c, r) = terminal_size();
-                let _ = winch_tx.window_change(c, r, 0, 0).await;
-            }
-        });
     }
+}
 
-    // Output is written by a thread of its own, so that decrypting the next
-    // packets overlaps with writing the last ones.
+/// The local terminal's size changes → the remote pseudo-terminal.
+async fn follow_window(tx: Arc<russh::ChannelWriteHalf<Msg>>) {
+    let Ok(mut sig) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change()) else {
+        return;
+    };
+    while sig.recv().await.is_some() {
+        let (c, r) = terminal_size();
+        let _ = tx.window_change(c, r, 0, 0).await;
+    }
+}
+
+/// The channel's output → `stdout` and `stderr` (written by a thread of
+/// their own), until it closes; the remote exit code, if it said one.
+async fn pump_output(
+    mut rx: russh::ChannelReadHalf,
+    mut stdout: Box<dyn Write + Send>,
+    mut stderr: Box<dyn Write + Send>,
+) -> Option<i32> {
     let (out_tx, out_rx) = std::sync::mpsc::sync_channel::<(bool, bytes::Bytes)>(64);
     let writer = std::thread::spawn(move || {
-        // fd 1 written directly: std's Stdout is line-buffered and scans
-        // every chunk for newlines, which showed in profiles of bulk output.
-        use std::os::fd::FromRawFd;
-        // SAFETY: fd 1 stays open for the life of the process; ManuallyDrop
-        // keeps this File from closing it.
-        let mut stdout = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(1) });
-        let mut stderr = std::io::stderr().lock();
         for (is_err, data) in out_rx {
             let r = if is_err {
                 stderr.write_all(&data).and_then(|_| stderr.flush())
@@ -467,9 +546,7 @@ where
     }
     drop(out_tx);
     let _ = writer.join();
-    let _ = handle.disconnect(russh::Disconnect::ByApplication, "", "en").await;
-    // `None`: the connection ended before the remote program did.
-    Ok(code)
+    code
 }
 
 fn bind_addr(b: &str) -> &str {
