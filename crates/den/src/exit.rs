@@ -1,5 +1,6 @@
 //! Exit codes. Stable: scripts depend on them (see README).
 
+use den_ops::OpsError;
 use den_workspace::WorkspaceError;
 
 /// Success.
@@ -63,7 +64,40 @@ pub fn kind(err: &anyhow::Error) -> &'static str {
     }
 }
 
-/// A cause as den's own error; a hinted error's cause is a boxed one.
+/// A cause as den's own error; a hinted error's cause is a boxed one. An
+/// operation's error wraps it without showing it in the chain (it is
+/// transparent), so it is looked for inside.
 fn workspace_error<'a>(cause: &'a (dyn std::error::Error + 'static)) -> Option<&'a WorkspaceError> {
-    cause.downcast_ref::<WorkspaceError>().or_else(|| cause.downcast_ref::<Box<WorkspaceError>>().map(|b| &**b))
+    let ops = || cause.downcast_ref::<OpsError>().or_else(|| cause.downcast_ref::<Box<OpsError>>().map(|b| &**b));
+    cause
+        .downcast_ref::<WorkspaceError>()
+        .or_else(|| cause.downcast_ref::<Box<WorkspaceError>>().map(|b| &**b))
+        .or_else(|| ops().and_then(OpsError::workspace))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hook(code: i32) -> OpsError {
+        WorkspaceError::HookFailed { hook: "installing the dotfiles (install.sh)".into(), code }.into()
+    }
+
+    #[test]
+    fn a_failed_hook_inside_an_operation_error_gives_its_code() {
+        let err = anyhow::Error::from(hook(7));
+        assert_eq!((code_for(&err), kind(&err)), (7, "hook-failed"));
+        let err = anyhow::Error::from(hook(9).context("opening")).context("up");
+        assert_eq!(code_for(&err), 9);
+        assert_eq!(code_for(&anyhow::Error::from(hook(300))), FAILURE);
+    }
+
+    #[test]
+    fn operation_errors_keep_their_codes() {
+        let gone = anyhow::Error::from(OpsError::from(WorkspaceError::NotFound("w".into())));
+        assert_eq!((code_for(&gone), kind(&gone)), (NOT_FOUND, "not-found"));
+        let engine = WorkspaceError::Driver(den_driver::DriverError::CliMissing("docker".into()));
+        assert_eq!(code_for(&anyhow::Error::from(OpsError::from(engine))), ENGINE_UNREACHABLE);
+        assert_eq!(code_for(&anyhow::Error::from(OpsError::Failed("x".into()))), FAILURE);
+    }
 }

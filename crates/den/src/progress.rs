@@ -6,21 +6,28 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+/// The spinner shows from the first phase until [`Progress::finish`], so
+/// one `Progress` can go with a command that may or may not report (a
+/// session that starts its workspace first).
 pub struct Progress {
     start: Instant,
     phase: Option<(String, Instant)>,
+    terminal: bool,
     bar: Option<ProgressBar>,
 }
 
 impl Progress {
     pub fn new() -> Self {
-        let bar = std::io::stderr().is_terminal().then(|| {
+        Progress { start: Instant::now(), phase: None, terminal: std::io::stderr().is_terminal(), bar: None }
+    }
+
+    fn show(&mut self) {
+        if self.terminal && self.bar.is_none() {
             let b = ProgressBar::new_spinner();
             b.set_style(ProgressStyle::with_template("{spinner} {msg} {elapsed}").expect("valid template"));
             b.enable_steady_tick(Duration::from_millis(100));
-            b
-        });
-        Progress { start: Instant::now(), phase: None, bar }
+            self.bar = Some(b);
+        }
     }
 
     fn print(&self, text: &str) {
@@ -56,6 +63,7 @@ impl Drop for Progress {
 
 impl den_workspace::Reporter for Progress {
     fn phase(&mut self, name: &str, detail: &str) {
+        self.show();
         let same = self.phase.as_ref().is_some_and(|(n, _)| n == name);
         if !same {
             self.close_phase();
@@ -75,5 +83,19 @@ impl den_workspace::Reporter for Progress {
 
     fn line(&mut self, text: &str) {
         self.print(&format!("  {text}"));
+    }
+}
+
+impl den_ops::Progress for Progress {
+    fn finish(&mut self) {
+        Progress::finish(self);
+    }
+
+    fn output(&mut self, tag: &str, line: &str) {
+        self.print(&format!("[{tag}] {line}"));
+    }
+
+    fn say(&mut self, text: &str) {
+        self.print(&format!("den: {}", den_process::text::lines(text)));
     }
 }

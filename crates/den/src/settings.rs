@@ -29,6 +29,18 @@ impl Settings {
         Ok(Den::open(Home::resolve(self.home.clone())?, self.context.as_deref())?)
     }
 
+    /// What the operations need: den's state, den's own binary, and the
+    /// locale every session passes on.
+    pub fn ctx(&self) -> anyhow::Result<den_ops::Ctx> {
+        use anyhow::Context;
+        let exe = std::env::current_exe().context("finding den's own binary")?;
+        let env = ["LANG", "LC_ALL", "LC_CTYPE"]
+            .iter()
+            .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
+            .collect();
+        Ok(den_ops::Ctx { den: self.den()?, exe, env })
+    }
+
     /// den's state, in a context that may not exist (the context commands).
     pub fn den_any(&self) -> anyhow::Result<Den> {
         Ok(Den::open_any(Home::resolve(self.home.clone())?, self.context.as_deref())?)

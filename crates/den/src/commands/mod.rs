@@ -3,11 +3,9 @@
 
 mod agent;
 mod context;
-mod dotfiles;
 mod feature;
 mod ide;
 mod machine;
-mod openvscode;
 mod ports;
 mod provider;
 mod read_config;

@@ -5,21 +5,8 @@ use crate::cli::{ForwardArgs, Output, PortsArgs};
 use crate::commands::print_json;
 use crate::exit;
 use crate::settings::Settings;
-use den_forward::{PortView, Request};
-
-/// Starts (or refreshes) the forwarder of `id`; what it forwards. A new
-/// one is waited for only when the configuration names ports to show.
-pub fn start(den: &den_workspace::Den, rec: &den_workspace::WorkspaceRecord) -> anyhow::Result<Vec<PortView>> {
-    let exe = std::env::current_exe()?;
-    let configured = !rec.forward_ports.is_empty() || !rec.app_port.is_empty();
-    Ok(den_forward::start(den, &rec.id, &exe, configured)?.ports)
-}
-
-/// Starts the forwarder of `id` and waits until it answers.
-pub fn start_and_wait(den: &den_workspace::Den, id: &str) -> anyhow::Result<Vec<PortView>> {
-    let exe = std::env::current_exe()?;
-    Ok(den_forward::start(den, id, &exe, true)?.ports)
-}
+use den_forward::PortView;
+use den_ops::ports::Change;
 
 /// One line for people: `127.0.0.1:8080 → 8080 (web) [auto] python3 …`.
 pub fn describe(p: &PortView) -> String {
@@ -40,30 +27,21 @@ pub fn describe(p: &PortView) -> String {
 }
 
 pub fn list(settings: &Settings, args: PortsArgs) -> anyhow::Result<i32> {
-    let den = settings.den()?;
-    if den_workspace::WorkspaceRecord::load(&den, &args.id)?.is_none() {
-        return Err(den_workspace::WorkspaceError::NotFound(args.id).into());
-    }
-    let reply = match den_forward::ask(&den, &args.id, &Request::List) {
-        Ok(r) => r,
-        Err(den_forward::ForwardError::NotRunning(_)) => den_forward::Reply::default(),
-        Err(e) => return Err(e.into()),
-    };
-    let running = den_forward::running(&den, &args.id);
+    let report = den_ops::ports::list(&settings.ctx()?, &args.id)?;
     match args.output {
         Output::Json => print_json(&serde_json::json!({
             "id": args.id,
-            "forwarder": running,
-            "connected": reply.connected,
-            "ports": reply.ports,
+            "forwarder": report.forwarder,
+            "connected": report.connected,
+            "ports": report.ports,
         }))?,
         Output::Text => {
-            if !running {
+            if !report.forwarder {
                 eprintln!("no port forwarder runs for `{}` (`den up {}` starts one)", args.id, args.id);
-            } else if !reply.connected {
+            } else if !report.connected {
                 eprintln!("the forwarder of `{}` is connecting to the workspace", args.id);
             }
-            for p in &reply.ports {
+            for p in &report.ports {
                 println!("{}", describe(p));
             }
         }
@@ -85,30 +63,23 @@ fn parse_spec(s: &str) -> anyhow::Result<(Option<u16>, String, u16)> {
 }
 
 pub fn forward(settings: &Settings, args: ForwardArgs) -> anyhow::Result<i32> {
-    let den = settings.den()?;
-    if den_workspace::WorkspaceRecord::load(&den, &args.id)?.is_none() {
-        return Err(den_workspace::WorkspaceError::NotFound(args.id).into());
-    }
-    let req = match (&args.spec, args.stop) {
-        (_, Some(port)) => Request::Stop { port },
+    let ctx = settings.ctx()?;
+    let change = match (&args.spec, args.stop) {
+        (_, Some(port)) => Change::Stop { port },
         (Some(spec), None) => {
             let (local_port, host, port) = parse_spec(spec)?;
-            Request::Add { host, port, local_port }
+            Change::Add { host, port, local_port }
         }
         (None, None) => anyhow::bail!("give [LOCAL:]REMOTE or --stop PORT"),
     };
-    if !den_forward::running(&den, &args.id) {
-        if matches!(req, Request::Stop { .. }) {
-            return Err(den_forward::ForwardError::NotRunning(args.id).into());
-        }
-        start_and_wait(&den, &args.id)?;
-    }
-    let reply = den_forward::ask(&den, &args.id, &req)?;
-    if let Request::Add { port, host, .. } = &req {
-        if let Some(p) = reply.ports.iter().find(|p| p.port == *port && &p.host == host) {
-            eprintln!("{}", describe(p));
-        }
-    } else if let Request::Stop { port } = req {
+    let stopped = match change {
+        Change::Stop { port } => Some(port),
+        Change::Add { .. } => None,
+    };
+    let added = den_ops::ports::forward(&ctx, &args.id, change)?;
+    if let Some(p) = added {
+        eprintln!("{}", describe(&p));
+    } else if let Some(port) = stopped {
         eprintln!("port {port} is no longer forwarded");
     }
     Ok(exit::OK)

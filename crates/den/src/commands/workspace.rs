@@ -9,53 +9,51 @@ use crate::progress::Progress;
 use crate::settings::Settings;
 
 pub fn up(settings: &Settings, args: UpArgs) -> anyhow::Result<i32> {
-    let den = settings.den()?;
+    let ctx = settings.ctx()?;
     // A wrong IDE name or option is said before anything is made.
-    crate::commands::ide::check(&den, args.ide.as_deref(), &args.ide_options, "none")?;
+    den_ops::ide::check(&ctx.den, args.ide.as_deref(), &args.ide_options, "none")?;
     let mut workspace = args.workspace.into_source()?;
     if let Some(r) = &args.prebuild_repository {
         workspace.prebuild = Some(den_workspace::features::Prebuild::new(r, false)?);
     }
-    let opts = den_workspace::UpOptions {
-        workspace,
-        recreate: args.recreate,
-        reset: args.reset,
-        ssh_config: Some(ssh_config_path(args.ssh_config)?),
-        machine: args.machine,
-        authorized_key: None,
-        skip_initialize: false,
-        credentials: None,
-        lockfile: match args.lockfile {
-            Some(crate::cli::LockfileMode::Write) => den_workspace::features::LockMode::Write,
-            None => den_workspace::features::LockMode::Auto,
+    let req = den_ops::UpRequest {
+        up: den_workspace::UpOptions {
+            workspace,
+            recreate: args.recreate,
+            reset: args.reset,
+            ssh_config: Some(ssh_config_path(args.ssh_config)?),
+            machine: args.machine,
+            authorized_key: None,
+            skip_initialize: false,
+            credentials: None,
+            lockfile: match args.lockfile {
+                Some(crate::cli::LockfileMode::Write) => den_workspace::features::LockMode::Write,
+                None => den_workspace::features::LockMode::Auto,
+            },
         },
+        dotfiles: den_ops::dotfiles::Flags {
+            url: args.dotfiles,
+            script: args.dotfiles_script,
+            env: args.dotfiles_script_env,
+        },
+        forward_ports: args.forward_ports,
     };
-    let mut progress = Progress::new();
-    let result = den_workspace::up(&den, &opts, &mut progress);
-    progress.finish();
-    let r = result?;
-    let rec = &r.record;
-    if let Some(d) =
-        crate::commands::dotfiles::wanted(&den, args.dotfiles, args.dotfiles_script, args.dotfiles_script_env)?
-    {
-        crate::commands::dotfiles::install(settings, &rec.id, &d)?;
+    let report = den_ops::up(&ctx, &req, &mut Progress::new())?;
+    print_up(&report, args.output)?;
+    if args.open_ide {
+        let rec = &report.result.record;
+        let opened =
+            den_ops::ide::open_after_up(&ctx, rec, args.ide.as_deref(), &args.ide_options, args.forward_ports)?;
+        crate::commands::ide::show(opened, false)?;
     }
-    // Ports stay forwarded with no session open (see `den ports`). A
-    // forwarder that cannot start does not fail the workspace.
-    let ports = if args.forward_ports {
-        match crate::commands::ports::start(&den, rec) {
-            Ok(p) => p,
-            Err(e) => {
-                eprintln!("den: warning: {}", den_process::text::lines(&e.to_string()));
-                vec![]
-            }
-        }
-    } else {
-        vec![]
-    };
-    match args.output {
+    Ok(exit::OK)
+}
+
+fn print_up(report: &den_ops::UpReport, output: Output) -> anyhow::Result<()> {
+    let (r, rec) = (&report.result, &report.result.record);
+    match output {
         Output::Json => print_json(&json!({
-            "ports": ports,
+            "ports": report.ports,
             "id": rec.id,
             "status": "Running",
             "provider": rec.provider,
@@ -75,15 +73,12 @@ pub fn up(settings: &Settings, args: UpArgs) -> anyhow::Result<i32> {
                 "workspace `{}` is up: {} as {} in {}",
                 rec.id, rec.container_name, rec.remote_user, rec.workspace_folder
             );
-            for p in &ports {
+            for p in &report.ports {
                 eprintln!("  {}", crate::commands::ports::describe(p));
             }
         }
     }
-    if args.open_ide {
-        crate::commands::ide::open_after_up(&den, rec, args.ide.as_deref(), &args.ide_options, args.forward_ports)?;
-    }
-    Ok(exit::OK)
+    Ok(())
 }
 
 /// `--ssh-config`, else $DEN_SSH_CONFIG, else ~/.ssh/config.
@@ -101,16 +96,12 @@ pub fn ssh_config_path(flag: Option<std::path::PathBuf>) -> anyhow::Result<std::
 }
 
 pub fn stop(settings: &Settings, args: IdArgs) -> anyhow::Result<i32> {
-    let den = settings.den()?;
-    den_forward::shutdown(&den, &args.id);
-    den_workspace::stop(&den, &args.id, &mut Progress::new())?;
+    den_ops::stop(&settings.ctx()?, &args.id, &mut Progress::new())?;
     Ok(exit::OK)
 }
 
 pub fn delete(settings: &Settings, args: DeleteArgs) -> anyhow::Result<i32> {
-    let den = settings.den()?;
-    den_forward::shutdown(&den, &args.id);
-    den_workspace::delete(&den, &args.id, args.force, &mut Progress::new())?;
+    den_ops::delete(&settings.ctx()?, &args.id, args.force, &mut Progress::new())?;
     Ok(exit::OK)
 }
 
