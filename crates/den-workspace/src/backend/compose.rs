@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use den_devcontainer::{MetadataEntry, Resolved};
+use den_devcontainer::{MergedConfig, MetadataEntry, Resolved};
 use den_driver::compose::{replaces, to_json, untag, Project, PROJECT_LABEL, SERVICE_LABEL};
 use den_driver::{Compose, Docker, Image};
 use serde_json::{json, Map, Value};
@@ -340,6 +340,34 @@ impl UpSteps for ComposeUp {
     }
 }
 
+/// What den reads of a compose project for `up`.
+struct ProjectRead {
+    compose: Compose,
+    project: Project,
+    /// The project's configuration (den's read, or compose's own).
+    config: Value,
+    /// The workspace's service, by name and as configured.
+    service: String,
+    svc: Value,
+    services: Map<String, Value>,
+    /// The services to start (the workspace's own among them), and whether
+    /// the configuration named them (`runServices`).
+    run_services: Vec<String>,
+    named: bool,
+}
+
+impl ProjectRead {
+    /// A compose file of den's (the `version` of the project's files, if
+    /// they have one, and `services`).
+    fn document(&self, services: Value) -> Value {
+        let mut doc = json!({ "services": services });
+        if let Some(v) = self.config.get("version") {
+            doc["version"] = v.clone();
+        }
+        doc
+    }
+}
+
 /// The service's container, started with the rest of the project. Returns
 /// the image it runs (with its inspect data) and the metadata entries of
 /// that image.
@@ -348,7 +376,35 @@ pub(crate) fn up(
     resolved: &mut Resolved,
     reporter: &mut dyn Reporter,
 ) -> Result<(String, Image, Vec<MetadataEntry>)> {
-    let cfg = resolved.config.clone();
+    let read = read_project(c, resolved, reporter)?;
+    let data = c.den.home.workspace_dir(&c.den.context, c.id).join("compose");
+    let base = build_images(c, &read, &data, reporter)?;
+    reporter.phase("build", &format!("image {base}"));
+    let base_info = c.docker.ensure_image(&base)?;
+    let (image, info) = crate::features::install(c.den, c.docker, resolved, (base, base_info), c.lock, reporter)?;
+    let meta: Vec<MetadataEntry> = match info.label("devcontainer.metadata") {
+        Some(t) => den_devcontainer::parse_metadata_label(t)
+            .map_err(|e| WorkspaceError::BadInput(format!("image {image}: {e}")))?,
+        None => vec![],
+    };
+    let merged = crate::plan::merge(resolved, &meta);
+    let (volumes, chosen_folder) = project_volumes(resolved, &read.svc, &merged);
+    let own = service_override(c, resolved, &meta, &merged, &image, &volumes, chosen_folder.as_deref());
+    let mut up_doc = read.document(json!({ read.service.clone(): own }));
+    let declare = undeclared_volumes(&volumes, &read.config);
+    if !declare.is_empty() {
+        up_doc["volumes"] = Value::Object(declare);
+    }
+    let up_file = data.join("den-up.json");
+    write_override(&up_file, up_doc)?;
+    compose_up(c, &read, &up_file, reporter)?;
+    Ok((image, info, meta))
+}
+
+/// The project's files, its configuration, the workspace's service and
+/// the services to start.
+fn read_project(c: &ComposeRun<'_>, resolved: &Resolved, reporter: &mut dyn Reporter) -> Result<ProjectRead> {
+    let cfg = &resolved.config;
     let service = cfg.service.clone().filter(|s| !s.is_empty()).ok_or_else(|| {
         WorkspaceError::from(resolved.invalid_at(
             "/dockerComposeFile",
@@ -383,15 +439,12 @@ pub(crate) fn up(
     };
     // Without runServices, compose itself picks what starts (profiles
     // keep theirs off); den names services only when told which.
-    let named = cfg.run_services.is_some();
     let mut run_services = match &cfg.run_services {
         Some(list) => {
-            for s in list {
-                if !services.contains_key(s) {
-                    return Err(resolved
-                        .invalid_at("/runServices", "runServices", format!("service `{s}` is not in the compose files"))
-                        .into());
-                }
+            if let Some(s) = list.iter().find(|s| !services.contains_key(*s)) {
+                return Err(resolved
+                    .invalid_at("/runServices", "runServices", format!("service `{s}` is not in the compose files"))
+                    .into());
             }
             list.clone()
         }
@@ -400,32 +453,32 @@ pub(crate) fn up(
     if !run_services.contains(&service) {
         run_services.push(service.clone());
     }
-    let version = config.get("version").cloned();
-    let data = c.den.home.workspace_dir(&c.den.context, c.id).join("compose");
-    let with_version = |services: Value| -> Value {
-        let mut doc = json!({ "services": services });
-        if let Some(v) = &version {
-            doc["version"] = v.clone();
-        }
-        doc
-    };
+    let named = cfg.run_services.is_some();
+    Ok(ProjectRead { compose, project, config, service, svc, services, run_services, named })
+}
 
-    // The images: services with `build:` are built (the workspace's own
-    // under a name den knows, for its Features to go on).
+/// Builds the services with `build:` (the workspace's own under a name den
+/// knows, for its Features to go on); the workspace service's base image.
+fn build_images(c: &ComposeRun<'_>, read: &ProjectRead, data: &Path, reporter: &mut dyn Reporter) -> Result<String> {
+    let (service, svc) = (&read.service, &read.svc);
     let own_build = svc.get("build").is_some();
-    let base_tag = format!("{}-{}:den-base", project.name, service.to_ascii_lowercase().replace(['.', '_'], "-"));
-    let to_build: Vec<String> =
-        run_services.iter().filter(|s| services.get(*s).is_some_and(|v| v.get("build").is_some())).cloned().collect();
+    let base_tag = format!("{}-{}:den-base", read.project.name, service.to_ascii_lowercase().replace(['.', '_'], "-"));
+    let to_build: Vec<String> = read
+        .run_services
+        .iter()
+        .filter(|s| read.services.get(*s).is_some_and(|v| v.get("build").is_some()))
+        .cloned()
+        .collect();
     if !to_build.is_empty() {
         let build_file = data.join("den-build.json");
         let mut over = Map::new();
         if own_build {
             over.insert(service.clone(), json!({ "image": base_tag }));
         }
-        write_override(&build_file, with_version(Value::Object(over)))?;
+        write_override(&build_file, read.document(Value::Object(over)))?;
         reporter.phase("build", &format!("compose build {}", to_build.join(" ")));
-        let mut cmd = compose.cmd(&project, std::slice::from_ref(&build_file)).arg("build");
-        if named {
+        let mut cmd = read.compose.cmd(&read.project, std::slice::from_ref(&build_file)).arg("build");
+        if read.named {
             cmd = cmd.args(&to_build);
         }
         let (log, failure) = c.docker.stream(&cmd, &mut |l| reporter.line(&format!("  │ {l}")))?;
@@ -437,27 +490,20 @@ pub(crate) fn up(
             )));
         }
     }
-    let base = if own_build {
-        base_tag.clone()
-    } else {
-        svc.get("image").and_then(|i| i.as_str()).map(String::from).ok_or_else(|| {
-            WorkspaceError::BadInput(format!("compose service `{service}` has neither \"image\" nor \"build\""))
-        })?
-    };
-    reporter.phase("build", &format!("image {base}"));
-    let base_info = c.docker.ensure_image(&base)?;
-    let (image, info) = crate::features::install(c.den, c.docker, resolved, (base, base_info), c.lock, reporter)?;
-    let meta: Vec<MetadataEntry> = match info.label("devcontainer.metadata") {
-        Some(t) => den_devcontainer::parse_metadata_label(t)
-            .map_err(|e| WorkspaceError::BadInput(format!("image {image}: {e}")))?,
-        None => vec![],
-    };
-    let merged = crate::plan::merge(resolved, &meta);
+    if own_build {
+        return Ok(base_tag);
+    }
+    svc.get("image").and_then(|i| i.as_str()).map(String::from).ok_or_else(|| {
+        WorkspaceError::BadInput(format!("compose service `{service}` has neither \"image\" nor \"build\""))
+    })
+}
 
-    // The project folder: the service's own mount of it (or of a folder
-    // above it), else den's.
+/// The workspace service's volumes: the project folder (unless the
+/// service mounts it, or a folder above it, itself) and the configuration's
+/// mounts; the workspace folder den chose, when it chose one.
+fn project_volumes(resolved: &mut Resolved, svc: &Value, merged: &MergedConfig) -> (Vec<Value>, Option<String>) {
     let local = resolved.local_folder.clone();
-    let mounted = bind_sources(&svc).iter().any(|s| {
+    let mounted = bind_sources(svc).iter().any(|s| {
         let p = Path::new(s);
         p.is_absolute() && local.starts_with(p)
     });
@@ -474,13 +520,27 @@ pub(crate) fn up(
         volumes.push(json!({"type": "bind", "source": local, "target": resolved.workspace_folder}));
     }
     volumes.extend(merged.mounts.iter().filter_map(|m| volume_of(&m.to_docker_arg())));
+    (volumes, chosen_folder)
+}
 
+/// den's override of the workspace service: its image, name, labels,
+/// volumes and what the configuration says of the container.
+fn service_override(
+    c: &ComposeRun<'_>,
+    resolved: &Resolved,
+    meta: &[MetadataEntry],
+    merged: &MergedConfig,
+    image: &str,
+    volumes: &[Value],
+    chosen_folder: Option<&str>,
+) -> Value {
+    let cfg = &resolved.config;
     let mut label_entries: Vec<Value> = meta.iter().map(MetadataEntry::to_label_value).collect();
     label_entries.push(resolved.label_entry());
     let mut labels: Map<String, Value> = c.labels.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
     labels.insert("devcontainer.metadata".into(), json!(Value::Array(label_entries).to_string()));
     labels.insert(den_driver::IMAGE_ENTRIES_LABEL.into(), json!(meta.len().to_string()));
-    if let Some(f) = &chosen_folder {
+    if let Some(f) = chosen_folder {
         labels.insert(FOLDER_LABEL.into(), json!(f));
     }
     labels.insert(
@@ -490,65 +550,53 @@ pub(crate) fn up(
             _ => "stopCompose",
         }),
     );
-    let mut own = json!({
-        "image": image,
-        "container_name": c.name,
-        "labels": labels,
-    });
-    if !volumes.is_empty() {
-        own["volumes"] = json!(volumes);
-    }
-    if !merged.container_env.is_empty() {
-        own["environment"] = json!(merged.container_env);
-    }
-    if merged.init {
-        own["init"] = json!(true);
-    }
-    if merged.privileged {
-        own["privileged"] = json!(true);
-    }
-    if !merged.cap_add.is_empty() {
-        own["cap_add"] = json!(merged.cap_add);
-    }
-    if !merged.security_opt.is_empty() {
-        own["security_opt"] = json!(merged.security_opt);
-    }
-    if let Some(u) = &cfg.container_user {
-        own["user"] = json!(u);
-    }
+    let mut own = json!({ "image": image, "container_name": c.name, "labels": labels });
+    let mut set = |key: &str, value: Value, when: bool| {
+        if when {
+            own[key] = value;
+        }
+    };
+    set("volumes", json!(volumes), !volumes.is_empty());
+    set("environment", json!(merged.container_env), !merged.container_env.is_empty());
+    set("init", json!(true), merged.init);
+    set("privileged", json!(true), merged.privileged);
+    set("cap_add", json!(merged.cap_add), !merged.cap_add.is_empty());
+    set("security_opt", json!(merged.security_opt), !merged.security_opt.is_empty());
+    set("user", json!(cfg.container_user), cfg.container_user.is_some());
     // Compose services keep their own command unless the configuration
     // says otherwise (the specification's default for compose).
     if merged.override_command == Some(true) {
         own["entrypoint"] = json!(["/bin/sh", "-c", den_driver::keep_alive_loop(&merged.entrypoints), "-"]);
         own["command"] = json!([]);
     }
-    let mut up_doc = with_version(json!({ service.clone(): own }));
-    let declare = undeclared_volumes(&volumes, &config);
-    if !declare.is_empty() {
-        up_doc["volumes"] = Value::Object(declare);
-    }
-    let up_file = data.join("den-up.json");
-    write_override(&up_file, up_doc)?;
+    own
+}
 
-    reporter.phase("create", &format!("compose up {}", run_services.join(" ")));
-    let mut cmd = compose.cmd(&project, std::slice::from_ref(&up_file)).args(["up", "-d", "--no-build"]);
+/// `compose up` of the services to start; a failure, or a workspace
+/// service that ended at once, removes the project again.
+fn compose_up(c: &ComposeRun<'_>, read: &ProjectRead, up_file: &Path, reporter: &mut dyn Reporter) -> Result<()> {
+    reporter.phase("create", &format!("compose up {}", read.run_services.join(" ")));
+    let mut cmd =
+        read.compose.cmd(&read.project, std::slice::from_ref(&up_file.to_path_buf())).args(["up", "-d", "--no-build"]);
     if c.recreate {
         cmd = cmd.arg("--force-recreate");
     }
-    let cmd = if named { cmd.args(&run_services) } else { cmd };
+    if read.named {
+        cmd = cmd.args(&read.run_services);
+    }
     let (log, failure) = c.docker.stream(&cmd, &mut |l| reporter.line(&format!("  │ {l}")))?;
     if let Some(e) = failure {
-        let _ = remove_project(c.docker, &project.name, false);
+        let _ = remove_project(c.docker, &read.project.name, false);
         return Err(WorkspaceError::BadInput(format!(
             "`compose up` failed; the project's containers were removed again:\n{}\n({})",
             den_process::last_lines(&log, 15),
             e
         )));
     }
-    if let Some(e) = exited(c.docker, c.name, &project.name)? {
-        return Err(e);
+    match exited(c.docker, c.name, &read.project.name)? {
+        Some(e) => Err(e),
+        None => Ok(()),
     }
-    Ok((image, info, meta))
 }
 
 /// When the workspace's service container is not running (its command
