@@ -157,113 +157,151 @@ pub fn run_agent<T: serde::de::DeserializeOwned>(
         all
     });
 
-    let mut first = String::new();
-    let _ = stdout.read_line(&mut first);
-    let first = first.trim_end().to_string();
-    let (agent_path, uploaded) = if let Some(p) = first.strip_prefix("DEN-HAVE ") {
-        (p.to_string(), false)
-    } else if let Some(p) = first.strip_prefix("DEN-NEED ") {
-        reporter.phase("inject", &format!("copying the agent to {p}"));
-        let mut exe = std::fs::File::open("/proc/self/exe").map_err(WorkspaceError::io("reading /proc/self/exe"))?;
-        if let Err(e) = std::io::copy(&mut exe, &mut stdin) {
+    let (agent_path, uploaded) = match place_agent(&mut stdout, &mut stdin, reporter) {
+        Ok(placed) => placed,
+        Err(failure) => {
             drop(stdin);
-            let _ = child.wait();
+            let status = child.wait().map_err(|e| cmd.spawn_error(e))?;
             let stderr = err_thread.join().unwrap_or_default();
-            return Err(WorkspaceError::Agent(format!("copying the agent failed: {e}\n{stderr}")));
+            return Err(match failure {
+                Placing::Copy(e) => WorkspaceError::Agent(format!("copying the agent failed: {e}\n{stderr}")),
+                Placing::Said(first) => WorkspaceError::Process(cmd.failed(status, format!("{first}\n{stderr}"))),
+            });
         }
-        (p.to_string(), true)
-    } else {
-        drop(stdin);
-        let status = child.wait().map_err(|e| cmd.spawn_error(e))?;
-        let stderr = err_thread.join().unwrap_or_default();
-        return Err(WorkspaceError::Process(cmd.failed(status, format!("{first}\n{stderr}"))));
     };
     // The request waits for the agent's DEN-READY: some `head -c` (busybox)
     // read ahead, so nothing may follow the binary until it has exited.
-    let mut content = None;
-    let mut request = None;
-    let mut clone_url = None;
-    let mut stdin = match feed {
-        None => {
-            drop(stdin);
-            None
-        }
-        Some(f) => {
-            request = Some(f.request);
-            content = Some(f.content);
-            clone_url = f.clone_url;
-            Some(stdin)
-        }
-    };
-
+    let mut talk = Conversation::new(stdin, feed);
     let out_thread = std::thread::spawn(move || {
         for line in stdout.lines().map_while(|l| l.ok()) {
             let _ = tx.send(Msg::Out(line));
         }
     });
-    let mut result: Option<String> = None;
-    let mut sender: Option<std::thread::JoinHandle<std::io::Result<()>>> = None;
-    let mut relay = None;
     for msg in rx {
         match msg {
-            Msg::Out(line) => {
-                if line == READY {
-                    if let (Some(pipe), Some(r)) = (stdin.as_mut(), request.take()) {
-                        let _ = writeln!(pipe, "{r}");
-                        let _ = pipe.flush();
-                    }
-                } else if line == SEND_CONTENT {
-                    if let (Some(mut pipe), Some(send)) = (stdin.take(), content.take()) {
-                        reporter.phase("upload", "sending the workspace's files");
-                        sender = Some(std::thread::spawn(move || send(&mut pipe)));
-                    }
-                } else if line == NO_CONTENT {
-                    stdin = None;
-                } else if line == RELAY_OPEN {
-                    if let Some(pipe) = stdin.take() {
-                        let to: crate::relay::ToAgent = std::sync::Arc::new(std::sync::Mutex::new(Box::new(pipe)));
-                        relay = Some((crate::relay::ClientRelay::new(to.clone(), clone_url.as_deref()), to));
-                    }
-                } else if line == RELAY_CLOSE {
-                    if let Some((_, to)) = relay.take() {
-                        // Closes the agent's stdin, whoever still holds `to`.
-                        if let Ok(mut w) = to.lock() {
-                            *w = Box::new(std::io::sink());
-                        }
-                    }
-                } else if let Some(m) = line.strip_prefix(RELAY_PREFIX) {
-                    if let (Some((r, _)), Ok(msg)) = (relay.as_mut(), serde_json::from_str(m)) {
-                        r.handle(msg, reporter);
-                    }
-                } else if let Some(p) = line.strip_prefix(PHASE_PREFIX) {
-                    let (name, detail) = p.split_once('\t').unwrap_or((p, ""));
-                    reporter.phase(name, detail);
-                } else if let Some(r) = line.strip_prefix(RESULT_PREFIX) {
-                    result = Some(r.to_string());
-                } else {
-                    reporter.line(&line);
-                }
-            }
+            Msg::Out(line) => talk.on_line(line, reporter),
             Msg::Err(line) => reporter.line(&line),
         }
     }
-    drop(stdin);
+    drop(talk.stdin.take());
     let _ = out_thread.join();
     let stderr = err_thread.join().unwrap_or_default();
     let status = child.wait().map_err(|e| cmd.spawn_error(e))?;
     // A failed send is reported only when the agent said nothing itself: an
     // agent that gave up mid-transfer breaks the pipe, and its own words
     // say why.
-    let send_error = sender.and_then(|s| s.join().ok()).and_then(|r| r.err());
-    if let (Some(e), None) = (&send_error, &result) {
+    let send_error = talk.sender.and_then(|s| s.join().ok()).and_then(|r| r.err());
+    if let (Some(e), None) = (&send_error, &talk.result) {
         return Err(WorkspaceError::Agent(format!("sending the workspace's files failed: {e}")));
     }
-    match result.map(|r| serde_json::from_str::<T>(&r)) {
+    match talk.result.map(|r| serde_json::from_str::<T>(&r)) {
         Some(Ok(result)) => Ok(AgentRun { result, agent_path, uploaded }),
         Some(Err(e)) => Err(WorkspaceError::Agent(format!("the agent at {agent_path} answered nonsense: {e}"))),
         None => Err(WorkspaceError::Agent(format!(
             "the agent at {agent_path} ended without a result ({status}){}",
             if stderr.trim().is_empty() { String::new() } else { format!(":\n{}", stderr.trim_end()) }
         ))),
+    }
+}
+
+/// Why the agent was not placed.
+enum Placing {
+    /// Copying den's binary failed.
+    Copy(std::io::Error),
+    /// The script said something else than `DEN-HAVE`/`DEN-NEED`.
+    Said(String),
+}
+
+/// Answers the inject script's first line: the agent is there
+/// (`DEN-HAVE PATH`), or den copies its own binary (`DEN-NEED PATH`).
+/// Returns where the agent is and whether it was copied.
+fn place_agent(
+    stdout: &mut impl BufRead,
+    stdin: &mut impl Write,
+    reporter: &mut dyn Reporter,
+) -> std::result::Result<(String, bool), Placing> {
+    let mut first = String::new();
+    let _ = stdout.read_line(&mut first);
+    let first = first.trim_end().to_string();
+    if let Some(p) = first.strip_prefix("DEN-HAVE ") {
+        return Ok((p.to_string(), false));
+    }
+    let Some(p) = first.strip_prefix("DEN-NEED ") else { return Err(Placing::Said(first)) };
+    reporter.phase("inject", &format!("copying the agent to {p}"));
+    let mut exe = std::fs::File::open("/proc/self/exe").map_err(Placing::Copy)?;
+    std::io::copy(&mut exe, stdin).map_err(Placing::Copy)?;
+    Ok((p.to_string(), true))
+}
+
+/// den's side of the talk with a placed agent: the request when it is
+/// ready, the workspace's files when it asks, the clone relay while it
+/// clones, and its phases, lines and result.
+struct Conversation {
+    stdin: Option<std::process::ChildStdin>,
+    request: Option<String>,
+    content: Option<SendContent>,
+    clone_url: Option<String>,
+    sender: Option<std::thread::JoinHandle<std::io::Result<()>>>,
+    relay: Option<(crate::relay::ClientRelay, crate::relay::ToAgent)>,
+    result: Option<String>,
+}
+
+impl Conversation {
+    fn new(stdin: std::process::ChildStdin, feed: Option<Feed>) -> Conversation {
+        let mut talk = Conversation {
+            stdin: None,
+            request: None,
+            content: None,
+            clone_url: None,
+            sender: None,
+            relay: None,
+            result: None,
+        };
+        if let Some(f) = feed {
+            talk.stdin = Some(stdin);
+            talk.request = Some(f.request);
+            talk.content = Some(f.content);
+            talk.clone_url = f.clone_url;
+        }
+        talk
+    }
+
+    fn on_line(&mut self, line: String, reporter: &mut dyn Reporter) {
+        if line == READY {
+            if let (Some(pipe), Some(r)) = (self.stdin.as_mut(), self.request.take()) {
+                let _ = writeln!(pipe, "{r}");
+                let _ = pipe.flush();
+            }
+        } else if line == SEND_CONTENT {
+            if let (Some(mut pipe), Some(send)) = (self.stdin.take(), self.content.take()) {
+                reporter.phase("upload", "sending the workspace's files");
+                self.sender = Some(std::thread::spawn(move || send(&mut pipe)));
+            }
+        } else if line == NO_CONTENT {
+            self.stdin = None;
+        } else if line == RELAY_OPEN {
+            if let Some(pipe) = self.stdin.take() {
+                let to: crate::relay::ToAgent = std::sync::Arc::new(std::sync::Mutex::new(Box::new(pipe)));
+                self.relay = Some((crate::relay::ClientRelay::new(to.clone(), self.clone_url.as_deref()), to));
+            }
+        } else if line == RELAY_CLOSE {
+            if let Some((_, to)) = self.relay.take() {
+                // Closes the agent's stdin, whoever still holds `to`.
+                if let Ok(mut w) = to.lock() {
+                    *w = Box::new(std::io::sink());
+                }
+            }
+        } else if let Some(m) = line.strip_prefix(RELAY_PREFIX) {
+            if let (Some((r, _)), Ok(msg)) = (self.relay.as_mut(), serde_json::from_str(m)) {
+                r.handle(msg, reporter);
+            }
+        } else if let Some(p) = line.strip_prefix(PHASE_PREFIX) {
+            let (name, detail) = p.split_once('\t').unwrap_or((p, ""));
+            reporter.phase(name, detail);
+        } else if let Some(r) = line.strip_prefix(RESULT_PREFIX) {
+            self.result = Some(r.to_string());
+        } else {
+            reporter.line(&line);
+        }
     }
 }
