@@ -80,105 +80,20 @@ fn fetch_remote(den: &Den, src: &mut Source, reset: bool, reporter: &mut dyn Rep
     use den_source::Spec;
     let Some(remote) = src.remote.clone() else { return Ok(()) };
     let id = src.id.clone().expect("identified");
-    let dir = crate::record::source_dir(den, &id);
     let record = crate::WorkspaceRecord::load(den, &id)?;
-    let taken = |what: &str| {
-        WorkspaceError::Conflict(format!(
-            "workspace `{id}` was made from {what}; choose another id with --id, or `den delete {id}` first"
-        ))
-    };
     let info = match &remote.spec {
-        Spec::Git(g) => {
-            let url = den_source::redact(&g.url);
-            let reference = g.reference.to_string();
-            if let Some(r) = &record {
-                match &r.source {
-                    None => return Err(taken(&r.local_folder.display().to_string())),
-                    Some(old) if old.url != url => return Err(taken(&old.url)),
-                    Some(old) if old.reference != reference && !reset && dir.is_dir() => {
-                        return Err(WorkspaceError::Conflict(format!(
-                            "workspace `{id}` was cloned at `{}`, not `{reference}`; `den up --reset` clones it again",
-                            if old.reference.is_empty() { "the default branch" } else { &old.reference }
-                        )))
-                    }
-                    Some(_) => {}
-                }
-            }
-            if dir.exists() && record.is_none() {
-                // Left by a den that died before it recorded anything.
-                crate::record::remove_dir(&dir)?;
-            }
-            // A machine provider's machine clones for itself (its own den
-            // checks the same things there).
-            let entry = crate::plan::pick_provider(den, src, record.as_ref())?;
-            let clone_at = Backend::of(&entry)?.clone_at();
-            let on_machine = clone_at == CloneAt::Machine;
-            // A pod clones into its volume; den here needs the
-            // configuration only (it names the pod's image).
-            src.clone_in_pod = clone_at == CloneAt::Pod;
-            let commit = if on_machine {
-                reporter.phase("source", &format!("{url} (cloned on the machine)"));
-                src.clone_on_machine = true;
-                record.as_ref().and_then(|r| r.source.as_ref()).map(|s| s.commit.clone()).unwrap_or_default()
-            } else if dir.is_dir() && !reset {
-                reporter.phase("source", &format!("{url} (the clone den made before; not pulled)"));
-                den_source::head(&dir).unwrap_or_default()
-            } else {
-                reporter.phase(
-                    "source",
-                    &if src.clone_in_pod {
-                        format!("{url}: its configuration (the pod clones the rest)")
-                    } else {
-                        format!("cloning {url}")
-                    },
-                );
-                // --reset: the new clone is made beside the old one, which
-                // goes only once the new one is complete.
-                let target = if dir.exists() { dir.with_extension("den-new") } else { dir.clone() };
-                let _ = crate::record::remove_dir(&target.with_extension("den-new"));
-                let mut line = |l: &str| reporter.line(&format!("  │ {l}"));
-                let cloned = if src.clone_in_pod {
-                    den_source::clone_config(g, &target, &mut line)
-                } else {
-                    den_source::clone_with_env(
-                        g,
-                        remote.strategy,
-                        remote.recursive_submodules,
-                        &src.git_env,
-                        &target,
-                        &mut line,
-                    )
-                }
-                .map_err(|e| WorkspaceError::BadInput(e.to_string()))?;
-                if target != dir {
-                    crate::record::remove_dir(&dir)?;
-                    std::fs::rename(&target, &dir)
-                        .map_err(WorkspaceError::io(format!("moving the new clone to {}", dir.display())))?;
-                }
-                cloned.commit
-            };
-            src.source = match &g.subpath {
-                Some(sub) => dir.join(sub),
-                None => dir.clone(),
-            };
-            crate::record::SourceInfo {
-                kind: "git".into(),
-                url,
-                reference,
-                commit,
-                subpath: g.subpath.clone().unwrap_or_default(),
-            }
-        }
+        Spec::Git(g) => fetch_git(den, src, (g, &remote), record.as_ref(), reset, reporter)?,
         Spec::Image(image) => {
             if let Some(r) = &record {
                 match &r.source {
                     Some(old) if old.kind == "image" => {}
-                    Some(old) => return Err(taken(&old.url)),
-                    None => return Err(taken(&r.local_folder.display().to_string())),
+                    Some(old) => return Err(taken(&id, &old.url)),
+                    None => return Err(taken(&id, &r.local_folder.display().to_string())),
                 }
             }
+            let dir = crate::record::source_dir(den, &id);
             std::fs::create_dir_all(&dir).map_err(WorkspaceError::io(format!("making {}", dir.display())))?;
-            src.source = dir.clone();
+            src.source = dir;
             src.fallback_image = Some(image.clone());
             crate::record::SourceInfo { kind: "image".into(), url: image.clone(), ..Default::default() }
         }
@@ -189,6 +104,106 @@ fn fetch_remote(den: &Den, src: &mut Source, reset: bool, reporter: &mut dyn Rep
     }
     src.source_info = Some(info);
     Ok(())
+}
+
+/// The error for an id that another source's workspace has.
+fn taken(id: &str, what: &str) -> WorkspaceError {
+    WorkspaceError::Conflict(format!(
+        "workspace `{id}` was made from {what}; choose another id with --id, or `den delete {id}` first"
+    ))
+}
+
+/// A git SOURCE: refuses an id of another source (or another ref without
+/// `--reset`), then clones here, on the machine, or (the configuration
+/// only) for the pod.
+fn fetch_git(
+    den: &Den,
+    src: &mut Source,
+    (g, remote): (&den_source::GitSource, &crate::plan::RemoteSource),
+    record: Option<&crate::WorkspaceRecord>,
+    reset: bool,
+    reporter: &mut dyn Reporter,
+) -> Result<crate::record::SourceInfo> {
+    let id = src.id.clone().expect("identified");
+    let dir = crate::record::source_dir(den, &id);
+    let url = den_source::redact(&g.url);
+    let reference = g.reference.to_string();
+    if let Some(r) = record {
+        match &r.source {
+            None => return Err(taken(&id, &r.local_folder.display().to_string())),
+            Some(old) if old.url != url => return Err(taken(&id, &old.url)),
+            Some(old) if old.reference != reference && !reset && dir.is_dir() => {
+                return Err(WorkspaceError::Conflict(format!(
+                    "workspace `{id}` was cloned at `{}`, not `{reference}`; `den up --reset` clones it again",
+                    if old.reference.is_empty() { "the default branch" } else { &old.reference }
+                )))
+            }
+            Some(_) => {}
+        }
+    }
+    if dir.exists() && record.is_none() {
+        // Left by a den that died before it recorded anything.
+        crate::record::remove_dir(&dir)?;
+    }
+    // A machine provider's machine clones for itself (its own den checks
+    // the same things there). A pod clones into its volume; den here needs
+    // the configuration only (it names the pod's image).
+    let entry = crate::plan::pick_provider(den, src, record)?;
+    let clone_at = Backend::of(&entry)?.clone_at();
+    src.clone_in_pod = clone_at == CloneAt::Pod;
+    let commit = if clone_at == CloneAt::Machine {
+        reporter.phase("source", &format!("{url} (cloned on the machine)"));
+        src.clone_on_machine = true;
+        record.and_then(|r| r.source.as_ref()).map(|s| s.commit.clone()).unwrap_or_default()
+    } else if dir.is_dir() && !reset {
+        reporter.phase("source", &format!("{url} (the clone den made before; not pulled)"));
+        den_source::head(&dir).unwrap_or_default()
+    } else {
+        let what = if src.clone_in_pod {
+            format!("{url}: its configuration (the pod clones the rest)")
+        } else {
+            format!("cloning {url}")
+        };
+        reporter.phase("source", &what);
+        clone_here(src, (g, remote), &dir, reporter)?
+    };
+    src.source = match &g.subpath {
+        Some(sub) => dir.join(sub),
+        None => dir.clone(),
+    };
+    Ok(crate::record::SourceInfo {
+        kind: "git".into(),
+        url,
+        reference,
+        commit,
+        subpath: g.subpath.clone().unwrap_or_default(),
+    })
+}
+
+/// Clones into `dir` (the configuration only, for a pod); with `--reset`
+/// the new clone is made beside the old one, which goes only once the new
+/// one is complete. Returns the commit checked out.
+fn clone_here(
+    src: &Source,
+    (g, remote): (&den_source::GitSource, &crate::plan::RemoteSource),
+    dir: &std::path::Path,
+    reporter: &mut dyn Reporter,
+) -> Result<String> {
+    let target = if dir.exists() { dir.with_extension("den-new") } else { dir.to_path_buf() };
+    let _ = crate::record::remove_dir(&target.with_extension("den-new"));
+    let mut line = |l: &str| reporter.line(&format!("  │ {l}"));
+    let cloned = if src.clone_in_pod {
+        den_source::clone_config(g, &target, &mut line)
+    } else {
+        den_source::clone_with_env(g, remote.strategy, remote.recursive_submodules, &src.git_env, &target, &mut line)
+    }
+    .map_err(|e| WorkspaceError::BadInput(e.to_string()))?;
+    if target != dir {
+        crate::record::remove_dir(dir)?;
+        std::fs::rename(&target, dir)
+            .map_err(WorkspaceError::io(format!("moving the new clone to {}", dir.display())))?;
+    }
+    Ok(cloned.commit)
 }
 
 /// Brings a workspace up: finds or makes its container, injects the agent,
