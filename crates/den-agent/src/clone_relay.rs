@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use den_protocol::relay::{decode, encode, RelayMsg, RELAY_CLOSE, RELAY_OPEN, RELAY_PREFIX};
 use serde::{Deserialize, Serialize};
 
-use crate::credentials::Pending;
+use den_protocol::relay::helper_socket::{self, Pending};
 
 /// A frame from the relay to `git-ssh`: bytes for its stdout, or the exit
 /// code of the client's ssh.
@@ -65,9 +65,7 @@ impl CloneRelay {
             let (pending, streams) = (pending.clone(), streams.clone());
             std::thread::spawn(move || read_den(std::io::stdin().lock(), &pending, &streams));
         }
-        std::thread::spawn(move || {
-            crate::credentials::serve(cred, pending, |req| emit(&RelayMsg::Credential(req.clone())))
-        });
+        std::thread::spawn(move || helper_socket::serve(cred, pending, |req| emit(&RelayMsg::Credential(req.clone()))));
         {
             let streams = streams.clone();
             std::thread::spawn(move || serve_ssh(ssh, streams));

@@ -11,13 +11,11 @@
 //! tries the sockets, newest first, and prints nothing when no client is
 //! connected (git then falls back to its other helpers or a prompt).
 
-use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
 
+use den_protocol::relay::helper_socket::{serve, Pending};
 pub use den_protocol::{CredentialAnswer, CredentialRequest};
 
 fn socket_dir(data: &Path) -> PathBuf {
@@ -183,53 +181,6 @@ pub fn server_main(data: &Path) -> i32 {
         let _ = o.flush();
     });
     0
-}
-
-/// The questions asked and not yet answered, by id.
-#[derive(Clone, Default)]
-pub(crate) struct Pending(Arc<Mutex<HashMap<u64, mpsc::Sender<String>>>>);
-
-impl Pending {
-    pub(crate) fn answer(&self, a: CredentialAnswer) {
-        if let Some(tx) = self.0.lock().expect("not poisoned").remove(&a.id) {
-            let _ = tx.send(a.output);
-        }
-    }
-}
-
-/// Serves helper connections on `listener`: each one's question goes out
-/// through `emit`, and the answer that [`Pending::answer`] gets for it goes
-/// back (nothing after a minute: a client that never answers must not hold
-/// git forever).
-pub(crate) fn serve(
-    listener: UnixListener,
-    pending: Pending,
-    emit: impl Fn(&CredentialRequest) + Send + Sync + 'static,
-) {
-    let emit = Arc::new(emit);
-    let mut next = 0u64;
-    for conn in listener.incoming() {
-        let Ok(mut conn) = conn else { continue };
-        next += 1;
-        let id = next;
-        let (tx, rx) = mpsc::channel();
-        pending.0.lock().expect("not poisoned").insert(id, tx);
-        let (pending, emit) = (pending.clone(), emit.clone());
-        std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = conn.set_read_timeout(Some(std::time::Duration::from_secs(10)));
-            if conn.read_to_string(&mut text).is_err() {
-                pending.0.lock().expect("not poisoned").remove(&id);
-                return;
-            }
-            let (op, input) = text.split_once('\n').unwrap_or((text.as_str(), ""));
-            emit(&CredentialRequest { id, op: op.trim().to_string(), input: input.to_string() });
-            if let Ok(answer) = rx.recv_timeout(std::time::Duration::from_secs(60)) {
-                let _ = conn.write_all(answer.as_bytes());
-            }
-            pending.0.lock().expect("not poisoned").remove(&id);
-        });
-    }
 }
 
 /// Where setup puts the docker credential helper (docker finds

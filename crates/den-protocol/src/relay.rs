@@ -15,6 +15,8 @@
 //!   or agent socket ever reaches the machine. The client runs only what a
 //!   clone needs (see [`check_ssh_args`]).
 
+pub mod helper_socket;
+
 use serde::{Deserialize, Serialize};
 
 use crate::{CredentialAnswer, CredentialRequest};
