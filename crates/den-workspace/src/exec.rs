@@ -30,10 +30,21 @@ pub(crate) fn run_for(
     values: &IndexMap<String, String>,
     subject: &Subject,
 ) -> Result<ProviderRun> {
+    run_given(den, entry, values, &[], subject)
+}
+
+/// [`run_for`] with the `global` option values given now (not yet saved).
+pub(crate) fn run_given(
+    den: &Den,
+    entry: &ProviderEntry,
+    values: &IndexMap<String, String>,
+    globals: &[(String, String)],
+    subject: &Subject,
+) -> Result<ProviderRun> {
     let mut env = providers::provider_env(den, entry);
     env.extend(subject.env(&den.context, &entry.name));
     env.extend(den_provider::binaries::env(&providers::binaries_dir(den, &entry.name), &entry.name, &entry.manifest)?);
-    let options = providers::resolve_with_env(den, entry, values, &env)?;
+    let options = providers::resolve_with_env(den, entry, values, globals, &env)?;
     Ok(ProviderRun { name: entry.name.clone(), manifest: entry.manifest.clone(), options, env })
 }
 

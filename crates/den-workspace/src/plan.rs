@@ -339,9 +339,11 @@ pub(crate) struct Plan {
     pub clone_in_pod: Option<den_protocol::transfer::GitClone>,
     pub workspace_env: IndexMap<String, String>,
     pub devcontainer_image: Option<String>,
-    /// The provider's saved options as they were before this command saved
-    /// the global ones it was given: what a failed `up` puts back.
-    pub saved_before: IndexMap<String, String>,
+    /// The values of `global` options given now: the provider's, saved for
+    /// it once the command made something with them ([`Plan::save_globals`]).
+    pub globals: Vec<(String, String)>,
+    /// The provider's saved options.
+    pub saved: IndexMap<String, String>,
 }
 
 impl Plan {
@@ -349,7 +351,7 @@ impl Plan {
     /// names: `src.source` is the canonical folder and `src.id` is set.
     /// A bad configuration fails here, with its position in the local file,
     /// before any backend touches an engine or a machine.
-    pub(crate) fn load(den: &Den, src: &Source, reporter: &mut dyn Reporter) -> Result<Plan> {
+    pub(crate) fn load(den: &Den, src: &Source) -> Result<Plan> {
         let folder = src.source.clone();
         let id = src.id.clone().expect("set by the caller");
         let record = WorkspaceRecord::load(den, &id)?;
@@ -362,8 +364,9 @@ impl Plan {
             }
         }
         let entry = pick_provider(den, src, record.as_ref())?;
-        let saved_before = providers::saved_options(den, &entry.name)?;
-        let ws_options = providers::workspace_options(den, &entry, record.as_ref(), &src.provider_options)?;
+        let saved = providers::saved_options(den, &entry.name)?;
+        let providers::Given { own: ws_options, globals } =
+            providers::workspace_options(&entry, record.as_ref(), &src.provider_options);
         let devcontainer_path =
             src.devcontainer_path.clone().or_else(|| record.as_ref().and_then(|r| r.devcontainer_path.clone()));
         let read = || -> Result<(String, Resolved)> {
@@ -377,17 +380,7 @@ impl Plan {
             check_supported(&resolved.config)?;
             Ok((fallback_image, resolved))
         };
-        let (fallback_image, resolved) = match read() {
-            Ok(r) => r,
-            Err(e) => {
-                // The global options this command was given are not kept.
-                if let Err(undo) = providers::undo_given_globals(den, &entry, &saved_before, &src.provider_options) {
-                    reporter.line(&format!("warning: {undo}"));
-                }
-                return Err(e);
-            }
-        };
-        let mut resolved = resolved;
+        let (fallback_image, mut resolved) = read()?;
         if let Some(image) = &src.devcontainer_image {
             // --devcontainer-image: this image, not the configuration's
             // own image or Dockerfile.
@@ -443,8 +436,20 @@ impl Plan {
             fallback_image,
             resolved,
             given,
-            saved_before,
+            globals,
+            saved,
         })
+    }
+
+    /// Saves the `global` option values this command was given, for the
+    /// provider: once it has made something with them, they say where it is.
+    pub(crate) fn save_globals(&self, den: &Den) -> Result<()> {
+        providers::save_globals(den, &self.entry, &self.globals)
+    }
+
+    /// The workspace's option values with the `global` ones given now.
+    pub(crate) fn given_options(&self) -> providers::Given {
+        providers::Given { own: self.ws_options.clone(), globals: self.globals.clone() }
     }
 
     /// `initializeCommand`, on this machine, unless the caller runs it
@@ -487,7 +492,7 @@ impl Plan {
                 "{name}={v:?} is this workspace's own (from an earlier `den up --provider-option`; give another value to change it)"
             ));
         }
-        self.saved_before.get(name).filter(|v| !v.is_empty()).map(|v| {
+        self.saved.get(name).filter(|v| !v.is_empty()).map(|v| {
             format!(
                 "{name}={v:?} comes from the options saved for provider `{provider}` (`den provider set-options {provider} -o {name}=` clears it)"
             )

@@ -283,34 +283,11 @@ pub fn saved_options(den: &Den, name: &str) -> Result<IndexMap<String, String>> 
     Ok(den_state::read_json(&options_file(den, name))?.unwrap_or_default())
 }
 
-/// Takes back the global options one command saved (`given`), where they
-/// still hold the value it wrote: each goes back to what it was `before`.
-/// Values saved meanwhile by anyone else stay.
-pub(crate) fn undo_given_globals(
-    den: &Den,
-    entry: &ProviderEntry,
-    before: &IndexMap<String, String>,
-    given: &[(String, String)],
-) -> Result<()> {
-    let is_global = |k: &str| entry.manifest.options.get(k).is_some_and(|o| o.global);
-    let mut saved = saved_options(den, &entry.name)?;
-    let mut changed = false;
-    for (k, v) in given.iter().filter(|(k, _)| is_global(k)) {
-        if saved.get(k) != Some(v) {
-            continue;
-        }
-        match before.get(k) {
-            Some(old) => {
-                saved.insert(k.clone(), old.clone());
-            }
-            None => {
-                saved.shift_remove(k);
-            }
-        }
-        changed = true;
-    }
-    if changed {
-        den_state::write_json(&options_file(den, &entry.name), &saved)?;
+/// Saves the values of `global` options a command was given for the
+/// provider (every workspace sees them), once it made something with them.
+pub(crate) fn save_globals(den: &Den, entry: &ProviderEntry, globals: &[(String, String)]) -> Result<()> {
+    if !globals.is_empty() {
+        set_options(den, &entry.name, globals)?;
     }
     Ok(())
 }
@@ -338,42 +315,60 @@ pub fn resolve(
     workspace: &IndexMap<String, String>,
     workspace_id: Option<&str>,
 ) -> Result<IndexMap<String, ResolvedOption>> {
+    resolve_given(den, entry, &Given { own: workspace.clone(), globals: vec![] }, workspace_id)
+}
+
+/// [`resolve`] with the `global` values given now, not yet saved.
+pub(crate) fn resolve_given(
+    den: &Den,
+    entry: &ProviderEntry,
+    given: &Given,
+    workspace_id: Option<&str>,
+) -> Result<IndexMap<String, ResolvedOption>> {
     let mut env = provider_env(den, entry);
     if let Some(id) = workspace_id {
         env.push(("WORKSPACE_ID".into(), id.into()));
         env.push(("MACHINE_ID".into(), id.into()));
     }
-    resolve_with_env(den, entry, workspace, &env)
+    resolve_with_env(den, entry, &given.own, &given.globals, &env)
 }
 
-/// A workspace's own option values: those it was made with, then the ones
-/// given now. Values of `global` options are the provider's, not the
-/// workspace's: they are saved for the provider (every workspace sees them).
+/// The option values a command works with: the workspace's own (those it
+/// was made with, then the ones given now), and the values of `global`
+/// options given now, which are the provider's (every workspace sees them)
+/// and are saved for it only once the command made something with them
+/// ([`save_globals`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Given {
+    pub own: IndexMap<String, String>,
+    pub globals: Vec<(String, String)>,
+}
+
+/// [`Given`] for a workspace: reads nothing and writes nothing.
 pub fn workspace_options(
-    den: &Den,
     entry: &ProviderEntry,
     record: Option<&crate::WorkspaceRecord>,
     given: &[(String, String)],
-) -> Result<IndexMap<String, String>> {
+) -> Given {
     let mut own = record.filter(|r| r.provider == entry.name).map(|r| r.provider_options.clone()).unwrap_or_default();
     let is_global = |k: &str| entry.manifest.options.get(k).is_some_and(|o| o.global);
-    let (global, local): (Vec<_>, Vec<_>) = given.iter().cloned().partition(|(k, _)| is_global(k));
-    if !global.is_empty() {
-        set_options(den, &entry.name, &global)?;
-    }
+    let (globals, local): (Vec<_>, Vec<_>) = given.iter().cloned().partition(|(k, _)| is_global(k));
     own.retain(|k, _| !is_global(k));
     own.extend(local);
-    Ok(own)
+    Given { own, globals }
 }
 
-/// Like [`resolve`], with the environment option commands see.
+/// Like [`resolve`], with the environment option commands see: the saved
+/// values, then the `globals` given now, then the workspace's own.
 pub fn resolve_with_env(
     den: &Den,
     entry: &ProviderEntry,
     workspace: &IndexMap<String, String>,
+    globals: &[(String, String)],
     env: &[(String, String)],
 ) -> Result<IndexMap<String, ResolvedOption>> {
     let mut values = saved_options(den, &entry.name)?;
+    values.extend(globals.iter().cloned());
     for (k, v) in workspace {
         if !entry.manifest.options.get(k).is_some_and(|o| o.global) {
             values.insert(k.clone(), v.clone());
@@ -445,45 +440,26 @@ mod tests {
         let given =
             |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>();
 
-        let one = workspace_options(&den, &entry, None, &given(&[("ZONE", "b"), ("TOKEN", "t1")])).unwrap();
-        assert_eq!(one.get("ZONE").map(String::as_str), Some("b"));
-        assert!(!one.contains_key("TOKEN"), "a global value is not the workspace's");
-        let two = workspace_options(&den, &entry, None, &[]).unwrap();
-        let r1 = resolve(&den, &entry, &one, Some("one")).unwrap();
-        let r2 = resolve(&den, &entry, &two, Some("two")).unwrap();
+        let one = workspace_options(&entry, None, &given(&[("ZONE", "b"), ("TOKEN", "t1")]));
+        assert_eq!(one.own.get("ZONE").map(String::as_str), Some("b"));
+        assert!(!one.own.contains_key("TOKEN"), "a global value is not the workspace's");
+        assert_eq!(one.globals, given(&[("TOKEN", "t1")]));
+        // Reading is pure: nothing is saved until the command made something.
+        assert!(saved_options(&den, "p").unwrap().is_empty());
+        assert_eq!(resolve_given(&den, &entry, &one, Some("one")).unwrap()["TOKEN"].value, "t1");
+        assert_eq!(resolve(&den, &entry, &one.own, Some("one")).unwrap()["TOKEN"].value, "none");
+        save_globals(&den, &entry, &one.globals).unwrap();
+        let two = workspace_options(&entry, None, &[]);
+        let r1 = resolve(&den, &entry, &one.own, Some("one")).unwrap();
+        let r2 = resolve(&den, &entry, &two.own, Some("two")).unwrap();
         assert_eq!((r1["ZONE"].value.as_str(), r1["TOKEN"].value.as_str()), ("b", "t1"));
         assert_eq!((r2["ZONE"].value.as_str(), r2["TOKEN"].value.as_str()), ("a", "t1"), "the other workspace sees it");
         // a workspace record holding a global value (older den) does not win
-        let mut stale = one.clone();
+        let mut stale = one.own.clone();
         stale.insert("TOKEN".into(), "old".into());
         assert_eq!(resolve(&den, &entry, &stale, Some("one")).unwrap()["TOKEN"].value, "t1");
-        // a bad value is refused and not saved
-        let e = workspace_options(&den, &entry, None, &given(&[("NOPE", "x")]));
-        assert!(resolve(&den, &entry, &e.unwrap(), None).unwrap_err().to_string().contains("has no option NOPE"));
-    }
-
-    /// A failed up takes back only the global values it wrote, and only
-    /// where nobody changed them since.
-    #[test]
-    fn undoing_given_globals_leaves_other_changes() {
-        let dir = tempfile::tempdir().unwrap();
-        let den = Den { home: den_state::Home::at(dir.path()), context: "default".into() };
-        let yaml =
-            "name: p\noptions:\n  A:\n    global: true\n  B:\n    global: true\n  C:\n    global: true\n  L: {}\n";
-        std::fs::write(dir.path().join("p.yaml"), yaml).unwrap();
-        let entry = add_file(&den, &dir.path().join("p.yaml"));
-        let pairs = |p: &[(&str, &str)]| p.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>();
-        set_options(&den, "p", &pairs(&[("A", "old")])).unwrap();
-        let before = saved_options(&den, "p").unwrap();
-        let given = pairs(&[("A", "new"), ("B", "new"), ("L", "local")]);
-        workspace_options(&den, &entry, None, &given).unwrap();
-        // Meanwhile someone else saves B and C.
-        set_options(&den, "p", &pairs(&[("B", "theirs"), ("C", "theirs")])).unwrap();
-        undo_given_globals(&den, &entry, &before, &given).unwrap();
-        let now = saved_options(&den, "p").unwrap();
-        assert_eq!(now.get("A").map(String::as_str), Some("old"), "ours, taken back");
-        assert_eq!(now.get("B").map(String::as_str), Some("theirs"), "changed since: kept");
-        assert_eq!(now.get("C").map(String::as_str), Some("theirs"));
-        assert!(!now.contains_key("L"));
+        // a bad value is refused
+        let e = workspace_options(&entry, None, &given(&[("NOPE", "x")]));
+        assert!(resolve(&den, &entry, &e.own, None).unwrap_err().to_string().contains("has no option NOPE"));
     }
 }

@@ -216,22 +216,11 @@ pub fn up(den: &Den, opts: &UpOptions, reporter: &mut dyn Reporter) -> Result<Up
     let lock = den.lock_workspace(&id, reporter)?;
     let mut src = src;
     let result = fetch_remote(den, &mut src, opts.reset, reporter)
-        .and_then(|()| Plan::load(den, &src, reporter))
-        .and_then(|plan| {
-            let (entry, saved_before, given) = (plan.entry.clone(), plan.saved_before.clone(), plan.given.clone());
-            let record_before = plan.record.clone();
-            let result = Backend::for_plan(&plan).and_then(|backend| backend.up(den, opts, plan, reporter));
-            // Global options given with an up that failed before it made or
-            // changed anything are not kept: later ups would fail the same way
-            // without saying why. Once a container was made with them, they
-            // say where it is, and stay.
-            if result.is_err() && crate::WorkspaceRecord::load(den, &id).ok().flatten() == record_before {
-                if let Err(undo) = crate::providers::undo_given_globals(den, &entry, &saved_before, &given) {
-                    reporter.line(&format!("warning: {undo}"));
-                }
-            }
-            result
-        });
+        .and_then(|()| Plan::load(den, &src))
+        // Global options given with an up that fails before it makes
+        // anything are never saved (the sequence saves them with the first
+        // record): later ups would fail the same way without saying why.
+        .and_then(|plan| Backend::for_plan(&plan).and_then(|backend| backend.up(den, opts, plan, reporter)));
     // Nothing of a workspace that never came to be stays behind: not its
     // lock, not den's clone.
     if result.is_err() && matches!(crate::WorkspaceRecord::load(den, &id), Ok(None)) {
@@ -258,6 +247,6 @@ pub fn build(den: &Den, src: &Source, reporter: &mut dyn Reporter) -> Result<Str
         }
         fetched?;
     }
-    let plan = Plan::load(den, &src, reporter)?;
+    let plan = Plan::load(den, &src)?;
     Backend::of(&plan.entry)?.build(den, &plan, reporter)
 }

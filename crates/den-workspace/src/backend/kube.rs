@@ -88,7 +88,8 @@ impl UpSteps for KubeUp {
     }
 
     fn open(den: &Den, p: &Plan, _opts: &UpOptions, _reporter: &mut dyn Reporter) -> Result<Self> {
-        let run = exec::run_for(den, &p.entry, &p.ws_options, &exec::workspace_subject(den, &p.id, p.folder.clone()))?;
+        let subject = exec::workspace_subject(den, &p.id, p.folder.clone());
+        let run = exec::run_given(den, &p.entry, &p.ws_options, &p.globals, &subject)?;
         exec::init(den, &run)?;
         Ok(KubeUp {
             k: kubectl(&run),

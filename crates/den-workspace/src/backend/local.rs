@@ -313,7 +313,7 @@ impl Engine {
     /// other backends; its exec.init runs once per set of option values.
     pub(crate) fn open(den: &Den, plan: &Plan) -> Result<Engine> {
         let subject = crate::exec::workspace_subject(den, &plan.id, plan.folder.clone());
-        let run = crate::exec::run_for(den, &plan.entry, &plan.ws_options, &subject)?;
+        let run = crate::exec::run_given(den, &plan.entry, &plan.ws_options, &plan.globals, &subject)?;
         crate::exec::init(den, &run)?;
         let options = run.options;
         let timeout = den_provider::expand_options(plan.container_inactivity_timeout(), &options);
@@ -533,11 +533,12 @@ fn engine_hint(plan: &Plan, e: den_driver::DriverError) -> WorkspaceError {
 
 /// Builds (or fetches) the workspace's image without starting anything.
 pub(crate) fn build(den: &Den, plan: &Plan, reporter: &mut dyn Reporter) -> Result<String> {
-    let resolved_options = providers::resolve(den, &plan.entry, &plan.ws_options, Some(&plan.id))?;
+    let resolved_options = providers::resolve_given(den, &plan.entry, &plan.given_options(), Some(&plan.id))?;
     let docker = docker_for(&plan.entry, &resolved_options);
     let name = container_name(den, &plan.id);
     let (image, _) =
         prepare_image(den, &docker, &plan.resolved, &name, LockMode::Write, plan.prebuild.as_ref(), reporter)?;
+    plan.save_globals(den)?;
     Ok(image)
 }
 

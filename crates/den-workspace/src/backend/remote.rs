@@ -101,7 +101,7 @@ impl UpSteps for RemoteUp {
             )));
         }
         let options = existing.map(|r| r.provider_options).unwrap_or_else(|| p.ws_options.clone());
-        let run = exec::run_for(den, &p.entry, &options, &subject)?;
+        let run = exec::run_given(den, &p.entry, &options, &p.globals, &subject)?;
         exec::init(den, &run)?;
         Ok(RemoteUp { run, machine_id, options })
     }

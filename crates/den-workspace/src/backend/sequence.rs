@@ -95,20 +95,23 @@ pub(crate) fn up<S: UpSteps>(
     plan.initialize(opts, reporter)?;
     steps.prepare(den, &mut plan, opts, reporter)?;
 
-    let mut saved = plan.record.clone();
+    let mut saved = Saved { record: plan.record.clone(), globals: false };
     let mut rec = WorkspaceRecord::for_up(plan.record.as_ref(), den, plan.origin());
     rec.credentials = opts.credentials.unwrap_or_else(|| steps.credentials(&plan));
     steps.describe(&plan, &mut rec);
     if steps.record_first() {
-        stamp_and_save(den, &mut rec, &mut saved)?;
+        saved.stamp_and_save(den, &plan, &mut rec)?;
     }
     let mut made = steps.create(den, &mut plan, opts, &mut rec, reporter)?;
-    if made.created || made.started || saved.as_ref() != Some(&rec) {
-        stamp_and_save(den, &mut rec, &mut saved)?;
+    if made.created || made.started || saved.record.as_ref() != Some(&rec) {
+        saved.stamp_and_save(den, &plan, &mut rec)?;
     }
     let setup = steps.setup(den, &plan, opts, &mut rec, &mut made, reporter)?;
-    if saved.as_ref() != Some(&rec) {
+    if saved.record.as_ref() != Some(&rec) {
         rec.save(den)?;
+    }
+    if !saved.globals {
+        plan.save_globals(den)?;
     }
     if !setup.host_key.is_empty() {
         crate::publish::publish(den, &mut rec, &setup.host_key, &setup.user, opts.ssh_config.as_deref())?;
@@ -127,11 +130,27 @@ pub(crate) fn up<S: UpSteps>(
     })
 }
 
-fn stamp_and_save(den: &Den, rec: &mut WorkspaceRecord, saved: &mut Option<WorkspaceRecord>) -> Result<()> {
-    rec.last_used_at = now();
-    rec.save(den)?;
-    *saved = Some(rec.clone());
-    Ok(())
+/// What the sequence has written so far.
+struct Saved {
+    /// den's record of the workspace as it is on disk.
+    record: Option<WorkspaceRecord>,
+    /// The `global` option values given now are saved for the provider:
+    /// with the first record that says something was made with them (an
+    /// `up` that fails before that keeps none of them).
+    globals: bool,
+}
+
+impl Saved {
+    fn stamp_and_save(&mut self, den: &Den, plan: &Plan, rec: &mut WorkspaceRecord) -> Result<()> {
+        if !self.globals {
+            plan.save_globals(den)?;
+            self.globals = true;
+        }
+        rec.last_used_at = now();
+        rec.save(den)?;
+        self.record = Some(rec.clone());
+        Ok(())
+    }
 }
 
 /// What the agent's setup answered, for the sequence: the line to say
@@ -169,6 +188,7 @@ mod tests {
         record_first: bool,
         fail_create: bool,
         outcome: Option<Outcome>,
+        globals: Vec<(String, String)>,
     }
 
     fn log(what: &str) {
@@ -272,7 +292,8 @@ mod tests {
         std::fs::create_dir_all(folder.join(".devcontainer")).unwrap();
         std::fs::write(folder.join(".devcontainer/devcontainer.json"), r#"{"image": "x"}"#).unwrap();
         let src = crate::Source { source: folder, id: Some("w".into()), ..Default::default() };
-        let plan = Plan::load(&den, &src, &mut crate::Quiet).unwrap();
+        let mut plan = Plan::load(&den, &src).unwrap();
+        plan.globals = script.globals.clone();
         LOG.with(|l| l.borrow_mut().clear());
         SCRIPT.with(|s| *s.borrow_mut() = script);
         let opts = UpOptions { skip_initialize: true, ..Default::default() };
@@ -290,6 +311,23 @@ mod tests {
         let rec = WorkspaceRecord::load(&den, "w").unwrap().unwrap();
         assert_eq!((rec.image.as_str(), rec.agent_path.as_str()), ("described", "/a"));
         assert!(rec.credentials.git);
+    }
+
+    #[test]
+    fn given_global_options_are_saved_with_the_first_record_only() {
+        let globals = vec![("DOCKER_PATH".to_string(), "my-docker".to_string())];
+        let saved_path =
+            |den: &Den| crate::providers::saved_options(den, "docker").unwrap().get("DOCKER_PATH").cloned();
+        let Ran { den, result, _dir, .. } =
+            run(Script { fail_create: true, globals: globals.clone(), ..Default::default() });
+        assert!(result.is_err());
+        assert_eq!(saved_path(&den), None, "nothing was made with them");
+        let Ran { den, result, _dir, .. } = run(Script { globals: globals.clone(), ..Default::default() });
+        result.unwrap();
+        assert_eq!(saved_path(&den).as_deref(), Some("my-docker"));
+        let script = Script { record_first: true, fail_create: true, globals, ..Default::default() };
+        let Ran { den, _dir, .. } = run(script);
+        assert_eq!(saved_path(&den).as_deref(), Some("my-docker"), "the record says where it is");
     }
 
     #[test]
