@@ -1,14 +1,13 @@
-//! The agent: what den does on the far side. In a container ([`setup`],
-//! [`hooks`], [`ssh`], [`credentials`], [`inactivity`]) it sets the workspace
-//! up and serves SSH; on a machine ([`machine`]) it keeps a den state of its
-//! own and brings containers up there with den-workspace.
+//! The agent: what den does inside a workspace container ([`setup`],
+//! [`hooks`], [`ssh`], [`credentials`], [`inactivity`], [`ports`],
+//! [`extensions`]): it sets the workspace up and serves SSH. It is a leaf:
+//! den on a machine or in a pod (`den_workspace::far`) is orchestration and
+//! lives with it, so the container agent is not built against it.
 
-pub mod clone_relay;
 pub mod credentials;
 pub mod extensions;
 pub mod hooks;
 pub mod inactivity;
-pub mod machine;
 pub mod passwd;
 pub mod ports;
 pub mod setup;

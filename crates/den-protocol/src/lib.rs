@@ -1,8 +1,9 @@
 //! What travels between den on the client and den on the far side: the
 //! agent in a container (setup, credentials) and den on a machine or in a
-//! pod ([`transfer`]). den-workspace depends on this crate, not on
-//! den-agent; den-agent depends on both (den on a machine runs
-//! den-workspace's `up`).
+//! pod ([`transfer`], [`relay`]). Both halves depend on this crate and not
+//! on each other: den-agent (the container) is a leaf, and den on a
+//! machine or in a pod is `den_workspace::far`, since it runs
+//! den-workspace's `up`.
 //!
 //! ## Setup
 //!

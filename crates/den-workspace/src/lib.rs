@@ -5,6 +5,7 @@ mod config;
 pub mod context;
 
 mod exec;
+pub mod far;
 pub mod features;
 mod id;
 mod inject;

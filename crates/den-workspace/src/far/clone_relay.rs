@@ -6,7 +6,7 @@
 //! may enter: `cred/relay.sock` for `den agent git-credential --data DIR`
 //! and `ssh.sock` for `den agent git-ssh SOCKET -- ARGS…` (git's ssh);
 //! [`CloneRelay::env`] is the environment that makes the clone's git use
-//! both.
+//! both. Its near end, on the client, is `crate::relay`.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -14,10 +14,9 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use den_protocol::relay::helper_socket::{self, Pending};
 use den_protocol::relay::{decode, encode, RelayMsg, RELAY_CLOSE, RELAY_OPEN, RELAY_PREFIX};
 use serde::{Deserialize, Serialize};
-
-use den_protocol::relay::helper_socket::{self, Pending};
 
 /// A frame from the relay to `git-ssh`: bytes for its stdout, or the exit
 /// code of the client's ssh.

@@ -1,6 +1,8 @@
 //! The hidden commands: `den agent …` (inside the workspace) and
 //! `den helper …` (for provider manifests).
 
+use den_workspace::far;
+
 use crate::cli::{AgentCommand, HelperCommand};
 
 pub fn run(cmd: AgentCommand) -> anyhow::Result<i32> {
@@ -15,27 +17,27 @@ pub fn run(cmd: AgentCommand) -> anyhow::Result<i32> {
             den_agent::inactivity::watch(&data, std::time::Duration::from_secs(timeout_secs));
             Ok(crate::exit::OK)
         }
-        AgentCommand::RemoteUp => Ok(den_agent::machine::remote_up_main()),
-        AgentCommand::ReceiveContent => Ok(den_agent::machine::receive_content_main()),
-        AgentCommand::CloneContent => Ok(den_agent::machine::clone_content_main()),
+        AgentCommand::RemoteUp => Ok(far::machine::remote_up_main()),
+        AgentCommand::ReceiveContent => Ok(far::pod::receive_content_main()),
+        AgentCommand::CloneContent => Ok(far::pod::clone_content_main()),
         AgentCommand::GitCredential { op, data } => {
             Ok(den_agent::credentials::helper_main(&op, &data.unwrap_or_else(den_agent::data_dir)))
         }
-        AgentCommand::GitSsh { socket, args } => Ok(den_agent::clone_relay::git_ssh_main(&socket, args)),
+        AgentCommand::GitSsh { socket, args } => Ok(far::clone_relay::git_ssh_main(&socket, args)),
         AgentCommand::DockerCredential { op } => {
             Ok(den_agent::credentials::docker_helper_main(&op, &den_agent::data_dir()))
         }
         AgentCommand::CredentialsServer => Ok(den_agent::credentials::server_main(&den_agent::data_dir())),
         AgentCommand::RemoteTunnel { home, context, workdir, credentials, forwarder, id } => {
             let kind = match (credentials, forwarder) {
-                (true, _) => den_agent::machine::TunnelKind::Credentials,
-                (false, true) => den_agent::machine::TunnelKind::Forwarder,
-                (false, false) => den_agent::machine::TunnelKind::Session,
+                (true, _) => far::machine::TunnelKind::Credentials,
+                (false, true) => far::machine::TunnelKind::Forwarder,
+                (false, false) => far::machine::TunnelKind::Session,
             };
-            Ok(den_agent::machine::tunnel_main(&home, &context, &id, workdir.as_deref(), kind))
+            Ok(far::machine::tunnel_main(&home, &context, &id, workdir.as_deref(), kind))
         }
-        AgentCommand::RemoteOp { op, home, context, id } => Ok(den_agent::machine::op_main(&home, &context, &op, &id)),
-        AgentCommand::MachineWatch { home } => Ok(den_agent::machine::machine_watch_main(&home)),
+        AgentCommand::RemoteOp { op, home, context, id } => Ok(far::machine::op_main(&home, &context, &op, &id)),
+        AgentCommand::MachineWatch { home } => Ok(far::watch::machine_watch_main(&home)),
     }
 }
 
