@@ -81,18 +81,39 @@ pub struct Source {
     pub workspace_env: Vec<(String, String)>,
     /// `--devcontainer-image`: the image, whatever the configuration says.
     pub devcontainer_image: Option<String>,
-    /// Set by `up`: where the files came from.
-    pub source_info: Option<crate::record::SourceInfo>,
-    /// Set by `up`: a git SOURCE that den on the provider's machine clones
-    /// (`source` is then where den's own clone would be, and the
-    /// configuration is read there, not here).
-    pub clone_on_machine: bool,
-    /// Set by `up`: a git SOURCE that is cloned in the pod, into its volume
-    /// (`source` is then a clone of the configuration only).
-    pub clone_in_pod: bool,
     /// The environment of the git that clones a git SOURCE (den on a
     /// machine: the clone relay's helpers).
     pub git_env: Vec<(String, String)>,
+}
+
+/// The workspace a [`Source`] names once `up` (or `build`) has chosen its
+/// id and, for a git or image SOURCE, fetched it under the workspace's
+/// lock.
+#[derive(Debug, Clone)]
+pub(crate) struct Identified {
+    pub id: String,
+    /// The project folder, canonical: the user's, or den's clone or empty
+    /// folder for a git or image SOURCE (where den's clone would be, for
+    /// one cloned on the machine).
+    pub folder: PathBuf,
+    /// As the user gave it.
+    pub src: Source,
+    pub fetched: Fetched,
+}
+
+/// How a git or image SOURCE came (nothing, for a folder).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Fetched {
+    /// Where the files came from.
+    pub info: Option<crate::record::SourceInfo>,
+    /// A git SOURCE that den on the provider's machine clones (the
+    /// configuration is read there, not here).
+    pub clone_on_machine: bool,
+    /// A git SOURCE cloned in the pod, into its volume (the folder holds
+    /// a clone of the configuration only).
+    pub clone_in_pod: bool,
+    /// An image SOURCE: its image.
+    pub image: Option<String>,
 }
 
 /// A SOURCE that is not a local folder, with how to clone it.
@@ -347,14 +368,12 @@ pub(crate) struct Plan {
 }
 
 impl Plan {
-    /// Reads everything `up` (and `build`) needs for the workspace `src`
-    /// names: `src.source` is the canonical folder and `src.id` is set.
-    /// A bad configuration fails here, with its position in the local file,
-    /// before any backend touches an engine or a machine.
-    pub(crate) fn load(den: &Den, src: &Source) -> Result<Plan> {
-        let folder = src.source.clone();
-        let id = src.id.clone().expect("set by the caller");
-        let record = WorkspaceRecord::load(den, &id)?;
+    /// Reads everything `up` (and `build`) needs for the workspace `w`,
+    /// whose record (read under its lock) is `record`. A bad configuration
+    /// fails here, with its position in the local file, before any backend
+    /// touches an engine or a machine.
+    pub(crate) fn load(den: &Den, w: &Identified, record: Option<WorkspaceRecord>) -> Result<Plan> {
+        let (src, folder, id) = (&w.src, w.folder.clone(), w.id.clone());
         if let Some(r) = &record {
             if r.local_folder != folder {
                 return Err(WorkspaceError::Conflict(format!(
@@ -371,8 +390,10 @@ impl Plan {
             src.devcontainer_path.clone().or_else(|| record.as_ref().and_then(|r| r.devcontainer_path.clone()));
         let read = || -> Result<(String, Resolved)> {
             let cfg = DenConfig::load(&den.home)?;
-            let fallback_image = src.fallback_image.clone().unwrap_or_else(|| cfg.fallback_image().to_string());
-            if src.clone_on_machine {
+            let fallback_image = (w.fetched.image.clone())
+                .or_else(|| src.fallback_image.clone())
+                .unwrap_or_else(|| cfg.fallback_image().to_string());
+            if w.fetched.clone_on_machine {
                 // Read on the machine, from its clone: nothing here.
                 return Ok((fallback_image.clone(), unread_config(&folder, &fallback_image)?));
             }
@@ -413,18 +434,18 @@ impl Plan {
             },
         };
         Ok(Plan {
-            clone_on_machine: if src.clone_on_machine {
+            clone_on_machine: if w.fetched.clone_on_machine {
                 src.remote.as_ref().and_then(RemoteSource::to_git_clone)
             } else {
                 None
             },
-            clone_in_pod: if src.clone_in_pod {
+            clone_in_pod: if w.fetched.clone_in_pod {
                 src.remote.as_ref().and_then(RemoteSource::to_git_clone)
             } else {
                 None
             },
             prebuild,
-            source_info: src.source_info.clone(),
+            source_info: w.fetched.info.clone(),
             workspace_env,
             devcontainer_image: src.devcontainer_image.clone(),
             folder,

@@ -3,7 +3,7 @@
 //! then the [`Backend`] of its provider does the rest.
 
 use crate::backend::{Backend, CloneAt};
-use crate::plan::{canonical_folder, Plan, RemoteSource, Source, UpOptions, UpResult};
+use crate::plan::{canonical_folder, Fetched, Identified, Plan, RemoteSource, Source, UpOptions, UpResult};
 use crate::{id, Den, Reporter, Result, WorkspaceError};
 
 /// The id of a folder's workspace: the one it was brought up with under
@@ -25,7 +25,7 @@ fn derived_id(den: &Den, folder: &std::path::Path, name: &str) -> Result<String>
 /// The workspace `src` names, with its folder made canonical and its id
 /// chosen and checked. An id derived from a folder name that is not itself
 /// a valid id is said.
-fn identify(den: &Den, src: &Source, reporter: &mut dyn Reporter) -> Result<Source> {
+fn identify(den: &Den, src: &Source, reporter: &mut dyn Reporter) -> Result<Identified> {
     if let Some(remote) = &src.remote {
         return identify_remote(src, remote, reporter);
     }
@@ -42,13 +42,13 @@ fn identify(den: &Den, src: &Source, reporter: &mut dyn Reporter) -> Result<Sour
         }
     };
     id::validate(&id).map_err(WorkspaceError::BadInput)?;
-    Ok(Source { source: folder, id: Some(id), ..src.clone() })
+    Ok(Identified { id, folder, src: src.clone(), fetched: Fetched::default() })
 }
 
 /// A git or image SOURCE: the id from the repository's or image's name.
 /// Nothing is cloned yet (that happens under the workspace's lock, in
 /// [`fetch_remote`]).
-fn identify_remote(src: &Source, remote: &RemoteSource, reporter: &mut dyn Reporter) -> Result<Source> {
+fn identify_remote(src: &Source, remote: &RemoteSource, reporter: &mut dyn Reporter) -> Result<Identified> {
     use den_source::Spec;
     let name = match &remote.spec {
         Spec::Git(g) => den_source::repo_name(&g.url),
@@ -69,20 +69,26 @@ fn identify_remote(src: &Source, remote: &RemoteSource, reporter: &mut dyn Repor
         }
     };
     id::validate(&id).map_err(WorkspaceError::BadInput)?;
-    Ok(Source { id: Some(id), ..src.clone() })
+    // The folder is den's, and made under the lock (fetch_remote).
+    Ok(Identified { id, folder: src.source.clone(), src: src.clone(), fetched: Fetched::default() })
 }
 
 /// den's folder for a git or image SOURCE: the clone (made once; later
 /// `up`s reuse it and never pull; `--reset` clones again) or an empty
 /// folder. Runs under the workspace's lock; refuses, before cloning, an id
 /// that belongs to another source.
-fn fetch_remote(den: &Den, src: &mut Source, reset: bool, reporter: &mut dyn Reporter) -> Result<()> {
+fn fetch_remote(
+    den: &Den,
+    w: &mut Identified,
+    record: Option<&crate::WorkspaceRecord>,
+    reset: bool,
+    reporter: &mut dyn Reporter,
+) -> Result<()> {
     use den_source::Spec;
-    let Some(remote) = src.remote.clone() else { return Ok(()) };
-    let id = src.id.clone().expect("identified");
-    let record = crate::WorkspaceRecord::load(den, &id)?;
+    let Some(remote) = w.src.remote.clone() else { return Ok(()) };
+    let id = w.id.clone();
     let info = match &remote.spec {
-        Spec::Git(g) => fetch_git(den, src, (g, &remote), record.as_ref(), reset, reporter)?,
+        Spec::Git(g) => fetch_git(den, w, (g, &remote), record, reset, reporter)?,
         Spec::Image(image) => {
             if let Some(r) = &record {
                 match &r.source {
@@ -93,16 +99,16 @@ fn fetch_remote(den: &Den, src: &mut Source, reset: bool, reporter: &mut dyn Rep
             }
             let dir = crate::record::source_dir(den, &id);
             std::fs::create_dir_all(&dir).map_err(WorkspaceError::io(format!("making {}", dir.display())))?;
-            src.source = dir;
-            src.fallback_image = Some(image.clone());
+            w.folder = dir;
+            w.fetched.image = Some(image.clone());
             crate::record::SourceInfo { kind: "image".into(), url: image.clone(), ..Default::default() }
         }
         Spec::Local(_) => unreachable!(),
     };
-    if !src.clone_on_machine {
-        src.source = canonical_folder(&src.source)?;
+    if !w.fetched.clone_on_machine {
+        w.folder = canonical_folder(&w.folder)?;
     }
-    src.source_info = Some(info);
+    w.fetched.info = Some(info);
     Ok(())
 }
 
@@ -118,13 +124,13 @@ fn taken(id: &str, what: &str) -> WorkspaceError {
 /// only) for the pod.
 fn fetch_git(
     den: &Den,
-    src: &mut Source,
+    w: &mut Identified,
     (g, remote): (&den_source::GitSource, &crate::plan::RemoteSource),
     record: Option<&crate::WorkspaceRecord>,
     reset: bool,
     reporter: &mut dyn Reporter,
 ) -> Result<crate::record::SourceInfo> {
-    let id = src.id.clone().expect("identified");
+    let id = w.id.clone();
     let dir = crate::record::source_dir(den, &id);
     let url = den_source::redact(&g.url);
     let reference = g.reference.to_string();
@@ -148,26 +154,26 @@ fn fetch_git(
     // A machine provider's machine clones for itself (its own den checks
     // the same things there). A pod clones into its volume; den here needs
     // the configuration only (it names the pod's image).
-    let entry = crate::plan::pick_provider(den, src, record)?;
+    let entry = crate::plan::pick_provider(den, &w.src, record)?;
     let clone_at = Backend::of(&entry)?.clone_at();
-    src.clone_in_pod = clone_at == CloneAt::Pod;
+    w.fetched.clone_in_pod = clone_at == CloneAt::Pod;
     let commit = if clone_at == CloneAt::Machine {
         reporter.phase("source", &format!("{url} (cloned on the machine)"));
-        src.clone_on_machine = true;
+        w.fetched.clone_on_machine = true;
         record.and_then(|r| r.source.as_ref()).map(|s| s.commit.clone()).unwrap_or_default()
     } else if dir.is_dir() && !reset {
         reporter.phase("source", &format!("{url} (the clone den made before; not pulled)"));
         den_source::head(&dir).unwrap_or_default()
     } else {
-        let what = if src.clone_in_pod {
+        let what = if w.fetched.clone_in_pod {
             format!("{url}: its configuration (the pod clones the rest)")
         } else {
             format!("cloning {url}")
         };
         reporter.phase("source", &what);
-        clone_here(src, (g, remote), &dir, reporter)?
+        clone_here(w, (g, remote), &dir, reporter)?
     };
-    src.source = match &g.subpath {
+    w.folder = match &g.subpath {
         Some(sub) => dir.join(sub),
         None => dir.clone(),
     };
@@ -184,7 +190,7 @@ fn fetch_git(
 /// the new clone is made beside the old one, which goes only once the new
 /// one is complete. Returns the commit checked out.
 fn clone_here(
-    src: &Source,
+    w: &Identified,
     (g, remote): (&den_source::GitSource, &crate::plan::RemoteSource),
     dir: &std::path::Path,
     reporter: &mut dyn Reporter,
@@ -192,10 +198,10 @@ fn clone_here(
     let target = if dir.exists() { dir.with_extension("den-new") } else { dir.to_path_buf() };
     let _ = crate::record::remove_dir(&target.with_extension("den-new"));
     let mut line = |l: &str| reporter.line(&format!("  │ {l}"));
-    let cloned = if src.clone_in_pod {
+    let cloned = if w.fetched.clone_in_pod {
         den_source::clone_config(g, &target, &mut line)
     } else {
-        den_source::clone_with_env(g, remote.strategy, remote.recursive_submodules, &src.git_env, &target, &mut line)
+        den_source::clone_with_env(g, remote.strategy, remote.recursive_submodules, &w.src.git_env, &target, &mut line)
     }
     .map_err(|e| WorkspaceError::BadInput(e.to_string()))?;
     if target != dir {
@@ -210,13 +216,13 @@ fn clone_here(
 /// runs setup and the lifecycle hooks that are due, records the workspace.
 pub fn up(den: &Den, opts: &UpOptions, reporter: &mut dyn Reporter) -> Result<UpResult> {
     reporter.phase("resolve", &opts.workspace.source.display().to_string());
-    let src = identify(den, &opts.workspace, reporter)?;
+    let mut w = identify(den, &opts.workspace, reporter)?;
     // The lock comes first: the record the plan reads is the one it guards.
-    let id = src.id.clone().expect("identified");
+    let id = w.id.clone();
     let lock = den.lock_workspace(&id, reporter)?;
-    let mut src = src;
-    let result = fetch_remote(den, &mut src, opts.reset, reporter)
-        .and_then(|()| Plan::load(den, &src))
+    let result = crate::WorkspaceRecord::load(den, &id)
+        .and_then(|record| fetch_remote(den, &mut w, record.as_ref(), opts.reset, reporter).map(|()| record))
+        .and_then(|record| Plan::load(den, &w, record))
         // Global options given with an up that fails before it makes
         // anything are never saved (the sequence saves them with the first
         // record): later ups would fail the same way without saying why.
@@ -224,7 +230,7 @@ pub fn up(den: &Den, opts: &UpOptions, reporter: &mut dyn Reporter) -> Result<Up
     // Nothing of a workspace that never came to be stays behind: not its
     // lock, not den's clone.
     if result.is_err() && matches!(crate::WorkspaceRecord::load(den, &id), Ok(None)) {
-        if src.remote.is_some() {
+        if w.src.remote.is_some() {
             let _ = crate::record::remove_dir(&crate::record::source_dir(den, &id));
         }
         lock.remove();
@@ -236,17 +242,17 @@ pub fn up(den: &Den, opts: &UpOptions, reporter: &mut dyn Reporter) -> Result<Up
 /// Returns the image reference.
 pub fn build(den: &Den, src: &Source, reporter: &mut dyn Reporter) -> Result<String> {
     reporter.phase("resolve", &src.source.display().to_string());
-    let mut src = identify(den, src, reporter)?;
-    if src.remote.is_some() {
-        // A clone is made under the workspace's lock, as `up` makes it.
-        let id = src.id.clone().expect("identified");
-        let lock = den.lock_workspace(&id, reporter)?;
-        let fetched = fetch_remote(den, &mut src, false, reporter);
-        if crate::WorkspaceRecord::load(den, &id)?.is_none() {
+    let mut w = identify(den, src, reporter)?;
+    // A clone is made under the workspace's lock, as `up` makes it.
+    let lock = if w.src.remote.is_some() { Some(den.lock_workspace(&w.id, reporter)?) } else { None };
+    let record = crate::WorkspaceRecord::load(den, &w.id)?;
+    if let Some(lock) = lock {
+        let fetched = fetch_remote(den, &mut w, record.as_ref(), false, reporter);
+        if record.is_none() {
             lock.remove();
         }
         fetched?;
     }
-    let plan = Plan::load(den, &src)?;
+    let plan = Plan::load(den, &w, record)?;
     Backend::of(&plan.entry)?.build(den, &plan, reporter)
 }

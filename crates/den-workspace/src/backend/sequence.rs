@@ -291,8 +291,9 @@ mod tests {
         let folder = dir.join("p");
         std::fs::create_dir_all(folder.join(".devcontainer")).unwrap();
         std::fs::write(folder.join(".devcontainer/devcontainer.json"), r#"{"image": "x"}"#).unwrap();
-        let src = crate::Source { source: folder, id: Some("w".into()), ..Default::default() };
-        let mut plan = Plan::load(&den, &src).unwrap();
+        let src = crate::Source { source: folder.clone(), id: Some("w".into()), ..Default::default() };
+        let w = crate::plan::Identified { id: "w".into(), folder, src, fetched: Default::default() };
+        let mut plan = Plan::load(&den, &w, None).unwrap();
         plan.globals = script.globals.clone();
         LOG.with(|l| l.borrow_mut().clear());
         SCRIPT.with(|s| *s.borrow_mut() = script);
