@@ -2,7 +2,7 @@
 //! (e.g. `ssh`) or that makes machines (`exec.create`). den reaches the
 //! machine only through the provider's `command`, puts its own binary there
 //! as the agent, and that agent runs the docker driver on the machine (see
-//! `den_agent::machine`). `den ssh` goes den → `command` → `den agent
+//! `den_workspace::far::machine`). `den ssh` goes den → `command` → `den agent
 //! remote-tunnel` → `docker exec` → the SSH server in the container.
 
 use den_process::Cmd;
