@@ -388,31 +388,9 @@ impl Plan {
             providers::workspace_options(&entry, record.as_ref(), &src.provider_options);
         let devcontainer_path =
             src.devcontainer_path.clone().or_else(|| record.as_ref().and_then(|r| r.devcontainer_path.clone()));
-        let read = || -> Result<(String, Resolved)> {
-            let cfg = DenConfig::load(&den.home)?;
-            let fallback_image = (w.fetched.image.clone())
-                .or_else(|| src.fallback_image.clone())
-                .unwrap_or_else(|| cfg.fallback_image().to_string());
-            if w.fetched.clone_on_machine {
-                // Read on the machine, from its clone: nothing here.
-                return Ok((fallback_image.clone(), unread_config(&folder, &fallback_image)?));
-            }
-            let resolved = load_config(&folder, devcontainer_path.as_deref(), &fallback_image)?;
-            check_supported(&resolved.config)?;
-            Ok((fallback_image, resolved))
-        };
-        let (fallback_image, mut resolved) = read()?;
+        let (fallback_image, mut resolved) = read_config(den, w, devcontainer_path.as_deref())?;
         if let Some(image) = &src.devcontainer_image {
-            // --devcontainer-image: this image, not the configuration's
-            // own image or Dockerfile.
-            resolved.config.image = Some(image.clone());
-            resolved.config.build = None;
-            resolved.config.docker_file = None;
-            if let Some(raw) = resolved.raw.as_object_mut() {
-                raw.insert("image".into(), serde_json::Value::String(image.clone()));
-                raw.remove("build");
-                raw.remove("dockerFile");
-            }
+            use_image(&mut resolved, image);
         }
         let workspace_env: IndexMap<String, String> = if src.workspace_env.is_empty() {
             record.as_ref().map(|r| r.workspace_env.clone()).unwrap_or_default()
@@ -425,14 +403,6 @@ impl Plan {
                 env.insert(k.clone(), Some(v.clone()));
             }
         }
-        let given = src.provider_options.clone();
-        let prebuild = match &src.prebuild {
-            Some(p) => Some(p.clone()),
-            None => match crate::context::options(den, &den.context)?.get("PREBUILD_REPOSITORY") {
-                Some(r) if !r.trim().is_empty() => Some(crate::features::Prebuild::new(r, false)?),
-                _ => None,
-            },
-        };
         Ok(Plan {
             clone_on_machine: if w.fetched.clone_on_machine {
                 src.remote.as_ref().and_then(RemoteSource::to_git_clone)
@@ -444,7 +414,7 @@ impl Plan {
             } else {
                 None
             },
-            prebuild,
+            prebuild: prebuild_of(den, src)?,
             source_info: w.fetched.info.clone(),
             workspace_env,
             devcontainer_image: src.devcontainer_image.clone(),
@@ -456,7 +426,7 @@ impl Plan {
             devcontainer_path,
             fallback_image,
             resolved,
-            given,
+            given: src.provider_options.clone(),
             globals,
             saved,
         })
@@ -546,6 +516,46 @@ impl Plan {
     }
 }
 
+/// The fallback image and the configuration of workspace `w`: read here,
+/// or (a clone on the machine) read there, nothing here.
+fn read_config(den: &Den, w: &Identified, devcontainer_path: Option<&Path>) -> Result<(String, Resolved)> {
+    let cfg = DenConfig::load(&den.home)?;
+    let fallback_image = (w.fetched.image.clone())
+        .or_else(|| w.src.fallback_image.clone())
+        .unwrap_or_else(|| cfg.fallback_image().to_string());
+    if w.fetched.clone_on_machine {
+        return Ok((fallback_image.clone(), unread_config(&w.folder, &fallback_image)?));
+    }
+    let resolved = load_config(&w.folder, devcontainer_path, &fallback_image)?;
+    check_supported(&resolved.config)?;
+    Ok((fallback_image, resolved))
+}
+
+/// `--devcontainer-image`: this image, not the configuration's own image
+/// or Dockerfile.
+fn use_image(resolved: &mut Resolved, image: &str) {
+    resolved.config.image = Some(image.to_string());
+    resolved.config.build = None;
+    resolved.config.docker_file = None;
+    if let Some(raw) = resolved.raw.as_object_mut() {
+        raw.insert("image".into(), serde_json::Value::String(image.to_string()));
+        raw.remove("build");
+        raw.remove("dockerFile");
+    }
+}
+
+/// Where prebuilt images are looked for: the one given, else the
+/// context's PREBUILD_REPOSITORY option.
+fn prebuild_of(den: &Den, src: &Source) -> Result<Option<crate::features::Prebuild>> {
+    if let Some(p) = &src.prebuild {
+        return Ok(Some(p.clone()));
+    }
+    match crate::context::options(den, &den.context)?.get("PREBUILD_REPOSITORY") {
+        Some(r) if !r.trim().is_empty() => Ok(Some(crate::features::Prebuild::new(r, false)?)),
+        _ => Ok(None),
+    }
+}
+
 /// The provider: the one asked for, else the workspace's, else the
 /// context's default.
 pub(crate) fn pick_provider(den: &Den, src: &Source, record: Option<&WorkspaceRecord>) -> Result<ProviderEntry> {
@@ -557,13 +567,14 @@ pub(crate) fn pick_provider(den: &Den, src: &Source, record: Option<&WorkspaceRe
     providers::get(den, &name)
 }
 
-/// What an outcome from the far side means here.
-pub(crate) fn outcome_result(outcome: Outcome) -> Result<()> {
+/// What an outcome from the far side (`place`) means here.
+pub(crate) fn outcome_result(outcome: Outcome, place: crate::Place) -> Result<()> {
+    let failed = |message: String| WorkspaceError::Failed { place, message };
     match outcome {
         Outcome::Done => Ok(()),
         Outcome::HookFailed { hook, code, .. } => Err(WorkspaceError::HookFailed { hook, code }),
-        Outcome::Failed { message } => Err(WorkspaceError::Agent(message)),
-        Outcome::NoGit => Err(WorkspaceError::Agent(den_protocol::transfer::NO_GIT.into())),
+        Outcome::Failed { message } => Err(failed(message)),
+        Outcome::NoGit => Err(failed(den_protocol::transfer::NO_GIT.into())),
     }
 }
 
@@ -612,6 +623,6 @@ pub(crate) fn authorized_key(den: &Den, opts: &UpOptions, id: &str) -> Result<St
         Some(k) => Ok(k.clone()),
         None => den_ssh::keys::load_or_create(&crate::publish::client_key_path(den, id))
             .map(|key| den_ssh::keys::public_openssh(key.public_key()))
-            .map_err(|e| WorkspaceError::Agent(format!("making the workspace's SSH key: {e}"))),
+            .map_err(|e| WorkspaceError::here(format!("making the workspace's SSH key: {e}"))),
     }
 }
