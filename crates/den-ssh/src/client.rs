@@ -172,7 +172,14 @@ impl RawTerminal {
                         tokio::spawn(async move {
                             if sig.recv().await.is_some() {
                                 restore_saved();
-                                std::process::exit(128 + kind.as_raw_value());
+                                // Then the signal does what it would have
+                                // done: the process ends by it (its parent
+                                // sees 128 + N), as if den had not caught it.
+                                let n = kind.as_raw_value();
+                                // SAFETY: resetting a disposition and raising
+                                // a signal touch no memory of ours.
+                                libc::signal(n, libc::SIG_DFL);
+                                libc::raise(n);
                             }
                         });
                     }

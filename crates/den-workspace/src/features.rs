@@ -248,7 +248,7 @@ pub(crate) fn install(
     let _ = std::fs::remove_dir_all(&work);
     result?;
     let info =
-        docker.inspect_image(&tag)?.ok_or_else(|| WorkspaceError::Agent(format!("{tag} vanished after its build")))?;
+        docker.inspect_image(&tag)?.ok_or_else(|| WorkspaceError::here(format!("{tag} vanished after its build")))?;
     Ok((tag, info))
 }
 

@@ -164,7 +164,7 @@ pub fn run_agent<T: serde::de::DeserializeOwned>(
             let status = child.wait().map_err(|e| cmd.spawn_error(e))?;
             let stderr = err_thread.join().unwrap_or_default();
             return Err(match failure {
-                Placing::Copy(e) => WorkspaceError::Agent(format!("copying the agent failed: {e}\n{stderr}")),
+                Placing::Copy(e) => WorkspaceError::here(format!("copying the agent failed: {e}\n{stderr}")),
                 Placing::Said(first) => WorkspaceError::Process(cmd.failed(status, format!("{first}\n{stderr}"))),
             });
         }
@@ -192,12 +192,12 @@ pub fn run_agent<T: serde::de::DeserializeOwned>(
     // say why.
     let send_error = talk.sender.and_then(|s| s.join().ok()).and_then(|r| r.err());
     if let (Some(e), None) = (&send_error, &talk.result) {
-        return Err(WorkspaceError::Agent(format!("sending the workspace's files failed: {e}")));
+        return Err(WorkspaceError::here(format!("sending the workspace's files failed: {e}")));
     }
     match talk.result.map(|r| serde_json::from_str::<T>(&r)) {
         Some(Ok(result)) => Ok(AgentRun { result, agent_path, uploaded }),
-        Some(Err(e)) => Err(WorkspaceError::Agent(format!("the agent at {agent_path} answered nonsense: {e}"))),
-        None => Err(WorkspaceError::Agent(format!(
+        Some(Err(e)) => Err(WorkspaceError::here(format!("the agent at {agent_path} answered nonsense: {e}"))),
+        None => Err(WorkspaceError::here(format!(
             "the agent at {agent_path} ended without a result ({status}){}",
             if stderr.trim().is_empty() { String::new() } else { format!(":\n{}", stderr.trim_end()) }
         ))),

@@ -103,6 +103,9 @@ pub enum WorkspaceError {
     Process(#[from] den_process::ProcessError),
     #[error(transparent)]
     Feature(#[from] den_features::FeatureError),
+    /// A git SOURCE (or dotfiles) could not be cloned.
+    #[error(transparent)]
+    Source(#[from] den_source::SourceError),
     #[error("workspace `{0}` does not exist (see `den list`)")]
     NotFound(String),
     #[error("provider `{0}` is not installed (see `den provider list`)")]
@@ -143,8 +146,10 @@ pub enum WorkspaceError {
         source: Box<WorkspaceError>,
         hint: String,
     },
-    #[error("in the workspace: {0}")]
-    Agent(String),
+    /// Something failed that has no kind of its own, said where it
+    /// happened: here, on the machine, or in the workspace.
+    #[error("{place}{message}")]
+    Failed { place: Place, message: String },
     #[error("{action}: {source}")]
     Io {
         action: String,
@@ -153,7 +158,33 @@ pub enum WorkspaceError {
     },
 }
 
+/// Where a failure happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// On this machine, in den itself.
+    Here,
+    /// On the machine a remote provider reaches (den there said it).
+    Machine,
+    /// In the workspace's container or pod (the agent said it).
+    Workspace,
+}
+
+impl std::fmt::Display for Place {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Place::Here => "",
+            Place::Machine => "on the machine: ",
+            Place::Workspace => "in the workspace: ",
+        })
+    }
+}
+
 impl WorkspaceError {
+    /// A failure in den itself.
+    pub(crate) fn here(message: impl Into<String>) -> Self {
+        WorkspaceError::Failed { place: Place::Here, message: message.into() }
+    }
+
     pub(crate) fn io(action: impl Into<String>) -> impl FnOnce(std::io::Error) -> Self {
         let action = action.into();
         move |source| WorkspaceError::Io { action, source }

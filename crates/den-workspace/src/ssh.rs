@@ -28,12 +28,12 @@ pub fn target(den: &Den, id: &str) -> Result<Target> {
     let key_path = client_key_path(den, id);
     let key = std::fs::read_to_string(&key_path)
         .map_err(WorkspaceError::io(format!("reading {}", key_path.display())))
-        .and_then(|t| den_ssh::keys::parse_private(&t).map_err(|e| WorkspaceError::Agent(e.to_string())))?;
+        .and_then(|t| den_ssh::keys::parse_private(&t).map_err(|e| WorkspaceError::here(e.to_string())))?;
     let pinned =
         den_state::ssh_config::pinned_host_key(&den.home.known_hosts(), &host_alias(id))?.ok_or_else(|| {
             WorkspaceError::Missing(format!("no host key is pinned for `{id}`; run `den up` for it first"))
         })?;
-    let host_key = den_ssh::keys::parse_public(&pinned).map_err(|e| WorkspaceError::Agent(e.to_string()))?;
+    let host_key = den_ssh::keys::parse_public(&pinned).map_err(|e| WorkspaceError::here(e.to_string()))?;
     let credentials = den_protocol::Credentials {
         git: record.credentials.git && now.git,
         docker: record.credentials.docker && now.docker,

@@ -202,8 +202,7 @@ fn clone_here(
         den_source::clone_config(g, &target, &mut line)
     } else {
         den_source::clone_with_env(g, remote.strategy, remote.recursive_submodules, &w.src.git_env, &target, &mut line)
-    }
-    .map_err(|e| WorkspaceError::BadInput(e.to_string()))?;
+    }?;
     if target != dir {
         crate::record::remove_dir(dir)?;
         std::fs::rename(&target, dir)

@@ -11,7 +11,7 @@ mod settings;
 
 use clap::Parser;
 
-fn main() {
+fn main() -> std::process::ExitCode {
     tune_allocator();
     let cli = cli::Cli::parse();
     if !matches!(cli.command, cli::Command::Agent(_)) {
@@ -43,7 +43,8 @@ fn main() {
             }
         }
     };
-    std::process::exit(code);
+    // Exit codes are 0-255 (a hook's own code is passed on only in that range).
+    std::process::ExitCode::from(u8::try_from(code).unwrap_or(exit::FAILURE as u8))
 }
 
 /// glibc's malloc serves blocks of 128 KiB and more with a fresh mmap and

@@ -225,7 +225,7 @@ impl KubeUp {
             Outcome::NoGit => {
                 reporter.line(&format!("{}: den clones here and sends the files", den_protocol::transfer::NO_GIT))
             }
-            failed => crate::plan::outcome_result(failed)?,
+            failed => crate::plan::outcome_result(failed, crate::Place::Workspace)?,
         }
         // The whole repository, here, for this once.
         let source = crate::plan::RemoteSource::from_git_clone(g)?;
@@ -235,7 +235,7 @@ impl KubeUp {
         let sent = den_source::clone(git, source.strategy, source.recursive_submodules, &clone, &mut |l| {
             reporter.line(&format!("  │ {l}"))
         })
-        .map_err(|e| WorkspaceError::BadInput(e.to_string()))
+        .map_err(WorkspaceError::from)
         .and_then(|_| {
             let folder = match &git.subpath {
                 Some(sub) => clone.join(sub),
@@ -323,7 +323,7 @@ fn send_files(
         clone_url: None,
     };
     let sent = run_agent::<den_protocol::transfer::RemoteUpResult>(&k.exec(name, &argv), Some(feed), reporter)?;
-    crate::plan::outcome_result(sent.result.outcome)
+    crate::plan::outcome_result(sent.result.outcome, crate::Place::Workspace)
 }
 
 /// The tunnel: the agent's SSH server through `kubectl exec -i`.

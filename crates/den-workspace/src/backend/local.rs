@@ -97,7 +97,7 @@ fn prepare_image(
     }
     let info = docker
         .inspect_image(&reference)?
-        .ok_or_else(|| WorkspaceError::Agent(format!("{reference} vanished after it was tagged")))?;
+        .ok_or_else(|| WorkspaceError::here(format!("{reference} vanished after it was tagged")))?;
     Ok((reference, info))
 }
 
@@ -142,7 +142,7 @@ fn base_image(
     docker.build(&spec, &mut |line| reporter.line(&format!("  │ {line}")))?;
     let info = docker
         .inspect_image(&image)?
-        .ok_or_else(|| WorkspaceError::Agent(format!("{image} vanished after its build")))?;
+        .ok_or_else(|| WorkspaceError::here(format!("{image} vanished after its build")))?;
     Ok((image, info))
 }
 

@@ -178,6 +178,7 @@ impl UpSteps for RemoteUp {
         // The machine said what went wrong as it happened.
         Ok(Setup {
             outcome: r.outcome,
+            place: crate::Place::Machine,
             note: None,
             host_key: r.host_key,
             user,
@@ -192,7 +193,7 @@ impl RemoteUp {
     fn request(&self, den: &Den, p: &Plan, opts: &UpOptions) -> Result<RemoteUpRequest> {
         let run = &self.run;
         let key = den_ssh::keys::load_or_create(&crate::publish::client_key_path(den, &p.id))
-            .map_err(|e| WorkspaceError::Agent(format!("making the workspace's SSH key: {e}")))?;
+            .map_err(|e| WorkspaceError::here(format!("making the workspace's SSH key: {e}")))?;
         let agent = &p.entry.manifest.agent;
         let docker_path = run.expand(&agent.docker.path);
         let container_timeout = run.expand(p.container_inactivity_timeout());

@@ -21,6 +21,8 @@ pub(crate) struct Made {
 #[derive(Debug, Clone)]
 pub(crate) struct Setup {
     pub outcome: Outcome,
+    /// Where the far side's work ran: the workspace, or den on a machine.
+    pub place: crate::Place,
     /// A line to say before the error (what the agent said went wrong).
     pub note: Option<String>,
     /// The workspace's SSH host key, to pin (empty: none came).
@@ -119,7 +121,7 @@ pub(crate) fn up<S: UpSteps>(
     if let Some(note) = &setup.note {
         reporter.line(note);
     }
-    crate::plan::outcome_result(setup.outcome)?;
+    crate::plan::outcome_result(setup.outcome, setup.place)?;
     Ok(UpResult {
         record: rec,
         created: made.created,
@@ -164,6 +166,7 @@ pub(crate) fn setup_of(result: den_protocol::SetupResult, rec: &WorkspaceRecord,
         note,
         user: result.user.map(|u| u.name).unwrap_or_else(|| rec.remote_user.clone()),
         outcome: result.outcome,
+        place: crate::Place::Workspace,
         host_key: result.host_key,
         ran: result.ran,
         uploaded,
@@ -235,7 +238,7 @@ mod tests {
         ) -> Result<Made> {
             log(&format!("create saved={}", saved(den, &p.id)));
             if SCRIPT.with(|s| s.borrow().fail_create) {
-                return Err(WorkspaceError::Agent("no container".into()));
+                return Err(WorkspaceError::here("no container"));
             }
             rec.container_name = "made".into();
             Ok(Made { created: true, started: false })
@@ -259,6 +262,7 @@ mod tests {
             };
             Ok(Setup {
                 outcome,
+                place: crate::Place::Workspace,
                 note,
                 host_key: String::new(),
                 user: "u".into(),
@@ -352,7 +356,7 @@ mod tests {
         let outcome = Outcome::Failed { message: "the agent broke".into() };
         let Ran { result: r, den, lines, _dir, .. } = run(Script { outcome: Some(outcome), ..Default::default() });
         assert_eq!(lines, ["the agent broke"]);
-        assert!(matches!(r, Err(WorkspaceError::Agent(m)) if m == "the agent broke"));
+        assert_eq!(r.unwrap_err().to_string(), "in the workspace: the agent broke");
         assert_eq!(WorkspaceRecord::load(&den, "w").unwrap().unwrap().agent_path, "/a");
         let hook = Outcome::HookFailed { hook: "postCreateCommand".into(), code: 7, detail: None };
         let Ran { result: r, lines, _dir, .. } = run(Script { outcome: Some(hook), ..Default::default() });
