@@ -189,7 +189,7 @@ pub(crate) fn install(
     // literal text, see `layers`).
     for f in &mut found.features {
         for v in f.json.container_env.values_mut() {
-            *v = resolved.substitute_text(v, &crate::plan::local_env);
+            *v = resolved.substitute_text(v, &crate::merging::local_env);
         }
     }
     for n in &found.notes {
@@ -207,7 +207,7 @@ pub(crate) fn install(
             .map_err(|e| WorkspaceError::BadInput(format!("image {base_ref}: {e}")))?,
         None => vec![],
     };
-    let merged = crate::plan::merge(resolved, &base_meta);
+    let merged = crate::merging::merge(resolved, &base_meta);
     let image_user = base_info.config.user.clone();
     let container_user = merged
         .container_user

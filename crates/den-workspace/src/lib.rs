@@ -10,6 +10,7 @@ pub mod features;
 mod id;
 mod inject;
 mod manage;
+mod merging;
 mod plan;
 pub mod providers;
 mod publish;

@@ -231,18 +231,7 @@ pub(crate) fn credentials_of(
     }
 }
 
-/// `${localEnv:…}`: this process's environment.
-pub(crate) fn local_env(name: &str) -> Option<String> {
-    std::env::var(name).ok()
-}
-
-/// The image's metadata entries merged with the configuration, each entry
-/// substituted first with the configuration's variables (`${devcontainerId}`
-/// in a Feature's mount, `${localEnv:…}` in its hooks), as the reference
-/// CLI does; the label keeps the entries as written.
-pub(crate) fn merge(resolved: &Resolved, meta: &[den_devcontainer::MetadataEntry]) -> MergedConfig {
-    den_devcontainer::merge(&resolved.substitute_metadata(meta, &local_env), &resolved.config)
-}
+pub(crate) use crate::merging::{local_env, merge};
 
 /// The project's configuration, or the fallback image's when it has none.
 pub(crate) fn load_config(folder: &Path, devcontainer_path: Option<&Path>, fallback: &str) -> Result<Resolved> {

@@ -10,7 +10,7 @@ use indexmap::IndexMap;
 
 use den_protocol::SetupRequest;
 
-use super::compose;
+use super::project;
 use super::sequence::{self, Made, Setup, UpSteps};
 use crate::features::{LockMode, Prebuild};
 use crate::inject::{inject_and_setup, DEFAULT_AGENT_PATHS};
@@ -248,11 +248,11 @@ fn take_existing(
     if started {
         reporter.phase("create", &format!("starting {name}"));
         match c.label(den_driver::compose::PROJECT_LABEL) {
-            Some(project) => compose::start_project(docker, project)?,
+            Some(project) => project::start_project(docker, project)?,
             None => docker.start(name)?,
         }
     }
-    if let Some(folder) = c.label(compose::FOLDER_LABEL) {
+    if let Some(folder) = c.label(project::FOLDER_LABEL) {
         plan.resolved.workspace_folder = folder.to_string();
     }
     Ok((container_metadata(c), c.config.image.clone(), c.config.user.clone(), started))
@@ -556,7 +556,7 @@ pub(crate) fn stop(den: &Den, r: &WorkspaceRecord, reporter: &mut dyn Reporter) 
     match docker.inspect_container(&r.container_name)? {
         Some(c) if c.label(den_driver::compose::PROJECT_LABEL).is_some() => {
             let project = c.label(den_driver::compose::PROJECT_LABEL).unwrap_or_default().to_string();
-            compose::stop(&docker, &c, &project)
+            project::stop(&docker, &c, &project)
         }
         Some(c) if c.state.running => Ok(docker.stop(&r.container_name)?),
         Some(_) => Ok(()),
@@ -600,16 +600,16 @@ pub(crate) fn delete(
         let c = d.inspect_container(&name)?.filter(|c| c.label("den.home").is_none_or(|h| h == tag));
         // A compose workspace: its whole project (named volumes only with
         // --force), even when its own container is gone already.
-        let project = compose::project_name(den, id);
+        let project = project::project_name(den, id);
         let is_compose = match &c {
             Some(c) => c.label(den_driver::compose::PROJECT_LABEL).is_some(),
-            None => !compose::project_containers(&d, &project)?.is_empty(),
+            None => !project::project_containers(&d, &project)?.is_empty(),
         };
         if record.is_none() && c.is_none() && !is_compose {
             return Err(WorkspaceError::NotFound(id.into()));
         }
         if is_compose {
-            compose::remove_project(&d, &project, force)?;
+            project::remove_project(&d, &project, force)?;
         } else if c.is_some() {
             d.remove(&name)?;
         }
@@ -633,8 +633,8 @@ pub(crate) fn delete(
 /// The output of a compose workspace's service.
 pub(crate) fn service_logs(den: &Den, r: &WorkspaceRecord, service: &str) -> Result<String> {
     let docker = docker_of(den, r)?;
-    let project = compose::project_name(den, &r.id);
-    let Some(id) = compose::service_container(&docker, &project, service)? else {
+    let project = project::project_name(den, &r.id);
+    let Some(id) = project::service_container(&docker, &project, service)? else {
         return Err(WorkspaceError::Missing(format!(
             "workspace `{}` has no container of a compose service `{service}`",
             r.id

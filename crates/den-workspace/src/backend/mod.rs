@@ -13,6 +13,7 @@ pub(crate) mod compose;
 pub(crate) mod kube;
 pub(crate) mod local;
 pub mod machine;
+pub(crate) mod project;
 pub(crate) mod remote;
 pub(crate) mod sequence;
 
