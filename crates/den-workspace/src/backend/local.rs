@@ -714,3 +714,127 @@ fn running_map(d: &Docker) -> Result<HashMap<String, bool>> {
 pub(crate) fn tunnel_cmd(docker: &Docker, record: &WorkspaceRecord, workdir: Option<&str>) -> den_process::Cmd {
     docker.exec(&record.container_name, Some("0"), &super::ssh_server_argv(record, workdir))
 }
+
+/// The local backend's steps against a recording engine: a stand-in for the
+/// docker CLI that writes down every call and answers from a small state
+/// folder (the agent's part of the inject exec included), so the order of
+/// engine calls each step makes is checked without an engine. The e2e suite
+/// runs the same steps against a real dockerd.
+#[cfg(test)]
+mod recording_engine_tests {
+    use std::path::{Path, PathBuf};
+
+    use super::*;
+    use crate::backend::sequence;
+
+    /// The recording engine: `$STATE/log` gets one line per call; a
+    /// container exists while `$STATE/container` holds its inspect JSON.
+    const RECORDING_ENGINE: &str = r#"#!/bin/sh
+state=$(dirname "$0")
+echo "$1 $2" >> "$state/log"
+case "$1" in
+  inspect) if [ -f "$state/container" ]; then cat "$state/container"; else echo "Error: No such object: $4" >&2; exit 1; fi ;;
+  image) echo '[{"Id":"sha256:1","Config":{"User":"","Labels":{}}}]' ;;
+  run) echo "[]" > "$state/container"; echo cid ;;
+  start|rm) ;;
+  exec) echo "DEN-HAVE /usr/local/bin/den"; echo "DEN-READY"; read -r req; echo "$req" > "$state/request"
+        echo 'DEN-RESULT {"outcome":{"kind":"done"},"ran":["onCreateCommand"],"hostKey":""}' ;;
+  *) echo "the recording engine does not know: $*" >&2; exit 9 ;;
+esac
+"#;
+
+    struct Setup {
+        den: Den,
+        state: PathBuf,
+        folder: PathBuf,
+        _dir: tempfile::TempDir,
+    }
+
+    fn setup() -> Setup {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("engine");
+        std::fs::create_dir_all(&state).unwrap();
+        let engine = state.join("recording-engine");
+        std::fs::write(&engine, RECORDING_ENGINE).unwrap();
+        std::fs::set_permissions(&engine, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let folder = dir.path().join("p");
+        std::fs::create_dir_all(folder.join(".devcontainer")).unwrap();
+        std::fs::write(folder.join(".devcontainer/devcontainer.json"), r#"{"image": "img"}"#).unwrap();
+        let den = Den { home: den_state::Home::at(dir.path().join("home")), context: "default".into() };
+        Setup { den, state, folder, _dir: dir }
+    }
+
+    fn up(s: &Setup, opts: &UpOptions) -> Result<crate::UpResult> {
+        let src = crate::Source { source: s.folder.clone(), ..Default::default() };
+        let w = crate::plan::Identified { id: "w".into(), folder: s.folder.clone(), src, fetched: Default::default() };
+        let record = WorkspaceRecord::load(&s.den, "w").unwrap();
+        let mut plan = Plan::load(&s.den, &w, record).unwrap();
+        let engine = s.state.join("recording-engine").display().to_string();
+        plan.ws_options.insert("DOCKER_PATH".into(), engine);
+        sequence::up::<LocalUp>(&s.den, &UpOptions { skip_initialize: true, ..opts.clone() }, plan, &mut crate::Quiet)
+    }
+
+    /// The engine's calls since the last look.
+    fn calls(state: &Path) -> Vec<String> {
+        let log = state.join("log");
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let _ = std::fs::remove_file(&log);
+        text.lines().map(str::to_string).collect()
+    }
+
+    /// The container the engine now says it has.
+    fn have_container(s: &Setup, running: bool, home: &str) {
+        let c = serde_json::json!([{
+            "Id": "cid", "Name": "/den-w", "Image": "sha256:1",
+            "State": {"Running": running, "Status": if running { "running" } else { "exited" }},
+            "Config": {"Image": "img", "User": "", "Labels": {"den.workspace": "w", "den.home": home}},
+        }]);
+        std::fs::write(s.state.join("container"), c.to_string()).unwrap();
+    }
+
+    #[test]
+    fn a_new_container_is_looked_for_imaged_run_then_set_up() {
+        let s = setup();
+        let r = up(&s, &UpOptions::default()).unwrap();
+        assert_eq!(calls(&s.state), ["inspect --type", "image inspect", "run -d", "exec -i"]);
+        assert!(r.created && !r.started && r.hooks_ran == ["onCreateCommand"]);
+        let rec = WorkspaceRecord::load(&s.den, "w").unwrap().unwrap();
+        assert_eq!((rec.container_name.as_str(), rec.image.as_str()), ("den-w", "img"));
+        assert_eq!(rec.agent_path, "/usr/local/bin/den");
+        let req: den_protocol::SetupRequest =
+            serde_json::from_str(&std::fs::read_to_string(s.state.join("request")).unwrap()).unwrap();
+        assert_eq!((req.workspace_id.as_str(), req.remote_user.as_str()), ("w", "root"));
+    }
+
+    #[test]
+    fn a_stopped_container_is_started_and_nothing_is_made() {
+        let s = setup();
+        up(&s, &UpOptions::default()).unwrap();
+        calls(&s.state);
+        have_container(&s, false, &home_tag(&s.den));
+        let r = up(&s, &UpOptions::default()).unwrap();
+        assert_eq!(calls(&s.state), ["inspect --type", "start den-w", "exec -i"]);
+        assert!(r.started && !r.created);
+    }
+
+    #[test]
+    fn recreate_builds_first_then_replaces_the_container() {
+        let s = setup();
+        up(&s, &UpOptions::default()).unwrap();
+        have_container(&s, true, &home_tag(&s.den));
+        calls(&s.state);
+        up(&s, &UpOptions { recreate: true, ..Default::default() }).unwrap();
+        assert_eq!(calls(&s.state), ["inspect --type", "image inspect", "rm -f", "run -d", "exec -i"]);
+    }
+
+    #[test]
+    fn a_container_of_another_den_home_is_refused_before_anything_is_made() {
+        let s = setup();
+        have_container(&s, true, "another-home");
+        let e = up(&s, &UpOptions::default()).unwrap_err();
+        assert!(e.to_string().contains("another den state folder"), "{e}");
+        assert_eq!(calls(&s.state), ["inspect --type"]);
+        assert!(WorkspaceRecord::load(&s.den, "w").unwrap().is_none());
+    }
+}
