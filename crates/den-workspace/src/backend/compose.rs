@@ -275,30 +275,7 @@ impl UpSteps for ComposeUp {
         let mut made = Made::default();
         let found = match self.engine.take(den, plan, &mut made, reporter)? {
             Some(found) => found,
-            None => {
-                let e = &self.engine;
-                let labels = vec![
-                    (WORKSPACE_LABEL.to_string(), plan.id.clone()),
-                    ("devcontainer.local_folder".into(), plan.resolved.local_folder.display().to_string()),
-                    ("devcontainer.config_file".into(), plan.resolved.config_file.display().to_string()),
-                    (HOME_LABEL.into(), crate::plan::home_tag(den)),
-                ];
-                let run = ComposeRun {
-                    den,
-                    docker: &e.docker,
-                    id: &plan.id,
-                    name: &e.name,
-                    compose_path: e.options.get("COMPOSE_PATH").map(|o| o.value.clone()),
-                    lock: opts.lockfile,
-                    recreate: opts.recreate || opts.reset,
-                    labels,
-                };
-                let (image, info, meta) = up(&run, &mut plan.resolved, reporter)?;
-                made.created = true;
-                let merged = crate::plan::merge(&plan.resolved, &meta);
-                let user = merged.container_user.clone().unwrap_or(info.config.user.clone());
-                (meta, image, user)
-            }
+            None => self.run_project(den, plan, opts, &mut made, reporter)?,
         };
         self.engine.describe(plan, rec, found);
         Ok(made)
@@ -326,6 +303,42 @@ impl UpSteps for ComposeUp {
             },
             other => other,
         }
+    }
+}
+
+impl ComposeUp {
+    /// The project made (or made again) by compose, with den's override of
+    /// the workspace service: its metadata, image and user.
+    fn run_project(
+        &self,
+        den: &Den,
+        plan: &mut Plan,
+        opts: &UpOptions,
+        made: &mut Made,
+        reporter: &mut dyn Reporter,
+    ) -> Result<(Vec<MetadataEntry>, String, String)> {
+        let e = &self.engine;
+        let labels = vec![
+            (WORKSPACE_LABEL.to_string(), plan.id.clone()),
+            ("devcontainer.local_folder".into(), plan.resolved.local_folder.display().to_string()),
+            ("devcontainer.config_file".into(), plan.resolved.config_file.display().to_string()),
+            (HOME_LABEL.into(), crate::plan::home_tag(den)),
+        ];
+        let run = ComposeRun {
+            den,
+            docker: &e.docker,
+            id: &plan.id,
+            name: &e.name,
+            compose_path: e.options.get("COMPOSE_PATH").map(|o| o.value.clone()),
+            lock: opts.lockfile,
+            recreate: opts.recreate || opts.reset,
+            labels,
+        };
+        let (image, info, meta) = up(&run, &mut plan.resolved, reporter)?;
+        made.created = true;
+        let merged = crate::plan::merge(&plan.resolved, &meta);
+        let user = merged.container_user.clone().unwrap_or(info.config.user.clone());
+        Ok((meta, image, user))
     }
 }
 
