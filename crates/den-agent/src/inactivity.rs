@@ -20,26 +20,19 @@ pub fn touch(data: &Path) {
 
 /// True while some `den agent ssh-server` runs in this container, other
 /// than den's port forwarder's (whose connections count by themselves,
-/// see [`crate::ports`]).
+/// see [`crate::ports`]), or the direct line holds such a connection
+/// ([`crate::line::busy`]).
 pub fn session_open(data: &Path) -> bool {
+    crate::line::busy(data) || exec_session_open(data)
+}
+
+fn exec_session_open(data: &Path) -> bool {
     std::fs::read_dir("/proc")
         .into_iter()
         .flatten()
         .flatten()
-        .filter(|e| e.file_name().to_string_lossy().chars().all(|c| c.is_ascii_digit()))
-        .any(|e| {
-            std::fs::read(e.path().join("cmdline"))
-                .map(|c| {
-                    let args: Vec<&[u8]> = c.split(|b| *b == 0).collect();
-                    args.windows(2).any(|w| w[0] == b"agent" && w[1] == b"ssh-server")
-                })
-                .unwrap_or(false)
-                && !e
-                    .file_name()
-                    .to_str()
-                    .and_then(|p| p.parse().ok())
-                    .is_some_and(|pid| crate::ports::is_forwarder(data, pid))
-        })
+        .filter_map(|e| e.file_name().to_str().and_then(|p| p.parse::<u32>().ok()))
+        .any(|pid| crate::is_agent(pid as i32, "ssh-server") && !crate::ports::is_forwarder(data, pid))
 }
 
 /// The watcher's loop: returns when it stopped the container.
@@ -67,31 +60,10 @@ pub fn watch(data: &Path, timeout: Duration) {
 /// outlives the `docker exec` that started it.
 pub fn ensure_watcher(data: &Path, timeout: Duration) -> Result<(), String> {
     let pidfile = data.join("inactivity.pid");
-    if let Ok(pid) = std::fs::read_to_string(&pidfile) {
-        if let Ok(pid) = pid.trim().parse::<i32>() {
-            let alive = std::fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|c| c.windows(b"inactivity-watch".len()).any(|w| w == b"inactivity-watch"))
-                .unwrap_or(false);
-            if alive {
-                return Ok(());
-            }
-        }
+    if crate::running(&pidfile, "inactivity-watch").is_some() {
+        return Ok(());
     }
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let mut cmd = std::process::Command::new(exe);
-    cmd.args(["agent", "inactivity-watch", "--timeout-secs", &timeout.as_secs().to_string()])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    // SAFETY: setsid between fork and exec: the watcher leaves the exec's
-    // session so it survives it.
-    unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
-            libc::setsid();
-            Ok(())
-        });
-    }
-    let child = cmd.spawn().map_err(|e| format!("starting the inactivity watcher: {e}"))?;
-    std::fs::write(&pidfile, child.id().to_string()).map_err(|e| e.to_string())?;
-    Ok(())
+    let secs = timeout.as_secs().to_string();
+    crate::spawn_detached(&pidfile, &["inactivity-watch", "--timeout-secs", &secs])
+        .map_err(|e| format!("starting the inactivity watcher: {e}"))
 }

@@ -169,6 +169,11 @@ fn setup(req: &SetupRequest, data: &Path, sink: &Sink) -> Result<SetupResult, St
     if let Some(timeout) = crate::inactivity::parse_duration(&req.inactivity_timeout)? {
         crate::inactivity::ensure_watcher(data, timeout)?;
     }
+    if crate::line::mounted() {
+        if let Err(e) = crate::line::ensure_server(data) {
+            hooks::line(sink, "setup", &e);
+        }
+    }
     let mut result = SetupResult { outcome: Outcome::Done, user: Some(remote_user), host_key, ..Default::default() };
     let markers = data.join("markers");
     // `postStartCommand` runs once per start of the container.

@@ -44,18 +44,19 @@ fn account(name: &str) -> Option<Account> {
     Some(Account { name: u.name, uid: u.uid, gid: u.gid, groups, home: u.home, shell: u.shell })
 }
 
-/// Serves one SSH connection on stdin/stdout. Runs as root; sessions run as
-/// the user the client logs in as.
-pub fn ssh_server_main(workdir: Option<String>) -> i32 {
-    let data = crate::data_dir();
-    let dir = ssh_dir(&data);
+/// What a connection is served with: the host key, the authorized key,
+/// the workspace's environment and folder, the subsystems. Read anew for
+/// each connection (a later `den up` may have changed them).
+pub(crate) fn settings(
+    data: &Path,
+    workdir: Option<String>,
+    events: std::sync::Arc<dyn Fn(den_ssh::server::Event) + Send + Sync>,
+) -> Result<Settings, String> {
+    let dir = ssh_dir(data);
     let host_key =
         match std::fs::read_to_string(dir.join("ssh_host_ed25519_key")).map(|t| den_ssh::keys::parse_private(&t)) {
             Ok(Ok(k)) => k,
-            _ => {
-                eprintln!("den agent: this workspace has no SSH host key yet; run `den up` first");
-                return 1;
-            }
+            _ => return Err("this workspace has no SSH host key yet; run `den up` first".into()),
         };
     let authorized: Vec<_> = std::fs::read_to_string(dir.join("authorized_keys"))
         .unwrap_or_default()
@@ -79,6 +80,21 @@ pub fn ssh_server_main(workdir: Option<String>) -> i32 {
             (den_protocol::PORTS_SUBSYSTEM.to_string(), vec![exe, "agent".into(), "ports-watch".into()]),
         ]
     };
+    Ok(Settings {
+        host_key,
+        authorized,
+        accounts: Box::new(account),
+        env,
+        workdir: workdir.unwrap_or(info.workspace_folder),
+        subsystems,
+        events,
+    })
+}
+
+/// Serves one SSH connection on stdin/stdout. Runs as root; sessions run as
+/// the user the client logs in as.
+pub fn ssh_server_main(workdir: Option<String>) -> i32 {
+    let data = crate::data_dir();
     // Open forwarded connections keep the workspace in use.
     let open_forwards = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     {
@@ -110,14 +126,12 @@ pub fn ssh_server_main(workdir: Option<String>) -> i32 {
             }
         }
     };
-    let settings = Settings {
-        host_key,
-        authorized,
-        accounts: Box::new(account),
-        env,
-        workdir: workdir.unwrap_or(info.workspace_folder),
-        subsystems,
-        events: std::sync::Arc::new(events),
+    let settings = match settings(&data, workdir, std::sync::Arc::new(events)) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("den agent: {e}");
+            return 1;
+        }
     };
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,

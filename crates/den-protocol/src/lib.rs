@@ -31,6 +31,14 @@ use serde::{Deserialize, Serialize};
 /// Where the agent keeps its files inside the container.
 pub const DATA_DIR: &str = "/var/lib/den";
 
+/// Where the private host folder of a workspace on a local engine is
+/// mounted in its container: the agent serves SSH on a socket there (the
+/// direct line, docs/line.md), and the folder holds nothing else.
+pub const LINE_DIR: &str = "/run/den";
+
+/// The agent's SSH socket in [`LINE_DIR`] (and in the host folder).
+pub const LINE_SOCKET: &str = "ssh.sock";
+
 /// The agent reads its request now.
 pub const READY: &str = "DEN-READY";
 /// The agent wants the workspace's files now (a tar stream on stdin).

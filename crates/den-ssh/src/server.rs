@@ -43,6 +43,11 @@ pub struct Settings {
     pub events: Arc<dyn Fn(Event) + Send + Sync>,
 }
 
+/// A session's starting folder, asked for by the client as an environment
+/// variable: a server that serves many connections has no command line per
+/// connection (`--workdir`). It is not passed on to the program.
+pub const WORKDIR_ENV: &str = "DEN_WORKDIR";
+
 /// What a connection did, for the server's owner (activity, roles).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -344,7 +349,9 @@ impl SessionChannel {
             cmd.args(&argv[1..]);
         }
         cmd.env_clear().envs(self.session_env());
-        let cwd = if std::path::Path::new(&self.settings.workdir).is_dir() {
+        let cwd = if let Some((_, dir)) = self.env.iter().rev().find(|(k, _)| k == WORKDIR_ENV) {
+            dir.clone()
+        } else if std::path::Path::new(&self.settings.workdir).is_dir() {
             self.settings.workdir.clone()
         } else {
             self.user.home.clone()
@@ -523,7 +530,7 @@ impl SessionChannel {
         if let Some(d) = &self.agent_dir {
             set("SSH_AUTH_SOCK", d.join("agent.sock").display().to_string());
         }
-        for (k, v) in &self.env {
+        for (k, v) in self.env.iter().filter(|(k, _)| k != WORKDIR_ENV) {
             set(k, v.clone());
         }
         env

@@ -567,6 +567,8 @@ pub enum AgentCommand {
         #[arg(long)]
         workdir: Option<String>,
     },
+    /// Serve SSH on the direct line's socket (docs/line.md), in the background.
+    LineServer,
     /// Serve SFTP on stdin/stdout.
     SftpServer,
     /// Report listening TCP ports as JSON lines (the den-ports subsystem).

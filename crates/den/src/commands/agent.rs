@@ -9,6 +9,7 @@ pub fn run(cmd: AgentCommand) -> anyhow::Result<i32> {
     match cmd {
         AgentCommand::Setup => Ok(den_agent::setup::main()),
         AgentCommand::SshServer { stdio: _, workdir } => Ok(den_agent::ssh::ssh_server_main(workdir)),
+        AgentCommand::LineServer => Ok(den_agent::line::server_main()),
         AgentCommand::SftpServer => Ok(den_agent::ssh::sftp_server_main()),
         AgentCommand::PortsWatch => Ok(den_agent::ports::watch_main()),
         AgentCommand::VscodeExtensions => Ok(den_agent::extensions::watch_main()),
