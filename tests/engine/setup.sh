@@ -33,6 +33,9 @@ command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry) # Features
 command -v htpasswd >/dev/null 2>&1 || need+=(apache2-utils) # that registry with basic auth
 command -v tar >/dev/null 2>&1 || need+=(tar)
 command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose) # compose workspaces (v1.29)
+[ -x /usr/bin/chromium ] || need+=(chromium) # den ui's page in a real headless browser
+[ -x /usr/bin/chromedriver ] || need+=(chromium-driver) # …driven over WebDriver
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf ] || need+=(fonts-dejavu-core) # readable screenshots
 if [ -x /bin/busybox ] && ! /bin/busybox --list 2>/dev/null | grep -qx sh; then need+=(busybox-static); fi
 if [ ${#need[@]} -gt 0 ]; then
   log "installing ${need[*]}"
