@@ -10,6 +10,7 @@ use crate::{create_private_dir, Result, StateError};
 ///   known_hosts                       pinned agent host keys
 ///   contexts/<ctx>/providers/<name>/  provider.yaml, options.json
 ///   contexts/<ctx>/workspaces/<id>/   workspace.json, lock, keys
+///   agents/<fingerprint>/             den's binary, mounted into containers
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Home {
@@ -60,6 +61,12 @@ impl Home {
 
     pub fn known_hosts(&self) -> PathBuf {
         self.root.join("known_hosts")
+    }
+
+    /// The copies of den's binary that local containers mount, one folder
+    /// per fingerprint.
+    pub fn agents_dir(&self) -> PathBuf {
+        self.root.join("agents")
     }
 
     pub fn context_dir(&self, context: &str) -> PathBuf {

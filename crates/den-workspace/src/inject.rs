@@ -6,7 +6,9 @@
 //! <path>`, den streams its own binary into the exec's stdin, and the script
 //! writes it to a temp name, checks the size, makes it executable and renames
 //! it into place before doing the same. So a warm `up` costs one exec and a
-//! cold one the same exec plus the copy.
+//! cold one the same exec plus the copy. A candidate written `@PATH` is
+//! only looked at, never written: the agent a local container mounts
+//! read-only (see [`crate::agent_mount`]).
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::Stdio;
@@ -24,6 +26,7 @@ pub const DEFAULT_AGENT_PATHS: [&str; 2] = ["/usr/local/bin/den", "/tmp/den-agen
 
 const SCRIPT: &str = r#"want=$1; size=$2; sub=$3; shift 3
 for p in "$@"; do
+  p=${p#@}
   case $p in "~/"*) p=$HOME/${p#??};; esac
   if [ -x "$p" ] && [ -f "$p.id" ]; then
     read -r got < "$p.id"
@@ -31,7 +34,7 @@ for p in "$@"; do
   fi
 done
 for p in "$@"; do
-  case $p in "~/"*) p=$HOME/${p#??};; esac
+  case $p in @*) continue;; "~/"*) p=$HOME/${p#??};; esac
   mkdir -p "${p%/*}" 2>/dev/null
   t="$p.tmp.$$"
   if touch "$t" 2>/dev/null; then
@@ -303,5 +306,52 @@ impl Conversation {
         } else {
             reporter.line(&line);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs the inject script with `stdin` as the binary den would send.
+    fn script(candidates: &[String], stdin: &[u8]) -> String {
+        let mut argv = vec!["-c".to_string(), SCRIPT.into(), "den-inject".into(), "want".into()];
+        argv.extend([stdin.len().to_string(), "setup".into()]);
+        argv.extend(candidates.iter().cloned());
+        let mut child = std::process::Command::new("/bin/sh")
+            .args(&argv)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // The script reads the binary only when it needs it.
+        let _ = child.stdin.take().unwrap().write_all(stdin);
+        String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap()
+    }
+
+    #[test]
+    fn a_looked_at_candidate_is_run_when_it_matches_and_never_written() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let (mounted, writable) = (dir.path().join("mounted"), dir.path().join("w/den"));
+        std::fs::create_dir_all(&mounted).unwrap();
+        let agent = b"#!/bin/sh\necho ran $0 $1 $2\n";
+        std::fs::write(mounted.join("den"), agent).unwrap();
+        std::fs::set_permissions(mounted.join("den"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(mounted.join("den.id"), "want\n").unwrap();
+        let candidates = [format!("@{}", mounted.join("den").display()), writable.display().to_string()];
+        let out = script(&candidates, agent);
+        assert_eq!(out, format!("DEN-HAVE {0}\nran {0} agent setup\n", mounted.join("den").display()));
+        // Another den's agent there (an upgrade): the next candidate gets
+        // the upload, and the looked-at one stays as it was.
+        std::fs::write(mounted.join("den.id"), "older\n").unwrap();
+        let out = script(&candidates, agent);
+        assert_eq!(out, format!("DEN-NEED {0}\nran {0} agent setup\n", writable.display()));
+        assert_eq!(std::fs::read_to_string(mounted.join("den.id")).unwrap(), "older\n");
+        // With only looked-at candidates, nothing is written anywhere.
+        std::fs::remove_file(mounted.join("den")).unwrap();
+        assert_eq!(script(&candidates[..1], agent), "");
+        assert!(!mounted.join("den").exists());
     }
 }

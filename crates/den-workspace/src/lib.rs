@@ -1,5 +1,6 @@
 //! Workspaces: bringing them up, and everything after.
 
+mod agent_mount;
 mod backend;
 mod config;
 pub mod context;

@@ -390,7 +390,9 @@ pub(crate) fn up(
         None => vec![],
     };
     let merged = crate::plan::merge(resolved, &meta);
-    let (volumes, chosen_folder) = project_volumes(resolved, &read.svc, &merged);
+    let (mut volumes, chosen_folder) = project_volumes(resolved, &read.svc, &merged);
+    let agent = crate::agent_mount::for_new_container(c.den, c.docker, reporter);
+    volumes.extend(agent.map(|a| a.compose_volume()));
     let own = service_override(c, resolved, &meta, &merged, &image, &volumes, chosen_folder.as_deref());
     let mut up_doc = read.document(json!({ read.service.clone(): own }));
     let declare = undeclared_volumes(&volumes, &read.config);

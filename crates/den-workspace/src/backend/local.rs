@@ -12,6 +12,7 @@ use den_protocol::SetupRequest;
 
 use super::project;
 use super::sequence::{self, Made, Setup, UpSteps};
+use crate::agent_mount::{self, AgentMount};
 use crate::features::{LockMode, Prebuild};
 use crate::inject::{inject_and_setup, DEFAULT_AGENT_PATHS};
 use crate::plan::{authorized_key, container_name, credentials_of, home_tag, setup_request, Plan};
@@ -36,9 +37,10 @@ pub(crate) fn docker_for(entry: &ProviderEntry, opts: &IndexMap<String, Resolved
     Docker::new(path, env)
 }
 
-/// Where the provider wants the agent, then den's defaults.
+/// The agent den mounts into the containers it makes (looked at only),
+/// where the provider wants the agent, then den's defaults.
 fn agent_candidates(entry: &ProviderEntry, opts: &IndexMap<String, ResolvedOption>) -> Vec<String> {
-    let mut v = Vec::new();
+    let mut v = vec![agent_mount::candidate()];
     let p = den_provider::expand_options(&entry.manifest.agent.path, opts);
     if !p.trim().is_empty() && !p.contains("${") {
         v.push(p);
@@ -155,7 +157,9 @@ fn image_metadata(image: &den_driver::Image) -> Result<Vec<MetadataEntry>> {
 }
 
 /// Creates the container for a workspace: `false` when a container of
-/// that name was there already.
+/// that name was there already. `agent`: the folder of den's binary to
+/// mount; an engine that does not have it (it is not on this machine after
+/// all) gets the container without it, and the agent is uploaded.
 #[allow(clippy::too_many_arguments)]
 fn create_container(
     docker: &Docker,
@@ -166,12 +170,14 @@ fn create_container(
     image: &str,
     meta: &[MetadataEntry],
     merged: &MergedConfig,
+    agent: Option<&AgentMount>,
 ) -> Result<bool> {
     let cfg = &resolved.config;
     let mut label_entries: Vec<serde_json::Value> = meta.iter().map(MetadataEntry::to_label_value).collect();
     label_entries.push(resolved.label_entry());
     let mut mounts: Vec<String> = resolved.workspace_mount.iter().cloned().collect();
     mounts.extend(merged.mounts.iter().map(|m| m.to_docker_arg()));
+    mounts.extend(agent.map(AgentMount::docker_arg));
     let ports = cfg
         .app_port
         .as_ref()
@@ -201,7 +207,15 @@ fn create_container(
         run_args: cfg.run_args.clone().unwrap_or_default(),
         keep_alive,
     };
-    match docker.run(&spec) {
+    let ran = match (docker.run(&spec), agent) {
+        (Err(den_driver::DriverError::Command(e)), Some(a)) if a.refused_by(e.stderr()) => {
+            let _ = docker.remove(name);
+            let spec = RunSpec { mounts: spec.mounts.into_iter().filter(|m| *m != a.docker_arg()).collect(), ..spec };
+            docker.run(&spec)
+        }
+        (ran, _) => ran,
+    };
+    match ran {
         Ok(_) => Ok(true),
         // Made meanwhile by another `up` (one that was stopped while its
         // `docker run` went on): not ours to remove.
@@ -503,7 +517,9 @@ impl LocalUp {
         let name = &e.name;
         reporter.phase("create", &format!("container {name} from {image}"));
         made.created = true;
-        if create_container(&e.docker, &home_tag(den), name, &plan.id, &plan.resolved, &image, &meta, &merged)? {
+        let agent = agent_mount::for_new_container(den, &e.docker, reporter);
+        let (resolved, home) = (&plan.resolved, home_tag(den));
+        if create_container(&e.docker, &home, name, &plan.id, resolved, &image, &meta, &merged, agent.as_ref())? {
             let user = merged.container_user.clone().unwrap_or(info.config.user.clone());
             return Ok((meta, image, user));
         }
