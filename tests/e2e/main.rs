@@ -23,4 +23,6 @@ mod remote;
 mod sources;
 mod ssh;
 mod static_binary;
+mod ui_browser;
 mod up;
+mod webdriver;
