@@ -2,7 +2,9 @@
 //! ports processes in the workspace listen on, once at the start and then
 //! on every change, so that den's forwarder follows them without asking.
 //! The kernel offers no event for a new listening socket, so the agent
-//! reads /proc/net/tcp{,6} twice a second; that stays inside the workspace.
+//! asks it once a second for the listening TCP sockets (sock_diag netlink,
+//! the listening table only; /proc/net/tcp{,6} where that is refused), and
+//! looks for the processes behind them only when a new socket listens.
 //!
 //! The connection that asks for this subsystem is den's port forwarder: it
 //! is not a session for the inactivity timeout (see
@@ -14,6 +16,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use den_protocol::ListeningPort;
+
+mod diag;
 
 /// Listening sockets in a /proc/net/tcp or tcp6 table: (port, address,
 /// socket inode).
@@ -57,37 +61,74 @@ fn is_engine_port(address: &str) -> bool {
     address == "127.0.0.11"
 }
 
-/// The listening ports now, with the command line of the process that
-/// listens when it can be seen (`known` keeps what earlier rounds found).
-fn snapshot(known: &mut HashMap<u64, String>) -> Vec<ListeningPort> {
-    let mut found: BTreeMap<(u16, String), u64> = BTreeMap::new();
+/// Listening sockets by (port, address): their inodes.
+type Found = BTreeMap<(u16, String), u64>;
+
+/// The listening sockets now, from sock_diag when the kernel answers it,
+/// else from /proc/net/tcp{,6}. Docker's DNS port is left out.
+fn listening(diag: &mut Option<diag::Diag>) -> Found {
+    let sockets = match diag.as_mut().map(diag::Diag::listening) {
+        Some(Ok(s)) => s,
+        _ => {
+            *diag = None;
+            proc_tables()
+        }
+    };
+    sockets.into_iter().filter(|(_, a, _)| !is_engine_port(a)).map(|(p, a, i)| ((p, a), i)).collect()
+}
+
+/// /proc/net/tcp and tcp6: the fallback where sock_diag is refused. The
+/// kernel walks every bucket of its established-connection table to write
+/// them (a few milliseconds each, whatever the container holds).
+fn proc_tables() -> Vec<(u16, String, u64)> {
+    let mut out = Vec::new();
     for (file, v6) in [("/proc/net/tcp", false), ("/proc/net/tcp6", true)] {
-        let text = std::fs::read_to_string(file).unwrap_or_default();
-        for (port, address, inode) in parse_table(&text, v6) {
-            if !is_engine_port(&address) {
-                found.insert((port, address), inode);
+        out.extend(parse_table(&std::fs::read_to_string(file).unwrap_or_default(), v6));
+    }
+    out
+}
+
+/// What the watcher knows between rounds: the command line behind each
+/// listening socket, and the ports it reported last.
+#[derive(Default)]
+struct Watch {
+    owners: HashMap<u64, String>,
+    last: Option<Vec<ListeningPort>>,
+}
+
+impl Watch {
+    /// The ports to report when they changed since the last round. The
+    /// owners of sockets are looked for (`find_owners`, a walk of every
+    /// process's fds) only when a socket not seen before listens.
+    fn round(
+        &mut self,
+        found: Found,
+        find_owners: impl FnOnce() -> HashMap<u64, String>,
+    ) -> Option<Vec<ListeningPort>> {
+        if found.values().any(|i| !self.owners.contains_key(i)) {
+            let owners = find_owners();
+            for inode in found.values() {
+                // A socket of a process this user may not look into is
+                // named "" once, not looked for every round.
+                self.owners.entry(*inode).or_insert_with(|| owners.get(inode).cloned().unwrap_or_default());
             }
         }
-    }
-    if found.values().any(|i| !known.contains_key(i)) {
-        let owners = socket_owners();
-        for inode in found.values() {
-            // A socket of a process this user may not look into is named
-            // "" once, not looked for twice a second.
-            known.entry(*inode).or_insert_with(|| owners.get(inode).cloned().unwrap_or_default());
+        // Only the sockets listening now are remembered.
+        self.owners.retain(|inode, _| found.values().any(|i| i == inode));
+        let mut ports: Vec<ListeningPort> = Vec::new();
+        for ((port, address), inode) in found {
+            // One entry per port: a dual listener (0.0.0.0 and ::) is one port.
+            if ports.iter().any(|p| p.port == port) {
+                continue;
+            }
+            ports.push(ListeningPort { port, address, process: self.owners.get(&inode).cloned().unwrap_or_default() });
         }
-    }
-    // Only the sockets listening now are remembered.
-    known.retain(|inode, _| found.values().any(|i| i == inode));
-    let mut ports: Vec<ListeningPort> = Vec::new();
-    for ((port, address), inode) in found {
-        // One entry per port: a dual listener (0.0.0.0 and ::) is one port.
-        if ports.iter().any(|p| p.port == port) {
-            continue;
+        if self.last.as_ref() == Some(&ports) {
+            return None;
         }
-        ports.push(ListeningPort { port, address, process: known.get(&inode).cloned().unwrap_or_default() });
+        self.last = Some(ports.clone());
+        Some(ports)
     }
-    ports
 }
 
 /// Socket inode → the command line of a process holding it (the ones this
@@ -123,6 +164,11 @@ fn socket_owners() -> HashMap<u64, String> {
     owners
 }
 
+/// How often the watcher looks: the kernel has no event for a new
+/// listening socket. Once a second, a new port is forwarded within about
+/// a second, and an idle workspace's watcher costs next to nothing.
+const EVERY: Duration = Duration::from_secs(1);
+
 /// `den agent ports-watch`: JSON lines until den goes away.
 pub fn watch_main() -> i32 {
     // The channel closing closes stdin: stop then.
@@ -130,19 +176,17 @@ pub fn watch_main() -> i32 {
         let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
         std::process::exit(0);
     });
-    let mut known = HashMap::new();
-    let mut last: Option<Vec<ListeningPort>> = None;
+    let mut diag = diag::Diag::open().ok();
+    let mut watch = Watch::default();
     let mut out = std::io::stdout();
     loop {
-        let now = snapshot(&mut known);
-        if last.as_ref() != Some(&now) {
+        if let Some(now) = watch.round(listening(&mut diag), socket_owners) {
             let line = serde_json::to_string(&now).expect("serialises");
             if writeln!(out, "{line}").and_then(|_| out.flush()).is_err() {
                 return 0;
             }
-            last = Some(now);
         }
-        std::thread::sleep(Duration::from_millis(500));
+        std::thread::sleep(EVERY);
     }
 }
 
@@ -205,6 +249,53 @@ mod tests {
 ";
         assert_eq!(parse_table(v6, true), vec![(8000, "::".into(), 99), (80, "::1".into(), 98)]);
         assert!(is_engine_port("127.0.0.11"));
+    }
+
+    fn found(sockets: &[(u16, &str, u64)]) -> Found {
+        sockets.iter().map(|(p, a, i)| ((*p, a.to_string()), *i)).collect()
+    }
+
+    #[test]
+    fn processes_are_looked_for_only_when_a_new_socket_listens() {
+        let mut w = Watch::default();
+        let walks = std::cell::Cell::new(0);
+        let owners = |pairs: &[(u64, &str)]| {
+            walks.set(walks.get() + 1);
+            pairs.iter().map(|(i, c)| (*i, c.to_string())).collect::<HashMap<_, _>>()
+        };
+        // The first round reports even no ports at all, without a walk.
+        assert_eq!(w.round(found(&[]), || owners(&[])), Some(vec![]));
+        assert_eq!(walks.get(), 0);
+        let web = found(&[(8080, "0.0.0.0", 7), (8080, "::", 8)]);
+        let reported = w.round(web.clone(), || owners(&[(7, "python3 -m http.server 8080")])).unwrap();
+        let port = |p: u16, a: &str, c: &str| ListeningPort { port: p, address: a.into(), process: c.into() };
+        assert_eq!(reported, [port(8080, "0.0.0.0", "python3 -m http.server 8080")]);
+        assert_eq!(walks.get(), 1);
+        // The same sockets: nothing to say and no walk, even for the one
+        // whose owner could not be seen (inode 8).
+        assert_eq!(w.round(web.clone(), || owners(&[])), None);
+        assert_eq!(walks.get(), 1);
+        // A port closes: reported without a walk.
+        assert_eq!(w.round(found(&[(8080, "0.0.0.0", 7)]), || owners(&[])), None);
+        assert_eq!(w.round(found(&[]), || owners(&[])), Some(vec![]));
+        assert_eq!(walks.get(), 1);
+        // The same port by a new process (a new socket): a walk, and its name.
+        let again = w.round(found(&[(8080, "0.0.0.0", 9)]), || owners(&[(9, "node server.js")])).unwrap();
+        assert_eq!(again, [port(8080, "0.0.0.0", "node server.js")]);
+        assert_eq!(walks.get(), 2);
+        assert_eq!(w.owners.keys().collect::<Vec<_>>(), [&9]);
+    }
+
+    #[test]
+    fn sock_diag_and_the_proc_tables_agree() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let key = (l.local_addr().unwrap().port(), "127.0.0.1".to_string());
+        let mut diag = Some(diag::Diag::open().unwrap());
+        let from_diag = listening(&mut diag);
+        assert!(diag.is_some(), "sock_diag answered");
+        let from_proc = listening(&mut None);
+        assert!(from_diag.get(&key).is_some_and(|i| *i > 0), "{from_diag:?}");
+        assert_eq!(from_diag.get(&key), from_proc.get(&key));
     }
 
     #[test]
