@@ -6,9 +6,11 @@
 //! dashboard calls the same.
 
 pub mod dotfiles;
+pub mod exit;
 pub mod ide;
 pub mod openvscode;
 pub mod ports;
+pub mod source;
 pub mod ssh;
 pub mod workspace;
 

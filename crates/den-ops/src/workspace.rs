@@ -37,6 +37,18 @@ pub struct UpReport {
     pub ports: Vec<PortView>,
 }
 
+impl UpReport {
+    /// What `den up` says when it is done.
+    pub fn summary(&self) -> String {
+        summary(&self.result.record)
+    }
+}
+
+/// What `den up` says about the workspace it brought up.
+pub fn summary(rec: &WorkspaceRecord) -> String {
+    format!("workspace `{}` is up: {} as {} in {}", rec.id, rec.container_name, rec.remote_user, rec.workspace_folder)
+}
+
 /// Brings the workspace up, installs the dotfiles wanted, and starts the
 /// port forwarder: ports stay forwarded with no session open. A forwarder
 /// that cannot start does not fail the workspace.

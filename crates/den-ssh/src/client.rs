@@ -422,10 +422,25 @@ where
     connect(stream, key, host_key, &opts).await?.run(opts, io).await
 }
 
+/// Where a session's pseudo-terminal gets its type and size.
+pub enum Window {
+    /// This process's terminal: its size, `$TERM`, and each SIGWINCH.
+    Local,
+    /// The caller's (a terminal in a web page): a type, the first size
+    /// (columns, rows), then each new size.
+    Fed { term: String, size: (u32, u32), changes: tokio::sync::mpsc::UnboundedReceiver<(u32, u32)> },
+}
+
 impl Connected {
     /// The session: forwards, then the shell or command with `io`, until
     /// it ends. Returns as [`run`] does.
     pub async fn run(self, opts: Options, io: Io) -> Result<Option<i32>, SshError> {
+        self.run_in(opts, io, Window::Local).await
+    }
+
+    /// [`Connected::run`], the pseudo-terminal (when `opts.tty`) sized by
+    /// `window`.
+    pub async fn run_in(self, opts: Options, io: Io, window: Window) -> Result<Option<i32>, SshError> {
         let handle = self.conn.handle.clone();
         forward_ports(Arc::new(self.conn), &handle, &opts).await;
         let ch = handle.channel_open_session().await?;
@@ -435,9 +450,15 @@ impl Connected {
         for (k, v) in &opts.env {
             ch.set_env(false, k.clone(), v.clone()).await?;
         }
+        let mut changes = None;
         if opts.tty {
-            let (cols, rows) = terminal_size();
-            let term = std::env::var("TERM").unwrap_or_else(|_| "xterm-256color".into());
+            let (term, (cols, rows)) = match window {
+                Window::Local => (std::env::var("TERM").unwrap_or_else(|_| "xterm-256color".into()), terminal_size()),
+                Window::Fed { term, size, changes: c } => {
+                    changes = Some(c);
+                    (term, size)
+                }
+            };
             ch.request_pty(false, &term, cols, rows, 0, 0, &[]).await?;
         }
         match &opts.command {
@@ -447,8 +468,10 @@ impl Connected {
         let (rx, tx) = ch.split();
         let tx = Arc::new(tx);
         tokio::spawn(pump_input(io.stdin, tx.clone()));
-        if opts.tty {
-            tokio::spawn(follow_window(tx.clone()));
+        match changes {
+            Some(c) => drop(tokio::spawn(feed_window(c, tx.clone()))),
+            None if opts.tty => drop(tokio::spawn(follow_window(tx.clone()))),
+            None => {}
         }
         let code = pump_output(rx, io.stdout, io.stderr).await;
         let _ = handle.disconnect(russh::Disconnect::ByApplication, "", "en").await;
@@ -510,6 +533,16 @@ async fn follow_window(tx: Arc<russh::ChannelWriteHalf<Msg>>) {
     };
     while sig.recv().await.is_some() {
         let (c, r) = terminal_size();
+        let _ = tx.window_change(c, r, 0, 0).await;
+    }
+}
+
+/// The caller's sizes → the remote pseudo-terminal.
+async fn feed_window(
+    mut changes: tokio::sync::mpsc::UnboundedReceiver<(u32, u32)>,
+    tx: Arc<russh::ChannelWriteHalf<Msg>>,
+) {
+    while let Some((c, r)) = changes.recv().await {
         let _ = tx.window_change(c, r, 0, 0).await;
     }
 }

@@ -72,6 +72,8 @@ pub enum Command {
     Ports(PortsArgs),
     /// Forward one more port of a workspace (or stop forwarding one).
     Forward(ForwardArgs),
+    /// Serve the workspaces dashboard on this machine (127.0.0.1) and open it in the browser.
+    Ui(UiArgs),
     /// The port forwarder of a workspace (started by `den up`).
     #[command(hide = true)]
     ForwardDaemon { id: String },
@@ -91,6 +93,16 @@ pub enum Command {
     /// Helpers for provider manifests (`"${DEVPOD}" helper sh -c …`).
     #[command(subcommand, hide = true)]
     Helper(HelperCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct UiArgs {
+    /// The port to listen on (default: a free one).
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Print the URL only; do not open the browser.
+    #[arg(long)]
+    pub no_open: bool,
 }
 
 /// Which workspace, for `up` and `build`.

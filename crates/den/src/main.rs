@@ -63,15 +63,7 @@ fn tune_allocator() {
 
 /// The error and its causes, one per line, each saying what was being done.
 fn render(err: &anyhow::Error) -> String {
-    let mut out = err.to_string();
-    for cause in err.chain().skip(1) {
-        let text = cause.to_string();
-        if !out.contains(&text) {
-            out.push_str("\n  caused by: ");
-            out.push_str(&text);
-        }
-    }
-    out
+    den_ops::exit::render(err.chain())
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {

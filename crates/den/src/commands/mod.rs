@@ -10,6 +10,7 @@ mod ports;
 mod provider;
 mod read_config;
 mod ssh;
+mod ui;
 mod workspace;
 
 use crate::cli::{Cli, Command};
@@ -33,6 +34,7 @@ pub fn run(cli: Cli, settings: &Settings) -> anyhow::Result<i32> {
         Command::Ide(cmd) => ide::run(settings, cmd),
         Command::Ports(args) => ports::list(settings, args),
         Command::Forward(args) => ports::forward(settings, args),
+        Command::Ui(args) => ui::run(settings, args),
         Command::ForwardDaemon { id } => Ok(den_forward::daemon::run(&settings.den()?, &id)),
         Command::Feature(cmd) => feature::run(cmd),
         Command::Man => {

@@ -69,10 +69,7 @@ fn print_up(report: &den_ops::UpReport, output: Output) -> anyhow::Result<()> {
             "source": rec.source,
         }))?,
         Output::Text => {
-            eprintln!(
-                "workspace `{}` is up: {} as {} in {}",
-                rec.id, rec.container_name, rec.remote_user, rec.workspace_folder
-            );
+            eprintln!("{}", report.summary());
             for p in &report.ports {
                 eprintln!("  {}", crate::commands::ports::describe(p));
             }
