@@ -35,6 +35,8 @@ pub(crate) struct ComposeRun<'a> {
     pub recreate: bool,
     /// The labels den puts on every workspace container.
     pub labels: Vec<(String, String)>,
+    /// The folder of den's binary the service mounts.
+    pub agent: Option<crate::agent_mount::AgentMount>,
 }
 
 /// The project files, checked to exist.
@@ -333,6 +335,7 @@ impl ComposeUp {
             lock: opts.lockfile,
             recreate: opts.recreate || opts.reset,
             labels,
+            agent: e.agent_mount(den, reporter),
         };
         let (image, info, meta) = up(&run, &mut plan.resolved, reporter)?;
         made.created = true;
@@ -391,8 +394,7 @@ pub(crate) fn up(
     };
     let merged = crate::plan::merge(resolved, &meta);
     let (mut volumes, chosen_folder) = project_volumes(resolved, &read.svc, &merged);
-    let agent = crate::agent_mount::for_new_container(c.den, c.docker, reporter);
-    volumes.extend(agent.map(|a| a.compose_volume()));
+    volumes.extend(c.agent.as_ref().map(|a| a.compose_volume()));
     let own = service_override(c, resolved, &meta, &merged, &image, &volumes, chosen_folder.as_deref());
     let mut up_doc = read.document(json!({ read.service.clone(): own }));
     let declare = undeclared_volumes(&volumes, &read.config);

@@ -37,14 +37,11 @@ pub(crate) fn docker_for(entry: &ProviderEntry, opts: &IndexMap<String, Resolved
     Docker::new(path, env)
 }
 
-/// The agent den mounts into the containers it makes (looked at only),
-/// where the provider wants the agent, then den's defaults.
+/// Where the provider wants the agent, else the agent den mounts into the
+/// containers it makes (looked at only); then den's defaults.
 fn agent_candidates(entry: &ProviderEntry, opts: &IndexMap<String, ResolvedOption>) -> Vec<String> {
-    let mut v = vec![agent_mount::candidate()];
     let p = den_provider::expand_options(&entry.manifest.agent.path, opts);
-    if !p.trim().is_empty() && !p.contains("${") {
-        v.push(p);
-    }
+    let mut v = if !p.trim().is_empty() && !p.contains("${") { vec![p] } else { vec![agent_mount::candidate()] };
     for d in DEFAULT_AGENT_PATHS {
         if !v.iter().any(|x| x == d) {
             v.push(d.to_string());
@@ -323,6 +320,13 @@ impl Engine {
         self.credentials
     }
 
+    /// The folder of den's binary a new container mounts: none when the
+    /// provider names a path for the agent.
+    pub(crate) fn agent_mount(&self, den: &Den, reporter: &mut dyn Reporter) -> Option<AgentMount> {
+        let mounted = self.agent_paths.first().is_some_and(|p| p.starts_with('@'));
+        mounted.then(|| agent_mount::for_new_container(den, &self.docker, reporter)).flatten()
+    }
+
     /// The provider with its options and DevPod's variables, as for the
     /// other backends; its exec.init runs once per set of option values.
     pub(crate) fn open(den: &Den, plan: &Plan) -> Result<Engine> {
@@ -517,7 +521,7 @@ impl LocalUp {
         let name = &e.name;
         reporter.phase("create", &format!("container {name} from {image}"));
         made.created = true;
-        let agent = agent_mount::for_new_container(den, &e.docker, reporter);
+        let agent = e.agent_mount(den, reporter);
         let (resolved, home) = (&plan.resolved, home_tag(den));
         if create_container(&e.docker, &home, name, &plan.id, resolved, &image, &meta, &merged, agent.as_ref())? {
             let user = merged.container_user.clone().unwrap_or(info.config.user.clone());
