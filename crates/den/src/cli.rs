@@ -166,8 +166,6 @@ impl SourceArgs {
     /// folder becomes a git or image source.
     pub fn into_source(self) -> anyhow::Result<den_workspace::Source> {
         use anyhow::Context;
-        let given = self.source_kind.clone().unwrap_or_else(|| self.source.clone());
-        let spec = den_source::parse(&given, &|p| p.exists()).map_err(anyhow::Error::msg)?;
         let mut env = Vec::new();
         for f in &self.workspace_env_file {
             let text = std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
@@ -183,57 +181,21 @@ impl SourceArgs {
             }
         }
         env.extend(self.workspace_env.iter().cloned());
-        let mut src = den_workspace::Source {
+        Ok(den_ops::source::source(den_ops::source::SourceRequest {
+            given: self.source_kind.unwrap_or(self.source),
             id: self.id,
             devcontainer_path: self.devcontainer_path,
             provider: self.provider,
             provider_options: self.provider_options,
             fallback_image: self.fallback_image,
             devcontainer_image: self.devcontainer_image,
+            git_branch: self.git_branch,
+            git_commit: self.git_commit,
+            git_subpath: self.git_subpath,
+            git_clone_strategy: self.git_clone_strategy,
+            git_clone_recursive_submodules: self.git_clone_recursive_submodules,
             workspace_env: env,
-            ..Default::default()
-        };
-        let git_flags = self.git_branch.is_some() || self.git_commit.is_some() || self.git_subpath.is_some();
-        match spec {
-            den_source::Spec::Local(p) => {
-                if git_flags {
-                    anyhow::bail!(
-                        "--git-branch, --git-commit and --git-subpath are for git sources; `{given}` is a folder"
-                    );
-                }
-                src.source = p;
-            }
-            den_source::Spec::Git(mut g) => {
-                if let Some(b) = self.git_branch {
-                    g.reference = den_source::GitRef::Branch(b);
-                }
-                if let Some(c) = self.git_commit {
-                    den_source::check_commit(&c).map_err(|e| anyhow::anyhow!("--git-commit: {e}"))?;
-                    g.reference = den_source::GitRef::Commit(c.to_ascii_lowercase());
-                }
-                if let Some(d) = self.git_subpath {
-                    g.subpath = Some(den_source::check_subpath(&d).map_err(|e| anyhow::anyhow!("--git-subpath: {e}"))?);
-                }
-                src.remote = Some(den_workspace::RemoteSource {
-                    spec: den_source::Spec::Git(g),
-                    strategy: self.git_clone_strategy,
-                    recursive_submodules: self.git_clone_recursive_submodules,
-                });
-            }
-            spec @ den_source::Spec::Image(_) => {
-                if git_flags {
-                    anyhow::bail!(
-                        "--git-branch, --git-commit and --git-subpath are for git sources; `{given}` is an image"
-                    );
-                }
-                src.remote = Some(den_workspace::RemoteSource {
-                    spec,
-                    strategy: Default::default(),
-                    recursive_submodules: false,
-                });
-            }
-        }
-        Ok(src)
+        })?)
     }
 }
 
