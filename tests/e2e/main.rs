@@ -23,6 +23,7 @@ mod remote;
 mod sources;
 mod ssh;
 mod static_binary;
+mod ui;
 mod ui_browser;
 mod up;
 mod webdriver;

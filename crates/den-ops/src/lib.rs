@@ -12,6 +12,7 @@ pub mod openvscode;
 pub mod ports;
 pub mod source;
 pub mod ssh;
+pub mod terminal;
 pub mod workspace;
 
 use std::path::PathBuf;

@@ -11,7 +11,7 @@ use std::sync::mpsc::Sender;
 use std::sync::Arc;
 
 use den_devcontainer::model::ForwardPort;
-use den_ssh::client::{Forward, Io, Options, RawTerminal};
+use den_ssh::client::{Forward, Io, Options, RawTerminal, Window};
 use den_workspace::ssh::Target;
 use den_workspace::Den;
 
@@ -44,13 +44,27 @@ pub struct SessionRequest {
 /// A session on this process's stdio; the remote exit code (255 when the
 /// connection ended before the command did, which `note` says).
 pub fn session(ctx: &Ctx, id: &str, req: &SessionRequest, r: &mut dyn Progress) -> Result<i32> {
-    let rt = crate::runtime()?;
     // The local terminal's pipes grow like the tunnel's.
     den_ssh::grow_pipe(0);
     den_ssh::grow_pipe(1);
+    session_with(ctx, id, req, Io::process(), Window::Local, r)
+}
+
+/// [`session`] with the caller's input and output, its pseudo-terminal
+/// sized by `window` (the dashboard's terminal: [`crate::terminal`]).
+pub fn session_with(
+    ctx: &Ctx,
+    id: &str,
+    req: &SessionRequest,
+    io: Io,
+    window: Window,
+    r: &mut dyn Progress,
+) -> Result<i32> {
+    let rt = crate::runtime()?;
+    // Kept across tries: a try that did not connect has not read it.
+    let mut io = Some((io, window));
     let code = with_restart(ctx, id, r, |t| {
         let opts = session_options(ctx, t, req);
-        let mut io = Some(Io::process());
         let raw = req.tty && req.local_terminal;
         rt.block_on(try_session(&ctx.den, t, req.workdir.as_deref(), raw, opts, &mut io))
     });
@@ -135,7 +149,7 @@ async fn try_session(
     workdir: Option<&str>,
     raw: bool,
     opts: Options,
-    io: &mut Option<Io>,
+    io: &mut Option<(Io, Window)>,
 ) -> Result<Option<Option<i32>>> {
     let tunnel = den_workspace::ssh::tunnel(t, workdir)?;
     let den_ssh::tunnel::Tunnel { mut child, stream, stderr } =
@@ -143,7 +157,7 @@ async fn try_session(
     let raw = if raw { RawTerminal::enable() } else { None };
     let result = match den_ssh::client::connect(stream, t.key.clone(), t.host_key.clone(), &opts).await {
         Ok(c) => match io.take() {
-            Some(io) => c.run(opts, io).await,
+            Some((io, window)) => c.run_in(opts, io, window).await,
             None => return Err(OpsError::Failed("the session's input went to an earlier try".into())),
         },
         Err(e) => Err(e),
@@ -281,11 +295,12 @@ fn exec_in(
         })
     };
     // Kept across tries: a try that did not connect has not read it.
-    let mut io = Some(Io {
+    let io = Io {
         stdin: Box::new(BlockingRead(input.unwrap_or_else(|| Box::new(std::io::empty())))),
         stdout: Box::new(ChunkWriter(Stream::Out, tx.clone())),
         stderr: Box::new(ChunkWriter(Stream::Err, tx.clone())),
-    });
+    };
+    let mut io = Some((io, Window::Local));
     let mut progress = ChunkWriter(Stream::Err, tx);
     let code = with_restart(ctx, id, &mut progress, |t| {
         let opts = Options {
