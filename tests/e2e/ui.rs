@@ -155,13 +155,18 @@ fn ws_recv(s: &mut TcpStream) -> Option<(u8, Vec<u8>)> {
 
 /// A terminal's output until `want` shows (bounded); all of it.
 fn read_until(s: &mut TcpStream, seen: &mut String, want: &str) {
+    read_while(s, seen, want, |seen| !seen.contains(want));
+}
+
+/// A terminal's output, read while `more` says so (bounded).
+fn read_while(s: &mut TcpStream, seen: &mut String, what: &str, more: impl Fn(&str) -> bool) {
     let start = Instant::now();
-    while !seen.contains(want) {
-        assert!(start.elapsed() < Duration::from_secs(60), "no `{want}` in the terminal; it showed:\n{seen}");
+    while more(seen) {
+        assert!(start.elapsed() < Duration::from_secs(60), "no `{what}` in the terminal; it showed:\n{seen}");
         match ws_recv(s) {
             Some((2, bytes)) => seen.push_str(&String::from_utf8_lossy(&bytes)),
             Some((1, text)) => seen.push_str(&format!("[text frame {}]", String::from_utf8_lossy(&text))),
-            Some((8, _)) | None => panic!("the terminal closed before `{want}`; it showed:\n{seen}"),
+            Some((8, _)) | None => panic!("the terminal closed before `{what}`; it showed:\n{seen}"),
             Some(_) => {}
         }
     }
@@ -321,6 +326,7 @@ fn the_api_lists_stops_and_opens_terminals_like_the_cli() {
     assert_eq!(row["provider"], "docker");
 
     terminal_session(&ui, &ws.id);
+    closing_the_page_ends_the_shell(&ui, &ws.id, &ws.container());
 
     // Stop through the API: the engine and `den status` agree, and the
     // events follow.
@@ -367,4 +373,26 @@ fn terminal_session(ui: &Ui, id: &str) {
     read_until(&mut s, &mut seen, "33 101");
     ws_send(&mut s, 2, b"exit 3\r");
     assert_eq!(exit_frame(&mut s), serde_json::json!({ "exit": 3 }));
+}
+
+/// A terminal whose page goes away: its shell ends (no shell, thread or
+/// connection is left for each closed tab).
+fn closing_the_page_ends_the_shell(ui: &Ui, id: &str, container: &str) {
+    let (host, cookie) = (ui.host(), ui.cookie());
+    let headers = [("Host", host.as_str()), ("Cookie", cookie.as_str())];
+    let mut s = ws_connect(ui.port, &format!("/api/workspaces/{id}/terminal"), &headers).unwrap();
+    let mut seen = String::new();
+    ws_send(&mut s, 2, b"echo shell-$$ | tr s S\r");
+    let line = |seen: &str| {
+        seen.split("Shell-").nth(1).and_then(|rest| rest.split_once("\r\n")).map(|(pid, _)| pid.to_string())
+    };
+    read_while(&mut s, &mut seen, "the shell's pid", |seen| line(seen).is_none());
+    let pid = line(&seen).unwrap();
+    assert!(pid.chars().all(|c| c.is_ascii_digit()), "{seen}");
+    drop(s);
+    let start = Instant::now();
+    while exec(container, &format!("test -e /proc/{pid} && echo alive || true")).contains("alive") {
+        assert!(start.elapsed() < Duration::from_secs(10), "the shell {pid} outlived its page");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

@@ -427,7 +427,7 @@ pub enum Window {
     /// This process's terminal: its size, `$TERM`, and each SIGWINCH.
     Local,
     /// The caller's (a terminal in a web page): a type, the first size
-    /// (columns, rows), then each new size.
+    /// (columns, rows), then each new size. Its input ending hangs up.
     Fed { term: String, size: (u32, u32), changes: tokio::sync::mpsc::UnboundedReceiver<(u32, u32)> },
 }
 
@@ -467,7 +467,9 @@ impl Connected {
         }
         let (rx, tx) = ch.split();
         let tx = Arc::new(tx);
-        tokio::spawn(pump_input(io.stdin, tx.clone()));
+        // A caller's terminal that goes away hangs up, as a closed
+        // terminal window does; a local stdin that ends is an end of file.
+        tokio::spawn(pump_input(io.stdin, tx.clone(), changes.is_some()));
         match changes {
             Some(c) => drop(tokio::spawn(feed_window(c, tx.clone()))),
             None if opts.tty => drop(tokio::spawn(follow_window(tx.clone()))),
@@ -508,13 +510,14 @@ async fn forward_ports(conn: Arc<Connection>, handle: &client::Handle<Client>, o
     }
 }
 
-/// The session's input → the channel, then end of file.
-async fn pump_input(mut input: Box<dyn AsyncRead + Send + Unpin>, tx: Arc<russh::ChannelWriteHalf<Msg>>) {
+/// The session's input → the channel, then end of file (or, with
+/// `hangup`, the channel's close).
+async fn pump_input(mut input: Box<dyn AsyncRead + Send + Unpin>, tx: Arc<russh::ChannelWriteHalf<Msg>>, hangup: bool) {
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         match input.read(&mut buf).await {
             Ok(0) | Err(_) => {
-                let _ = tx.eof().await;
+                let _ = if hangup { tx.close().await } else { tx.eof().await };
                 break;
             }
             Ok(n) => {
