@@ -356,6 +356,21 @@ fn the_api_lists_stops_and_opens_terminals_like_the_cli() {
     let cli = run(sb.den().args(["stop", "nope"]));
     assert_eq!(done["exit"], cli.code, "{done}");
     assert_eq!(format!("den: {}", done["error"].as_str().unwrap()), cli.stderr.trim());
+
+    // Ctrl-C with a terminal open: the server ends, and the shell with it.
+    let (mut term, pid) = shell_with_pid(&ui, &ws.id);
+    // SAFETY: a signal to the server this test started.
+    unsafe { libc::kill(ui.server.id() as i32, libc::SIGINT) };
+    let start = Instant::now();
+    while !matches!(ws_recv(&mut term), None | Some((8, _))) {
+        assert!(start.elapsed() < Duration::from_secs(10), "the terminal went on after SIGINT");
+    }
+    wait_gone(&ws.container(), &pid);
+    let start = Instant::now();
+    while TcpStream::connect(("127.0.0.1", ui.port)).is_ok() || !group_members(ui.server.id()).is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(10), "left running: {:?}", group_members(ui.server.id()));
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// `echo`, `stty size` after a resize, and `exit 3` in a terminal.
@@ -378,6 +393,13 @@ fn terminal_session(ui: &Ui, id: &str) {
 /// A terminal whose page goes away: its shell ends (no shell, thread or
 /// connection is left for each closed tab).
 fn closing_the_page_ends_the_shell(ui: &Ui, id: &str, container: &str) {
+    let (s, pid) = shell_with_pid(ui, id);
+    drop(s);
+    wait_gone(container, &pid);
+}
+
+/// A terminal, and the pid of its shell in the container.
+fn shell_with_pid(ui: &Ui, id: &str) -> (TcpStream, String) {
     let (host, cookie) = (ui.host(), ui.cookie());
     let headers = [("Host", host.as_str()), ("Cookie", cookie.as_str())];
     let mut s = ws_connect(ui.port, &format!("/api/workspaces/{id}/terminal"), &headers).unwrap();
@@ -389,7 +411,11 @@ fn closing_the_page_ends_the_shell(ui: &Ui, id: &str, container: &str) {
     read_while(&mut s, &mut seen, "the shell's pid", |seen| line(seen).is_none());
     let pid = line(&seen).unwrap();
     assert!(pid.chars().all(|c| c.is_ascii_digit()), "{seen}");
-    drop(s);
+    (s, pid)
+}
+
+/// Waits (bounded) until process `pid` is gone from the container.
+fn wait_gone(container: &str, pid: &str) {
     let start = Instant::now();
     while exec(container, &format!("test -e /proc/{pid} && echo alive || true")).contains("alive") {
         assert!(start.elapsed() < Duration::from_secs(10), "the shell {pid} outlived its page");
