@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::common::*;
-use crate::webdriver::{Browser, ENTER};
+use crate::webdriver::{Browser, ENTER, ESCAPE, TAB};
 
 /// A running `den ui --no-open` for a sandbox, and where the page is.
 struct Ui {
@@ -124,6 +124,15 @@ fn the_page_lists_the_cli_workspaces_and_follows_them() {
     assert_eq!(href, json!(format!("http://127.0.0.1:{web}/")));
     b.screenshot(&output_dir("list").join("list.png"));
 
+    // A phone-width window: the rows become cards that fit, nothing scrolls sideways.
+    b.set_window(390, 844);
+    let fits = "const w = document.querySelector('.table-wrap'); \
+                return [w.scrollWidth <= w.clientWidth, document.documentElement.scrollWidth <= innerWidth];";
+    b.wait("the narrow layout", "innerWidth <= 400", Duration::from_secs(5));
+    assert_eq!(b.js(fits, json!([])), json!([true, true]));
+    b.screenshot(&output_dir("list").join("list-390.png"));
+    b.set_window(1280, 800);
+
     // The link answers: clicked, it opens in a new tab that shows the server's page.
     b.click(&link);
     let text = b.in_new_window(|| b.wait("the port's page", "document.body?.innerText", Duration::from_secs(10)).0);
@@ -188,6 +197,11 @@ fn the_terminal_runs_commands_resizes_pastes_and_shows_the_exit_code() {
     b.wait("a terminal tab", &sel(&format!(".term-tab[data-id=\"{}\"]", ws.id)), Duration::from_secs(5));
     type_line(&b, 1, "echo hi-$((6*7))");
     wait_screen(&b, 1, "hi-42");
+    // xterm.js's own styles (font, theme colours) apply under the page's CSP.
+    let look = format!("const s = getComputedStyle({}); return [s.color, s.fontFamily];", sel(".xterm-rows"));
+    let look = b.js(&look, json!([]));
+    assert_eq!(look[0], json!("rgb(230, 225, 207)"), "{look}");
+    assert!(look[1].as_str().unwrap().contains("DejaVu Sans Mono"), "{look}");
 
     // A pasted line runs like a typed one.
     paste(&b, 1, "echo pas''ted-$((2+3))\r");
@@ -206,6 +220,7 @@ fn the_terminal_runs_commands_resizes_pastes_and_shows_the_exit_code() {
     type_line(&b, 1, "stty size | sed 's/^/size:/'");
     wait_screen(&b, 1, &format!("size:{}", size.as_str().unwrap()));
     b.set_window(1280, 800);
+    b.js(&format!("{}.scrollIntoView(); return null;", sel("#terminals-section")), json!([]));
     b.screenshot(&output_dir("terminal").join("terminal.png"));
 
     // A second tab; its shell ends with exit 3, and the first one still runs.
@@ -282,12 +297,16 @@ fn the_page_creates_a_workspace_from_a_git_url_and_deletes_it() {
     assert_eq!(cli_status(&sb, &id), "Running");
     assert_eq!(container_running(&container(&id)), Some(true));
 
-    // Delete asks first: Escape closes the question and nothing happens.
+    // Delete asks first, from the keyboard too: Tab reaches the button,
+    // Enter opens the question, Escape closes it (nothing happens) and
+    // gives the focus back.
     let delete = format!("{} button[data-action=delete]", row(&id));
-    b.click(&delete);
+    tab_to(&b, &delete);
+    b.press(ENTER);
     b.wait("the confirmation", &format!("{}.open", sel("#confirm-dialog")), Duration::from_secs(5));
-    b.cmd("POST", "/actions", Some(escape_key()));
+    b.press(ESCAPE);
     b.wait("the dialog to close", &format!("!{}.open", sel("#confirm-dialog")), Duration::from_secs(5));
+    assert_eq!(b.js(&format!("return document.activeElement === {};", sel(&delete)), json!([])), json!(true));
     assert_eq!(container_running(&container(&id)), Some(true));
     b.click(&delete);
     b.click("#confirm-ok");
@@ -297,9 +316,18 @@ fn the_page_creates_a_workspace_from_a_git_url_and_deletes_it() {
     assert_eq!(cli_status(&sb, &id), "NotFound");
 }
 
-/// A WebDriver action pressing and releasing Escape.
-fn escape_key() -> serde_json::Value {
-    json!({"actions": [{"type": "key", "id": "keyboard", "actions": [
-        {"type": "keyDown", "value": "\u{E00C}"}, {"type": "keyUp", "value": "\u{E00C}"}
-    ]}]})
+/// Presses Tab from the top of the page until `css` has the focus (bounded).
+#[track_caller]
+fn tab_to(b: &Browser, css: &str) {
+    b.js("document.activeElement?.blur(); window.scrollTo(0, 0); return null;", json!([]));
+    let focused = format!("return document.activeElement === {};", sel(css));
+    for _ in 0..80 {
+        b.press(TAB);
+        if b.js(&focused, json!([])) == json!(true) {
+            let visible = "const s = getComputedStyle(document.activeElement); return s.outlineStyle !== 'none';";
+            assert_eq!(b.js(visible, json!([])), json!(true), "{css} has the focus but no visible outline");
+            return;
+        }
+    }
+    panic!("80 presses of Tab never reached {css}");
 }

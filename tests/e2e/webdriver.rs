@@ -19,9 +19,11 @@ use crate::common::*;
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// The key WebDriver names "element" in its answers.
-const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecc";
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 /// WebDriver's code for the Enter key in send_keys text.
 pub const ENTER: &str = "\u{E007}";
+pub const ESCAPE: &str = "\u{E00C}";
+pub const TAB: &str = "\u{E004}";
 
 pub struct Browser {
     port: u16,
@@ -66,12 +68,32 @@ fn http(port: u16, method: &str, path: &str, body: Option<&Value>) -> (u16, Valu
     );
     s.write_all(head.as_bytes()).unwrap();
     s.write_all(body.as_bytes()).unwrap();
+    read_answer(&mut s)
+}
+
+/// An HTTP answer: its status and JSON body, read by its Content-Length
+/// (chromedriver keeps the connection open).
+fn read_answer(s: &mut TcpStream) -> (u16, Value) {
     let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw);
-    let text = String::from_utf8_lossy(&raw);
-    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut buf = [0u8; 8192];
+    let end = loop {
+        if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = s.read(&mut buf).unwrap_or(0);
+        assert!(n > 0, "chromedriver closed the connection: {}", String::from_utf8_lossy(&raw));
+        raw.extend_from_slice(&buf[..n]);
+    };
+    let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
     let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    (status, serde_json::from_str(rest).unwrap_or(Value::Null))
+    let length: usize =
+        head.lines().find_map(|l| l.strip_prefix("content-length:")).and_then(|v| v.trim().parse().ok()).unwrap_or(0);
+    while raw.len() < end + length {
+        let n = s.read(&mut buf).unwrap_or(0);
+        assert!(n > 0, "chromedriver closed the connection mid-answer");
+        raw.extend_from_slice(&buf[..n]);
+    }
+    (status, serde_json::from_slice(&raw[end..end + length]).unwrap_or(Value::Null))
 }
 
 impl Browser {
@@ -135,7 +157,7 @@ impl Browser {
     #[track_caller]
     pub fn find(&self, css: &str) -> String {
         let v = self.cmd("POST", "/element", Some(json!({"using": "css selector", "value": css})));
-        v[ELEMENT].as_str().unwrap_or_else(|| panic!("no element {css}")).to_string()
+        v[ELEMENT].as_str().unwrap_or_else(|| panic!("no element {css}: {v}")).to_string()
     }
 
     #[track_caller]
@@ -149,6 +171,14 @@ impl Browser {
     pub fn type_into(&self, css: &str, text: &str) {
         let e = self.find(css);
         self.cmd("POST", &format!("/element/{e}/value"), Some(json!({ "text": text })));
+    }
+
+    /// Presses and releases `key` (a WebDriver key code) where the focus is.
+    pub fn press(&self, key: &str) {
+        let actions = json!({"actions": [{"type": "key", "id": "keyboard", "actions": [
+            {"type": "keyDown", "value": key}, {"type": "keyUp", "value": key}
+        ]}]});
+        self.cmd("POST", "/actions", Some(actions));
     }
 
     /// The text of the first element `css` selects ("" when none).
@@ -224,5 +254,28 @@ impl Drop for Browser {
                 unsafe { libc::kill(-g, libc::SIGKILL) };
             }
         }
+    }
+}
+
+/// The test browser works and leaves nothing behind: after the drop no
+/// process runs with its profile and chromedriver's group is gone.
+#[test]
+fn the_test_browser_leaves_nothing_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile;
+    {
+        let b = Browser::start(dir.path(), 800, 600);
+        b.goto("data:text/html,<p id=x>hi from chromium</p>");
+        assert_eq!(b.text("#x"), "hi from chromium");
+        b.screenshot(&dir.path().join("shot.png"));
+        let png = std::fs::read(dir.path().join("shot.png")).unwrap();
+        assert_eq!(&png[..4], b"\x89PNG");
+        profile = format!("--user-data-dir={}", b.profile.display());
+        assert!(!groups_naming(&profile).is_empty(), "chromium does not run with the profile");
+    }
+    let start = Instant::now();
+    while !groups_naming(&profile).is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(5), "still running: {:?}", groups_naming(&profile));
+        std::thread::sleep(Duration::from_millis(50));
     }
 }

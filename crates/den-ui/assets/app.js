@@ -114,7 +114,7 @@ async function loadIdes() {
   const { default: def, ides } = await getJson("/api/ides");
   state.ides = ides;
   state.defaultIde = def;
-  const options = [el("option", { value: "", text: `default (${ideLabel(def) || "none"})` })];
+  const options = [el("option", { value: "", text: `default (${def || "none"})` })];
   for (const i of ides) options.push(el("option", { value: i.name, text: i.label }));
   $("#f-ide").replaceChildren(...options);
 }
@@ -410,6 +410,48 @@ async function submitCreate(ev) {
 }
 
 // ---- terminals ---------------------------------------------------------------------
+
+/**
+ * xterm.js writes its sizes and theme into <style> elements, which the
+ * page's Content-Security-Policy (style-src 'self') refuses to apply. Each
+ * such element's text is mirrored into a constructed stylesheet, which the
+ * policy allows, so the terminal gets its font, colours and dimensions
+ * without loosening the policy.
+ */
+const mirrored = new Map(); // <style> element → CSSStyleSheet
+
+function mirrorStyles(records) {
+  let changed = false;
+  for (const r of records) {
+    const style = r.target.nodeName === "STYLE" ? r.target : r.target.parentNode;
+    if (style && style.nodeName === "STYLE") changed = mirrorOne(style) || changed;
+    for (const n of r.addedNodes) if (n.nodeName === "STYLE") changed = mirrorOne(n) || changed;
+  }
+  for (const [style, sheet] of mirrored) {
+    if (!style.isConnected) {
+      mirrored.delete(style);
+      document.adoptedStyleSheets = document.adoptedStyleSheets.filter((x) => x !== sheet);
+    }
+  }
+  return changed;
+}
+
+function mirrorOne(style) {
+  let sheet = mirrored.get(style);
+  if (!sheet) {
+    sheet = new CSSStyleSheet();
+    mirrored.set(style, sheet);
+    document.adoptedStyleSheets = [...document.adoptedStyleSheets, sheet];
+  }
+  sheet.replaceSync(style.textContent || "");
+  return true;
+}
+
+new MutationObserver(mirrorStyles).observe(document.documentElement, {
+  childList: true,
+  subtree: true,
+  characterData: true,
+});
 
 function wsUrl(path) {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
