@@ -1,8 +1,8 @@
 // den ui: the page. Plain JavaScript, no framework; everything it shows comes
 // from den ui's JSON API, its server-sent events and the terminal websocket
-// (docs/ui.md, notes in crates/den-ui). xterm.js and its fit addon are the
-// vendored classic scripts loaded before this module (window.Terminal,
-// window.FitAddon).
+// (docs/ui.md). xterm.js and its fit addon, the vendored classic scripts
+// (window.Terminal, window.FitAddon), are loaded when the first terminal
+// opens, so the list does not wait for them.
 
 const $ = (sel, root = document) => root.querySelector(sel);
 
@@ -204,7 +204,7 @@ function setCell(td, key, build) {
 
 function fillRow(tr, w) {
   const c = tr.cells;
-  setCell(c[1], w.status, () => el("span", { class: `badge s-${w.status.toLowerCase()}`, "data-status": w.status, text: w.status }));
+  setCell(c[1], `${w.status}|${w.problem || ""}`, () => statusBadge(w));
   setCell(c[2], JSON.stringify(w.source), () => sourceCell(w.source));
   setCell(c[3], w.provider || "", () => w.provider || "—");
   setCell(c[4], w.machine || "", () => w.machine || "—");
@@ -218,6 +218,13 @@ function fillRow(tr, w) {
     if (a === "up") b.classList.toggle("quiet", w.status === "Running");
     if (a === "stop") b.classList.toggle("quiet", w.status !== "Running");
   }
+}
+
+function statusBadge(w) {
+  const badge = el("span", { class: `badge s-${w.status.toLowerCase()}`, "data-status": w.status, text: w.status });
+  if (!w.problem) return badge;
+  badge.title = w.problem;
+  return [badge, el("span", { class: "problem", text: w.problem })];
 }
 
 function sourceCell(src) {
@@ -458,7 +465,29 @@ function wsUrl(path) {
   return `${scheme}//${location.host}${path}`;
 }
 
-function openTerminal(id) {
+let xterm = null; // the promise of xterm.js and its fit addon, loaded once
+
+function loadScript(src) {
+  return new Promise((resolve, reject) => {
+    const s = el("script", { src });
+    s.addEventListener("load", resolve);
+    s.addEventListener("error", () => reject(new Error(`could not load ${src}`)));
+    document.head.append(s);
+  });
+}
+
+function loadXterm() {
+  if (!xterm) xterm = loadScript("/assets/xterm.js").then(() => loadScript("/assets/addon-fit.js"));
+  return xterm;
+}
+
+async function openTerminal(id) {
+  try {
+    await loadXterm();
+  } catch (e) {
+    xterm = null;
+    return showError($("#list-error"), e.message);
+  }
   const n = ++state.termCount;
   const t = { n, id, exit: null };
   t.tab = termTab(t);
