@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use den_devcontainer::model::{OnAutoForward, PortAttributes, PortProtocol};
 use den_protocol::ListeningPort;
 use den_ssh::client::Connection;
+use den_workspace::ssh::{Target, Way};
 use den_workspace::{Den, WorkspaceRecord};
 use tokio::io::AsyncBufReadExt;
 use tokio::sync::watch;
@@ -216,14 +217,16 @@ async fn main(den: &Den, id: &str) -> i32 {
                                 None => ports = None,
                             }
                         }
-                        _ = tunnel.wait() => break,
+                        _ = ended(&mut tunnel, &conn) => break,
                         _ = quit_rx.changed() => break,
                         _ = reload_rx.changed() => {}
                     }
                 }
                 let _ = conn_tx.send(None);
                 disconnected(&state);
-                let _ = tunnel.start_kill();
+                if let Some(t) = tunnel.as_mut() {
+                    let _ = t.start_kill();
+                }
                 if *quit_rx.borrow() {
                     break;
                 }
@@ -264,31 +267,71 @@ async fn main(den: &Den, id: &str) -> i32 {
     0
 }
 
-/// One connection through the workspace's tunnel: the connection, the
-/// tunnel process, and the agent's port reports (`None`: an agent that
-/// does not report).
-async fn connect(
-    den: &Den,
-    id: &str,
-) -> Result<(Connection, tokio::process::Child, Option<tokio::sync::mpsc::UnboundedReceiver<String>>), String> {
-    let t = den_workspace::ssh::target(den, id).map_err(|e| e.to_string())?;
-    let tunnel = t.via.forwarder_tunnel(&t.record).map_err(|e| e.to_string())?;
+/// When the connection is over: its tunnel ended, or (on the direct line)
+/// the connection closed.
+async fn ended(tunnel: &mut Option<tokio::process::Child>, conn: &Connection) {
+    match tunnel {
+        Some(t) => {
+            let _ = t.wait().await;
+        }
+        None => {
+            while !conn.is_closed() {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+fn direct_stream(s: std::os::unix::net::UnixStream) -> std::io::Result<tokio::net::UnixStream> {
+    s.set_nonblocking(true)?;
+    tokio::net::UnixStream::from_std(s)
+}
+
+/// A connection through the exec tunnel, and the tunnel's process.
+async fn open_tunnel(
+    t: &Target,
+    tunnel: den_workspace::ssh::Cmd,
+) -> Result<(Connection, tokio::process::Child), String> {
     let den_ssh::tunnel::Tunnel { mut child, stream, stderr } =
         den_ssh::tunnel::spawn(tunnel.to_command()).map_err(|e| tunnel.spawn_error(e).to_string())?;
-    let conn = match tokio::time::timeout(
+    match tokio::time::timeout(
         Duration::from_secs(60),
         Connection::open(stream, t.key.clone(), t.host_key.clone(), &t.record.remote_user),
     )
     .await
     {
-        Ok(Ok(c)) => c,
+        Ok(Ok(c)) => Ok((c, child)),
         Ok(Err(e)) => {
             let _ = child.start_kill();
             let said = stderr.await.unwrap_or_default();
             let said = said.trim();
-            return Err(if said.is_empty() { e.to_string() } else { format!("{e}: {said}") });
+            Err(if said.is_empty() { e.to_string() } else { format!("{e}: {said}") })
         }
-        Err(_) => return Err("the tunnel did not answer within a minute".into()),
+        Err(_) => Err("the tunnel did not answer within a minute".into()),
+    }
+}
+
+/// One connection through the workspace's direct line or tunnel: the
+/// connection, the tunnel process (none on the direct line), and the
+/// agent's port reports (`None`: an agent that does not report).
+async fn connect(
+    den: &Den,
+    id: &str,
+) -> Result<(Connection, Option<tokio::process::Child>, Option<tokio::sync::mpsc::UnboundedReceiver<String>>), String> {
+    let t = den_workspace::ssh::target(den, id).map_err(|e| e.to_string())?;
+    let (conn, child) = match den_workspace::ssh::forwarder_way(&t).map_err(|e| e.to_string())? {
+        Way::Direct(stream) => {
+            let stream = direct_stream(stream).map_err(|e| e.to_string())?;
+            let conn = Connection::open(stream, t.key.clone(), t.host_key.clone(), &t.record.remote_user)
+                .await
+                .map_err(|e| e.to_string())?;
+            log("on the direct line");
+            (conn, None)
+        }
+        Way::Exec(tunnel) => {
+            let (conn, child) = open_tunnel(&t, tunnel).await?;
+            (conn, Some(child))
+        }
     };
     let ports = match conn.subsystem_lines(den_protocol::PORTS_SUBSYSTEM).await {
         Ok(rx) => Some(rx),

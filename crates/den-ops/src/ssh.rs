@@ -139,30 +139,38 @@ fn with_restart<T>(
     attempt(&t)?.ok_or_else(|| OpsError::Failed(format!("workspace `{id}` did not start")))
 }
 
-/// One try: the tunnel, and the session over it with `io` (taken once the
-/// connection stands, so a retry has it still). `Ok(None)`: the tunnel
-/// says the workspace needs starting; `Ok(Some(None))`: the connection
-/// ended before the remote program did.
+/// One try: the direct line when it answers, else the tunnel, and the
+/// session over it with `io` (taken once the connection stands, so a
+/// retry has it still). `Ok(None)`: the tunnel says the workspace needs
+/// starting; `Ok(Some(None))`: the connection ended before the remote
+/// program did.
 async fn try_session(
     den: &Den,
     t: &Target,
     workdir: Option<&str>,
     raw: bool,
-    opts: Options,
+    mut opts: Options,
     io: &mut Option<(Io, Window)>,
 ) -> Result<Option<Option<i32>>> {
+    if let Some(stream) = den_workspace::ssh::direct(t) {
+        // One server serves every connection there: the folder is asked for.
+        let asked = workdir.map(|w| (den_ssh::server::WORKDIR_ENV.to_string(), w.to_string()));
+        opts.env.extend(asked.clone());
+        match direct_connect(stream, t, &opts).await {
+            Ok(c) => return Ok(Some(run_connected(c, raw, opts, io).await?)),
+            Err(e) => {
+                den_workspace::ssh::direct_failed(t, &e);
+                opts.env.retain(|kv| Some(kv) != asked.as_ref());
+            }
+        }
+    }
     let tunnel = den_workspace::ssh::tunnel(t, workdir)?;
     let den_ssh::tunnel::Tunnel { mut child, stream, stderr } =
         den_ssh::tunnel::spawn(tunnel.to_command()).map_err(|e| tunnel.spawn_error(e))?;
-    let raw = if raw { RawTerminal::enable() } else { None };
     let result = match den_ssh::client::connect(stream, t.key.clone(), t.host_key.clone(), &opts).await {
-        Ok(c) => match io.take() {
-            Some((io, window)) => c.run_in(opts, io, window).await,
-            None => return Err(OpsError::Failed("the session's input went to an earlier try".into())),
-        },
-        Err(e) => Err(e),
+        Ok(c) => run_connected(c, raw, opts, io).await,
+        Err(e) => Err(e.into()),
     };
-    drop(raw);
     let error = match result {
         Ok(code) => return Ok(Some(code)),
         Err(e) => e,
@@ -172,10 +180,38 @@ async fn try_session(
     if den_workspace::ssh::needs_start(den, t, &stderr) {
         return Ok(None);
     }
-    match stderr.trim() {
-        "" => Err(error.into()),
-        said => Err(OpsError::Tunnel { error, said: said.to_string() }),
+    match (error, stderr.trim()) {
+        (OpsError::Ssh(error), said) if !said.is_empty() => Err(OpsError::Tunnel { error, said: said.to_string() }),
+        (error, _) => Err(error),
     }
+}
+
+/// An SSH connection on the direct line's socket.
+async fn direct_connect(
+    stream: std::os::unix::net::UnixStream,
+    t: &Target,
+    opts: &Options,
+) -> std::result::Result<den_ssh::client::Connected, den_ssh::SshError> {
+    stream.set_nonblocking(true)?;
+    let stream = tokio::net::UnixStream::from_std(stream)?;
+    den_ssh::client::connect(stream, t.key.clone(), t.host_key.clone(), opts).await
+}
+
+/// The session on a connection that stands, the local terminal raw while
+/// it runs when asked.
+async fn run_connected(
+    c: den_ssh::client::Connected,
+    raw: bool,
+    opts: Options,
+    io: &mut Option<(Io, Window)>,
+) -> Result<Option<i32>> {
+    let Some((io, window)) = io.take() else {
+        return Err(OpsError::Failed("the session's input went to an earlier try".into()));
+    };
+    let raw = if raw { RawTerminal::enable() } else { None };
+    let code = c.run_in(opts, io, window).await;
+    drop(raw);
+    Ok(code?)
 }
 
 /// The ProxyCommand: connects this process's stdio to the agent; the
@@ -186,6 +222,10 @@ async fn try_session(
 /// tries again. The tunnel's other complaints go to stderr.
 pub fn proxy(ctx: &Ctx, id: &str, r: &mut dyn Progress) -> Result<i32> {
     let target = den_workspace::ssh::target(&ctx.den, id)?;
+    if let Some(stream) = den_workspace::ssh::direct(&target) {
+        den_workspace::ssh::serve_credentials(&target);
+        return Ok(proxy_direct(stream));
+    }
     let tunnel = den_workspace::ssh::tunnel(&target, None)?;
     let mut cmd = tunnel.to_command();
     cmd.stdin(Stdio::inherit()).stdout(Stdio::inherit()).stderr(Stdio::piped());
@@ -207,6 +247,78 @@ pub fn proxy(ctx: &Ctx, id: &str, r: &mut dyn Progress) -> Result<i32> {
     die_with_us(&mut cmd);
     let status = cmd.status().map_err(|e| tunnel.spawn_error(e))?;
     Ok(status.code().unwrap_or(255))
+}
+
+/// The ProxyCommand on the direct line: this process's stdin to the
+/// socket (spliced in the kernel where it can, [`pump`]) and the socket to
+/// its stdout (read and written: OpenSSH was seen not to wake for data
+/// spliced from the socket into its pipe), until the agent closes the
+/// connection.
+fn proxy_direct(stream: std::os::unix::net::UnixStream) -> i32 {
+    use std::os::fd::AsRawFd;
+    let Ok(up) = stream.try_clone() else { return 255 };
+    // Not joined: a blocked read of our stdin must not hold us once the
+    // agent has closed the connection.
+    std::thread::spawn(move || {
+        let _ = pump(0, up.as_raw_fd());
+        let _ = up.shutdown(std::net::Shutdown::Write);
+    });
+    match copy_fds(stream.as_raw_fd(), 1, 1 << 20) {
+        Ok(()) => 0,
+        Err(_) => 255,
+    }
+}
+
+/// Copies `from` to `to` until `from` ends: splice(2), which moves the
+/// bytes between a pipe (OpenSSH gives its ProxyCommand pipes) and the
+/// socket without copying them through this process, else read and write
+/// with a large buffer.
+fn pump(from: std::os::fd::RawFd, to: std::os::fd::RawFd) -> std::io::Result<()> {
+    const CHUNK: usize = 1 << 20;
+    loop {
+        // SAFETY: splice on two fds this process holds; no offsets.
+        let n = unsafe {
+            libc::splice(
+                from,
+                std::ptr::null_mut(),
+                to,
+                std::ptr::null_mut(),
+                CHUNK,
+                libc::SPLICE_F_MOVE | libc::SPLICE_F_MORE,
+            )
+        };
+        match n {
+            0 => return Ok(()),
+            1.. => continue,
+            _ => {
+                let e = std::io::Error::last_os_error();
+                match e.raw_os_error() {
+                    Some(libc::EINTR) => continue,
+                    Some(libc::EINVAL) => break,
+                    _ => return Err(e),
+                }
+            }
+        }
+    }
+    copy_fds(from, to, CHUNK)
+}
+
+/// read(2) and write(2) with a buffer of `size` bytes.
+fn copy_fds(from: std::os::fd::RawFd, to: std::os::fd::RawFd, size: usize) -> std::io::Result<()> {
+    use std::io::{Read, Write};
+    use std::os::fd::FromRawFd;
+    // SAFETY: both fds stay open for the copy; ManuallyDrop keeps them open after it.
+    let mut r = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(from) });
+    let mut w = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(to) });
+    let mut buf = vec![0u8; size];
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => w.write_all(&buf[..n])?,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Passes the tunnel's stderr on, but for the lines that say the

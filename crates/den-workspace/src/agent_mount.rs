@@ -58,7 +58,7 @@ impl AgentMount {
 /// needed. `None` (and the agent is uploaded as before) when the engine is
 /// not on this machine or the copy cannot be made (said to `reporter`).
 pub(crate) fn for_new_container(den: &Den, docker: &Docker, reporter: &mut dyn Reporter) -> Option<AgentMount> {
-    if !engine_is_here(&|k| engine_var(docker, k), &docker_context_host) {
+    if !engine_is_local(docker) {
         return None;
     }
     match ensure_copy(&den.home.agents_dir()) {
@@ -141,6 +141,12 @@ fn engine_is_here(var: &dyn Fn(&str) -> Option<String>, context: &dyn Fn(&str) -
         None | Some("default") => true,
         Some(name) => context(name).is_some_and(|h| local(&h)),
     }
+}
+
+/// Whether `docker`'s engine sees this machine's files (see
+/// [`engine_is_here`]): what decides the direct line's mount too.
+pub(crate) fn engine_is_local(docker: &Docker) -> bool {
+    engine_is_here(&|k| engine_var(docker, k), &docker_context_host)
 }
 
 /// The docker CLI's folder (DOCKER_CONFIG, else ~/.docker).

@@ -10,6 +10,7 @@ pub mod far;
 pub mod features;
 mod id;
 mod inject;
+pub mod line;
 mod manage;
 mod merging;
 mod plan;

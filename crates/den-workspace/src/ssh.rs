@@ -1,7 +1,7 @@
 //! What `den ssh` and the ssh-config host need: the workspace's keys, the
 //! pinned host key, the `Host ID.den` block, and the tunnel command.
 
-use den_process::Cmd;
+pub use den_process::Cmd;
 
 use crate::backend::Backend;
 pub use crate::backend::Via;
@@ -18,6 +18,19 @@ pub struct Target {
     pub credentials: den_protocol::Credentials,
     pub key: den_ssh::PrivateKey,
     pub host_key: den_ssh::PublicKey,
+    /// The direct line's host folder, for a workspace on this machine's
+    /// engine (whether its agent answers there is found out per
+    /// connection: [`way_in`]).
+    pub line: Option<std::path::PathBuf>,
+}
+
+/// How a connection reaches the workspace's agent.
+pub enum Way {
+    /// The direct line: connected to the agent's socket (docs/line.md).
+    Direct(std::os::unix::net::UnixStream),
+    /// A command whose stdin and stdout carry the connection: `docker
+    /// exec`, a provider's command, `kubectl exec`.
+    Exec(Cmd),
 }
 
 pub fn target(den: &Den, id: &str) -> Result<Target> {
@@ -38,7 +51,8 @@ pub fn target(den: &Den, id: &str) -> Result<Target> {
         git: record.credentials.git && now.git,
         docker: record.credentials.docker && now.docker,
     };
-    Ok(Target { record, via, key, host_key, credentials })
+    let line = matches!(via, Via::Docker(_)).then(|| crate::line::folder(den, id));
+    Ok(Target { record, via, key, host_key, credentials, line })
 }
 
 /// The way in to a workspace on this machine's engine: for den on a
@@ -51,6 +65,63 @@ pub fn engine_via(den: &Den, rec: &WorkspaceRecord) -> Result<Via> {
 /// of the provider's `command` reaching the agent on the machine.
 pub fn tunnel(t: &Target, workdir: Option<&str>) -> Result<Cmd> {
     t.via.tunnel(&t.record, workdir)
+}
+
+/// The direct line when the agent answers on it, else the exec tunnel
+/// (the same as [`tunnel`]). `--debug` says which, and why.
+pub fn way_in(t: &Target, workdir: Option<&str>) -> Result<Way> {
+    match direct(t) {
+        Some(s) => Ok(Way::Direct(s)),
+        None => Ok(Way::Exec(tunnel(t, workdir)?)),
+    }
+}
+
+/// [`way_in`] for den's port forwarder: the direct line, else its own
+/// tunnel (which a machine does not count as a session).
+pub fn forwarder_way(t: &Target) -> Result<Way> {
+    match direct(t) {
+        Some(s) => Ok(Way::Direct(s)),
+        None => Ok(Way::Exec(t.via.forwarder_tunnel(&t.record)?)),
+    }
+}
+
+/// A connection to the agent's socket in the workspace's host folder, when
+/// it answers; `None` (said under `--debug`) sends the caller to the exec
+/// tunnel.
+pub fn direct(t: &Target) -> Option<std::os::unix::net::UnixStream> {
+    direct_at(&t.record.id, t.line.as_deref())
+}
+
+fn direct_at(id: &str, folder: Option<&std::path::Path>) -> Option<std::os::unix::net::UnixStream> {
+    let Some(folder) = folder else {
+        tracing::debug!("{id}: exec tunnel (no direct line for this provider)");
+        return None;
+    };
+    let socket = folder.join(den_protocol::LINE_SOCKET);
+    if crate::line::forced_exec() {
+        tracing::debug!("{id}: exec tunnel ({}=exec)", crate::line::TEST_SWITCH);
+        return None;
+    }
+    match crate::line::connect(folder) {
+        Ok(s) => {
+            tracing::debug!("{id}: direct line {}", socket.display());
+            Some(s)
+        }
+        Err(e) => {
+            tracing::debug!("{id}: exec tunnel (direct line {}: {e})", socket.display());
+            None
+        }
+    }
+}
+
+/// Says (under `--debug`) that the direct line answered but the SSH
+/// connection on it failed, so the caller takes the exec tunnel.
+pub fn direct_failed(t: &Target, e: &dyn std::fmt::Display) {
+    said_direct_failed(&t.record.id, e);
+}
+
+fn said_direct_failed(id: &str, e: &dyn std::fmt::Display) {
+    tracing::debug!("{id}: exec tunnel (the direct line answered, then: {e})");
 }
 
 /// True when the workspace runs (one inspect, or a status through the
@@ -106,16 +177,30 @@ pub fn serve_credentials(t: &Target) {
     }
     let Ok(cmd) = t.via.credentials_cmd(&t.record) else { return };
     let wanted = t.credentials;
+    // The relay's own connection: the direct line when it answers.
+    let argv = [t.record.agent_path.as_str(), "agent", "credentials-server"];
+    let command = argv.iter().map(|w| den_process::shell_quote(w)).collect::<Vec<_>>().join(" ");
+    let (id, line, key, host_key) = (t.record.id.clone(), t.line.clone(), t.key.clone(), t.host_key.clone());
     // This thread spawns the relay and lives as long as it: the relay's
     // PDEATHSIG is tied to it.
     std::thread::spawn(move || {
         std::thread::sleep(RELAY_DELAY);
-        relay(&cmd, wanted);
+        if let Some(stream) = direct_at(&id, line.as_deref()) {
+            match crate::line::run(stream, key, host_key, "root", command) {
+                Ok(mut r) => {
+                    let (Some(stdin), Some(stdout)) = (r.stdin.take(), r.stdout.take()) else { return };
+                    relay(stdin, stdout, wanted);
+                    let _ = r.wait();
+                    return;
+                }
+                Err(e) => said_direct_failed(&id, &e),
+            }
+        }
+        relay_exec(&cmd, wanted);
     });
 }
 
-fn relay(cmd: &Cmd, wanted: den_protocol::Credentials) {
-    use std::io::{BufRead, Write};
+fn relay_exec(cmd: &Cmd, wanted: den_protocol::Credentials) {
     use std::os::unix::process::CommandExt;
     let mut c = cmd.to_command();
     c.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null());
@@ -128,6 +213,14 @@ fn relay(cmd: &Cmd, wanted: den_protocol::Credentials) {
     }
     let Ok(mut child) = c.spawn() else { return };
     let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else { return };
+    relay(stdin, stdout, wanted);
+    let _ = child.wait();
+}
+
+/// The relay's conversation: a JSON request per line from the agent, a
+/// JSON answer per line back, each answered in a thread of its own.
+fn relay(stdin: impl std::io::Write + Send + 'static, stdout: impl std::io::Read, wanted: den_protocol::Credentials) {
+    use std::io::BufRead;
     let stdin = std::sync::Arc::new(std::sync::Mutex::new(stdin));
     for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
         let Ok(req) = serde_json::from_str::<den_protocol::CredentialRequest>(&line) else { continue };
@@ -147,5 +240,4 @@ fn relay(cmd: &Cmd, wanted: den_protocol::Credentials) {
             }
         });
     }
-    let _ = child.wait();
 }

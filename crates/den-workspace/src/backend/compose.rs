@@ -395,6 +395,8 @@ pub(crate) fn up(
     let merged = crate::plan::merge(resolved, &meta);
     let (mut volumes, chosen_folder) = project_volumes(resolved, &read.svc, &merged);
     volumes.extend(c.agent.as_ref().map(|a| a.compose_volume()));
+    let line = crate::line::for_new_container(c.den, c.id, c.docker)?;
+    volumes.extend(line.map(|d| crate::line::compose_volume(&d)));
     let own = service_override(c, resolved, &meta, &merged, &image, &volumes, chosen_folder.as_deref());
     let mut up_doc = read.document(json!({ read.service.clone(): own }));
     let declare = undeclared_volumes(&volumes, &read.config);

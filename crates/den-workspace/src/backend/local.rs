@@ -168,6 +168,7 @@ fn create_container(
     meta: &[MetadataEntry],
     merged: &MergedConfig,
     agent: Option<&AgentMount>,
+    line: Option<String>,
 ) -> Result<bool> {
     let cfg = &resolved.config;
     let mut label_entries: Vec<serde_json::Value> = meta.iter().map(MetadataEntry::to_label_value).collect();
@@ -175,6 +176,8 @@ fn create_container(
     let mut mounts: Vec<String> = resolved.workspace_mount.iter().cloned().collect();
     mounts.extend(merged.mounts.iter().map(|m| m.to_docker_arg()));
     mounts.extend(agent.map(AgentMount::docker_arg));
+    // The direct line's folder (docs/line.md).
+    mounts.extend(line.clone());
     let ports = cfg
         .app_port
         .as_ref()
@@ -207,7 +210,10 @@ fn create_container(
     let ran = match (docker.run(&spec), agent) {
         (Err(den_driver::DriverError::Command(e)), Some(a)) if a.refused_by(e.stderr()) => {
             let _ = docker.remove(name);
-            let spec = RunSpec { mounts: spec.mounts.into_iter().filter(|m| *m != a.docker_arg()).collect(), ..spec };
+            let spec = RunSpec {
+                mounts: spec.mounts.into_iter().filter(|m| *m != a.docker_arg() && Some(m) != line.as_ref()).collect(),
+                ..spec
+            };
             docker.run(&spec)
         }
         (ran, _) => ran,
@@ -522,8 +528,9 @@ impl LocalUp {
         reporter.phase("create", &format!("container {name} from {image}"));
         made.created = true;
         let agent = e.agent_mount(den, reporter);
+        let line = crate::line::for_new_container(den, &plan.id, &e.docker)?.map(|d| crate::line::docker_arg(&d));
         let (resolved, home) = (&plan.resolved, home_tag(den));
-        if create_container(&e.docker, &home, name, &plan.id, resolved, &image, &meta, &merged, agent.as_ref())? {
+        if create_container(&e.docker, &home, name, &plan.id, resolved, &image, &meta, &merged, agent.as_ref(), line)? {
             let user = merged.container_user.clone().unwrap_or(info.config.user.clone());
             return Ok((meta, image, user));
         }
