@@ -14,6 +14,7 @@ mod hostile;
 mod ide;
 mod kubernetes;
 mod machine;
+mod line;
 mod parity;
 mod podman;
 mod ports;
