@@ -57,8 +57,14 @@ fn a_docker_workspace_is_reached_on_the_direct_line_and_on_exec_when_forced() {
     let s = Sandbox::new();
     let id = unique_id("line");
     let _c = s.cleanup(&id);
-    let p = s.project("line", &[(".devcontainer.json", DEBIAN)]);
+    let config = r#"{"image": "den-test/debian:bookworm", "postAttachCommand": "echo attached-as-$(id -un)"}"#;
+    let p = s.project("line", &[(".devcontainer.json", config)]);
     s.up(&p, &id, &[]);
+    // A warm up sets the workspace up over the line: no docker exec.
+    let r = run(s.den().args(["--debug", "up", "--id", &id]).arg(&p));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains(DIRECT) && !r.stderr.contains("run: docker exec"), "{}", r.stderr);
+    assert!(format!("{}{}", r.stdout, r.stderr).contains("attached-as-root"), "{}{}", r.stdout, r.stderr);
     // The folder: private, holding the socket only, which is the user's.
     let dir = line_folder(&s.home(), &id);
     assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o7777, 0o700);

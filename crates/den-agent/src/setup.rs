@@ -80,7 +80,7 @@ fn setup(req: &SetupRequest, data: &Path, sink: &Sink) -> Result<SetupResult, St
 
     // The container's own environment (what docker exec gives us), for
     // ${containerEnv:…} and as the base of every session.
-    let container_env: IndexMap<String, String> = std::env::vars().collect();
+    let container_env = container_env();
     let lookup = |name: &str| container_env.get(name).cloned();
     let no_local = |_: &str| None;
     let ctx = Context {
@@ -210,6 +210,26 @@ fn setup(req: &SetupRequest, data: &Path, sink: &Sink) -> Result<SetupResult, St
         }
     }
     Ok(result)
+}
+
+/// The container's own environment: this process's (a `docker exec`
+/// gets the container's), or PID 1's when setup runs in an SSH session on
+/// the direct line ([`den_protocol::CONTAINER_ENV_SWITCH`]).
+fn container_env() -> IndexMap<String, String> {
+    if std::env::var(den_protocol::CONTAINER_ENV_SWITCH).is_ok_and(|v| v == "pid1") {
+        if let Ok(raw) = std::fs::read("/proc/1/environ") {
+            return parse_environ(&raw);
+        }
+    }
+    std::env::vars().collect()
+}
+
+/// NUL-separated `NAME=value` entries (/proc/PID/environ).
+fn parse_environ(raw: &[u8]) -> IndexMap<String, String> {
+    raw.split(|b| *b == 0)
+        .filter_map(|e| std::str::from_utf8(e).ok()?.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 /// Identifies the current start of the container: the boot and the start
@@ -563,6 +583,13 @@ mod tests {
         std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o644)).unwrap();
         open_private_log(&log).unwrap();
         assert_eq!(std::fs::metadata(&log).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+
+    #[test]
+    fn an_environ_file_is_read_as_names_and_values() {
+        let env = parse_environ(b"PATH=/usr/bin:/bin\0EMPTY=\0WITH=eq=ual\0\0junk\0");
+        let got: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(got, [("PATH", "/usr/bin:/bin"), ("EMPTY", ""), ("WITH", "eq=ual")]);
     }
 
     #[test]

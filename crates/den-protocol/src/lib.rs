@@ -39,6 +39,10 @@ pub const LINE_DIR: &str = "/run/den";
 /// The agent's SSH socket in [`LINE_DIR`] (and in the host folder).
 pub const LINE_SOCKET: &str = "ssh.sock";
 
+/// Set to `pid1` for `den agent setup` run over the direct line: the
+/// container's own environment is then PID 1's, not the SSH session's.
+pub const CONTAINER_ENV_SWITCH: &str = "DEN_CONTAINER_ENV";
+
 /// The agent reads its request now.
 pub const READY: &str = "DEN-READY";
 /// The agent wants the workspace's files now (a tar stream on stdin).

@@ -144,10 +144,61 @@ pub fn run_agent<T: serde::de::DeserializeOwned>(
     reporter: &mut dyn Reporter,
 ) -> Result<AgentRun<T>> {
     let mut child = cmd.spawn(Stdio::piped(), Stdio::piped(), Stdio::piped())?;
-    let mut stdin = child.stdin.take().expect("piped");
-    let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
-    let stderr = child.stderr.take().expect("piped");
+    let io = AgentIo {
+        stdin: Box::new(child.stdin.take().expect("piped")),
+        stdout: Box::new(child.stdout.take().expect("piped")),
+        stderr: Box::new(child.stderr.take().expect("piped")),
+    };
+    let talked = converse(io, feed, reporter);
+    let status = child.wait().map_err(|e| cmd.spawn_error(e))?;
+    talked.outcome(status.to_string(), |said| WorkspaceError::Process(cmd.failed(status, said)))
+}
 
+/// [`run_agent`] on a command the direct line runs (docs/line.md): the
+/// same conversation over an SSH session instead of an exec's stdio.
+pub fn run_agent_on_line<T: serde::de::DeserializeOwned>(
+    mut remote: crate::line::Remote,
+    feed: Option<Feed>,
+    reporter: &mut dyn Reporter,
+) -> Result<AgentRun<T>> {
+    let (Some(stdin), Some(stdout), Some(stderr)) = (remote.stdin.take(), remote.stdout.take(), remote.stderr.take())
+    else {
+        return Err(WorkspaceError::here("the direct line's session has no pipes"));
+    };
+    let talked = converse(
+        AgentIo { stdin: Box::new(stdin), stdout: Box::new(stdout), stderr: Box::new(stderr) },
+        feed,
+        reporter,
+    );
+    let code = remote.wait();
+    let status = match &code {
+        Ok(Some(c)) => format!("exit status: {c}"),
+        Ok(None) => "the connection ended first".to_string(),
+        Err(e) => e.clone(),
+    };
+    talked.outcome(status.clone(), |said| WorkspaceError::here(format!("{status}: {said}")))
+}
+
+/// The stdio of whatever runs the inject script.
+struct AgentIo {
+    stdin: Box<dyn Write + Send>,
+    stdout: Box<dyn std::io::Read + Send>,
+    stderr: Box<dyn std::io::Read + Send>,
+}
+
+/// What the conversation came to, before the process's end is known.
+struct Talked {
+    /// Where the agent is and whether it was copied, or why not.
+    placed: std::result::Result<(String, bool), Placing>,
+    result: Option<String>,
+    stderr: String,
+    send_error: Option<std::io::Error>,
+}
+
+/// den's side of the talk on `io`, until the agent closes its output.
+fn converse(io: AgentIo, feed: Option<Feed>, reporter: &mut dyn Reporter) -> Talked {
+    let AgentIo { mut stdin, stdout, stderr } = io;
+    let mut stdout = BufReader::new(stdout);
     let (tx, rx) = mpsc::channel::<Msg>();
     let tx_err = tx.clone();
     let err_thread = std::thread::spawn(move || {
@@ -159,19 +210,13 @@ pub fn run_agent<T: serde::de::DeserializeOwned>(
         }
         all
     });
-
-    let (agent_path, uploaded) = match place_agent(&mut stdout, &mut stdin, reporter) {
-        Ok(placed) => placed,
-        Err(failure) => {
-            drop(stdin);
-            let status = child.wait().map_err(|e| cmd.spawn_error(e))?;
-            let stderr = err_thread.join().unwrap_or_default();
-            return Err(match failure {
-                Placing::Copy(e) => WorkspaceError::here(format!("copying the agent failed: {e}\n{stderr}")),
-                Placing::Said(first) => WorkspaceError::Process(cmd.failed(status, format!("{first}\n{stderr}"))),
-            });
-        }
-    };
+    let placed = place_agent(&mut stdout, &mut stdin, reporter);
+    if placed.is_err() {
+        drop(stdin);
+        drop(tx);
+        let stderr = err_thread.join().unwrap_or_default();
+        return Talked { placed, result: None, stderr, send_error: None };
+    }
     // The request waits for the agent's DEN-READY: some `head -c` (busybox)
     // read ahead, so nothing may follow the binary until it has exited.
     let mut talk = Conversation::new(stdin, feed);
@@ -189,21 +234,40 @@ pub fn run_agent<T: serde::de::DeserializeOwned>(
     drop(talk.stdin.take());
     let _ = out_thread.join();
     let stderr = err_thread.join().unwrap_or_default();
-    let status = child.wait().map_err(|e| cmd.spawn_error(e))?;
-    // A failed send is reported only when the agent said nothing itself: an
-    // agent that gave up mid-transfer breaks the pipe, and its own words
-    // say why.
     let send_error = talk.sender.and_then(|s| s.join().ok()).and_then(|r| r.err());
-    if let (Some(e), None) = (&send_error, &talk.result) {
-        return Err(WorkspaceError::here(format!("sending the workspace's files failed: {e}")));
-    }
-    match talk.result.map(|r| serde_json::from_str::<T>(&r)) {
-        Some(Ok(result)) => Ok(AgentRun { result, agent_path, uploaded }),
-        Some(Err(e)) => Err(WorkspaceError::here(format!("the agent at {agent_path} answered nonsense: {e}"))),
-        None => Err(WorkspaceError::here(format!(
-            "the agent at {agent_path} ended without a result ({status}){}",
-            if stderr.trim().is_empty() { String::new() } else { format!(":\n{}", stderr.trim_end()) }
-        ))),
+    Talked { placed, result: talk.result, stderr, send_error }
+}
+
+impl Talked {
+    /// The agent's result; `failed` makes the error of a script that said
+    /// something unexpected, `status` says how the process ended.
+    fn outcome<T: serde::de::DeserializeOwned>(
+        self,
+        status: String,
+        failed: impl FnOnce(String) -> WorkspaceError,
+    ) -> Result<AgentRun<T>> {
+        let Talked { placed, result, stderr, send_error } = self;
+        let (agent_path, uploaded) = match placed {
+            Ok(p) => p,
+            Err(Placing::Copy(e)) => {
+                return Err(WorkspaceError::here(format!("copying the agent failed: {e}\n{stderr}")))
+            }
+            Err(Placing::Said(first)) => return Err(failed(format!("{first}\n{stderr}"))),
+        };
+        // A failed send is reported only when the agent said nothing itself:
+        // an agent that gave up mid-transfer breaks the pipe, and its own
+        // words say why.
+        if let (Some(e), None) = (&send_error, &result) {
+            return Err(WorkspaceError::here(format!("sending the workspace's files failed: {e}")));
+        }
+        match result.map(|r| serde_json::from_str::<T>(&r)) {
+            Some(Ok(result)) => Ok(AgentRun { result, agent_path, uploaded }),
+            Some(Err(e)) => Err(WorkspaceError::here(format!("the agent at {agent_path} answered nonsense: {e}"))),
+            None => Err(WorkspaceError::here(format!(
+                "the agent at {agent_path} ended without a result ({status}){}",
+                if stderr.trim().is_empty() { String::new() } else { format!(":\n{}", stderr.trim_end()) }
+            ))),
+        }
     }
 }
 
@@ -240,7 +304,7 @@ fn place_agent(
 /// ready, the workspace's files when it asks, the clone relay while it
 /// clones, and its phases, lines and result.
 struct Conversation {
-    stdin: Option<std::process::ChildStdin>,
+    stdin: Option<Box<dyn Write + Send>>,
     request: Option<String>,
     content: Option<SendContent>,
     clone_url: Option<String>,
@@ -250,7 +314,7 @@ struct Conversation {
 }
 
 impl Conversation {
-    fn new(stdin: std::process::ChildStdin, feed: Option<Feed>) -> Conversation {
+    fn new(stdin: Box<dyn Write + Send>, feed: Option<Feed>) -> Conversation {
         let mut talk = Conversation {
             stdin: None,
             request: None,

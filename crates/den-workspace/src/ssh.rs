@@ -38,6 +38,17 @@ pub fn target(den: &Den, id: &str) -> Result<Target> {
     // One provider lookup and option resolution for both the way in and
     // the credentials choice (this runs for every ProxyCommand connection).
     let (via, now) = Backend::of_record(den, &record).via(den, &record)?;
+    let (key, host_key) = keys(den, id)?;
+    let credentials = den_protocol::Credentials {
+        git: record.credentials.git && now.git,
+        docker: record.credentials.docker && now.docker,
+    };
+    let line = matches!(via, Via::Docker(_)).then(|| crate::line::folder(den, id));
+    Ok(Target { record, via, key, host_key, credentials, line })
+}
+
+/// The workspace's client key and the host key pinned for it.
+pub(crate) fn keys(den: &Den, id: &str) -> Result<(den_ssh::PrivateKey, den_ssh::PublicKey)> {
     let key_path = client_key_path(den, id);
     let key = std::fs::read_to_string(&key_path)
         .map_err(WorkspaceError::io(format!("reading {}", key_path.display())))
@@ -47,12 +58,7 @@ pub fn target(den: &Den, id: &str) -> Result<Target> {
             WorkspaceError::Missing(format!("no host key is pinned for `{id}`; run `den up` for it first"))
         })?;
     let host_key = den_ssh::keys::parse_public(&pinned).map_err(|e| WorkspaceError::here(e.to_string()))?;
-    let credentials = den_protocol::Credentials {
-        git: record.credentials.git && now.git,
-        docker: record.credentials.docker && now.docker,
-    };
-    let line = matches!(via, Via::Docker(_)).then(|| crate::line::folder(den, id));
-    Ok(Target { record, via, key, host_key, credentials, line })
+    Ok((key, host_key))
 }
 
 /// The way in to a workspace on this machine's engine: for den on a
@@ -92,7 +98,7 @@ pub fn direct(t: &Target) -> Option<std::os::unix::net::UnixStream> {
     direct_at(&t.record.id, t.line.as_deref())
 }
 
-fn direct_at(id: &str, folder: Option<&std::path::Path>) -> Option<std::os::unix::net::UnixStream> {
+pub(crate) fn direct_at(id: &str, folder: Option<&std::path::Path>) -> Option<std::os::unix::net::UnixStream> {
     let Some(folder) = folder else {
         tracing::debug!("{id}: exec tunnel (no direct line for this provider)");
         return None;
@@ -120,7 +126,7 @@ pub fn direct_failed(t: &Target, e: &dyn std::fmt::Display) {
     said_direct_failed(&t.record.id, e);
 }
 
-fn said_direct_failed(id: &str, e: &dyn std::fmt::Display) {
+pub(crate) fn said_direct_failed(id: &str, e: &dyn std::fmt::Display) {
     tracing::debug!("{id}: exec tunnel (the direct line answered, then: {e})");
 }
 

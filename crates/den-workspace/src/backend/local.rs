@@ -424,9 +424,39 @@ impl Engine {
             ..setup_request(&plan.id, &plan.resolved, &self.merged, rec.remote_user.clone(), plan.folder_owner()?)
         };
         reporter.phase("inject", "");
-        let run = inject_and_setup(&self.docker, &self.name, &self.agent_paths, &req, reporter)?;
+        let run = match self.setup_on_line(den, plan, &req, reporter) {
+            Some(run) => run?,
+            None => inject_and_setup(&self.docker, &self.name, &self.agent_paths, &req, reporter)?,
+        };
         rec.agent_path = run.agent_path.clone();
         Ok(sequence::setup_of(run.result, rec, run.uploaded))
+    }
+
+    /// The same inject script and setup over an SSH session on the direct
+    /// line (docs/line.md), when the workspace has a record and its agent
+    /// answers there with the pinned host key: no exec. `None`: take the
+    /// exec.
+    fn setup_on_line(
+        &self,
+        den: &Den,
+        plan: &Plan,
+        req: &SetupRequest,
+        reporter: &mut dyn Reporter,
+    ) -> Option<Result<crate::inject::AgentRun<den_protocol::SetupResult>>> {
+        plan.record.as_ref()?;
+        let stream = crate::ssh::direct_at(&plan.id, Some(&crate::line::folder(den, &plan.id)))?;
+        let (key, host_key) = crate::ssh::keys(den, &plan.id).ok()?;
+        let script = crate::inject::inject_command(&self.agent_paths, "setup").ok()?;
+        let command = format!("{}=pid1 {script}", den_protocol::CONTAINER_ENV_SWITCH);
+        match crate::line::run(stream, key, host_key, "root", command) {
+            Ok(remote) => {
+                Some(crate::inject::run_agent_on_line(remote, Some(crate::inject::setup_feed(req)), reporter))
+            }
+            Err(e) => {
+                crate::ssh::said_direct_failed(&plan.id, &e);
+                None
+            }
+        }
     }
 }
 
