@@ -94,8 +94,8 @@ async function switchContext(context) {
   state.workspaces.clear();
   $("#workspaces tbody").replaceChildren();
   closeLog();
-  await loadProviders().catch((e) => showError($("#create-error"), e.message));
   watchWorkspaces();
+  await loadProviders().catch((e) => showError($("#create-error"), e.message));
 }
 
 async function loadProviders() {
@@ -117,6 +117,8 @@ async function loadIdes() {
   const options = [el("option", { value: "", text: `default (${def || "none"})` })];
   for (const i of ides) options.push(el("option", { value: i.name, text: i.label }));
   $("#f-ide").replaceChildren(...options);
+  // Rows shown before the IDEs were known get their labels now.
+  for (const tr of $("#workspaces tbody").rows) fillRow(tr, state.workspaces.get(tr.dataset.id));
 }
 
 // ---- the workspace list, live -------------------------------------------------
@@ -208,7 +210,7 @@ function fillRow(tr, w) {
   setCell(c[2], JSON.stringify(w.source), () => sourceCell(w.source));
   setCell(c[3], w.provider || "", () => w.provider || "—");
   setCell(c[4], w.machine || "", () => w.machine || "—");
-  setCell(c[5], w.ide || "", () => (w.ide ? ideLabel(w.ide) : "—"));
+  setCell(c[5], `${w.ide || ""}|${state.ides.length}`, () => (w.ide ? ideLabel(w.ide) : "—"));
   setCell(c[6], `${w.age}|${w.created}`, () => el("time", { datetime: w.created, title: w.created, text: w.age }));
   setCell(c[7], JSON.stringify(w.ports || []), () => portsCell(w.ports || []));
   const busy = w.status === "Busy";
@@ -674,13 +676,15 @@ window.addEventListener("resize", () => state.terminals.forEach(fitTerminal));
 async function main() {
   $("#create-form").addEventListener("submit", submitCreate);
   $("#log-close").addEventListener("click", closeLog);
+  // The list's stream starts as soon as the context is known; the IDEs and
+  // providers (for the form and the dialogs) come meanwhile.
+  const ides = loadIdes().catch((e) => showError($("#list-error"), `den ui did not answer: ${e.message}`));
   try {
     await loadContexts();
-    await loadIdes();
   } catch (e) {
     showError($("#list-error"), `den ui did not answer: ${e.message}`);
   }
-  await switchContext(state.context);
+  await Promise.all([switchContext(state.context), ides]);
 }
 
 main();
