@@ -331,3 +331,53 @@ fn tab_to(b: &Browser, css: &str) {
     }
     panic!("80 presses of Tab never reached {css}");
 }
+
+/// Deletes workspace `id` of context `context` when dropped.
+struct InContext<'a>(&'a Sandbox, &'static str, String);
+
+impl Drop for InContext<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.den().args(["--context", self.1, "delete", "--force", &self.2]).output();
+    }
+}
+
+#[test]
+fn the_page_switches_contexts_and_shows_the_clis_errors() {
+    require_engine();
+    let sb = Sandbox::new();
+    run(sb.den().args(["context", "create", "work"])).assert_ok();
+    let folder = sb.project("elsewhere", &[(".devcontainer/devcontainer.json", PLAIN)]);
+    let id = unique_id("elsewhere");
+    let _c = InContext(&sb, "work", id.clone());
+    let up = run(sb.den().args(["--context", "work", "up", "--ide", "none", "--id", &id]).arg(&folder));
+    up.assert_ok();
+    let ui = Ui::start(&sb);
+    let b = open_page(&sb, &ui, 1280, 800);
+
+    // The current context (default) has none; the other one has it.
+    b.wait("the empty list", &format!("!{}.hidden", sel("#empty")), Duration::from_secs(10));
+    assert_eq!(page_status(&b, &id), "");
+    b.js(
+        &format!("const s = {}; s.value = 'work'; s.dispatchEvent(new Event('change')); return null;", sel("#context")),
+        json!([]),
+    );
+    wait_status(&b, &id, "Running", Duration::from_secs(10));
+    assert!(b.js("return location.hash;", json!([])) == json!("#work"));
+    // A reload comes back to it.
+    b.js("location.reload(); return null;", json!([]));
+    wait_status(&b, &id, "Running", Duration::from_secs(10));
+    assert_eq!(b.js(&format!("return {}.value;", sel("#context")), json!([])), json!("work"));
+
+    // A failing create shows the CLI's message and exit code, and makes nothing.
+    let missing = sb.path().join("no-such-folder");
+    b.type_into("#create-form input[name=source]", missing.to_str().unwrap());
+    b.click("#create-form button[type=submit]");
+    let failed = "#ops li[data-state=failed]";
+    b.wait("the failure", &sel(failed), Duration::from_secs(30));
+    let cli = run(sb.den().args(["--context", "work", "up", "--ide", "none"]).arg(&missing));
+    let message = cli.stderr.lines().find_map(|l| l.strip_prefix("den: ")).expect("the CLI's error line");
+    let shown = b.text(&format!("{failed} .result"));
+    assert!(shown.contains(message), "the page says {shown:?}, the CLI {:?}", cli.stderr);
+    assert!(shown.contains(&format!("(exit {})", cli.code)), "{shown}");
+    assert_eq!(b.js("return document.querySelectorAll('#workspaces tbody tr').length;", json!([])), json!(1));
+}
