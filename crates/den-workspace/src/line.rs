@@ -43,6 +43,17 @@ pub(crate) fn for_new_container(den: &Den, id: &str, docker: &Docker) -> Result<
     Ok(Some(dir))
 }
 
+/// Removes the folder made for a container that was not made after all,
+/// and the workspace's folder when that leaves it empty (an `up` that
+/// failed leaves no trace of a workspace den has no record of).
+pub(crate) fn forget(den: &Den, id: &str) {
+    let dir = folder(den, id);
+    let _ = std::fs::remove_dir_all(&dir);
+    if let Some(parent) = dir.parent() {
+        let _ = std::fs::remove_dir(parent);
+    }
+}
+
 /// `docker run --mount` of the folder.
 pub(crate) fn docker_arg(dir: &Path) -> String {
     format!("type=bind,source={},target={LINE_DIR}", dir.display())

@@ -515,7 +515,13 @@ impl UpSteps for LocalUp {
         let mut made = Made::default();
         let found = match self.engine.take(den, plan, &mut made, reporter)? {
             Some(found) => found,
-            None => self.run_container(den, plan, opts, &mut made, reporter)?,
+            None => {
+                let ran = self.run_container(den, plan, opts, &mut made, reporter);
+                if ran.is_err() && plan.record.is_none() {
+                    crate::line::forget(den, &plan.id);
+                }
+                ran?
+            }
         };
         self.engine.describe(plan, rec, found);
         Ok(made)
