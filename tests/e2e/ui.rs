@@ -272,9 +272,11 @@ fn the_server_refuses_requests_without_the_token_or_from_elsewhere() {
     // Every answer carries the security headers.
     assert!(r.head.to_ascii_lowercase().contains("content-security-policy: default-src 'self'"), "{}", r.head);
 
-    // The first load: the token moves into an HttpOnly SameSite=Strict cookie.
+    // The first load: the token moves into an HttpOnly SameSite=Strict
+    // cookie, and the page goes on to / (a same-site load, which sends it).
     let r = request(ui.port, "GET", &format!("/?token={}", ui.token), &own, "");
-    assert_eq!(r.status, 303, "{r:?}");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.body.contains(r#"<meta http-equiv="refresh" content="0;url=/">"#), "{}", r.body);
     let head = r.head.to_ascii_lowercase();
     assert!(head.contains(&format!("set-cookie: den_ui={}; httponly; samesite=strict; path=/", ui.token)), "{head}");
     // With the cookie, from the page's own origin (or localhost's): the page and the API.
@@ -311,6 +313,41 @@ fn a_second_den_ui_points_at_the_first_and_ctrl_c_leaves_nothing() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(group_members(ui.server.id()).is_empty(), "left running: {:?}", group_members(ui.server.id()));
+}
+
+#[test]
+fn the_browser_is_opened_on_a_private_page_not_on_the_token() {
+    let sb = Sandbox::new();
+    let opened = sb.path().join("opened");
+    let browser = sb.project("bin", &[("browser", &format!("#!/bin/sh\necho \"$1\" >> {}\n", opened.display()))]);
+    let browser = browser.join("browser");
+    std::fs::set_permissions(&browser, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let port = free_port();
+    let server = Daemon::spawn(
+        sb.den().args(["ui", "--port", &port.to_string()]).env("BROWSER", &browser).stdout(Stdio::null()),
+    );
+    wait_port(port);
+    let start = Instant::now();
+    while !std::fs::read_to_string(&opened).is_ok_and(|t| t.ends_with('\n')) {
+        assert!(start.elapsed() < Duration::from_secs(10), "the browser was not opened");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let info: Value = serde_json::from_str(&std::fs::read_to_string(sb.home().join("ui.json")).unwrap()).unwrap();
+    let url = info["url"].as_str().unwrap();
+    let token = url.rsplit_once("token=").unwrap().1;
+    let arg = std::fs::read_to_string(&opened).unwrap();
+    assert!(arg.starts_with("file://") && !arg.contains(token), "the browser was given {arg}");
+    let page = sb.home().join("ui.html");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&page).unwrap().permissions().mode() & 0o777, 0o600);
+    assert!(std::fs::read_to_string(&page).unwrap().contains(&format!("url={url}")));
+    // SAFETY: a signal to the server this test started.
+    unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
+    let start = Instant::now();
+    while page.exists() || sb.home().join("ui.json").exists() {
+        assert!(start.elapsed() < Duration::from_secs(10), "den ui left its files after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]
@@ -420,5 +457,29 @@ fn wait_gone(container: &str, pid: &str) {
     while exec(container, &format!("test -e /proc/{pid} && echo alive || true")).contains("alive") {
         assert!(start.elapsed() < Duration::from_secs(10), "the shell {pid} outlived its page");
         std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn ending_den_ui_ends_the_programs_of_its_running_operations() {
+    require_engine();
+    let sb = Sandbox::new();
+    let config = r#"{"image": "den-test/busybox", "initializeCommand": "sleep 300"}"#;
+    let ws = sb.workspace("uiend", config);
+    let ui = Ui::start(&sb);
+    let body = serde_json::json!({ "source": ws.folder, "id": ws.id }).to_string();
+    let r = ui.call("POST", "/api/workspaces", &[], &body);
+    assert_eq!(r.status, 202, "{r:?}");
+    let start = Instant::now();
+    while !group_members(ui.server.id()).iter().any(|p| p.contains("(sleep")) {
+        assert!(start.elapsed() < Duration::from_secs(60), "initializeCommand never ran");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // SAFETY: a signal to the server this test started.
+    unsafe { libc::kill(ui.server.id() as i32, libc::SIGTERM) };
+    let start = Instant::now();
+    while !group_members(ui.server.id()).is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(10), "left running: {:?}", group_members(ui.server.id()));
+        std::thread::sleep(Duration::from_millis(50));
     }
 }

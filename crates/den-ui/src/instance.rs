@@ -20,6 +20,11 @@ pub fn path(home: &Path) -> PathBuf {
     home.join("ui.json")
 }
 
+/// The page that sends the browser on to the running dashboard.
+pub fn page(home: &Path) -> PathBuf {
+    home.join("ui.html")
+}
+
 /// The dashboard that runs for this DEN_HOME: its file names a live
 /// process and its port answers. A stale file is left for [`claim`].
 pub fn running(home: &Path) -> Option<Instance> {
@@ -57,6 +62,9 @@ impl Drop for Claimed {
             .is_some_and(|i| i.pid == self.pid);
         if ours {
             let _ = std::fs::remove_file(&self.path);
+            if let Some(home) = self.path.parent() {
+                let _ = std::fs::remove_file(page(home));
+            }
         }
     }
 }

@@ -63,6 +63,16 @@ pub fn running(home: &den_state::Home) -> Option<Instance> {
     instance::running(home.root())
 }
 
+/// Opens the browser on the dashboard at `url` through a page under
+/// DEN_HOME (0600) that sends it on: the URL holds the token, which in
+/// the browser's command line would show to every user of the machine.
+pub fn open_browser(home: &den_state::Home, url: &str) -> Result<()> {
+    let page = instance::page(home.root());
+    den_state::atomic_write(&page, den_ide::browser::redirect_page(url).as_bytes())
+        .map_err(|e| UiError::Failed(e.to_string()))?;
+    den_ide::open_url(&den_ide::file_url(&page)).map_err(|e| UiError::Failed(e.to_string()))
+}
+
 /// Serves the dashboard until SIGINT or SIGTERM; `ready` gets its URL
 /// (with the token) once it listens. Nothing it started runs after it
 /// returns: the listener is closed, terminals and streams are ended, and

@@ -62,7 +62,29 @@ pub async fn run(opts: Options, ready: impl FnOnce(&str)) -> Result<()> {
         .await
         .map_err(UiError::io("serving the dashboard"))?;
     app.ops.end_all();
+    end_operations(&app).await;
     Ok(())
+}
+
+/// Operations still running at the end: the programs they run (docker,
+/// git) get the SIGINT a Ctrl-C in the terminal gives a job, when den ui
+/// leads its process group (the forwarders it started have sessions of
+/// their own); then the operations get a moment to let go of their locks.
+async fn end_operations(app: &App) {
+    if app.ops.busy().is_empty() {
+        return;
+    }
+    // SAFETY: getpgrp and getpid only read; kill(0, …) signals our own
+    // group, whose SIGINT this process handles (tokio's handler).
+    unsafe {
+        if libc::getpgrp() == libc::getpid() {
+            libc::kill(0, libc::SIGINT);
+        }
+    }
+    let start = std::time::Instant::now();
+    while !app.ops.busy().is_empty() && start.elapsed() < std::time::Duration::from_secs(5) {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 async fn wait_for_signal() {
@@ -113,10 +135,13 @@ async fn guard(State(app): State<Shared>, req: Request, next: Next) -> Response<
     let mut resp = match verdict {
         Err(denied) => text(StatusCode::FORBIDDEN, denied.text()),
         // The first load: the token goes into the cookie and out of the
-        // address bar.
+        // address bar. Not a 303: a redirect continues the navigation
+        // that brought the browser here, and when that came from another
+        // site (den's redirect page is a file: URL) a SameSite=Strict
+        // cookie is not sent on it. The page's own refresh is same-site.
         Ok(Admitted::Query) if first_load => {
-            let mut r = text(StatusCode::SEE_OTHER, "");
-            r.headers_mut().insert(header::LOCATION, HeaderValue::from_static("/"));
+            let mut r = Response::new(Body::from(FIRST_LOAD));
+            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
             if let Ok(v) = HeaderValue::from_str(&app.guard.set_cookie()) {
                 r.headers_mut().insert(header::SET_COOKIE, v);
             }
@@ -142,6 +167,9 @@ fn seen(req: &Request) -> Seen<'_> {
         x_den: h("x-den"),
     }
 }
+
+/// What `/?token=T` answers with its cookie: on to `/`.
+const FIRST_LOAD: &str = "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"0;url=/\"><title>den</title></head><body><p><a href=\"/\">Open the dashboard</a></p></body></html>\n";
 
 const CSP: &str = "default-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'";
 

@@ -6,9 +6,10 @@ use crate::settings::Settings;
 
 pub fn run(settings: &Settings, args: UiArgs) -> anyhow::Result<i32> {
     let ctx = settings.ctx()?;
+    let home = ctx.den.home.clone();
     let open = |url: &str| {
         if !args.no_open {
-            if let Err(e) = den_ide::open_url(url) {
+            if let Err(e) = den_ui::open_browser(&home, url) {
                 eprintln!("den: {}", den_ops::one_line(&e));
             }
         }
