@@ -75,8 +75,9 @@ fn request(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: 
     req.push_str("\r\n");
     req.push_str(body);
     s.write_all(req.as_bytes()).unwrap();
-    let mut text = String::new();
-    let _ = s.read_to_string(&mut text);
+    let mut bytes = Vec::new();
+    let _ = s.read_to_end(&mut bytes);
+    let text = String::from_utf8_lossy(&bytes);
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
     Reply { status, head: head.to_string(), body: body.to_string() }
@@ -287,6 +288,16 @@ fn the_server_refuses_requests_without_the_token_or_from_elsewhere() {
     assert_eq!(ui.get_json("/api/contexts")["current"], "default");
     let by_query = request(ui.port, "GET", &format!("/api/contexts?token={}", ui.token), &own, "");
     assert_eq!(by_query.status, 200);
+    // xterm.js is embedded gzipped: sent so to a browser, unpacked to others.
+    let gz = ui.call("GET", "/assets/xterm.js", &[("Accept-Encoding", "gzip, deflate")], "");
+    assert!(gz.head.to_ascii_lowercase().contains("content-encoding: gzip"), "{}", gz.head);
+    let plain = ui.call("GET", "/assets/xterm.js", &[], "");
+    assert_eq!(plain.status, 200);
+    assert!(!plain.head.to_ascii_lowercase().contains("content-encoding"), "{}", plain.head);
+    assert_eq!(
+        plain.body.len(),
+        std::fs::metadata(repo_root().join("crates/den-ui/assets/vendor/xterm.js")).unwrap().len() as usize
+    );
 }
 
 #[test]
