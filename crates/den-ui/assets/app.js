@@ -78,14 +78,20 @@ function showError(node, message) {
 
 // ---- contexts, providers, IDEs ------------------------------------------------
 
+/** The context named in the address (`/#work`), if any. */
+function hashContext() {
+  return decodeURIComponent(location.hash.slice(1)) || null;
+}
+
+/** Fills the switcher; the context shown is the address's if it exists, else the current one. */
 async function loadContexts() {
   const { current, contexts } = await getJson("/api/contexts");
   const select = $("#context");
   select.replaceChildren(...contexts.map((c) => el("option", { value: c, text: c })));
-  const fromHash = decodeURIComponent(location.hash.slice(1));
-  state.context = contexts.includes(fromHash) ? fromHash : current;
-  select.value = state.context;
   select.addEventListener("change", () => switchContext(select.value));
+  const wanted = contexts.includes(hashContext()) ? hashContext() : current;
+  select.value = wanted;
+  return { wanted, current };
 }
 
 async function switchContext(context) {
@@ -131,12 +137,14 @@ function setConn(kind, text) {
 
 function watchWorkspaces() {
   if (state.events) state.events.close();
-  const es = new EventSource(`/api/events?${q({ context: state.context })}`);
+  // Without a context the server follows the current one (and names it).
+  const es = new EventSource(`/api/events${state.context ? `?${q({ context: state.context })}` : ""}`);
   state.events = es;
   es.addEventListener("open", () => setConn("live", "live"));
   es.addEventListener("error", () => setConn("down", "reconnecting…"));
   es.addEventListener("workspaces", (ev) => {
     const data = JSON.parse(ev.data);
+    if (!state.context) state.context = data.context;
     if (data.context && data.context !== state.context) return;
     renderWorkspaces(data.workspaces || []);
   });
@@ -676,15 +684,18 @@ window.addEventListener("resize", () => state.terminals.forEach(fitTerminal));
 async function main() {
   $("#create-form").addEventListener("submit", submitCreate);
   $("#log-close").addEventListener("click", closeLog);
-  // The list's stream starts as soon as the context is known; the IDEs and
-  // providers (for the form and the dialogs) come meanwhile.
-  const ides = loadIdes().catch((e) => showError($("#list-error"), `den ui did not answer: ${e.message}`));
-  try {
-    await loadContexts();
-  } catch (e) {
-    showError($("#list-error"), `den ui did not answer: ${e.message}`);
-  }
-  await Promise.all([switchContext(state.context), ides]);
+  // The list's stream starts at once (the address's context, else the
+  // current one); the contexts, IDEs and providers come meanwhile.
+  state.context = hashContext();
+  watchWorkspaces();
+  const failed = (e) => showError($("#list-error"), `den ui did not answer: ${e.message}`);
+  const ides = loadIdes().catch(failed);
+  const { wanted, current } = (await loadContexts().catch(failed)) || {};
+  const following = state.context || current; // what the stream started with
+  if (wanted && wanted !== following) return Promise.all([switchContext(wanted), ides]);
+  state.context = state.context || wanted;
+  await loadProviders().catch((e) => showError($("#create-error"), e.message));
+  await ides;
 }
 
 main();
