@@ -44,7 +44,7 @@ fn git_credentials_come_from_the_client() {
     assert!(out.contains("username=alice\npassword=s3cret\n"), "{out}|{}", String::from_utf8_lossy(&o.stderr));
     // another user of the container cannot ask (the relay's socket is the
     // remote user's)
-    let other = r#"/usr/sbin/useradd -M other; sleep 1; su other -s /bin/sh -c 'printf "protocol=https\nhost=git.example.com\n\n" | /usr/local/bin/den agent git-credential get'; echo end"#;
+    let other = r#"/usr/sbin/useradd -M other; sleep 1; su other -s /bin/sh -c 'printf "protocol=https\nhost=git.example.com\n\n" | /usr/local/lib/den-agent/den agent git-credential get'; echo end"#;
     let r = den(&["ssh", "--user", "root", &id, "--command", other]);
     assert_eq!(r.stdout, "end\n", "{}", r.stderr);
 

@@ -2,6 +2,7 @@
 //! Docker engine where they need one (`tests/engine/setup.sh` makes sure it
 //! is there; `tests/run.sh` calls it before `cargo test`).
 
+mod agent_mount;
 mod common;
 mod compose;
 mod conformance;

@@ -17,7 +17,7 @@ fn image_only_then_warm_up_changes_nothing() {
     let first = s.up(&p, &id, &[]);
     assert_eq!(first["status"], "Running");
     assert_eq!(first["created"], true);
-    assert_eq!(first["agentUploaded"], true);
+    assert_eq!(first["agentUploaded"], false, "a local container mounts the agent");
     assert_eq!(first["workspaceFolder"], "/workspaces/proj");
     // the folder is mounted at the workspace folder
     assert_eq!(exec(&container(&id), "cat /workspaces/proj/hello.txt"), "from the host");
@@ -269,7 +269,7 @@ fn busybox_image_without_libc_gets_a_working_agent() {
         )],
     );
     let r = s.up(&p, &id, &[]);
-    assert_eq!(r["agentUploaded"], true);
+    assert_eq!(r["agentUploaded"], false, "a local container mounts the agent");
     assert_eq!(exec(&container(&id), "cat /tmp/ran"), "ran\n");
     let again = s.up(&p, &id, &[]);
     assert_eq!(again["agentUploaded"], false);
@@ -420,9 +420,15 @@ fn read_only_image_gets_the_agent_in_tmp() {
             r#"{"image": "den-test/busybox", "runArgs": ["--read-only", "--tmpfs", "/tmp:exec"], "postCreateCommand": "echo ok > /tmp/ok"}"#,
         )],
     );
-    s.up(&p, &id, &[]);
+    assert_eq!(s.up(&p, &id, &[])["agentUploaded"], false, "the agent is mounted");
     let c = container(&id);
-    assert_eq!(exec(&c, "ls /tmp/den-agent/den; cat /tmp/ok"), "/tmp/den-agent/den\nok\n");
+    assert_eq!(exec(&c, "cat /tmp/ok; test -e /tmp/den-agent/den && echo there || echo absent"), "ok\nabsent\n");
+    // An upgraded den uploads its agent: /usr/local/bin is read-only and the
+    // mounted agent is never written, so it goes to /tmp.
+    let new = crate::agent_mount::upgraded_den(&s);
+    let r = run(crate::agent_mount::den_at(&s, &new).args(["up", "--output", "json", "--id", &id]).arg(&p));
+    assert_eq!(r.json()["agentUploaded"], true, "{}", r.stderr);
+    assert_eq!(exec(&c, "ls /tmp/den-agent/den"), "/tmp/den-agent/den\n");
     assert_eq!(exec(&c, "test -e /usr/local/bin/den && echo there || echo absent").trim(), "absent");
 }
 
