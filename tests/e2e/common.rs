@@ -314,3 +314,29 @@ pub fn group_members(pgid: u32) -> Vec<String> {
     }
     out
 }
+
+/// `den ui --no-open --port P` for the sandbox (its stderr in
+/// `den-ui.log` there): the server, its port, and the URL with the token
+/// it wrote to `ui.json` (waited for, bounded).
+pub fn start_den_ui(sb: &Sandbox) -> (Daemon, u16, String) {
+    let port = free_port();
+    let log = std::fs::File::create(sb.path().join("den-ui.log")).unwrap();
+    let server = Daemon::spawn(
+        sb.den().args(["ui", "--no-open", "--port", &port.to_string()]).stdout(std::process::Stdio::null()).stderr(log),
+    );
+    wait_port(port);
+    let path = sb.home().join("ui.json");
+    let start = std::time::Instant::now();
+    loop {
+        let url = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| v["url"].as_str().map(String::from));
+        if let Some(url) = url {
+            assert!(url.starts_with(&format!("http://127.0.0.1:{port}/?token=")), "{url}");
+            return (server, port, url);
+        }
+        assert!(start.elapsed() < std::time::Duration::from_secs(10), "no url in {}", path.display());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

@@ -21,16 +21,8 @@ struct Ui {
 
 impl Ui {
     fn start(sb: &Sandbox) -> Ui {
-        let port = free_port();
-        let log = std::fs::File::create(sb.path().join("den-ui.log")).unwrap();
-        let server = Daemon::spawn(
-            sb.den().args(["ui", "--no-open", "--port", &port.to_string()]).stdout(Stdio::null()).stderr(log),
-        );
-        wait_port(port);
-        let info: Value = serde_json::from_str(&std::fs::read_to_string(sb.home().join("ui.json")).unwrap()).unwrap();
-        let url = info["url"].as_str().unwrap().to_string();
+        let (server, port, url) = start_den_ui(sb);
         let token = url.rsplit_once("token=").unwrap().1.to_string();
-        assert_eq!(info["port"], port);
         Ui { port, token, server }
     }
 

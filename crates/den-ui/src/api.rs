@@ -48,8 +48,10 @@ pub async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| Err(OpsError::Failed(format!("the request failed: {e}"))))
 }
 
-async fn answer(result: Result<Value, OpsError>) -> Response<Body> {
-    match result {
+/// `f`'s document (or its error) as the answer; `f` runs off the
+/// server's thread.
+async fn answer(f: impl FnOnce() -> Result<Value, OpsError> + Send + 'static) -> Response<Body> {
+    match blocking(f).await {
         Ok(v) => json_response(StatusCode::OK, &v),
         Err(e) => error_response(&e),
     }
@@ -57,40 +59,31 @@ async fn answer(result: Result<Value, OpsError>) -> Response<Body> {
 
 pub async fn contexts(State(app): State<Shared>) -> Response<Body> {
     let opts = app.opts.clone();
-    answer(
-        blocking(move || {
-            let den = Den::open_any(opts.home.clone(), opts.context.as_deref())?;
-            let contexts = den_workspace::context::list(&den)?;
-            Ok(json!({ "current": den.context, "contexts": contexts }))
-        })
-        .await,
-    )
+    answer(move || {
+        let den = Den::open_any(opts.home.clone(), opts.context.as_deref())?;
+        let contexts = den_workspace::context::list(&den)?;
+        Ok(json!({ "current": den.context, "contexts": contexts }))
+    })
     .await
 }
 
 pub async fn providers(State(app): State<Shared>, Query(q): Query<InContext>) -> Response<Body> {
-    answer(
-        blocking(move || {
-            let ctx = app.ctx(q.context.as_deref())?;
-            let names: Vec<String> = den_workspace::providers::list(&ctx.den)?.into_iter().map(|p| p.name).collect();
-            let default = den_workspace::providers::default_provider(&ctx.den).ok();
-            Ok(json!({ "default": default, "providers": names }))
-        })
-        .await,
-    )
+    answer(move || {
+        let ctx = app.ctx(q.context.as_deref())?;
+        let names: Vec<String> = den_workspace::providers::list(&ctx.den)?.into_iter().map(|p| p.name).collect();
+        let default = den_workspace::providers::default_provider(&ctx.den).ok();
+        Ok(json!({ "default": default, "providers": names }))
+    })
     .await
 }
 
 pub async fn ides(State(app): State<Shared>, Query(q): Query<InContext>) -> Response<Body> {
-    answer(
-        blocking(move || {
-            let ctx = app.ctx(q.context.as_deref())?;
-            let default = default_ide(&ctx.den)?.unwrap_or_else(|| "none".into());
-            let ides: Vec<Value> = den_ide::all().iter().map(|i| json!({ "name": i.name, "label": i.title })).collect();
-            Ok(json!({ "default": default, "ides": ides }))
-        })
-        .await,
-    )
+    answer(move || {
+        let ctx = app.ctx(q.context.as_deref())?;
+        let default = default_ide(&ctx.den)?.unwrap_or_else(|| "none".into());
+        let ides: Vec<Value> = den_ide::all().iter().map(|i| json!({ "name": i.name, "label": i.title })).collect();
+        Ok(json!({ "default": default, "ides": ides }))
+    })
     .await
 }
 
@@ -100,13 +93,10 @@ fn default_ide(den: &Den) -> Result<Option<String>, OpsError> {
 
 pub async fn workspaces(State(app): State<Shared>, Query(q): Query<InContext>) -> Response<Body> {
     let busy = app.ops.busy();
-    answer(
-        blocking(move || {
-            let ctx = app.ctx(q.context.as_deref())?;
-            list_doc(&ctx, &busy)
-        })
-        .await,
-    )
+    answer(move || {
+        let ctx = app.ctx(q.context.as_deref())?;
+        list_doc(&ctx, &busy)
+    })
     .await
 }
 
