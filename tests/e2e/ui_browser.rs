@@ -22,31 +22,8 @@ struct Ui {
 
 impl Ui {
     fn start(sb: &Sandbox) -> Ui {
-        let port = free_port();
-        let log = std::fs::File::create(sb.path().join("den-ui.log")).unwrap();
-        let server = Daemon::spawn(
-            sb.den().args(["ui", "--no-open", "--port", &port.to_string()]).stdout(Stdio::null()).stderr(log),
-        );
-        wait_port(port);
-        let url = instance_url(&sb.home().join("ui.json"));
-        assert!(url.starts_with(&format!("http://127.0.0.1:{port}/")), "{url}");
+        let (server, _, url) = start_den_ui(sb);
         Ui { url, _server: server }
-    }
-}
-
-/// The URL (with its token) that `den ui` wrote to `ui.json`.
-fn instance_url(path: &Path) -> String {
-    let start = Instant::now();
-    loop {
-        if let Some(url) = std::fs::read_to_string(path)
-            .ok()
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-            .and_then(|v| v["url"].as_str().map(String::from))
-        {
-            return url;
-        }
-        assert!(start.elapsed() < Duration::from_secs(10), "no url in {}", path.display());
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -61,7 +38,7 @@ fn output_dir(test: &str) -> PathBuf {
 fn open_page(sb: &Sandbox, ui: &Ui, width: u32, height: u32) -> Browser {
     let b = Browser::start(sb.path(), width, height);
     b.goto(&ui.url);
-    b.wait("the list", "document.querySelector('#conn').dataset.conn === 'live'", Duration::from_secs(20));
+    b.wait("the list", "document.querySelector('#conn')?.dataset.conn === 'live'", Duration::from_secs(20));
     b
 }
 

@@ -143,7 +143,10 @@ impl Browser {
     pub fn wait(&self, what: &str, js: &str, limit: Duration) -> (Value, Duration) {
         let start = Instant::now();
         loop {
-            let v = self.js(&format!("return ({js});"), json!([]));
+            // An error (the page between two loads) counts as not yet.
+            let body = json!({ "script": format!("return ({js});"), "args": [] });
+            let (status, v) = http(self.port, "POST", &format!("/session/{}/execute/sync", self.session), Some(&body));
+            let v = if status == 200 { v["value"].clone() } else { Value::Null };
             let truthy = !matches!(&v, Value::Null | Value::Bool(false)) && v != json!("") && v != json!(0);
             if truthy {
                 return (v, start.elapsed());
