@@ -9,6 +9,7 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 
 dport, url, work, N, K, ui_pid, den, rss_start, ssh_json = sys.argv[1:10]
@@ -52,7 +53,10 @@ def rss(pid):
 def wait(expr, limit=30):
     start = time.monotonic()
     while time.monotonic() - start < limit:
-        v = js(f"return ({expr});")
+        try:
+            v = js(f"return ({expr});")
+        except urllib.error.HTTPError:  # the page between two loads
+            v = None
         if v:
             return v
         time.sleep(0.005)
