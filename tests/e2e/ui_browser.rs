@@ -345,6 +345,14 @@ fn the_page_switches_contexts_and_shows_the_clis_errors() {
     wait_status(&b, &id, "Running", Duration::from_secs(10));
     assert_eq!(b.js(&format!("return {}.value;", sel("#context")), json!([])), json!("work"));
 
+    // Open in IDE asks which, with the configured one chosen, and runs.
+    b.click(&format!("{} button[data-action=open]", row(&id)));
+    b.wait("the IDE question", &format!("{}.open", sel("#open-dialog")), Duration::from_secs(5));
+    assert_eq!(b.js(&format!("return {}.value;", sel("#open-ide")), json!([])), json!("none"));
+    b.click("#open-ok");
+    b.wait("the open to end", &sel("#ops li[data-state=ok]"), Duration::from_secs(30));
+    assert!(b.text("#ops li .op-head").contains(&format!("open {id}")), "{}", b.text("#ops"));
+
     // A failing create shows the CLI's message and exit code, and makes nothing.
     let missing = sb.path().join("no-such-folder");
     b.type_into("#create-form input[name=source]", missing.to_str().unwrap());
