@@ -141,7 +141,11 @@ function watchWorkspaces() {
   const es = new EventSource(`/api/events${state.context ? `?${q({ context: state.context })}` : ""}`);
   state.events = es;
   es.addEventListener("open", () => setConn("live", "live"));
-  es.addEventListener("error", () => setConn("down", "reconnecting…"));
+  es.addEventListener("error", () => {
+    // CLOSED: refused (den ui ended, or another one runs with another token).
+    if (es.readyState === EventSource.CLOSED) setConn("down", "disconnected: open the URL den ui prints");
+    else setConn("down", "reconnecting…");
+  });
   es.addEventListener("workspaces", (ev) => {
     const data = JSON.parse(ev.data);
     if (!state.context) state.context = data.context;
