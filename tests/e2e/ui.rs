@@ -387,6 +387,20 @@ fn the_api_lists_stops_and_opens_terminals_like_the_cli() {
     let shown = Instant::now();
     sse_until(&mut events, "workspaces", |v| status_of(v, &ws.id).as_deref() == Some("Running"));
     eprintln!("a CLI up showed in the events {:?} after it ended", shown.elapsed());
+    // A `den stop` in a shell changes no record: the engine's events tell.
+    run(sb.den().args(["stop", &ws.id])).assert_ok();
+    let shown = Instant::now();
+    sse_until(&mut events, "workspaces", |v| status_of(v, &ws.id).as_deref() == Some("Stopped"));
+    eprintln!("a CLI stop showed in the events {:?} after it ended", shown.elapsed());
+    // A change in the engine alone (no record, no lock touched) shows too,
+    // well before the engine poll that backs the events up (10 s): the
+    // engine's event told.
+    docker(&["start", &ws.container()]);
+    let shown = Instant::now();
+    sse_until(&mut events, "workspaces", |v| status_of(v, &ws.id).as_deref() == Some("Running"));
+    eprintln!("a docker start showed in the events {:?} after it ended", shown.elapsed());
+    assert!(shown.elapsed() < Duration::from_secs(5), "{:?}", shown.elapsed());
+    run(sb.den().args(["up", "--id", &ws.id]).arg(&ws.folder)).assert_ok();
 
     // An error says what the CLI says, with its exit code.
     let r = ui.call("POST", "/api/workspaces/nope/stop", &[], "{}");

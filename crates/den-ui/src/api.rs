@@ -164,7 +164,8 @@ fn now_secs() -> u64 {
 /// `3h`, `2d`: the largest unit that fits.
 pub fn age(secs: u64) -> String {
     match secs {
-        s if s < 60 => format!("{s}s"),
+        // Not by the second: the list would change (and be sent) each one.
+        s if s < 60 => "<1m".into(),
         s if s < 3600 => format!("{}m", s / 60),
         s if s < 86_400 => format!("{}h", s / 3600),
         s => format!("{}d", s / 86_400),
@@ -241,7 +242,7 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(1_764_937_800), "2025-12-05T12:30:00Z");
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!((age(59), age(61), age(7200), age(200_000)), ("59s".into(), "1m".into(), "2h".into(), "2d".into()));
+        assert_eq!((age(59), age(61), age(7200), age(200_000)), ("<1m".into(), "1m".into(), "2h".into(), "2d".into()));
     }
 
     #[test]

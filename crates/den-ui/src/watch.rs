@@ -2,9 +2,12 @@
 //! again whenever it changes, whoever changed it (this page, another one,
 //! a `den` in a shell). While no page follows a context, nothing is
 //! watched; while one does, a watcher looks at the records under
-//! DEN_HOME every [`TICK`] (a few `stat`s) and asks the engines every
-//! [`ENGINE_EVERY`] ticks (one `docker ps` per engine), so a change shows
-//! within a second.
+//! DEN_HOME every [`TICK`] (a few `stat`s) and follows the container
+//! events of each local engine (`docker events`, one process per engine,
+//! idle until something happens); on a change it asks the engines (one
+//! `docker ps` each), so a change shows within a second. Workspaces
+//! without such a stream (machines, pods) are asked for every
+//! [`ENGINE_EVERY`] ticks.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -73,14 +76,21 @@ pub fn fingerprint(home: &den_state::Home, context: &str) -> Vec<(String, Option
 async fn watcher(app: Shared, context: String, tx: tokio::sync::watch::Sender<Arc<String>>) {
     let mut ended = app.ops.ended.subscribe();
     let mut stop = app.shutdown.clone();
+    let (event_tx, mut events) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let mut engines = Engines::default();
     let mut last_print = Vec::new();
     let mut tick = 0u32;
     let mut interval = tokio::time::interval(TICK);
     loop {
-        tokio::select! {
-            _ = interval.tick() => {}
-            _ = ended.changed() => tick = 0,
+        let mut forced = tokio::select! {
+            _ = interval.tick() => false,
+            _ = ended.changed() => true,
+            e = events.recv() => e.is_some(),
             _ = stop.changed() => break,
+        };
+        // A burst of events (kill, die, stop) is one change.
+        while events.try_recv().is_ok() {
+            forced = true;
         }
         if tx.receiver_count() == 0 {
             break;
@@ -90,7 +100,13 @@ async fn watcher(app: Shared, context: String, tx: tokio::sync::watch::Sender<Ar
             let c = context.clone();
             tokio::task::spawn_blocking(move || fingerprint(&home, &c)).await.unwrap_or_default()
         };
-        let due = tick % ENGINE_EVERY == 0 || print != last_print;
+        if print != last_print {
+            // Workspaces came or went: follow their engines anew.
+            engines = follow_engines(&app, &context, &event_tx).await;
+            forced = true;
+        }
+        let every = if engines.must_poll() { ENGINE_EVERY } else { SAFETY_EVERY };
+        let due = forced || tick % every == 0;
         tick = tick.wrapping_add(1);
         last_print = print;
         if !due {
@@ -106,6 +122,68 @@ async fn watcher(app: Shared, context: String, tx: tokio::sync::watch::Sender<Ar
         });
     }
     app.watch.forget(&context);
+}
+
+/// Ticks between asks of the engines when their events are followed (a
+/// safety net: an event stream can miss what its engine does not report).
+pub const SAFETY_EVERY: u32 = 40;
+
+/// The event streams of the engines a context's workspaces run on; their
+/// processes end when this is dropped.
+#[derive(Default)]
+struct Engines {
+    _children: Vec<tokio::process::Child>,
+    /// Some workspaces have no stream, or a stream ended: ask the engines.
+    poll: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Engines {
+    fn must_poll(&self) -> bool {
+        self.poll.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// Starts `docker events` for each local engine of the context; each line
+/// it prints sends on `changed`.
+async fn follow_engines(app: &Shared, context: &str, changed: &tokio::sync::mpsc::UnboundedSender<()>) -> Engines {
+    let poll = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let (app, c) = (app.clone(), context.to_string());
+    let found = crate::api::blocking(move || Ok(den_workspace::events::engine_events(&app.ctx(Some(&c))?.den)?)).await;
+    let Ok(found) = found else { return Engines { _children: vec![], poll } };
+    let mut children = Vec::new();
+    let mut all_started = true;
+    for cmd in found.commands {
+        let mut cmd = tokio::process::Command::from(cmd);
+        cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null());
+        match cmd.kill_on_drop(true).spawn() {
+            Ok(mut child) => {
+                if let Some(out) = child.stdout.take() {
+                    tokio::spawn(relay_events(out, changed.clone(), poll.clone()));
+                }
+                children.push(child);
+            }
+            Err(_) => all_started = false,
+        }
+    }
+    poll.store(!all_started || found.others > 0, std::sync::atomic::Ordering::Relaxed);
+    Engines { _children: children, poll }
+}
+
+/// Each line of an engine's events is a change; when the stream ends, the
+/// engines are polled instead.
+async fn relay_events(
+    out: tokio::process::ChildStdout,
+    changed: tokio::sync::mpsc::UnboundedSender<()>,
+    poll: Arc<std::sync::atomic::AtomicBool>,
+) {
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(out).lines();
+    while let Ok(Some(_)) = lines.next_line().await {
+        if changed.send(()).is_err() {
+            return;
+        }
+    }
+    poll.store(true, std::sync::atomic::Ordering::Relaxed);
 }
 
 async fn list_text(app: &Shared, context: &str) -> String {

@@ -3,6 +3,7 @@
 mod agent_mount;
 mod backend;
 mod config;
+pub mod events;
 pub mod context;
 
 mod exec;
