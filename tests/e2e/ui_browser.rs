@@ -17,13 +17,14 @@ use crate::webdriver::{Browser, ENTER, ESCAPE, TAB};
 /// A running `den ui --no-open` for a sandbox, and where the page is.
 struct Ui {
     url: String,
-    _server: Daemon,
+    port: u16,
+    server: Option<Daemon>,
 }
 
 impl Ui {
     fn start(sb: &Sandbox) -> Ui {
-        let (server, _, url) = start_den_ui(sb);
-        Ui { url, _server: server }
+        let (server, port, url) = start_den_ui(sb);
+        Ui { url, port, server: Some(server) }
     }
 }
 
@@ -365,4 +366,14 @@ fn the_page_switches_contexts_and_shows_the_clis_errors() {
     assert!(shown.contains(message), "the page says {shown:?}, the CLI {:?}", cli.stderr);
     assert!(shown.contains(&format!("(exit {})", cli.code)), "{shown}");
     assert_eq!(b.js("return document.querySelectorAll('#workspaces tbody tr').length;", json!([])), json!(1));
+
+    // den ui ends and another starts on the same port (another token): the
+    // page stops retrying and says so.
+    let mut ui = ui;
+    drop(ui.server.take());
+    let port = ui.port.to_string();
+    let _again =
+        Daemon::spawn(sb.den().args(["ui", "--no-open", "--port", &port]).stdout(Stdio::null()).stderr(Stdio::null()));
+    let said = format!("{}.textContent.startsWith('disconnected')", sel("#conn"));
+    b.wait("the page to give up", &said, Duration::from_secs(20));
 }
