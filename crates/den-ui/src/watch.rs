@@ -132,9 +132,21 @@ pub const SAFETY_EVERY: u32 = 40;
 /// processes end when this is dropped.
 #[derive(Default)]
 struct Engines {
-    _children: Vec<tokio::process::Child>,
+    children: Vec<tokio::process::Child>,
     /// Some workspaces have no stream, or a stream ended: ask the engines.
     poll: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Drop for Engines {
+    /// The event streams end, and are waited for (no zombie is left).
+    fn drop(&mut self) {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else { return };
+        for mut child in std::mem::take(&mut self.children) {
+            rt.spawn(async move {
+                let _ = child.kill().await;
+            });
+        }
+    }
 }
 
 impl Engines {
@@ -149,7 +161,7 @@ async fn follow_engines(app: &Shared, context: &str, changed: &tokio::sync::mpsc
     let poll = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let (app, c) = (app.clone(), context.to_string());
     let found = crate::api::blocking(move || Ok(den_workspace::events::engine_events(&app.ctx(Some(&c))?.den)?)).await;
-    let Ok(found) = found else { return Engines { _children: vec![], poll } };
+    let Ok(found) = found else { return Engines { children: vec![], poll } };
     let mut children = Vec::new();
     let mut all_started = true;
     for cmd in found.commands {
@@ -166,7 +178,7 @@ async fn follow_engines(app: &Shared, context: &str, changed: &tokio::sync::mpsc
         }
     }
     poll.store(!all_started || found.others > 0, std::sync::atomic::Ordering::Relaxed);
-    Engines { _children: children, poll }
+    Engines { children, poll }
 }
 
 /// Each line of an engine's events is a change; when the stream ends, the
