@@ -365,6 +365,13 @@ fn the_api_lists_stops_and_opens_terminals_like_the_cli() {
     assert_eq!(row["source"]["kind"], "folder");
     assert_eq!(row["provider"], "docker");
 
+    // The agent's log, as `den logs ID` prints it.
+    let cli_log = run(sb.den().args(["logs", &ws.id])).stdout;
+    let first = cli_log.lines().next().expect("the agent logged something").to_string();
+    let mut log = sse_open(&ui, &format!("/api/workspaces/{}/log", ws.id));
+    sse_until(&mut log, "line", |v| v["text"] == first.as_str());
+    drop(log);
+
     terminal_session(&ui, &ws.id);
     closing_the_page_ends_the_shell(&ui, &ws.id, &ws.container());
 
