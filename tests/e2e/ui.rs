@@ -280,6 +280,12 @@ fn the_server_refuses_requests_without_the_token_or_from_elsewhere() {
     assert_eq!(ui.get_json("/api/contexts")["current"], "default");
     let by_query = request(ui.port, "GET", &format!("/api/contexts?token={}", ui.token), &own, "");
     assert_eq!(by_query.status, 200);
+    // A body the route does not take: 400, saying why, nothing started.
+    let bad = ui.call("POST", "/api/workspaces", &[], "{\"source\": 7}");
+    assert_eq!(bad.status, 400, "{bad:?}");
+    let doc: Value = serde_json::from_str(&bad.body).unwrap();
+    assert!(doc["error"].as_str().unwrap().contains("not what this route takes"), "{doc}");
+    assert_eq!(doc["exit"], 1);
     // xterm.js is embedded gzipped: sent so to a browser, unpacked to others.
     let gz = ui.call("GET", "/assets/xterm.js", &[("Accept-Encoding", "gzip, deflate")], "");
     assert!(gz.head.to_ascii_lowercase().contains("content-encoding: gzip"), "{}", gz.head);

@@ -194,11 +194,7 @@ pub async fn action(
     Path((id, action)): Path<(String, String)>,
     body: axum::body::Bytes,
 ) -> Response<Body> {
-    let req: crate::ops::ActionBody = match parse_body(&body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    match crate::ops::start_action(&app, &id, &action, req) {
+    match parse_body(&body).and_then(|req| crate::ops::start_action(&app, &id, &action, req)) {
         Ok(op) => json_response(StatusCode::ACCEPTED, &json!({ "op": op })),
         Err(e) => error_response(&e),
     }
@@ -206,22 +202,17 @@ pub async fn action(
 
 /// `POST /api/workspaces`: a new workspace.
 pub async fn create(State(app): State<Shared>, body: axum::body::Bytes) -> Response<Body> {
-    let req: crate::ops::CreateBody = match parse_body(&body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    match crate::ops::start_create(&app, req) {
+    match parse_body(&body).and_then(|req| crate::ops::start_create(&app, req)) {
         Ok(op) => json_response(StatusCode::ACCEPTED, &json!({ "op": op })),
         Err(e) => error_response(&e),
     }
 }
 
 /// A JSON body (an empty one is `{}`).
-fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Response<Body>> {
+fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, OpsError> {
     let body = if body.iter().all(u8::is_ascii_whitespace) { b"{}" as &[u8] } else { body };
-    serde_json::from_slice(body).map_err(|e| {
-        error_response(&OpsError::BadInput(format!("the request's body is not what this route takes: {e}")))
-    })
+    serde_json::from_slice(body)
+        .map_err(|e| OpsError::BadInput(format!("the request's body is not what this route takes: {e}")))
 }
 
 /// `GET /api/workspaces/{id}/log`: the agent's log, then what it adds.

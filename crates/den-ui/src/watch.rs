@@ -106,7 +106,7 @@ async fn watcher(app: Shared, context: String, tx: tokio::sync::watch::Sender<Ar
             forced = true;
         }
         let every = if engines.must_poll() { ENGINE_EVERY } else { SAFETY_EVERY };
-        let due = forced || tick % every == 0;
+        let due = forced || tick.is_multiple_of(every);
         tick = tick.wrapping_add(1);
         last_print = print;
         if !due {
