@@ -10,12 +10,15 @@ use crate::{Den, Result};
 #[derive(Debug, Default)]
 pub struct EngineEvents {
     /// One `docker events` (or `podman events`) per local engine, for
-    /// den's containers only: each line it prints is a change.
+    /// this DEN_HOME's containers only: each line it prints is a change.
     pub commands: Vec<std::process::Command>,
     /// Workspaces on machines or in pods, which have no such stream: their
     /// status must be asked for.
     pub others: usize,
 }
+
+/// The container events that change what a list shows.
+const STATE_EVENTS: &[&str] = &["create", "start", "die", "destroy", "pause", "unpause", "rename"];
 
 pub fn engine_events(den: &Den) -> Result<EngineEvents> {
     let mut out = EngineEvents::default();
@@ -29,15 +32,14 @@ pub fn engine_events(den: &Den) -> Result<EngineEvents> {
                     continue;
                 }
                 seen.push(key);
-                let cmd = d.cmd().args([
-                    "events",
-                    "--filter",
-                    "type=container",
-                    "--filter",
-                    &format!("label={}", den_driver::WORKSPACE_LABEL),
-                    "--format",
-                    "{{.Status}}",
-                ]);
+                // This DEN_HOME's containers, the changes of their state
+                // only (not the execs of every session), one line each.
+                let mut cmd = d.cmd().args(["events", "--filter", "type=container", "--filter"]);
+                cmd = cmd.arg(format!("label={}={}", den_driver::HOME_LABEL, crate::plan::home_tag(den)));
+                for e in STATE_EVENTS {
+                    cmd = cmd.args(["--filter", &format!("event={e}")]);
+                }
+                let cmd = cmd.args(["--format", "{{.ID}}"]);
                 out.commands.push(cmd.to_command());
             }
             Backend::Remote | Backend::Kube => out.others += 1,
