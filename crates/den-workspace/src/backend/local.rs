@@ -100,6 +100,22 @@ fn prepare_image(
     Ok((reference, info))
 }
 
+/// The inspect of a plain image (no Dockerfile, no prebuild), started
+/// beside the look for the container when the workspace has no record: a
+/// first `up` most likely makes the container and needs both, so the
+/// second engine call costs no time of its own. `None` inside: not there
+/// (it is pulled as usual).
+fn early_image_inspect(
+    plan: &Plan,
+    docker: &Docker,
+) -> Option<std::thread::JoinHandle<Option<(String, den_driver::Image)>>> {
+    let cfg = &plan.resolved.config;
+    let built = cfg.docker_file.is_some() || cfg.build.as_ref().is_some_and(|b| b.dockerfile.is_some());
+    let image = cfg.image.clone().filter(|_| plan.record.is_none() && plan.prebuild.is_none() && !built)?;
+    let docker = docker.clone();
+    Some(std::thread::spawn(move || docker.inspect_image(&image).ok().flatten().map(|info| (image, info))))
+}
+
 /// The configuration's own image: pulled when missing, or built from its
 /// Dockerfile.
 fn base_image(
@@ -478,13 +494,19 @@ impl UpSteps for LocalUp {
 
     fn prepare(&mut self, den: &Den, plan: &mut Plan, opts: &UpOptions, reporter: &mut dyn Reporter) -> Result<()> {
         let e = &mut self.engine;
+        let early = early_image_inspect(plan, &e.docker);
         e.look(den, plan, opts)?;
         // A new container's image is made first: a build that fails leaves
         // the old container as it was.
         if opts.reset || opts.recreate || e.container.is_none() {
             let prebuild = plan.prebuild.as_ref();
-            self.prepared =
-                Some(prepare_image(den, &e.docker, &plan.resolved, &e.name, opts.lockfile, prebuild, reporter)?);
+            self.prepared = Some(match early.and_then(|h| h.join().ok().flatten()) {
+                Some(base) => {
+                    reporter.phase("build", &format!("image {}", base.0));
+                    crate::features::install(den, &e.docker, &plan.resolved, base, opts.lockfile, reporter)?
+                }
+                None => prepare_image(den, &e.docker, &plan.resolved, &e.name, opts.lockfile, prebuild, reporter)?,
+            });
         }
         if opts.reset || opts.recreate {
             if e.container.take().is_some() {
@@ -796,8 +818,12 @@ mod recording_engine_tests {
 state=$(dirname "$0")
 echo "$1 $2" >> "$state/log"
 case "$1" in
-  inspect) if [ -f "$state/container" ]; then cat "$state/container"; else echo "Error: No such object: $4" >&2; exit 1; fi ;;
-  image) echo '[{"Id":"sha256:1","Config":{"User":"","Labels":{}}}]' ;;
+  inspect) if [ -f "$state/together" ]; then
+             i=0; while [ ! -e "$state/imaged" ] && [ $i -lt 100 ]; do sleep 0.02; i=$((i+1)); done
+             [ -e "$state/imaged" ] && echo "image inspected meanwhile" >> "$state/log"
+           fi
+           if [ -f "$state/container" ]; then cat "$state/container"; else echo "Error: No such object: $4" >&2; exit 1; fi ;;
+  image) touch "$state/imaged"; echo '[{"Id":"sha256:1","Config":{"User":"","Labels":{}}}]' ;;
   run) echo "[]" > "$state/container"; echo cid ;;
   start|rm) ;;
   exec) echo "DEN-HAVE /usr/local/bin/den"; echo "DEN-READY"; read -r req; echo "$req" > "$state/request"
@@ -860,7 +886,10 @@ esac
     fn a_new_container_is_looked_for_imaged_run_then_set_up() {
         let s = setup();
         let r = up(&s, &UpOptions::default()).unwrap();
-        assert_eq!(calls(&s.state), ["inspect --type", "image inspect", "run -d", "exec -i"]);
+        // The image's inspect runs beside the look for the container.
+        let mut calls = calls(&s.state);
+        calls[..2].sort();
+        assert_eq!(calls, ["image inspect", "inspect --type", "run -d", "exec -i"]);
         assert!(r.created && !r.started && r.hooks_ran == ["onCreateCommand"]);
         let rec = WorkspaceRecord::load(&s.den, "w").unwrap().unwrap();
         assert_eq!((rec.container_name.as_str(), rec.image.as_str()), ("den-w", "img"));
@@ -868,6 +897,15 @@ esac
         let req: den_protocol::SetupRequest =
             serde_json::from_str(&std::fs::read_to_string(s.state.join("request")).unwrap()).unwrap();
         assert_eq!((req.workspace_id.as_str(), req.remote_user.as_str()), ("w", "root"));
+    }
+
+    #[test]
+    fn a_first_up_inspects_the_image_while_it_looks_for_the_container() {
+        let s = setup();
+        // The engine's container inspect waits (up to 2 s) for the image's.
+        std::fs::write(s.state.join("together"), "").unwrap();
+        up(&s, &UpOptions::default()).unwrap();
+        assert!(calls(&s.state).contains(&"image inspected meanwhile".to_string()));
     }
 
     #[test]
@@ -897,7 +935,10 @@ esac
         have_container(&s, true, "another-home");
         let e = up(&s, &UpOptions::default()).unwrap_err();
         assert!(e.to_string().contains("another den state folder"), "{e}");
-        assert_eq!(calls(&s.state), ["inspect --type"]);
+        // Only looks (the image's inspect may run beside the container's).
+        let calls = calls(&s.state);
+        assert!(calls.iter().all(|c| c == "inspect --type" || c == "image inspect"), "{calls:?}");
+        assert!(calls.contains(&"inspect --type".to_string()));
         assert!(WorkspaceRecord::load(&s.den, "w").unwrap().is_none());
     }
 }
