@@ -63,8 +63,8 @@ hf cold --prepare "$DEN delete --force fastcold >/dev/null 2>&1 || true" "$DEN u
 
 # Agent memory with one idle session: every `den agent …` process of the
 # container (the line's server, the forwarder's port watcher, a session's
-# helpers), seen from here.
-rss_of_agent() { ps -e -o rss=,args= | awk '$2 ~ /den$/ && $3 == "agent" {s+=$1; n++} END {print s+0, n+0}'; }
+# helpers), as `docker top` lists them.
+rss_of_agent() { docker top "$C" -eo pid,rss,args | awk 'NR > 1 && $3 ~ /den$/ && $4 == "agent" {s+=$2; n++} END {print s+0, n+0}'; }
 "$DEN" ssh fastbench -- sleep 3 &
 sleep 1.5
 read -r rss procs < <(rss_of_agent)

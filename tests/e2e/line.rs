@@ -41,16 +41,6 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-/// A background process that is killed when dropped.
-struct Bg(std::process::Child);
-
-impl Drop for Bg {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn a_docker_workspace_is_reached_on_the_direct_line_and_on_exec_when_forced() {
     require_engine();
@@ -112,17 +102,19 @@ fn openssh_scp_forwards_and_agent_forwarding_on_the_direct_line() {
     scp(&format!("{host}:/tmp/up.bin"), back.to_str().unwrap());
     assert!(std::fs::read(&src).unwrap() == std::fs::read(&back).unwrap());
     // -R to a server here, and -L back through it.
-    let hport = host_server("served-from-host");
+    let hport = crate::ssh::host_server("served-from-host");
     let lport = free_port();
-    let _fwd = Bg(openssh(&s, &id)
-        .args(["-N", "-o", "ExitOnForwardFailure=yes", "-R"])
-        .arg(format!("9126:127.0.0.1:{hport}"))
-        .arg("-L")
-        .arg(format!("{lport}:127.0.0.1:9126"))
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap());
+    let _fwd = crate::ssh::Bg(
+        openssh(&s, &id)
+            .args(["-N", "-o", "ExitOnForwardFailure=yes", "-R"])
+            .arg(format!("9126:127.0.0.1:{hport}"))
+            .arg("-L")
+            .arg(format!("{lport}:127.0.0.1:9126"))
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     wait_port(lport);
     let start = Instant::now();
     let mut got = http_get(lport);
@@ -132,46 +124,10 @@ fn openssh_scp_forwards_and_agent_forwarding_on_the_direct_line() {
     }
     assert!(got.contains("served-from-host"), "{got}");
     // ssh-agent forwarding.
-    let (_agent, sock) = ssh_agent(s.path());
+    let (_agent, sock) = crate::ssh::agent(s.path());
     let o = openssh(&s, &id).arg("-A").arg("ssh-add -l").env("SSH_AUTH_SOCK", &sock).output().unwrap();
-    assert!(text(&o.stdout).contains("den-line-test-key"), "{}{}", text(&o.stdout), text(&o.stderr));
+    assert!(text(&o.stdout).contains("den-agent-test-key"), "{}{}", text(&o.stdout), text(&o.stderr));
     assert!(text(&o.stderr).contains(DIRECT), "{}", text(&o.stderr));
-}
-
-/// A tiny HTTP server on this machine; answers `body` until the test ends.
-fn host_server(body: &'static str) -> u16 {
-    use std::io::{Read, Write};
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for mut c in l.incoming().take(20).flatten() {
-            let mut buf = [0u8; 1024];
-            let _ = c.read(&mut buf);
-            let _ = write!(c, "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len());
-        }
-    });
-    port
-}
-
-/// A real ssh-agent holding one key.
-fn ssh_agent(dir: &Path) -> (Bg, PathBuf) {
-    let sock = dir.join("agent.sock");
-    let bg = Bg(Command::new("ssh-agent").arg("-D").arg("-a").arg(&sock).stdout(Stdio::null()).spawn().unwrap());
-    let start = Instant::now();
-    while !sock.exists() {
-        assert!(start.elapsed() < Duration::from_secs(10), "ssh-agent did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let key = dir.join("agent_key");
-    let st = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", "den-line-test-key", "-f"])
-        .arg(&key)
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let st = Command::new("ssh-add").arg(&key).env("SSH_AUTH_SOCK", &sock).stderr(Stdio::null()).status().unwrap();
-    assert!(st.success());
-    (bg, sock)
 }
 
 #[test]

@@ -70,7 +70,7 @@ fn err(o: &Output) -> String {
 
 /// A tiny HTTP server on the host for `-R` tests; answers `body` to every
 /// request until the test ends.
-fn host_server(body: &'static str) -> u16 {
+pub(crate) fn host_server(body: &'static str) -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
     std::thread::spawn(move || {
@@ -85,7 +85,7 @@ fn host_server(body: &'static str) -> u16 {
 }
 
 /// A background process that is killed when dropped.
-struct Bg(std::process::Child);
+pub(crate) struct Bg(pub std::process::Child);
 
 impl Drop for Bg {
     fn drop(&mut self) {
@@ -332,7 +332,7 @@ fn den_ssh_forwards_ports() {
 }
 
 /// A real ssh-agent with one key; returns its socket and the key's comment.
-fn agent(dir: &Path) -> (Bg, PathBuf) {
+pub(crate) fn agent(dir: &Path) -> (Bg, PathBuf) {
     let sock = dir.join("agent.sock");
     let bg = Bg(Command::new("ssh-agent").arg("-D").arg("-a").arg(&sock).stdout(Stdio::null()).spawn().unwrap());
     let start = Instant::now();
