@@ -1,5 +1,6 @@
 //! What den leaves on the client's disk is the user's alone: every folder
-//! 0700 and every file 0600 under DEN_HOME, whichever command made it first.
+//! 0700 and every file 0600 under DEN_HOME, whichever command made it first
+//! (but the agent copies that containers run, inside the private agents/).
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -14,6 +15,12 @@ fn open_to_others(root: &Path) -> Vec<String> {
     while let Some(p) = stack.pop() {
         let meta = std::fs::symlink_metadata(&p).unwrap();
         if meta.file_type().is_symlink() {
+            continue;
+        }
+        // The agent copies (agent_mount.rs) are mounted into containers
+        // whose users must run them: public inside a 0700 agents/ folder,
+        // which is checked like every folder.
+        if p.parent() == Some(&root.join("agents")) {
             continue;
         }
         let mode = meta.permissions().mode() & 0o7777;
@@ -56,6 +63,10 @@ fn den_home_is_private_whichever_command_makes_it() {
     ws.up(&["--ide", "none"]).assert_ok();
     run(s.den().args(["ports", &ws.id])).assert_ok();
     assert_eq!(open_to_others(&s.home()), Vec::<String>::new());
+    let agents: Vec<_> = std::fs::read_dir(s.home().join("agents")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(agents.len(), 1, "{agents:?}");
+    let copy = std::fs::metadata(agents[0].join("den")).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(copy, 0o755, "the agent copy is nobody's to change");
     let log = s.home().join("contexts/default/workspaces").join(&ws.id).join("forwarder.log");
     assert!(log.is_file(), "no forwarder log at {}", log.display());
     // In the image the Feature's files were readable (the install ran).

@@ -38,8 +38,18 @@ fn folder_names_with_csv_and_shell_characters_mount_only_the_project() {
             &container(&id),
         ]);
         let basename = folder.file_name().unwrap().to_string_lossy().into_owned();
+        // Besides the project, only den's own: the agent's copy (read-only)
+        // and the workspace's direct-line folder (docs/line.md).
+        let agent = mounts.lines().find(|l| l.contains("|/usr/local/lib/den-agent|")).unwrap_or_default().to_string();
+        assert!(agent.starts_with(&format!("{}/", s.home().join("agents").display())), "{mounts}");
+        assert!(agent.ends_with("|false"), "{mounts}");
+        let line = s.home().join("contexts/default/workspaces").join(&id).join("line");
+        let own = [agent.clone(), format!("{}|/run/den|true", line.display())];
+        assert!(mounts.lines().any(|l| l == own[1]), "{mounts}");
+        // (the project's own line may hold newlines: cut den's out instead)
+        let project = own.iter().fold(mounts.clone(), |m, o| m.replacen(&format!("{o}\n"), "", 1));
         assert_eq!(
-            mounts,
+            project,
             format!("{}|/workspaces/{basename}|true\n\n", folder.display()),
             "folder {name:?} must be mounted as itself, read-write, and nothing else"
         );

@@ -163,7 +163,14 @@ fn ssh_provider_up_ssh_stop_delete() {
         "{}",
         r.stderr
     );
-    let mount = docker(&["inspect", "-f", "{{range .Mounts}}{{.Source}}{{end}}", &container]);
+    let mounts = docker(&["inspect", "-f", "{{range .Mounts}}{{.Source}}|{{.Destination}}\n{{end}}", &container]);
+    // the machine's den mounts its agent copy and its direct-line folder too
+    let mount = mounts
+        .lines()
+        .filter_map(|l| l.split_once('|'))
+        .find(|(_, dest)| *dest == ws)
+        .map(|(src, _)| src.to_string())
+        .unwrap_or_else(|| panic!("no mount at {ws}: {mounts}"));
     assert!(!mount.contains(p.to_str().unwrap()), "not a bind mount of the local folder: {mount}");
     assert!(mount.trim().ends_with(&format!("content/default/{id}")), "{mount}");
 

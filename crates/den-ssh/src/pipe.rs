@@ -124,7 +124,7 @@ where
     let tx = Arc::new(tx);
     let (mut r, w) = tokio::io::split(io);
     let out_tx = tx.clone();
-    let outgoing = tokio::spawn(async move {
+    let mut outgoing = tokio::spawn(async move {
         let tx = out_tx;
         // Big reads: each becomes as few full SSH packets as fit, and every
         // packet costs a write through the tunnel and the engine's copies.
@@ -143,9 +143,25 @@ where
             }
         }
     });
-    drain_into_bounded(rx, Some(w), queue_bytes, |_| {}).await;
-    // The other side closed: stop reading here too.
-    outgoing.abort();
+    // The channel ends as OpenSSH ends one: when the other side closes it,
+    // or once EOF went both ways (its EOF came and ours was sent). Waiting
+    // for a close on both sides would keep every finished connection open.
+    let (eof_tx, eof_rx) = tokio::sync::oneshot::channel();
+    let mut eof_tx = Some(eof_tx);
+    let mut drain = tokio::spawn(drain_into_bounded(rx, Some(w), queue_bytes, move |c| {
+        if let Control::Eof = c {
+            if let Some(t) = eof_tx.take() {
+                let _ = t.send(());
+            }
+        }
+    }));
+    tokio::select! {
+        _ = &mut drain => outgoing.abort(),
+        Ok(()) = eof_rx => tokio::select! {
+            _ = &mut outgoing => {}
+            _ = &mut drain => outgoing.abort(),
+        },
+    }
     let _ = tx.close().await;
 }
 
