@@ -64,15 +64,24 @@ hf cold --prepare "$DEN delete --force fastcold >/dev/null 2>&1 || true" "$DEN u
 # Agent memory with one idle session: every `den agent …` process of the
 # container (the line's server, the forwarder's port watcher, a session's
 # helpers), as `docker top` lists them.
-rss_of_agent() { docker top "$C" -eo pid,rss,args | awk 'NR > 1 && $3 ~ /den$/ && $4 == "agent" {s+=$2; n++} END {print s+0, n+0}'; }
+# RSS counts the pages of den's binary that the processes share once per
+# process; PSS (from /proc/PID/smaps_rollup) splits them among the sharers,
+# so its sum is what the processes cost the machine.
+rss_of_agent() {
+  docker top "$C" -eo pid,rss,args | awk 'NR > 1 && $3 ~ /den$/ && $4 == "agent" {print $1, $2}' |
+    while read -r pid rss; do
+      echo "$rss $(awk '/^Pss:/ {print $2}' "/proc/$pid/smaps_rollup" 2>/dev/null || echo 0)"
+    done | awk '{r+=$1; p+=$2; n++} END {print r+0, p+0, n+0}'
+}
 "$DEN" ssh fastbench -- sleep 3 &
 sleep 1.5
-read -r rss procs < <(rss_of_agent)
+read -r rss pss procs < <(rss_of_agent)
 wait
 
-python3 - "$work" "$BYTES" "$MB" "$rss" "$procs" <<'PY'
+python3 - "$work" "$BYTES" "$MB" "$rss" "$procs" "$pss" <<'PY'
 import json, os, statistics, sys
 work, nbytes, mb, rss, procs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+pss = int(sys.argv[6])
 res = lambda n: json.load(open(os.path.join(work, "results", n + ".json")))["results"]
 ways = dict(l.split() for l in open(os.path.join(work, "ways.txt")))
 cmd = res("cmd")
@@ -94,7 +103,8 @@ rows = [
 print(f"{'measure':42} {'ratio':>7}  {'of':34} {'target':>7}  path")
 for name, ratio, of, target, way in rows:
     print(f"{name:42} {ratio:6.2f}x  {of:34} {target:>7}  {way}")
-print(f"{'agent memory, one idle session':42} {rss/1024:5.1f}MB  in {procs} processes{'':20} {'<= 15':>7}  {ways['ssh']}")
+print(f"{'agent memory, one idle session (RSS)':42} {rss/1024:5.1f}MB  in {procs} processes{'':20} {'<= 15':>7}  {ways['ssh']}")
+print(f"{'agent memory, one idle session (PSS)':42} {pss/1024:5.1f}MB  in {procs} processes{'':20} {'':>7}  {ways['ssh']}")
 print(f"\nfloor: docker exec C true {floor*1000:.1f} ms; docker run -d + exec {cold_floor*1000:.0f} ms; "
       f"raw pipe {nbytes/t['raw']/1e6:.0f} MB/s")
 PY
