@@ -184,6 +184,35 @@ fn ssh_provider_up_ssh_stop_delete() {
     assert_eq!(String::from_utf8_lossy(&o.stdout), "over-openssh\n", "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(o.status.code(), Some(7));
 
+    // On the machine, den's tunnel relays to the container's direct line:
+    // neither a den ssh nor OpenSSH through the entry makes a docker exec
+    // there (the engine's own events say so).
+    let now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    let since = format!("{:.3}", now() - 0.001);
+    assert_eq!(den(&["ssh", &id, "--", "true"]).code, 0);
+    let o = Command::new("ssh")
+        .arg("-F")
+        .arg(s.path().join("ssh_config"))
+        .args(["-o", "BatchMode=yes", &format!("{id}.den"), "true"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let until = format!("{:.3}", now() + 0.001);
+    let execs = docker(&[
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &until,
+        "--filter",
+        &format!("container={container}"),
+        "--filter",
+        "event=exec_start",
+        "--format",
+        "{{.Action}}",
+    ]);
+    assert_eq!(execs.trim(), "", "the machine's relay took the exec tunnel");
+
     // git credentials come from this machine through the same path
     let store = s.path().join("git-credentials");
     std::fs::write(&store, "https://bob:hunter2@git.example.com\n").unwrap();

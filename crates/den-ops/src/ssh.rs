@@ -152,16 +152,14 @@ async fn try_session(
     mut opts: Options,
     io: &mut Option<(Io, Window)>,
 ) -> Result<Option<Option<i32>>> {
+    // One server serves every connection on a direct line (here, or the
+    // one a machine's tunnel relays to): the folder is asked for in the
+    // request too. The exec tunnel's server gets it as its argument.
+    opts.env.extend(workdir.map(|w| (den_ssh::server::WORKDIR_ENV.to_string(), w.to_string())));
     if let Some(stream) = den_workspace::ssh::direct(t) {
-        // One server serves every connection there: the folder is asked for.
-        let asked = workdir.map(|w| (den_ssh::server::WORKDIR_ENV.to_string(), w.to_string()));
-        opts.env.extend(asked.clone());
         match direct_connect(stream, t, &opts).await {
             Ok(c) => return Ok(Some(run_connected(c, raw, opts, io).await?)),
-            Err(e) => {
-                den_workspace::ssh::direct_failed(t, &e);
-                opts.env.retain(|kv| Some(kv) != asked.as_ref());
-            }
+            Err(e) => den_workspace::ssh::direct_failed(t, &e),
         }
     }
     let tunnel = den_workspace::ssh::tunnel(t, workdir)?;

@@ -267,6 +267,18 @@ pub fn tunnel_main(home: &Path, context: &str, id: &str, workdir: Option<&str>, 
         let rec = WorkspaceRecord::load(&den, id)
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("workspace `{id}` is not on this machine"))?;
+        // The container's direct line on this machine, when it answers
+        // (the client asks for a session's folder in the SSH request
+        // itself): no `docker exec` at all. Else the exec tunnel below,
+        // which also starts a stopped container.
+        if kind != TunnelKind::Credentials && !crate::line::forced_exec() {
+            if let Ok(stream) = crate::line::connect(&crate::line::folder(&den, id)) {
+                touch(home);
+                let code = line_tunnel(home, stream, kind == TunnelKind::Forwarder);
+                touch(home);
+                return Ok(code);
+            }
+        }
         let via = crate::ssh::engine_via(&den, &rec).map_err(|e| e.to_string())?;
         if kind == TunnelKind::Forwarder {
             let cmd = via.tunnel(&rec, workdir).map_err(|e| e.to_string())?;
@@ -301,13 +313,49 @@ pub fn tunnel_main(home: &Path, context: &str, id: &str, workdir: Option<&str>, 
 /// The forwarder's tunnel: bytes pass through here, and a few seconds with
 /// traffic mark the machine as used.
 fn forwarder_tunnel(home: &Path, cmd: &den_process::Cmd) -> Result<i32, String> {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    /// Fewer bytes than this in a tick are the connection's own keepalives.
-    const TRAFFIC: u64 = 1024;
     let mut c = cmd.to_command();
     c.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped());
     let mut child = c.spawn().map_err(|e| cmd.spawn_error(e).to_string())?;
-    let (mut to, mut from) = (child.stdin.take().expect("piped"), child.stdout.take().expect("piped"));
+    let (to, mut from) = (child.stdin.take().expect("piped"), child.stdout.take().expect("piped"));
+    pass_through(home, to, &mut from, true);
+    let status = child.wait().map_err(|e| cmd.spawn_error(e).to_string())?;
+    Ok(status.code().unwrap_or(1))
+}
+
+/// The tunnel on the container's direct line: our stdio spliced to its
+/// socket, until the agent ends the connection.
+fn line_tunnel(home: &Path, stream: std::os::unix::net::UnixStream, forwarder: bool) -> i32 {
+    let Ok(to) = stream.try_clone() else { return 1 };
+    pass_through(home, LineWriter(to), &mut &stream, forwarder);
+    0
+}
+
+/// The write half of the line: its end closes the socket's writing side
+/// (the agent sees EOF) and keeps the reading side open.
+struct LineWriter(std::os::unix::net::UnixStream);
+
+impl Write for LineWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for LineWriter {
+    fn drop(&mut self) {
+        let _ = self.0.shutdown(std::net::Shutdown::Write);
+    }
+}
+
+/// Copies our stdin to `to` (in a thread) and `from` to our stdout until
+/// `from` ends; with `count`, a few seconds with traffic mark the machine
+/// as used (the forwarder's connection is no session by itself).
+fn pass_through(home: &Path, mut to: impl Write + Send + 'static, from: &mut dyn std::io::Read, count: bool) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    /// Fewer bytes than this in a tick are the connection's own keepalives.
+    const TRAFFIC: u64 = 1024;
     let bytes = std::sync::Arc::new(AtomicU64::new(0));
     let copy = |r: &mut dyn std::io::Read, w: &mut dyn Write, bytes: &AtomicU64| {
         let mut buf = vec![0u8; 64 * 1024];
@@ -325,7 +373,7 @@ fn forwarder_tunnel(home: &Path, cmd: &den_process::Cmd) -> Result<i32, String> 
             drop(to);
         });
     }
-    {
+    if count {
         let (bytes, home) = (bytes.clone(), home.to_path_buf());
         std::thread::spawn(move || loop {
             std::thread::sleep(Duration::from_secs(2));
@@ -334,9 +382,7 @@ fn forwarder_tunnel(home: &Path, cmd: &den_process::Cmd) -> Result<i32, String> 
             }
         });
     }
-    copy(&mut from, &mut std::io::stdout().lock(), &bytes);
-    let status = child.wait().map_err(|e| cmd.spawn_error(e).to_string())?;
-    Ok(status.code().unwrap_or(1))
+    copy(from, &mut std::io::stdout().lock(), &bytes);
 }
 
 /// Runs the tunnel, passing its stderr on except the engine's "is not
