@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use crate::common::{require_engine, run, unique_id, Sandbox};
+use crate::common::{container, docker, require_engine, run, unique_id, Sandbox};
 
 const FILL: &str = "printf 'protocol=https\\nhost=git.example.com\\n\\n' | GIT_TERMINAL_PROMPT=0 git credential fill";
 
@@ -33,6 +33,19 @@ fn git_credentials_come_from_the_client() {
     let r = den(&["ssh", &id, "--command", FILL]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.contains("username=alice\npassword=s3cret\n"), "{}|{}", r.stdout, r.stderr);
+    // On the direct line the relay (and the forwarder's port reports) run
+    // in the line's server: no process of their own; on the exec tunnel the
+    // relay is `den agent credentials-server`.
+    let mut session =
+        s.den().args(["ssh", &id, "--", "sleep", "3"]).env("GIT_CONFIG_GLOBAL", &gitconfig).spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let top = docker(&["top", &container(&id), "-eo", "pid,args"]);
+    session.wait().unwrap();
+    let forced_exec = std::env::var("DEN_TEST_LINE").is_ok_and(|v| v == "exec");
+    assert_eq!(top.contains("agent credentials-server"), forced_exec, "{top}");
+    if !forced_exec {
+        assert!(top.contains("agent line-server") && !top.contains("agent ports-watch"), "{top}");
+    }
     let o = Command::new("ssh")
         .arg("-F")
         .arg(s.path().join("ssh_config"))

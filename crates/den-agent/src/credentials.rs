@@ -15,7 +15,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
-use den_protocol::relay::helper_socket::{serve, Pending};
+use den_protocol::relay::helper_socket::{serve_until, Pending};
 pub use den_protocol::{CredentialAnswer, CredentialRequest};
 
 fn socket_dir(data: &Path) -> PathBuf {
@@ -131,11 +131,23 @@ fn ask_once(op: &str, input: &str, data: &Path) -> Option<String> {
 /// `den agent credentials-server`: relays requests from the socket to den
 /// (stdout) and its answers (stdin) back, until den closes stdin.
 pub fn server_main(data: &Path) -> i32 {
+    relay(data, std::io::stdin(), std::io::stdout())
+}
+
+/// The `den-credentials` subsystem: serves a helper socket of its own in
+/// the container, sends each question as a JSON line on `out` and passes
+/// the answers read from `input` back, until `input` ends; then the socket
+/// goes. The line server runs it on a thread, once per relay.
+pub fn relay(data: &Path, input: impl Read + Send + 'static, out: impl Write + Send + 'static) -> i32 {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    /// Relays served by this process so far: each socket's name is its own.
+    static SERVED: AtomicUsize = AtomicUsize::new(0);
     let dir = socket_dir(data);
     let _ = std::fs::create_dir_all(&dir);
     use std::os::unix::fs::PermissionsExt;
     let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755));
-    let path = dir.join(format!("{}.sock", std::process::id()));
+    let n = SERVED.fetch_add(1, Ordering::SeqCst);
+    let path = dir.join(format!("{}-{n}.sock", std::process::id()));
     let _ = std::fs::remove_file(&path);
     let listener = match UnixListener::bind(&path) {
         Ok(l) => l,
@@ -150,33 +162,31 @@ pub fn server_main(data: &Path) -> i32 {
         .ok()
         .and_then(|b| serde_json::from_slice::<crate::protocol::WorkspaceInfo>(&b).ok())
         .map(|i| (i.user.uid, i.user.gid));
-    match owner {
-        Some((uid, gid)) => {
-            let _ = std::os::unix::fs::chown(&path, Some(uid), Some(gid));
-            let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
-        }
-        None => {
-            let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
-        }
+    if let Some((uid, gid)) = owner {
+        let _ = std::os::unix::fs::chown(&path, Some(uid), Some(gid));
     }
+    let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
     let pending = Pending::default();
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
 
-    // Answers from den; EOF means den is gone: stop serving.
+    // Answers from den; their end means den is gone: stop serving (a
+    // connection of our own wakes the accept).
     {
-        let pending = pending.clone();
-        let path = path.clone();
+        let (pending, path, stop) = (pending.clone(), path.clone(), stop.clone());
         std::thread::spawn(move || {
-            for line in BufReader::new(std::io::stdin()).lines().map_while(Result::ok) {
+            for line in BufReader::new(input).lines().map_while(Result::ok) {
                 if let Ok(a) = serde_json::from_str::<CredentialAnswer>(&line) {
                     pending.answer(a);
                 }
             }
+            stop.store(true, Ordering::SeqCst);
+            let _ = UnixStream::connect(&path);
             let _ = std::fs::remove_file(&path);
-            std::process::exit(0);
         });
     }
-    serve(listener, pending, |req| {
-        let mut o = std::io::stdout().lock();
+    let out = std::sync::Mutex::new(out);
+    serve_until(listener, pending, stop, move |req| {
+        let mut o = out.lock().expect("not poisoned");
         let _ = writeln!(o, "{}", serde_json::to_string(req).expect("serialises"));
         let _ = o.flush();
     });

@@ -190,13 +190,25 @@ async fn serve_one(stream: tokio::net::UnixStream, data: PathBuf, busy: Arc<Busy
             _ => {}
         }
     };
-    let settings = match crate::ssh::settings(&data, None, std::sync::Arc::new(events)) {
+    let mut settings = match crate::ssh::settings(&data, None, std::sync::Arc::new(events)) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("den agent: {e}");
             return;
         }
     };
+    // The forwarder's port reports and the credentials relay run in this
+    // process, on threads: no process of their own per connection.
+    let credentials_data = data.clone();
+    settings.services = vec![
+        (den_protocol::PORTS_SUBSYSTEM.to_string(), Arc::new(|input, out| crate::ports::watch(input, out))),
+        (
+            den_protocol::CREDENTIALS_SUBSYSTEM.to_string(),
+            Arc::new(move |input, out| {
+                crate::credentials::relay(&credentials_data, input, out);
+            }),
+        ),
+    ];
     crate::inactivity::touch(&data);
     crate::extensions::ensure_watcher(&data);
     let _ = den_ssh::server::serve(stream, settings).await;

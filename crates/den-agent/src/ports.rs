@@ -171,19 +171,31 @@ const EVERY: Duration = Duration::from_secs(1);
 
 /// `den agent ports-watch`: JSON lines until den goes away.
 pub fn watch_main() -> i32 {
-    // The channel closing closes stdin: stop then.
-    std::thread::spawn(|| {
-        let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
-        std::process::exit(0);
-    });
+    watch(std::io::stdin(), std::io::stdout());
+    0
+}
+
+/// The `den-ports` subsystem: a JSON line on `out` at the start and on
+/// every change, until `input` ends (the channel closed) or `out` fails.
+/// The line server runs it on a thread; `den agent ports-watch` on its
+/// stdio.
+pub fn watch(mut input: impl std::io::Read + Send + 'static, mut out: impl Write) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let ended = std::sync::Arc::new(AtomicBool::new(false));
+    {
+        let ended = ended.clone();
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut input, &mut std::io::sink());
+            ended.store(true, Ordering::SeqCst);
+        });
+    }
     let mut diag = diag::Diag::open().ok();
     let mut watch = Watch::default();
-    let mut out = std::io::stdout();
-    loop {
+    while !ended.load(Ordering::SeqCst) {
         if let Some(now) = watch.round(listening(&mut diag), socket_owners) {
             let line = serde_json::to_string(&now).expect("serialises");
             if writeln!(out, "{line}").and_then(|_| out.flush()).is_err() {
-                return 0;
+                return;
             }
         }
         std::thread::sleep(EVERY);

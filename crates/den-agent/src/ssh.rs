@@ -77,7 +77,8 @@ pub(crate) fn settings(
     } else {
         vec![
             ("sftp".to_string(), vec![exe.clone(), "agent".into(), "sftp-server".into()]),
-            (den_protocol::PORTS_SUBSYSTEM.to_string(), vec![exe, "agent".into(), "ports-watch".into()]),
+            (den_protocol::PORTS_SUBSYSTEM.to_string(), vec![exe.clone(), "agent".into(), "ports-watch".into()]),
+            (den_protocol::CREDENTIALS_SUBSYSTEM.to_string(), vec![exe, "agent".into(), "credentials-server".into()]),
         ]
     };
     Ok(Settings {
@@ -87,6 +88,7 @@ pub(crate) fn settings(
         env,
         workdir: workdir.unwrap_or(info.workspace_folder),
         subsystems,
+        services: vec![],
         events,
     })
 }

@@ -95,6 +95,7 @@ fn session_options(ctx: &Ctx, t: &Target, req: &SessionRequest) -> Options {
         local_forwards: local,
         remote_forwards: req.remote.clone(),
         agent_socket: req.agent_socket.clone(),
+        subsystem: None,
         note: req.note.clone(),
     }
 }
@@ -421,6 +422,7 @@ fn exec_in(
             local_forwards: vec![],
             remote_forwards: vec![],
             agent_socket: None,
+            subsystem: None,
             note: note.clone(),
         };
         rt.block_on(try_session(&ctx.den, t, None, false, opts, &mut io))

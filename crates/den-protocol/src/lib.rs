@@ -272,3 +272,9 @@ pub struct ListeningPort {
 /// The name of the SSH subsystem that reports listening ports: one JSON
 /// line (a list of [`ListeningPort`]) at the start and on every change.
 pub const PORTS_SUBSYSTEM: &str = "den-ports";
+
+/// The name of the SSH subsystem that relays credential questions: the
+/// container's helpers ask on a socket it serves, each question goes out as
+/// a [`CredentialRequest`] line and each [`CredentialAnswer`] line comes in.
+/// The same as the command `den agent credentials-server`.
+pub const CREDENTIALS_SUBSYSTEM: &str = "den-credentials";

@@ -40,10 +40,17 @@ impl std::str::FromStr for Forward {
     }
 }
 
+/// The exit code of a session whose program the server refused (a
+/// subsystem it does not serve), as a shell says of a missing command.
+pub const REFUSED: i32 = 127;
+
 pub struct Options {
     pub user: String,
-    /// `None`: an interactive shell.
+    /// `None`: an interactive shell (unless `subsystem`).
     pub command: Option<String>,
+    /// A subsystem instead of a command or shell. A server that does not
+    /// serve it refuses: the session ends with [`REFUSED`].
+    pub subsystem: Option<String>,
     /// Ask for a pseudo-terminal (and put the local one in raw mode).
     pub tty: bool,
     pub env: Vec<(String, String)>,
@@ -461,9 +468,10 @@ impl Connected {
             };
             ch.request_pty(false, &term, cols, rows, 0, 0, &[]).await?;
         }
-        match &opts.command {
-            Some(c) => ch.exec(true, c.as_bytes().to_vec()).await?,
-            None => ch.request_shell(true).await?,
+        match (&opts.subsystem, &opts.command) {
+            (Some(s), _) => ch.request_subsystem(true, s.clone()).await?,
+            (None, Some(c)) => ch.exec(true, c.as_bytes().to_vec()).await?,
+            (None, None) => ch.request_shell(true).await?,
         }
         let (rx, tx) = ch.split();
         let tx = Arc::new(tx);
@@ -584,6 +592,11 @@ async fn pump_output(
             ChannelMsg::ExitStatus { exit_status } => code = Some(exit_status as i32),
             ChannelMsg::ExitSignal { signal_name, .. } => code = Some(128 + signal_code(&signal_name)),
             ChannelMsg::Close => break,
+            // The program (a subsystem it does not serve) was refused.
+            ChannelMsg::Failure => {
+                code = Some(REFUSED);
+                break;
+            }
             _ => {}
         }
     }

@@ -39,9 +39,17 @@ pub struct Settings {
     /// The programs that serve subsystems (`sftp`, …) on their stdio, run
     /// as the session's user.
     pub subsystems: Vec<(String, Vec<String>)>,
+    /// Subsystems served in this process, before `subsystems`: each request
+    /// runs the function on a thread of its own with the channel's input
+    /// and output. Its input ending means the client is gone; it must
+    /// return then.
+    pub services: Vec<(String, Service)>,
     /// Told what the connection does (see [`Event`]).
     pub events: Arc<dyn Fn(Event) + Send + Sync>,
 }
+
+/// A subsystem served in the server's process (see [`Settings::services`]).
+pub type Service = Arc<dyn Fn(std::io::PipeReader, std::io::PipeWriter) + Send + Sync>;
 
 /// A session's starting folder, asked for by the client as an environment
 /// variable: a server that serves many connections has no command line per
@@ -60,6 +68,10 @@ pub enum Event {
 }
 
 impl Settings {
+    fn service(&self, name: &str) -> Option<&Service> {
+        self.services.iter().find(|(n, _)| n == name).map(|(_, f)| f)
+    }
+
     fn subsystem(&self, name: &str) -> Option<&Vec<String>> {
         self.subsystems.iter().find(|(n, argv)| n == name && !argv.is_empty()).map(|(_, argv)| argv)
     }
@@ -277,7 +289,7 @@ impl russh::server::Handler for Server {
         name: &str,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        if self.settings.subsystem(name).is_some() {
+        if self.settings.service(name).is_some() || self.settings.subsystem(name).is_some() {
             Ok(session.channel_success(channel)?)
         } else {
             Ok(session.channel_failure(channel)?)
@@ -287,6 +299,41 @@ impl russh::server::Handler for Server {
     async fn agent_request(&mut self, _: ChannelId, _: &mut Session) -> Result<bool, Self::Error> {
         Ok(true)
     }
+}
+
+/// A subsystem in this process: the channel's data goes to the service's
+/// input, its output to the channel, until the service returns (its
+/// output closes) or the client closes the channel.
+async fn run_service(
+    service: Service,
+    rx: russh::ChannelReadHalf,
+    tx: russh::ChannelWriteHalf<Msg>,
+) -> Result<(), SshError> {
+    use tokio::io::AsyncReadExt;
+    let (in_r, in_w) = std::io::pipe()?;
+    let (out_r, out_w) = std::io::pipe()?;
+    std::thread::spawn(move || service(in_r, out_w));
+    let input = tokio::net::unix::pipe::Sender::from_owned_fd(std::os::fd::OwnedFd::from(in_w))?;
+    let mut output = tokio::net::unix::pipe::Receiver::from_owned_fd(std::os::fd::OwnedFd::from(out_r))?;
+    // The input side ends on the client's EOF or close: the service's
+    // input closes then, and it returns.
+    let input = tokio::spawn(crate::pipe::drain_into(rx, Some(input), |_| {}));
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match output.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if tx.data_bytes(buf[..n].to_vec()).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    input.abort();
+    let _ = tx.exit_status(0).await;
+    let _ = tx.eof().await;
+    let _ = tx.close().await;
+    Ok(())
 }
 
 /// What a session channel asked for before its program starts.
@@ -325,6 +372,11 @@ impl SessionChannel {
                 Some(ChannelMsg::RequestShell { .. }) => break self.login_shell(),
                 Some(ChannelMsg::Exec { command, .. }) => {
                     break vec![self.user_shell(), "-c".into(), String::from_utf8_lossy(&command).into_owned()]
+                }
+                Some(ChannelMsg::RequestSubsystem { name, .. }) if self.settings.service(&name).is_some() => {
+                    (self.settings.events)(Event::Subsystem(name.clone()));
+                    let service = self.settings.service(&name).cloned().expect("checked");
+                    return run_service(service, rx, tx).await;
                 }
                 Some(ChannelMsg::RequestSubsystem { name, .. }) if self.settings.subsystem(&name).is_some() => {
                     self.pty = None;
@@ -638,5 +690,91 @@ fn sig_of(n: i32) -> Sig {
         libc::SIGUSR1 => Sig::USR1,
         libc::SIGUSR2 => Sig::Custom("USR2".into()),
         other => Sig::Custom(format!("{other}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, Write};
+
+    /// A server whose one service answers each line in capitals, over a
+    /// socket pair, and a client session asking for `subsystem` with
+    /// `input`: what it printed and its exit code.
+    fn session(subsystem: &str, input: &'static [u8]) -> (String, Option<i32>, Vec<Event>) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let host = crate::keys::generate().unwrap();
+            let client = crate::keys::generate().unwrap();
+            let seen = Arc::new(std::sync::Mutex::new(vec![]));
+            let upper: Service = Arc::new(|input, mut out| {
+                for line in std::io::BufReader::new(input).lines().map_while(Result::ok) {
+                    let _ = writeln!(out, "{}", line.to_uppercase());
+                }
+            });
+            let settings = {
+                let seen = seen.clone();
+                Settings {
+                    host_key: host.clone(),
+                    authorized: vec![client.public_key().clone()],
+                    accounts: Box::new(|name| {
+                        Some(Account {
+                            name: name.into(),
+                            uid: unsafe { libc::getuid() },
+                            gid: unsafe { libc::getgid() },
+                            groups: vec![],
+                            home: "/".into(),
+                            shell: "/bin/sh".into(),
+                        })
+                    }),
+                    env: vec![],
+                    workdir: "/".into(),
+                    subsystems: vec![],
+                    services: vec![("upper".into(), upper)],
+                    events: Arc::new(move |e| seen.lock().unwrap().push(e)),
+                }
+            };
+            let (a, b) = tokio::net::UnixStream::pair().unwrap();
+            tokio::spawn(serve(a, settings));
+            let opts = crate::client::Options {
+                user: "me".into(),
+                command: None,
+                subsystem: Some(subsystem.into()),
+                tty: false,
+                env: vec![],
+                local_forwards: vec![],
+                remote_forwards: vec![],
+                agent_socket: None,
+                note: Arc::new(|_: &str| {}),
+            };
+            let c = crate::client::connect(b, client, host.public_key().clone(), &opts).await.unwrap();
+            let out = tempfile::NamedTempFile::new().unwrap();
+            let io = crate::client::Io {
+                stdin: Box::new(input),
+                stdout: Box::new(out.reopen().unwrap()),
+                stderr: Box::new(std::io::sink()),
+            };
+            let code =
+                tokio::time::timeout(std::time::Duration::from_secs(20), c.run(opts, io)).await.unwrap().unwrap();
+            let printed = std::fs::read_to_string(out.path()).unwrap();
+            let events = seen.lock().unwrap().clone();
+            (printed, code, events)
+        })
+    }
+
+    #[test]
+    fn a_service_runs_in_process_until_its_input_ends() {
+        let (printed, code, events) = session("upper", b"hello\nden\n");
+        assert_eq!(printed, "HELLO\nDEN\n");
+        assert_eq!(code, Some(0));
+        assert_eq!(events, vec![Event::Subsystem("upper".into())]);
+    }
+
+    #[test]
+    fn a_subsystem_nobody_serves_is_refused() {
+        let (printed, code, events) = session("nothing", b"hello\n");
+        assert_eq!(printed, "");
+        assert_eq!(code, Some(crate::client::REFUSED));
+        assert!(events.is_empty());
     }
 }

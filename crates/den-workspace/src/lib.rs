@@ -3,8 +3,8 @@
 mod agent_mount;
 mod backend;
 mod config;
-pub mod events;
 pub mod context;
+pub mod events;
 
 mod exec;
 pub mod far;

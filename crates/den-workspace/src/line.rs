@@ -117,7 +117,15 @@ impl Remote {
     }
 }
 
-/// Runs `command` as `user` over an SSH connection on `stream` (checking
+/// What [`run`] runs on the agent.
+pub enum Program {
+    /// A command line for the user's shell.
+    Command(String),
+    /// A subsystem (one the line's server serves in its process).
+    Subsystem(&'static str),
+}
+
+/// Runs `program` as `user` over an SSH connection on `stream` (checking
 /// the pinned `host_key`), in a thread of its own. Returns once the
 /// connection stands: an error says the caller should take the exec
 /// tunnel, nothing of its input having been read.
@@ -126,20 +134,25 @@ pub fn run(
     key: den_ssh::PrivateKey,
     host_key: den_ssh::PublicKey,
     user: &str,
-    command: String,
+    program: Program,
 ) -> std::io::Result<Remote> {
+    let (command, subsystem) = match program {
+        Program::Command(c) => (Some(c), None),
+        Program::Subsystem(s) => (None, Some(s.to_string())),
+    };
     let (in_r, in_w) = std::io::pipe()?;
     let (out_r, out_w) = std::io::pipe()?;
     let (err_r, err_w) = std::io::pipe()?;
     let (tx, rx) = std::sync::mpsc::channel::<std::result::Result<(), String>>();
     let opts = den_ssh::client::Options {
         user: user.to_string(),
-        command: Some(command),
+        command,
         tty: false,
         env: vec![],
         local_forwards: vec![],
         remote_forwards: vec![],
         agent_socket: None,
+        subsystem,
         note: std::sync::Arc::new(|_: &str| {}),
     };
     let done = std::thread::spawn(move || {

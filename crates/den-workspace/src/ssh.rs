@@ -183,23 +183,31 @@ pub fn serve_credentials(t: &Target) {
     }
     let Ok(cmd) = t.via.credentials_cmd(&t.record) else { return };
     let wanted = t.credentials;
-    // The relay's own connection: the direct line when it answers.
+    // The relay's own connection: the direct line when it answers, where
+    // the server relays in its own process (the den-credentials
+    // subsystem); a server from before that runs the command.
     let argv = [t.record.agent_path.as_str(), "agent", "credentials-server"];
     let command = argv.iter().map(|w| den_process::shell_quote(w)).collect::<Vec<_>>().join(" ");
     let (id, line, key, host_key) = (t.record.id.clone(), t.line.clone(), t.key.clone(), t.host_key.clone());
     // This thread spawns the relay and lives as long as it: the relay's
     // PDEATHSIG is tied to it.
     std::thread::spawn(move || {
+        use crate::line::Program;
         std::thread::sleep(RELAY_DELAY);
-        if let Some(stream) = direct_at(&id, line.as_deref()) {
-            match crate::line::run(stream, key, host_key, "root", command) {
+        for program in [Program::Subsystem(den_protocol::CREDENTIALS_SUBSYSTEM), Program::Command(command)] {
+            let Some(stream) = direct_at(&id, line.as_deref()) else { break };
+            match crate::line::run(stream, key.clone(), host_key.clone(), "root", program) {
                 Ok(mut r) => {
                     let (Some(stdin), Some(stdout)) = (r.stdin.take(), r.stdout.take()) else { return };
                     relay(stdin, stdout, wanted);
-                    let _ = r.wait();
-                    return;
+                    if r.wait() != Ok(Some(den_ssh::client::REFUSED)) {
+                        return;
+                    }
                 }
-                Err(e) => said_direct_failed(&id, &e),
+                Err(e) => {
+                    said_direct_failed(&id, &e);
+                    break;
+                }
             }
         }
         relay_exec(&cmd, wanted);

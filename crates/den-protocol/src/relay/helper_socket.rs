@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixListener;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -47,9 +48,23 @@ impl Pending {
 /// through `emit`, and the answer that [`Pending::answer`] gets for it goes
 /// back (nothing after a minute).
 pub fn serve(listener: UnixListener, pending: Pending, emit: impl Fn(&CredentialRequest) + Send + Sync + 'static) {
+    serve_until(listener, pending, Arc::new(AtomicBool::new(false)), emit)
+}
+
+/// [`serve`] until `stop` is set: the connection that comes next (one the
+/// stopper makes, to wake the accept) ends it.
+pub fn serve_until(
+    listener: UnixListener,
+    pending: Pending,
+    stop: Arc<AtomicBool>,
+    emit: impl Fn(&CredentialRequest) + Send + Sync + 'static,
+) {
     let emit = Arc::new(emit);
     let mut next = 0u64;
     for conn in listener.incoming() {
+        if stop.load(Ordering::SeqCst) {
+            return;
+        }
         let Ok(mut conn) = conn else { continue };
         next += 1;
         let id = next;

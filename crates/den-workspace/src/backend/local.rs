@@ -464,7 +464,7 @@ impl Engine {
         let (key, host_key) = crate::ssh::keys(den, &plan.id).ok()?;
         let script = crate::inject::inject_command(&self.agent_paths, "setup").ok()?;
         let command = format!("{}=pid1 {script}", den_protocol::CONTAINER_ENV_SWITCH);
-        match crate::line::run(stream, key, host_key, "root", command) {
+        match crate::line::run(stream, key, host_key, "root", crate::line::Program::Command(command)) {
             Ok(remote) => {
                 Some(crate::inject::run_agent_on_line(remote, Some(crate::inject::setup_feed(req)), reporter))
             }
