@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # What an idle workspace costs: the CPU ticks (utime + stime, in clock
 # ticks of 1/100 s) every den agent process in the container used in
-# S seconds with no session open and den's port forwarder connected (its
-# SSH server and the `den-ports` watcher under it), as `den up` leaves it.
+# S seconds with no session open and den's port forwarder connected (on
+# the direct line: the line's server, whose threads watch the ports; on the
+# exec tunnel: its SSH server and the `den-ports` watcher under it), as
+# `den up` leaves it.
 #
 #   benches/idle.sh          # S=30
 #   S=60 benches/idle.sh
@@ -32,9 +34,12 @@ ticks() {
       [ $# -gt 15 ] && echo "${d#/proc/} $sub $((${14} + ${15}))"
     done'
 }
-# Wait for the forwarder's watcher, then let what `up` started settle.
-for _ in $(seq 100); do ticks | grep -q ports-watch && break; sleep 0.1; done
-ticks | grep -q ports-watch || { echo "idle: no ports watcher in $C (is the forwarder running?)" >&2; exit 1; }
+# Wait for the forwarder's watcher (a thread of the line's server on the
+# direct line, a ports-watch process on the exec tunnel), then let what
+# `up` started settle.
+watching() { ticks | grep -Eq 'ports-watch|line-server'; }
+for _ in $(seq 100); do watching && break; sleep 0.1; done
+watching || { echo "idle: no ports watcher in $C (is the forwarder running?)" >&2; exit 1; }
 sleep 3
 ticks >"$work/before"
 sleep "$S"
