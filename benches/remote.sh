@@ -67,6 +67,9 @@ hf ssh_cold --prepare "$DEN delete --force bssh >/dev/null 2>&1 || true" \
 $ssh_up --provider-option "EXTRA_FLAGS=$flags" "$work/proj" >/dev/null 2>&1
 hf ssh_warm "$DEN up --ide none --id bssh $work/proj"
 hf ssh_cmd "$DEN ssh bssh -- true"
+# The floor of any command on the machine: one session on the shared
+# connection (the remote shell's start-up included: root's .bashrc here).
+hf ssh_mux "ssh -o 'ControlPath=~/.ssh/den-%C' -p $port $flags root@127.0.0.1 true"
 hf ssh_openssh "ssh -F $work/ssh_config bssh.den true"
 
 python3 - "$json" <<'PY'
@@ -78,5 +81,6 @@ for what in ("cold", "warm", "cmd"):
     dk, sh = m(f"docker_{what}"), m(f"ssh_{what}")
     label = {"cold": "den up (cold)", "warm": "den up (warm)", "cmd": "den ssh ID -- true"}[what]
     print(f"{label:<22} docker {dk*1000:8.1f} ms   ssh provider {sh*1000:8.1f} ms   = {sh/dk:.2f}x")
+print(f"ssh on the shared connection, host true    {m('ssh_mux')*1000:8.1f} ms   den ssh via ssh provider = {m('ssh_cmd')/m('ssh_mux'):.2f}x that")
 print(f"OpenSSH ID.den true via ssh provider        {m('ssh_openssh')*1000:8.1f} ms   = {m('ssh_openssh')/m('docker_cmd'):.2f}x den ssh on docker")
 PY
