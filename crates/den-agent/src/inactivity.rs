@@ -4,6 +4,7 @@
 //! turns into a clean exit) once no SSH session has been open for that long.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
 pub use den_protocol::parse_duration;
@@ -20,10 +21,55 @@ pub fn touch(data: &Path) {
 
 /// True while some `den agent ssh-server` runs in this container, other
 /// than den's port forwarder's (whose connections count by themselves,
-/// see [`crate::ports`]), or the direct line holds such a connection
-/// ([`crate::line::busy`]).
+/// see [`crate::ports`]), or the direct line's server holds such a
+/// connection ([`line_busy`]).
 pub fn session_open(data: &Path) -> bool {
-    crate::line::busy(data) || exec_session_open(data)
+    line_busy(data) || exec_session_open(data)
+}
+
+/// What the direct line's server (one process, many connections) writes
+/// down for this watcher: its pid and how many connections keep the
+/// workspace in use.
+pub fn busy_file(data: &Path) -> PathBuf {
+    data.join("line-busy")
+}
+
+/// True while the line's server holds a connection that keeps the
+/// workspace in use: any but den's port forwarder's, and any forwarded
+/// connection.
+fn line_busy(data: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(busy_file(data)) else { return false };
+    let mut words = text.split_whitespace();
+    let (Some(pid), Some(n)) = (words.next().and_then(|p| p.parse().ok()), words.next()) else { return false };
+    n != "0" && crate::is_agent(pid, crate::LINE_SERVER)
+}
+
+/// The line server's count of connections that keep the workspace in
+/// use, written down ([`busy_file`]) as it changes.
+pub struct Busy {
+    file: PathBuf,
+    count: AtomicUsize,
+}
+
+impl Busy {
+    /// A count of zero, written down now.
+    pub fn at(data: &Path) -> Busy {
+        let busy = Busy { file: busy_file(data), count: AtomicUsize::new(0) };
+        busy.add(0);
+        busy
+    }
+
+    pub fn add(&self, n: isize) {
+        let now = if n >= 0 {
+            self.count.fetch_add(n as usize, Ordering::SeqCst) + n as usize
+        } else {
+            self.count.fetch_sub(n.unsigned_abs(), Ordering::SeqCst) - n.unsigned_abs()
+        };
+        let tmp = self.file.with_extension("tmp");
+        if std::fs::write(&tmp, format!("{} {now}\n", std::process::id())).is_ok() {
+            let _ = std::fs::rename(&tmp, &self.file);
+        }
+    }
 }
 
 fn exec_session_open(data: &Path) -> bool {

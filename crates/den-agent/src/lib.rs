@@ -30,6 +30,9 @@ pub fn data_dir() -> std::path::PathBuf {
 }
 
 /// True when `pid` is this agent's `den agent SUB`.
+/// The subcommand of the direct line's server (docs/line.md).
+pub(crate) const LINE_SERVER: &str = "line-server";
+
 pub(crate) fn is_agent(pid: i32, sub: &str) -> bool {
     std::fs::read(format!("/proc/{pid}/cmdline"))
         .map(|c| {

@@ -7,12 +7,14 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use crate::inactivity::Busy;
 use std::sync::Arc;
 
 pub use den_protocol::{LINE_DIR, LINE_SOCKET};
 
 /// The agent's subcommand that serves the line (its pid file says so).
-const SUBCOMMAND: &str = "line-server";
+const SUBCOMMAND: &str = crate::LINE_SERVER;
 
 /// True when den mounted its host folder at [`LINE_DIR`] in this
 /// container (a folder of that name in the image does not count).
@@ -28,12 +30,6 @@ fn mounted_in(mountinfo: &str, dir: &str) -> bool {
 /// The server's pid file.
 fn pid_file(data: &Path) -> PathBuf {
     data.join("line.pid")
-}
-
-/// What the server writes down for the inactivity watcher: its pid and how
-/// many connections keep the workspace in use.
-fn busy_file(data: &Path) -> PathBuf {
-    data.join("line-busy")
 }
 
 /// Starts the server in the background unless it runs and its socket is
@@ -54,35 +50,6 @@ pub fn ensure_server(data: &Path) -> Result<(), String> {
         None => {}
     }
     crate::spawn_detached(&pid_file(data), &[SUBCOMMAND]).map_err(|e| format!("starting the direct line: {e}"))
-}
-
-/// True while the server holds a connection that keeps the workspace in
-/// use: any but den's port forwarder's, and any forwarded connection.
-pub fn busy(data: &Path) -> bool {
-    let Ok(text) = std::fs::read_to_string(busy_file(data)) else { return false };
-    let mut words = text.split_whitespace();
-    let (Some(pid), Some(n)) = (words.next().and_then(|p| p.parse().ok()), words.next()) else { return false };
-    n != "0" && crate::is_agent(pid, SUBCOMMAND)
-}
-
-/// The connections that count, written down as they change.
-struct Busy {
-    file: PathBuf,
-    count: AtomicUsize,
-}
-
-impl Busy {
-    fn add(&self, n: isize) {
-        let now = if n >= 0 {
-            self.count.fetch_add(n as usize, Ordering::SeqCst) + n as usize
-        } else {
-            self.count.fetch_sub(n.unsigned_abs(), Ordering::SeqCst) - n.unsigned_abs()
-        };
-        let tmp = self.file.with_extension("tmp");
-        if std::fs::write(&tmp, format!("{} {now}\n", std::process::id())).is_ok() {
-            let _ = std::fs::rename(&tmp, &self.file);
-        }
-    }
 }
 
 /// One connection's part in [`Busy`]: it counts from its start until it
@@ -124,8 +91,7 @@ pub fn server_main() -> i32 {
     };
     let result: std::io::Result<()> = rt.block_on(async move {
         let listener = bind(Path::new(LINE_DIR))?;
-        let busy = Arc::new(Busy { file: busy_file(&data), count: AtomicUsize::new(0) });
-        busy.add(0);
+        let busy = Arc::new(Busy::at(&data));
         loop {
             let (stream, _) = listener.accept().await?;
             tokio::spawn(serve_one(stream, data.clone(), busy.clone()));
@@ -232,8 +198,8 @@ mod tests {
     #[test]
     fn connections_count_until_they_say_they_are_the_forwarder() {
         let dir = tempfile::tempdir().unwrap();
-        let busy = Arc::new(Busy { file: busy_file(dir.path()), count: AtomicUsize::new(0) });
-        let read = || std::fs::read_to_string(busy_file(dir.path())).unwrap();
+        let busy = Arc::new(Busy::at(dir.path()));
+        let read = || std::fs::read_to_string(crate::inactivity::busy_file(dir.path())).unwrap();
         let session = Counted::new(busy.clone());
         let forwarder = Counted::new(busy.clone());
         assert_eq!(read(), format!("{} 2\n", std::process::id()));

@@ -4,6 +4,7 @@ mod agent_mount;
 mod backend;
 mod config;
 pub mod context;
+mod engine_here;
 pub mod events;
 
 mod exec;

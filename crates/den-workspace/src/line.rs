@@ -32,7 +32,7 @@ pub fn folder(den: &Den, id: &str) -> PathBuf {
 /// engine is not this machine's, or the folder's path cannot be written in
 /// a mount argument.
 pub(crate) fn for_new_container(den: &Den, id: &str, docker: &Docker) -> Result<Option<PathBuf>> {
-    if !crate::agent_mount::engine_is_local(docker) {
+    if !crate::engine_here::engine_is_local(docker) {
         return Ok(None);
     }
     let dir = folder(den, id);
