@@ -46,6 +46,15 @@ impl Drop for Sandbox {
 }
 
 impl Sandbox {
+    /// The real OpenSSH client on `ID.den` through the ssh config den wrote
+    /// in this sandbox, never asking for anything; the caller adds the
+    /// remote command.
+    pub fn openssh(&self, id: &str) -> Command {
+        let mut c = Command::new("ssh");
+        c.arg("-F").arg(self.path().join("ssh_config")).args(["-o", "BatchMode=yes", &format!("{id}.den")]);
+        c
+    }
+
     pub fn new() -> Self {
         Sandbox { dir: tempfile::Builder::new().prefix("den-e2e-").tempdir().unwrap() }
     }

@@ -32,12 +32,7 @@ fn contexts_keep_workspaces_apart() {
     assert_eq!(v["container"], format!("den-work-{id}"), "the context is part of the container name");
     let cfg = std::fs::read_to_string(s.path().join("ssh_config")).unwrap();
     assert!(cfg.contains(&format!("--context work ssh --stdio {id}")), "{cfg}");
-    let o = std::process::Command::new("ssh")
-        .arg("-F")
-        .arg(s.path().join("ssh_config"))
-        .args(["-o", "BatchMode=yes", &format!("{id}.den"), "echo via-context"])
-        .output()
-        .unwrap();
+    let o = s.openssh(&id).arg("echo via-context").output().unwrap();
     assert_eq!(String::from_utf8_lossy(&o.stdout), "via-context\n", "{}", String::from_utf8_lossy(&o.stderr));
 
     // the default context does not see it

@@ -2,8 +2,6 @@
 //! with this machine's real `git credential fill` (here a `store` helper
 //! with a test file), through den ssh and through OpenSSH's ProxyCommand.
 
-use std::process::Command;
-
 use crate::common::{container, docker, require_engine, run, unique_id, Sandbox};
 
 const FILL: &str = "printf 'protocol=https\\nhost=git.example.com\\n\\n' | GIT_TERMINAL_PROMPT=0 git credential fill";
@@ -46,13 +44,7 @@ fn git_credentials_come_from_the_client() {
     if !forced_exec {
         assert!(top.contains("agent line-server") && !top.contains("agent ports-watch"), "{top}");
     }
-    let o = Command::new("ssh")
-        .arg("-F")
-        .arg(s.path().join("ssh_config"))
-        .args(["-o", "BatchMode=yes", &format!("{id}.den"), FILL])
-        .env("GIT_CONFIG_GLOBAL", &gitconfig)
-        .output()
-        .unwrap();
+    let o = s.openssh(&id).arg(FILL).env("GIT_CONFIG_GLOBAL", &gitconfig).output().unwrap();
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("username=alice\npassword=s3cret\n"), "{out}|{}", String::from_utf8_lossy(&o.stderr));
     // another user of the container cannot ask (the relay's socket is the

@@ -68,13 +68,7 @@ fn kubernetes_provider_through_mock_kubectl() {
 
     let r = den(&["ssh", &id, "--command", "cat src/main.txt made.txt; echo $IN_POD"]);
     assert_eq!(r.stdout, "source\nmade\nyes\n", "{}", r.stderr);
-    let o = Command::new("ssh")
-        .arg("-F")
-        .arg(s.path().join("ssh_config"))
-        .args(["-o", "BatchMode=yes", &format!("{id}.den"), "echo openssh-to-pod"])
-        .env("MOCK_KUBECTL_LOG", &log)
-        .output()
-        .unwrap();
+    let o = s.openssh(&id).arg("echo openssh-to-pod").env("MOCK_KUBECTL_LOG", &log).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&o.stdout), "openssh-to-pod\n", "{}", String::from_utf8_lossy(&o.stderr));
 
     // git credentials from this machine (busybox has no git: ask den's

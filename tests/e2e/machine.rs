@@ -5,7 +5,6 @@
 //! stop and delete of the last workspace taking the machine with them.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::common::{container_running, repo_root, require_engine, run, unique_id, Sandbox};
@@ -61,12 +60,7 @@ fn machine_provider_lifecycle() {
 
     let r = den(&["ssh", &id, "--command", "cat file.txt /tmp/starts"]);
     assert_eq!(r.stdout, "on the machine\nstarted\n", "{}", r.stderr);
-    let o = Command::new("ssh")
-        .arg("-F")
-        .arg(s.path().join("ssh_config"))
-        .args(["-o", "BatchMode=yes", &format!("{id}.den"), "echo via-openssh"])
-        .output()
-        .unwrap();
+    let o = s.openssh(&id).arg("echo via-openssh").output().unwrap();
     assert_eq!(String::from_utf8_lossy(&o.stdout), "via-openssh\n", "{}", String::from_utf8_lossy(&o.stderr));
 
     // Nobody connects for 3 s: the agent on the machine stops the container

@@ -39,13 +39,7 @@ fn up_ssh_stop_delete_through_podman() {
     assert!(!Command::new("docker").args(["inspect", &name]).output().unwrap().status.success());
     let r = den(&["ssh", &id, "--command", "cat /tmp/created; echo $VIA"]);
     assert_eq!(r.stdout, "created\npodman\n", "{}", r.stderr);
-    let o = Command::new("ssh")
-        .arg("-F")
-        .arg(s.path().join("ssh_config"))
-        .args(["-o", "BatchMode=yes", &format!("{id}.den"), "echo over-openssh"])
-        .env("CONTAINERS_CONF", CONTAINERS_CONF)
-        .output()
-        .unwrap();
+    let o = s.openssh(&id).arg("echo over-openssh").env("CONTAINERS_CONF", CONTAINERS_CONF).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&o.stdout), "over-openssh\n", "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(den(&["stop", &id]).code, 0);
     assert_eq!(den(&["status", &id]).stdout.trim(), "Stopped");

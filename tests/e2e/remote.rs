@@ -175,12 +175,7 @@ fn ssh_provider_up_ssh_stop_delete() {
     assert!(mount.trim().ends_with(&format!("content/default/{id}")), "{mount}");
 
     // OpenSSH through the written config: den → ssh → agent → docker exec
-    let o = Command::new("ssh")
-        .arg("-F")
-        .arg(s.path().join("ssh_config"))
-        .args(["-o", "BatchMode=yes", &format!("{id}.den"), "echo over-openssh; exit 7"])
-        .output()
-        .unwrap();
+    let o = s.openssh(&id).arg("echo over-openssh; exit 7").output().unwrap();
     assert_eq!(String::from_utf8_lossy(&o.stdout), "over-openssh\n", "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(o.status.code(), Some(7));
 
@@ -190,12 +185,7 @@ fn ssh_provider_up_ssh_stop_delete() {
     let now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
     let since = format!("{:.3}", now() - 0.001);
     assert_eq!(den(&["ssh", &id, "--", "true"]).code, 0);
-    let o = Command::new("ssh")
-        .arg("-F")
-        .arg(s.path().join("ssh_config"))
-        .args(["-o", "BatchMode=yes", &format!("{id}.den"), "true"])
-        .output()
-        .unwrap();
+    let o = s.openssh(&id).arg("true").output().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
     let until = format!("{:.3}", now() + 0.001);
     let execs = docker(&[
