@@ -58,7 +58,9 @@ pub(crate) fn docker_of(den: &Den, r: &WorkspaceRecord) -> Result<Docker> {
 }
 
 /// Builds the image of a Dockerfile config, or makes sure the image is
-/// there. Returns the image reference and its inspect data.
+/// there (`inspected`: its inspect, made already). Returns the image
+/// reference and its inspect data.
+#[allow(clippy::too_many_arguments)]
 fn prepare_image(
     den: &Den,
     docker: &Docker,
@@ -66,10 +68,11 @@ fn prepare_image(
     tag: &str,
     lock: LockMode,
     prebuild: Option<&Prebuild>,
+    inspected: Option<den_driver::Image>,
     reporter: &mut dyn Reporter,
 ) -> Result<(String, den_driver::Image)> {
     let Some(p) = prebuild else {
-        let base = base_image(docker, resolved, tag, reporter)?;
+        let base = base_image(docker, resolved, tag, inspected, reporter)?;
         return crate::features::install(den, docker, resolved, base, lock, reporter);
     };
     let reference = format!("{}:{}", p.repository, crate::features::prebuild_hash(den, resolved, lock)?);
@@ -87,7 +90,7 @@ fn prepare_image(
         }
         reporter.line(&format!("no prebuilt image {reference}; building"));
     }
-    let base = base_image(docker, resolved, tag, reporter)?;
+    let base = base_image(docker, resolved, tag, inspected, reporter)?;
     let (built, _) = crate::features::install(den, docker, resolved, base, lock, reporter)?;
     docker.tag(&built, &reference)?;
     if p.push {
@@ -105,23 +108,21 @@ fn prepare_image(
 /// first `up` most likely makes the container and needs both, so the
 /// second engine call costs no time of its own. `None` inside: not there
 /// (it is pulled as usual).
-fn early_image_inspect(
-    plan: &Plan,
-    docker: &Docker,
-) -> Option<std::thread::JoinHandle<Option<(String, den_driver::Image)>>> {
+fn early_image_inspect(plan: &Plan, docker: &Docker) -> Option<std::thread::JoinHandle<Option<den_driver::Image>>> {
     let cfg = &plan.resolved.config;
     let built = cfg.docker_file.is_some() || cfg.build.as_ref().is_some_and(|b| b.dockerfile.is_some());
     let image = cfg.image.clone().filter(|_| plan.record.is_none() && plan.prebuild.is_none() && !built)?;
     let docker = docker.clone();
-    Some(std::thread::spawn(move || docker.inspect_image(&image).ok().flatten().map(|info| (image, info))))
+    Some(std::thread::spawn(move || docker.inspect_image(&image).ok().flatten()))
 }
 
-/// The configuration's own image: pulled when missing, or built from its
-/// Dockerfile.
+/// The configuration's own image: pulled when missing (unless `inspected`
+/// already), or built from its Dockerfile.
 fn base_image(
     docker: &Docker,
     resolved: &Resolved,
     tag: &str,
+    inspected: Option<den_driver::Image>,
     reporter: &mut dyn Reporter,
 ) -> Result<(String, den_driver::Image)> {
     let cfg = &resolved.config;
@@ -129,7 +130,10 @@ fn base_image(
     let Some(dockerfile) = dockerfile else {
         let image = cfg.image.clone().expect("checked");
         reporter.phase("build", &format!("image {image}"));
-        let info = docker.ensure_image(&image)?;
+        let info = match inspected {
+            Some(info) => info,
+            None => docker.ensure_image(&image)?,
+        };
         return Ok((image, info));
     };
     let dir = resolved.config_dir();
@@ -500,13 +504,17 @@ impl UpSteps for LocalUp {
         // the old container as it was.
         if opts.reset || opts.recreate || e.container.is_none() {
             let prebuild = plan.prebuild.as_ref();
-            self.prepared = Some(match early.and_then(|h| h.join().ok().flatten()) {
-                Some(base) => {
-                    reporter.phase("build", &format!("image {}", base.0));
-                    crate::features::install(den, &e.docker, &plan.resolved, base, opts.lockfile, reporter)?
-                }
-                None => prepare_image(den, &e.docker, &plan.resolved, &e.name, opts.lockfile, prebuild, reporter)?,
-            });
+            let inspected = early.and_then(|h| h.join().ok().flatten());
+            self.prepared = Some(prepare_image(
+                den,
+                &e.docker,
+                &plan.resolved,
+                &e.name,
+                opts.lockfile,
+                prebuild,
+                inspected,
+                reporter,
+            )?);
         }
         if opts.reset || opts.recreate {
             if e.container.take().is_some() {
@@ -576,9 +584,16 @@ impl LocalUp {
         let e = &self.engine;
         let (image, info) = match self.prepared.take() {
             Some(p) => p,
-            None => {
-                prepare_image(den, &e.docker, &plan.resolved, &e.name, opts.lockfile, plan.prebuild.as_ref(), reporter)?
-            }
+            None => prepare_image(
+                den,
+                &e.docker,
+                &plan.resolved,
+                &e.name,
+                opts.lockfile,
+                plan.prebuild.as_ref(),
+                None,
+                reporter,
+            )?,
         };
         let meta = image_metadata(&info)?;
         let merged = crate::plan::merge(&plan.resolved, &meta);
@@ -622,7 +637,7 @@ pub(crate) fn build(den: &Den, plan: &Plan, reporter: &mut dyn Reporter) -> Resu
     let docker = docker_for(&plan.entry, &resolved_options);
     let name = container_name(den, &plan.id);
     let (image, _) =
-        prepare_image(den, &docker, &plan.resolved, &name, LockMode::Write, plan.prebuild.as_ref(), reporter)?;
+        prepare_image(den, &docker, &plan.resolved, &name, LockMode::Write, plan.prebuild.as_ref(), None, reporter)?;
     plan.save_globals(den)?;
     Ok(image)
 }
